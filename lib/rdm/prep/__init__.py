@@ -1,0 +1,1 @@
+"""Readers that turn raw datasets into rdm sets (see :mod:`rdm.prep.api`)."""

@@ -1,0 +1,435 @@
+"""The set format: one set (clean or adversarial) per HDF5 file.
+
+Datasets
+    x             float32  N×C×H×W, values in [0, 1] (float: ε = 0.002 is half a grey level)
+    y             int64    N, labels indexing ``classes``
+    group         str      N, optional: patient or duplicate group (rows that share a split)
+    id            str      N, optional: original file name
+    source_index  int64    N, optional: row of the clean set an adversarial image came from
+    <extra>       any 1-D  N, optional per-row values (e.g. ``linf``, ``l2``, ``success``)
+
+Attributes
+    classes       list of class names, in label order
+    modality      e.g. "MRI"
+    preset        preset name, e.g. "brain"
+    provenance    JSON: command, version, arguments, seed, sha256 of every input file
+
+Files are chunked by batches of rows and gzip-compressed (readable by HDFView and
+pandas), written through :func:`rdm.atomic.atomic_output`, and read in batches.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_output
+from .errors import RdmError
+
+REQUIRED_ATTRS = ("classes", "modality", "preset", "provenance")
+OPTIONAL_COLUMNS = ("group", "id", "source_index")
+DEFAULT_CHUNK_ROWS = 128
+_STR = h5py.string_dtype(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- provenance
+def sha256_file(path: os.PathLike | str, bufsize: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make_provenance(
+    *,
+    command: str | None = None,
+    arguments: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    inputs: Sequence[os.PathLike | str] = (),
+    input_hashes: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> dict:
+    """What made a file: command line, version, arguments, seed, sha256 of every input."""
+    hashes = dict(input_hashes or {})
+    for p in inputs:
+        p = Path(p)
+        if p.is_file():
+            hashes[str(p)] = sha256_file(p)
+    prov = {
+        "command": command if command is not None else " ".join(sys.argv),
+        "rdm_version": __version__,
+        "arguments": {k: _jsonable(v) for k, v in (arguments or {}).items()},
+        "seed": seed,
+        "inputs": hashes,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+    }
+    prov.update({k: _jsonable(v) for k, v in extra.items()})
+    return prov
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "value"):  # enums
+        return _jsonable(v.value)
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)
+
+
+# --------------------------------------------------------------------------- writing
+class SetWriter:
+    """Append batches of rows to a new set file; the file appears only on ``close()``.
+
+    >>> with SetWriter("train.h5", shape=(3, 64, 64), classes=["a", "b"], modality="MRI",
+    ...                preset="brain", provenance=make_provenance(seed=0)) as w:
+    ...     w.append(x, y, group=g)
+    """
+
+    def __init__(
+        self,
+        path: os.PathLike | str,
+        *,
+        shape: Sequence[int],
+        classes: Sequence[str],
+        modality: str,
+        preset: str,
+        provenance: Mapping[str, Any],
+        columns: Sequence[str] = (),
+        extras: Mapping[str, Any] | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        attrs: Mapping[str, Any] | None = None,
+        compression: int = 1,
+    ):
+        self.path = Path(path)
+        self.shape = tuple(int(s) for s in shape)
+        if len(self.shape) != 3:
+            raise RdmError(f"{self.path}: image shape must be C×H×W, got {self.shape}")
+        self.classes = [str(c) for c in classes]
+        unknown = set(columns) - set(OPTIONAL_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown columns {sorted(unknown)}")
+        self.columns = tuple(columns)
+        self.extras = dict(extras or {})
+        self.n = 0
+        self._ctx = atomic_output(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._closed = False
+        try:
+            self._f = h5py.File(self._tmp, "w")
+            c = max(1, int(chunk_rows))
+            gz = dict(compression="gzip", compression_opts=compression, shuffle=True)
+            self._f.create_dataset("x", shape=(0, *self.shape), maxshape=(None, *self.shape),
+                                   dtype=np.float32, chunks=(c, *self.shape), **gz)
+            self._f.create_dataset("y", shape=(0,), maxshape=(None,), dtype=np.int64,
+                                   chunks=(max(c, 1024),), **gz)
+            for col in self.columns:
+                dt = np.int64 if col == "source_index" else _STR
+                self._f.create_dataset(col, shape=(0,), maxshape=(None,), dtype=dt,
+                                       chunks=(max(c, 1024),), **gz)
+            for name, dt in self.extras.items():
+                self._f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt,
+                                       chunks=(max(c, 1024),))
+            self._f.attrs["classes"] = np.array(self.classes, dtype=_STR)
+            self._f.attrs["modality"] = str(modality)
+            self._f.attrs["preset"] = str(preset)
+            self._f.attrs["provenance"] = json.dumps(_jsonable(dict(provenance)))
+            self._f.attrs["format"] = "rdm-set/1"
+            for k, v in (attrs or {}).items():
+                self._f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(_jsonable(v))
+        except BaseException as e:
+            self._abort(e)
+            raise
+
+    def append(self, x, y, **cols) -> None:
+        x = np.asarray(x, dtype=np.float32)
+        y = np.asarray(y, dtype=np.int64).reshape(-1)
+        k = x.shape[0]
+        if x.shape[1:] != self.shape:
+            raise RdmError(f"{self.path}: batch has shape {x.shape[1:]}, set expects {self.shape}")
+        if y.shape[0] != k:
+            raise ValueError("x and y differ in length")
+        missing = [c for c in (*self.columns, *self.extras) if c not in cols]
+        if missing:
+            raise ValueError(f"append() is missing columns {missing}")
+        n0, n1 = self.n, self.n + k
+        self._f["x"].resize(n1, axis=0)
+        self._f["x"][n0:n1] = x
+        self._f["y"].resize(n1, axis=0)
+        self._f["y"][n0:n1] = y
+        for name in (*self.columns, *self.extras):
+            v = np.asarray(cols[name])
+            if v.shape[0] != k:
+                raise ValueError(f"column {name} has {v.shape[0]} rows, batch has {k}")
+            if name in ("group", "id"):
+                v = np.array([str(s) for s in v], dtype=object)
+            self._f[name].resize(n1, axis=0)
+            self._f[name][n0:n1] = v
+        self.n = n1
+
+    def set_attr(self, key: str, value: Any) -> None:
+        self._f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(_jsonable(value))
+
+    def close(self) -> Path:
+        if self._closed:
+            return self.path
+        self._f.close()
+        self._closed = True
+        self._ctx.__exit__(None, None, None)
+        return self.path
+
+    def _abort(self, exc: BaseException) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._f.close()
+        except Exception:
+            pass
+        self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __enter__(self) -> "SetWriter":
+        return self
+
+    def __exit__(self, et, ev, tb) -> None:
+        if et is None:
+            self.close()
+        else:
+            self._abort(ev)
+
+
+# --------------------------------------------------------------------------- reading
+@dataclass
+class SetInfo:
+    path: Path
+    n: int
+    shape: tuple[int, int, int]
+    classes: list[str]
+    modality: str
+    preset: str
+    provenance: dict
+    columns: list[str] = field(default_factory=list)
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+class SetReader:
+    """Read a set in batches without loading it whole.
+
+    >>> with SetReader("test.h5") as s:
+    ...     for b in s.batches(256):
+    ...         b["x"], b["y"], b.get("source_index")
+    """
+
+    def __init__(self, path: os.PathLike | str):
+        self.path = Path(path)
+        try:
+            self._f = h5py.File(self.path, "r")
+        except FileNotFoundError:
+            raise RdmError(f"{self.path}: no such file") from None
+        except OSError as e:
+            raise RdmError(f"{self.path}: not a readable HDF5 set ({_short(e)})") from None
+        self.info = _info(self.path, self._f)
+
+    # convenience
+    @property
+    def n(self) -> int:
+        return self.info.n
+
+    def __len__(self) -> int:
+        return self.info.n
+
+    def has(self, name: str) -> bool:
+        return name in self._f
+
+    def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """A whole 1-D column (small: labels, groups, ids), decoded to str where textual."""
+        v = self._f[name][start:stop]
+        if v.dtype == object or v.dtype.kind == "S":
+            v = np.array([s.decode() if isinstance(s, bytes) else str(s) for s in v], dtype=object)
+        return v
+
+    def read(self, start: int, stop: int, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        names = names or ["x", "y", *[c for c in self.info.columns]]
+        out = {}
+        for name in names:
+            if name not in self._f:
+                continue
+            if name in ("group", "id"):
+                out[name] = self.column(name, start, stop)
+            else:
+                out[name] = self._f[name][start:stop]
+        return out
+
+    def read_rows(self, rows: np.ndarray, names: Sequence[str] = ("x", "y")) -> dict[str, np.ndarray]:
+        """Rows in any order (read sorted, returned in the order asked)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+        uniq, inv = np.unique(srt, return_inverse=True)
+        out = {}
+        for name in names:
+            v = self._f[name][uniq] if len(uniq) else self._f[name][:0]
+            if name in ("group", "id"):
+                v = np.array([s.decode() if isinstance(s, bytes) else str(s) for s in v], dtype=object)
+            v = v[inv]
+            res = np.empty_like(v)
+            res[order] = v
+            out[name] = res
+        return out
+
+    def batches(self, batch_size: int, start: int = 0, stop: int | None = None,
+                names: Sequence[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
+        stop = self.n if stop is None else min(stop, self.n)
+        for b0 in range(start, stop, batch_size):
+            batch = self.read(b0, min(b0 + batch_size, stop), names)
+            batch["index"] = np.arange(b0, min(b0 + batch_size, stop), dtype=np.int64)
+            yield batch
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "SetReader":
+        return self
+
+    def __exit__(self, *a) -> None:
+        self.close()
+
+
+def _short(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return s[0] if s else type(e).__name__
+
+
+def _attr_str(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _info(path: Path, f: h5py.File) -> SetInfo:
+    for name in ("x", "y"):
+        if name not in f:
+            raise RdmError(f"{path}: not an rdm set (no '{name}' dataset)")
+    missing = [a for a in REQUIRED_ATTRS if a not in f.attrs]
+    if missing:
+        raise RdmError(f"{path}: missing attribute '{missing[0]}'")
+    x = f["x"]
+    if x.ndim != 4:
+        raise RdmError(f"{path}: x must be N×C×H×W, has {x.ndim} dimensions {x.shape}")
+    classes = [_attr_str(c) for c in np.atleast_1d(f.attrs["classes"])]
+    try:
+        prov = json.loads(_attr_str(f.attrs["provenance"]))
+    except json.JSONDecodeError:
+        raise RdmError(f"{path}: attribute 'provenance' is not JSON") from None
+    attrs = {k: (_attr_str(v) if isinstance(v, (bytes, str)) else v) for k, v in f.attrs.items()
+             if k not in REQUIRED_ATTRS}
+    return SetInfo(
+        path=path,
+        n=int(x.shape[0]),
+        shape=tuple(int(s) for s in x.shape[1:]),
+        classes=classes,
+        modality=_attr_str(f.attrs["modality"]),
+        preset=_attr_str(f.attrs["preset"]),
+        provenance=prov,
+        columns=[c for c in f.keys() if c not in ("x", "y")],
+        attrs=attrs,
+    )
+
+
+# --------------------------------------------------------------------------- validation
+def validate_set(
+    path: os.PathLike | str,
+    *,
+    expect_shape: Sequence[int] | None = None,
+    expect_classes: Sequence[str] | None = None,
+    require: Sequence[str] = (),
+    check_values: bool = True,
+    batch_size: int = 1024,
+    what: str | None = None,
+) -> SetInfo:
+    """Check a set file and return its :class:`SetInfo`, or raise one-line :class:`RdmError`.
+
+    Checks: readable HDF5; ``x`` float32 4-D; ``y`` int64 1-D of the same length;
+    required attributes; every value of ``x`` finite and in [0, 1] (streamed);
+    labels in range; optional columns of the right length; ``expect_*`` match;
+    ``require``d columns present. ``what`` names the expectation's source in messages.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RdmError(f"{path}: no such file")
+    with SetReader(path) as r:
+        f, info = r._f, r.info
+        if info.n == 0:
+            raise RdmError(f"{path}: the set is empty")
+        x, y = f["x"], f["y"]
+        if x.dtype != np.float32:
+            raise RdmError(f"{path}: x has dtype {x.dtype}, expected float32 in [0, 1]")
+        if y.ndim != 1 or y.dtype != np.int64:
+            raise RdmError(f"{path}: y must be a 1-D int64 array, has dtype {y.dtype} shape {y.shape}")
+        if y.shape[0] != info.n:
+            raise RdmError(f"{path}: x has {info.n} rows but y has {y.shape[0]}")
+        if not info.classes:
+            raise RdmError(f"{path}: attribute 'classes' is empty")
+        for col in info.columns:
+            if col in f and isinstance(f[col], h5py.Dataset) and f[col].shape[:1] != (info.n,):
+                raise RdmError(f"{path}: column '{col}' has {f[col].shape[0]} rows, x has {info.n}")
+        for col in require:
+            if col not in f:
+                raise RdmError(f"{path}: has no '{col}' column")
+        src = f" but {what} expects" if what else ", expected"
+        if expect_shape is not None and tuple(expect_shape) != info.shape:
+            es = tuple(expect_shape)
+            if es[0] != info.shape[0]:
+                raise RdmError(f"{path}: has {_ch(info.shape[0])}{src} {es[0]}")
+            raise RdmError(f"{path}: images are {_fmt(info.shape)}{src} {_fmt(es)}")
+        if expect_classes is not None and list(expect_classes) != info.classes:
+            raise RdmError(f"{path}: classes {info.classes}{src} {list(expect_classes)}")
+        yv = y[:]
+        if yv.min() < 0 or yv.max() >= info.num_classes:
+            bad = int(yv.min() if yv.min() < 0 else yv.max())
+            raise RdmError(f"{path}: label {bad} out of range for {info.num_classes} classes")
+        if check_values:
+            for b0 in range(0, info.n, batch_size):
+                xb = x[b0:b0 + batch_size]
+                if not np.isfinite(xb).all():
+                    row = b0 + int(np.argwhere(~np.isfinite(xb))[0][0])
+                    raise RdmError(f"{path}: x has NaN or inf (row {row})")
+                lo, hi = float(xb.min()), float(xb.max())
+                if lo < 0.0 or hi > 1.0:
+                    row = b0 + int(np.argwhere((xb < 0) | (xb > 1))[0][0])
+                    raise RdmError(f"{path}: x has values outside [0, 1] (row {row}: min {lo:.4g}, max {hi:.4g})")
+        return info
+
+
+def _ch(c: int) -> str:
+    return f"{c} channel" + ("" if c == 1 else "s")
+
+
+def _fmt(shape: Sequence[int]) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def copy_attrs_for_derived(info: SetInfo) -> dict:
+    """Attributes a derived set (adversarial, shard) inherits from its source."""
+    return dict(classes=info.classes, modality=info.modality, preset=info.preset)
