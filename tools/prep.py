@@ -1,0 +1,76 @@
+"""rdm-prep: raw images -> train.h5 val.h5 test.h5 (see rdm.prep.api)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rdm import cli
+from rdm.presets import load_preset
+
+app = cli.make_app("Prepare train/val/test sets for a preset from an image folder, .mat files, "
+                   "LUNA16 volumes or synthetic phantoms.")
+
+EPILOG = ("Examples: rdm-prep data/leukemia --preset leukemia -o out/leukemia ; "
+          "rdm-prep brain-download --preset brain --class-map 1=meningioma --class-map 2=glioma "
+          "--class-map 3=pituitary -o out/brain ; rdm-prep figshare/*.mat --preset brain -o out/brain ; "
+          "rdm-prep synthetic --preset lung --n 600 -o out/demo")
+
+
+def _class_map(items: list[str]) -> dict[str, str]:
+    out = {}
+    for it in items:
+        src, sep, dst = it.partition("=")
+        if not sep or not src or not dst:
+            raise typer.BadParameter(f"'{it}': expected SRC=DST", param_hint="--class-map")
+        out[src] = dst
+    return out
+
+
+@app.command(epilog=EPILOG)
+def prep(
+    source: Annotated[list[str], typer.Argument(
+        help="image-folder tree (one sub-folder per class, optional labels.csv), .mat file(s) or a "
+             "folder of them, a LUNA16 folder (*.mhd + candidates.csv), or the word 'synthetic'")],
+    preset: Annotated[str, typer.Option("--preset", "-p", help="brain, leukemia, lung or a .toml path")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for train.h5 val.h5 test.h5")],
+    group_col: Annotated[Optional[str], typer.Option(
+        "--group-col", help="manifest column whose rows must share a split (default: the preset's, if present)")] = None,
+    class_map: Annotated[Optional[list[str]], typer.Option(
+        "--class-map", help="SRC=DST: a folder name or label SRC means class DST (repeatable)")] = None,
+    candidates: Annotated[Optional[Path], typer.Option(
+        "--candidates", help="LUNA16 candidates CSV (default SOURCE/candidates.csv)")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", min=3, help="images for 'synthetic' (default 600)")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="skip unusable inputs, list them on stderr")] = False,
+    seed: cli.SeedOpt = 0,
+    quiet: cli.QuietOpt = False,
+    debug: cli.DebugOpt = False,
+):
+    cmap = _class_map(class_map or [])
+    with cli.guard(debug):
+        from rdm.prep.api import prepare, summary_table
+
+        res = prepare(source, load_preset(preset), output, group_col=group_col, class_map=cmap,
+                      candidates=candidates, skip_bad=skip_bad, seed=seed, n=n, quiet=quiet,
+                      command=" ".join(["rdm-prep", *sys.argv[1:]]),
+                      arguments=dict(source=source, preset=preset, output=output, group_col=group_col,
+                                     class_map=cmap, candidates=candidates, n=n, skip_bad=skip_bad, seed=seed),
+                      warn=lambda m: cli.console.print(f"warning: {m}", style="yellow", markup=False))
+        if res.skipped:
+            cli.console.print(f"skipped {len(res.skipped)} bad input(s):", style="yellow", markup=False)
+            for b in res.skipped:
+                cli.console.print(f"  {b}", markup=False)
+        if not quiet:
+            cli.console.print(summary_table(res))
+        cli.emit([str(p) for p in res.paths])
+
+
+def main():
+    cli.run(app)
+
+
+if __name__ == "__main__":
+    main()
