@@ -1,0 +1,486 @@
+"""White-box L∞ attacks in pixel space [0, 1]: FGSM, PGD/BIM, APGD-CE.
+
+Every attack is a pure tensor → tensor function (torchattacks style):
+
+* it works on a detached copy of ``x`` and returns a detached tensor;
+* gradients come from :func:`torch.autograd.grad` with respect to the INPUT only:
+  the model's parameters are set ``requires_grad_(False)`` for the attack and their
+  flags restored after, so no parameter ``.grad`` is ever created or changed;
+* the model runs in eval mode and its previous train/eval mode is restored after
+  (:func:`attack_mode`);
+* after every step the iterate is projected onto the ε-ball AND [0, 1]: it is clamped
+  to ``[max(x−ε, 0), min(x+ε, 1)]``, bounds that are rounded INWARD in float32 so
+  that ``|x_adv − x| ≤ ε`` and ``0 ≤ x_adv ≤ 1`` hold exactly (both when the
+  difference is evaluated in float32 and in float64);
+* the loss is :func:`rdm.models.classification_loss` (cross-entropy; equals BCE for a
+  single-logit binary head);
+* random starts are seeded PER ROW from ``(seed, row_id, restart)``, so an image gets
+  the same start whatever batch or shard it is processed in — pass ``row_ids`` (the
+  row's index in its set) when attacking a slice of a set;
+* ``ε = 0`` returns ``x`` unchanged.
+
+Restarts keep, per image, the first restart that fools the model, else the one with
+the highest loss.
+
+:class:`AttackSpec` describes one attack (name + hyper-parameters) for logs and
+provenance; :func:`run_attack` dispatches on it. :class:`AttackName` is the enum shared
+by the command line and the library.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from enum import Enum
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import RdmError
+from .models import as_class_logits, classification_loss
+
+__all__ = [
+    "AttackName", "AttackSpec", "attack_mode", "fgsm", "fgsm_sweep", "pgd", "apgd_ce",
+    "run_attack", "run_attack_sweep", "eps_bounds", "project", "row_generator",
+]
+
+KEEP_CHOICES = ("fooled", "best", "last")
+
+
+class AttackName(str, Enum):
+    """Attack names, shared by ``rdm-attack``, ``rdm-eval`` and the library."""
+
+    fgsm = "fgsm"
+    pgd = "pgd"
+    bim = "bim"
+    apgd = "apgd"
+
+    def __str__(self) -> str:  # so Typer/Rich print "pgd", not "AttackName.pgd"
+        return self.value
+
+
+# --------------------------------------------------------------------------- model mode
+@contextmanager
+def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and frozen parameters for the duration of an attack; both restored after."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p, f in flags:
+            p.requires_grad_(f)
+        model.train(was_training)
+
+
+# --------------------------------------------------------------------------- projection
+def eps_bounds(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel bounds ``[max(x−ε, 0), min(x+ε, 1)]``, rounded inward in ``x``'s dtype.
+
+    Rounding inward (one ulp at a time, where needed) makes ``|b − x| ≤ ε`` true
+    exactly, whether the difference is computed in float32 or in float64.
+    """
+    eps = float(eps)
+    x64 = x.double()
+    eps_t = torch.tensor(eps, dtype=x.dtype, device=x.device)  # ε as the dtype sees it
+    eps_lo = min(eps, float(eps_t))  # the stricter of the two readings of ε
+
+    hi = torch.clamp(x64 + eps, max=1.0).to(x.dtype)
+    lo = torch.clamp(x64 - eps, min=0.0).to(x.dtype)
+    down = torch.tensor(-math.inf, dtype=x.dtype, device=x.device)
+    up = torch.tensor(math.inf, dtype=x.dtype, device=x.device)
+    for _ in range(8):
+        bad = (hi.double() - x64 > eps_lo) | (hi - x > eps_t) | (hi > 1)
+        if not bool(bad.any()):
+            break
+        hi = torch.where(bad, torch.nextafter(hi, down), hi)
+    for _ in range(8):
+        bad = (x64 - lo.double() > eps_lo) | (x - lo > eps_t) | (lo < 0)
+        if not bool(bad.any()):
+            break
+        lo = torch.where(bad, torch.nextafter(lo, up), lo)
+    # x itself always satisfies the constraints, so the bounds never cross it
+    hi = torch.maximum(hi, torch.clamp(x, 0, 1))
+    lo = torch.minimum(lo, torch.clamp(x, 0, 1))
+    return lo, hi
+
+
+def project(x_adv: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Clamp to the precomputed bounds (selects values: exact, no arithmetic)."""
+    return torch.minimum(torch.maximum(x_adv, lo), hi)
+
+
+# --------------------------------------------------------------------------- helpers
+def _loss_and_grad(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row loss, input gradient of the summed loss, and logits (all detached)."""
+    xg = x_adv.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(xg)
+        loss = classification_loss(logits, y, reduction="none")
+        (grad,) = torch.autograd.grad(loss.sum(), [xg])
+    return loss.detach(), grad.detach(), as_class_logits(logits.detach())
+
+
+def _prepare(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.detach().clone()
+    y = torch.as_tensor(y, device=x.device).detach().long().reshape(-1)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
+    return x, y
+
+
+def _check_eps(eps: float) -> float:
+    eps = float(eps)
+    if not (0.0 <= eps <= 1.0) or math.isnan(eps):
+        raise RdmError(f"eps must be in [0, 1], got {eps:g}")
+    return eps
+
+
+def _row_ids(row_ids: Sequence[int] | torch.Tensor | np.ndarray | None, n: int) -> list[int]:
+    if row_ids is None:
+        return list(range(n))
+    ids = [int(i) for i in (row_ids.tolist() if hasattr(row_ids, "tolist") else row_ids)]
+    if len(ids) != n:
+        raise ValueError(f"row_ids has {len(ids)} entries for {n} rows")
+    return ids
+
+
+def row_generator(seed: int | None, row_id: int, restart: int = 0) -> torch.Generator:
+    """A CPU generator seeded from ``(seed, row_id, restart)`` alone (not the batch)."""
+    state = np.random.SeedSequence([int(seed or 0) & 0xFFFFFFFF, int(row_id), int(restart)])
+    g = torch.Generator(device="cpu")
+    g.manual_seed(int(state.generate_state(1, dtype=np.uint64)[0] & ((1 << 63) - 1)))
+    return g
+
+
+def _uniform_rows(shape: torch.Size, seed: int | None, ids: list[int], restart: int,
+                  like: torch.Tensor) -> torch.Tensor:
+    """U(−1, 1) noise, one generator per row; the same row gets the same noise anywhere."""
+    rows = [torch.rand(tuple(shape[1:]), generator=row_generator(seed, rid, restart),
+                       dtype=torch.float32) * 2 - 1 for rid in ids]
+    return torch.stack(rows).to(device=like.device, dtype=like.dtype)
+
+
+def _select(best: torch.Tensor, best_loss: torch.Tensor, best_fooled: torch.Tensor,
+            cand: torch.Tensor, cand_loss: torch.Tensor, cand_fooled: torch.Tensor) -> None:
+    """In place: take ``cand`` where it fools and ``best`` does not, or neither fools and it has higher loss."""
+    take = (cand_fooled & ~best_fooled) | ((cand_fooled == best_fooled) & ~best_fooled & (cand_loss > best_loss))
+    if bool(take.any()):
+        best[take] = cand[take]
+        best_loss[take] = cand_loss[take]
+        best_fooled[take] = cand_fooled[take]
+
+
+# --------------------------------------------------------------------------- FGSM
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
+         targeted: bool = False) -> torch.Tensor:
+    """Fast gradient sign method (Goodfellow et al. 2015): ``x + ε·sign(∇ₓL)``, projected.
+
+    ``targeted=True`` reads ``y`` as target labels and steps down the loss.
+    """
+    return fgsm_sweep(model, x, y, [eps], targeted=targeted)[0]
+
+
+def fgsm_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: Sequence[float], *,
+               targeted: bool = False) -> list[torch.Tensor]:
+    """FGSM at several ε from ONE gradient (FGSM's direction does not depend on ε)."""
+    eps_list = [_check_eps(e) for e in eps_list]
+    x, y = _prepare(x, y)
+    if all(e == 0 for e in eps_list):
+        return [x.clone() for _ in eps_list]
+    with attack_mode(model):
+        _, grad, _ = _loss_and_grad(model, x, y)
+    direction = -grad.sign() if targeted else grad.sign()
+    out = []
+    for e in eps_list:
+        if e == 0:
+            out.append(x.clone())
+            continue
+        lo, hi = eps_bounds(x, e)
+        out.append(project(x + e * direction, lo, hi).detach())
+    return out
+
+
+# --------------------------------------------------------------------------- PGD / BIM
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int, *,
+        random_start: bool = False, restarts: int = 1, seed: int | None = None,
+        row_ids: Sequence[int] | None = None, targeted: bool = False,
+        keep: str = "fooled") -> torch.Tensor:
+    """Projected gradient descent on the L∞ ball (Madry et al. 2018); BIM without random start.
+
+    Each step: ``x ← Π(x + α·sign(∇ₓL))``. With ``random_start`` the start is
+    ``Π(x + U(−ε, ε))`` seeded per row from ``(seed, row_id, restart)``.
+
+    ``keep`` picks what is returned per image:
+
+    * ``"fooled"`` (default): each restart's FINAL iterate; across restarts the first
+      that fools the model, else the one with the highest loss. With one restart this is
+      textbook PGD/BIM.
+    * ``"best"``: over every iterate of every restart, the first that fools, else the
+      highest-loss one (never weaker than "fooled").
+    * ``"last"``: the final iterate of the last restart, no selection.
+    """
+    eps = _check_eps(eps)
+    if int(steps) < 1:
+        raise RdmError(f"steps must be at least 1, got {steps}")
+    if not float(alpha) > 0:
+        raise RdmError(f"alpha must be > 0, got {alpha:g}")
+    if int(restarts) < 1:
+        raise RdmError(f"restarts must be at least 1, got {restarts}")
+    if keep not in KEEP_CHOICES:
+        raise ValueError(f"keep must be one of {KEEP_CHOICES}, got {keep!r}")
+    x, y = _prepare(x, y)
+    if eps == 0:
+        return x
+    ids = _row_ids(row_ids, x.shape[0])
+    alpha, steps, sign = float(alpha), int(steps), (-1.0 if targeted else 1.0)
+    lo, hi = eps_bounds(x, eps)
+
+    best = x.clone()
+    best_loss = torch.full((x.shape[0],), -math.inf, device=x.device)
+    best_fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+
+    def fooled_of(pred: torch.Tensor) -> torch.Tensor:
+        # targeted: "fooled" means the target class is predicted
+        return (pred == y) if targeted else (pred != y)
+
+    with attack_mode(model):
+        for r in range(int(restarts)):
+            x_adv = x.clone()
+            if random_start:
+                x_adv = project(x + eps * _uniform_rows(x.shape, seed, ids, r, x), lo, hi)
+            for _ in range(steps):
+                loss, grad, logits = _loss_and_grad(model, x_adv, y)
+                if keep == "best":  # the iterate the gradient was taken at
+                    _select(best, best_loss, best_fooled, x_adv, sign * loss, fooled_of(logits.argmax(1)))
+                x_adv = project(x_adv + (sign * alpha) * grad.sign(), lo, hi).detach()
+            loss, logits = _eval_logits(model, x_adv, y)
+            if keep == "last":
+                best = x_adv
+            else:
+                _select(best, best_loss, best_fooled, x_adv, sign * loss, fooled_of(logits.argmax(1)))
+    return best.detach()
+
+
+def _eval_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        logits = model(x)
+        return classification_loss(logits, y, reduction="none"), as_class_logits(logits)
+
+
+# --------------------------------------------------------------------------- APGD-CE
+def _apgd_checkpoint_lengths(steps: int) -> tuple[int, int, int]:
+    """First period, its decrement and its minimum (Croce & Hein 2020: 0.22, 0.03, 0.06 of N)."""
+    return max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+
+
+def apgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 100, *,
+            restarts: int = 1, seed: int | None = None, row_ids: Sequence[int] | None = None,
+            rho: float = 0.75, momentum: float = 0.75) -> torch.Tensor:
+    """Auto-PGD with the cross-entropy loss (Croce & Hein, ICML 2020), L∞.
+
+    Step size starts at 2ε per image. Each step takes a sign-gradient step to ``z``
+    and moves with momentum: ``x ← Π(x + m·(Π(z) − x) + (1 − m)·(x − x_prev))``
+    (m = 1 on the first step, then ``momentum`` = 0.75). At checkpoints (the first
+    after 22 % of the budget, then periods shrinking by 3 % to at least 6 %), an image's
+    step size is halved and it restarts from its best point when either
+    (1) the loss rose in at most ``rho`` (75 %) of the steps since the last checkpoint, or
+    (2) the step size was not halved at the last checkpoint and the best loss did not
+    improve since. The start is ``x + ε·t/‖t‖∞``, ``t ~ U(−1, 1)``, seeded per row.
+
+    Returns per image the first point that fooled the model, else the highest-loss
+    point; across restarts likewise.
+    """
+    eps = _check_eps(eps)
+    if int(steps) < 1:
+        raise RdmError(f"steps must be at least 1, got {steps}")
+    if int(restarts) < 1:
+        raise RdmError(f"restarts must be at least 1, got {restarts}")
+    x, y = _prepare(x, y)
+    if eps == 0:
+        return x
+    ids = _row_ids(row_ids, x.shape[0])
+    n = x.shape[0]
+    lo, hi = eps_bounds(x, eps)
+    view = (-1,) + (1,) * (x.dim() - 1)
+
+    best = x.clone()
+    best_loss = torch.full((n,), -math.inf, device=x.device)
+    best_fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
+
+    with attack_mode(model):
+        for r in range(int(restarts)):
+            x_r, loss_r, fooled_r = _apgd_run(model, x, y, eps, int(steps), lo, hi, view,
+                                              _uniform_rows(x.shape, seed, ids, r, x), rho, momentum)
+            _select(best, best_loss, best_fooled, x_r, loss_r, fooled_r)
+    return best.detach()
+
+
+def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum):
+    n = x.shape[0]
+    t = noise
+    tmax = t.abs().reshape(n, -1).max(1)[0].view(view)
+    x_adv = project(x + eps * t / (tmax + 1e-12), lo, hi)
+
+    loss, grad, logits = _loss_and_grad(model, x_adv, y)
+    fooled = logits.argmax(1) != y
+    # the returned point: first fooling iterate, else the highest-loss one
+    out, out_loss, out_fooled = x_adv.clone(), loss.clone(), fooled.clone()
+    # the restart point for step-size halving: highest loss so far
+    x_best, loss_best, grad_best = x_adv.clone(), loss.clone(), grad.clone()
+
+    step = torch.full((n,) + view[1:], 2.0 * eps, device=x.device, dtype=x.dtype)
+    period, decr, min_period = _apgd_checkpoint_lengths(steps)
+    since_check = 0
+    increases = torch.zeros(n, device=x.device)           # loss rises since the last checkpoint
+    prev_loss = loss.clone()
+    loss_best_last_check = loss_best.clone()
+    reduced_last_check = torch.ones(n, dtype=torch.bool, device=x.device)
+    x_prev = x_adv.clone()
+
+    for i in range(steps):
+        with torch.no_grad():
+            m = 1.0 if i == 0 else momentum
+            z = project(x_adv + step * grad.sign(), lo, hi)
+            x_new = project(x_adv + m * (z - x_adv) + (1.0 - m) * (x_adv - x_prev), lo, hi)
+            x_prev, x_adv = x_adv, x_new
+
+        loss, grad, logits = _loss_and_grad(model, x_adv, y)
+        fooled = logits.argmax(1) != y
+        _select(out, out_loss, out_fooled, x_adv, loss, fooled)
+
+        with torch.no_grad():
+            increases += (loss > prev_loss).float()
+            prev_loss = loss.clone()
+            better = loss > loss_best
+            x_best[better] = x_adv[better]
+            grad_best[better] = grad[better]
+            loss_best[better] = loss[better]
+
+            since_check += 1
+            if since_check == period:
+                cond1 = increases <= period * rho
+                cond2 = ~reduced_last_check & (loss_best_last_check >= loss_best)
+                reduce = cond1 | cond2
+                reduced_last_check = reduce.clone()
+                loss_best_last_check = loss_best.clone()
+                if bool(reduce.any()):
+                    step[reduce] = step[reduce] / 2.0
+                    x_adv[reduce] = x_best[reduce]
+                    grad[reduce] = grad_best[reduce]
+                increases.zero_()
+                since_check = 0
+                period = max(period - decr, min_period)
+    return out, out_loss, out_fooled
+
+
+# --------------------------------------------------------------------------- spec + dispatch
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack and its hyper-parameters, for logs, provenance and :func:`run_attack`.
+
+    ``alpha``/``steps``/``restarts``/``random_start`` are ignored by FGSM; ``bim`` is PGD
+    without random start; ``apgd`` has no ``alpha`` (its step size is adaptive).
+    """
+
+    name: AttackName
+    eps: float
+    alpha: float | None = None
+    steps: int | None = None
+    restarts: int = 1
+    random_start: bool = False
+    seed: int | None = 0
+    keep: str = "fooled"
+
+    def __post_init__(self):
+        object.__setattr__(self, "name", AttackName(self.name))
+
+    @classmethod
+    def make(cls, name: str | AttackName, eps: float, *, alpha: float | None = None,
+             steps: int | None = None, restarts: int = 1, random_start: bool = False,
+             seed: int | None = 0, keep: str = "fooled") -> "AttackSpec":
+        """Validated spec with defaults filled (PGD/BIM: 10 steps, α = 2.5·ε/steps; APGD: 100 steps)."""
+        try:
+            name = AttackName(str(name).lower())
+        except ValueError:
+            raise RdmError(f"unknown attack '{name}' (choose from "
+                           f"{', '.join(a.value for a in AttackName)})") from None
+        eps = _check_eps(eps)
+        if steps is not None and int(steps) < 1:
+            raise RdmError(f"--steps must be at least 1, got {steps}")
+        if alpha is not None and not float(alpha) > 0:
+            raise RdmError(f"--alpha must be > 0, got {alpha:g}")
+        if int(restarts) < 1:
+            raise RdmError(f"--restarts must be at least 1, got {restarts}")
+        if keep not in KEEP_CHOICES:
+            raise RdmError(f"keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
+        if name is AttackName.fgsm:
+            return cls(name, eps, seed=seed)
+        if name is AttackName.bim and random_start:
+            raise RdmError("bim is PGD without a random start; use --attack pgd --random-start")
+        if name is AttackName.apgd:
+            if alpha is not None:
+                raise RdmError("apgd chooses its own step size; drop --alpha")
+            return cls(name, eps, None, int(steps or 100), int(restarts), True, seed)
+        steps = int(steps or 10)
+        alpha = float(alpha) if alpha is not None else 2.5 * eps / steps
+        return cls(name, eps, alpha, steps, int(restarts), bool(random_start), seed, keep)
+
+    def with_eps(self, eps: float) -> "AttackSpec":
+        """Same attack at another ε (a default α is NOT rescaled: it was fixed when made)."""
+        return replace(self, eps=_check_eps(eps))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["name"] = self.name.value
+        d["description"] = repr(self)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AttackSpec":
+        keys = {"name", "eps", "alpha", "steps", "restarts", "random_start", "seed", "keep"}
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+    def __repr__(self) -> str:
+        n = self.name
+        if n is AttackName.fgsm:
+            return f"FGSM(eps={self.eps:g})"
+        if n is AttackName.apgd:
+            return f"APGD-CE(eps={self.eps:g}, steps={self.steps}, restarts={self.restarts}, seed={self.seed})"
+        label = "BIM" if n is AttackName.bim else "PGD"
+        rs = f", random_start={self.random_start}" if n is AttackName.pgd else ""
+        return (f"{label}(eps={self.eps:g}, alpha={self.alpha:g}, steps={self.steps}, "
+                f"restarts={self.restarts}{rs}, seed={self.seed}, keep={self.keep})")
+
+    __str__ = __repr__
+
+
+def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+               row_ids: Sequence[int] | None = None) -> torch.Tensor:
+    """Run the attack ``spec`` describes on one batch."""
+    n = spec.name
+    if n is AttackName.fgsm:
+        return fgsm(model, x, y, spec.eps)
+    if n in (AttackName.pgd, AttackName.bim):
+        return pgd(model, x, y, spec.eps, spec.alpha, spec.steps,
+                   random_start=spec.random_start and n is AttackName.pgd,
+                   restarts=spec.restarts, seed=spec.seed, row_ids=row_ids, keep=spec.keep)
+    if n is AttackName.apgd:
+        return apgd_ce(model, x, y, spec.eps, spec.steps, restarts=spec.restarts,
+                       seed=spec.seed, row_ids=row_ids)
+    raise RdmError(f"unknown attack {n}")
+
+
+def run_attack_sweep(specs: Sequence[AttackSpec], model: nn.Module, x: torch.Tensor,
+                     y: torch.Tensor, row_ids: Sequence[int] | None = None) -> list[torch.Tensor]:
+    """Several specs on one batch; all-FGSM sweeps share one gradient (:func:`fgsm_sweep`)."""
+    if specs and all(s.name is AttackName.fgsm for s in specs):
+        return fgsm_sweep(model, x, y, [s.eps for s in specs])
+    return [run_attack(s, model, x, y, row_ids) for s in specs]

@@ -1,0 +1,225 @@
+"""``rdm-eval``: metrics of a checkpoint on clean and adversarial sets, with the PROTOCOL named.
+
+Protocols (the same words everywhere: JSON, tables, reports)
+    clean       a clean set (no ``source_index``)
+    white-box   adversarial images crafted on the evaluated checkpoint itself: a set whose
+                ``protocol_model_sha256`` equals the checkpoint's sha256, or an attack run
+                on the fly against the evaluated model (``attack=``)
+    transfer    adversarial images crafted on a different checkpoint (the paper's tables:
+                images made on the undefended CNN, fed to the defended one)
+
+For adversarial sets the clean source (path in the set's provenance, or ``source=``) is
+read row by row via ``source_index``: the evaluated model's predictions on the clean
+images give the attack success rate (of the rows it gets right on clean, the share it
+gets wrong on the adversarial image), and the images give L∞/L2, SSIM and PSNR.
+All numbers come from mergeable :class:`rdm.metrics.Counts`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .attack_api import load_attack_model
+from .attacks import AttackSpec, run_attack_sweep
+from .checkpoint import Checkpoint, input_checks
+from .errors import RdmError
+from .metrics import Counts, adv_counts, summarize
+from .models import predict
+from .sets import SetReader, sha256_file, validate_set
+
+PROTOCOLS = ("clean", "white-box", "transfer")
+CLEAN, WHITE_BOX, TRANSFER = PROTOCOLS
+
+
+def _predict(model, x: np.ndarray, device) -> np.ndarray:
+    with torch.no_grad():
+        return predict(model(torch.from_numpy(np.ascontiguousarray(x)).to(device))).cpu().numpy()
+
+
+def source_of(info, override: os.PathLike | str | None) -> Path:
+    """The clean source set of an adversarial set (``override`` wins); one-line error if absent."""
+    if override is not None:
+        p = Path(override)
+        if not p.exists():
+            raise RdmError(f"--source {p}: no such file")
+        return p
+    src = (info.provenance.get("source_set") or {}).get("path")
+    if not src:
+        raise RdmError(f"{info.path}: adversarial set names no clean source in its provenance; "
+                       "give it with --source CLEAN.h5")
+    p = Path(src)
+    if not p.exists():
+        raise RdmError(f"{info.path}: its clean source {p} does not exist; give it with --source CLEAN.h5")
+    return p
+
+
+def protocol_of(info, ck: Checkpoint) -> str:
+    if "source_index" not in info.columns:
+        return CLEAN
+    sha = info.attrs.get("protocol_model_sha256") or (info.provenance.get("source_model") or {}).get("sha256")
+    if not sha:
+        raise RdmError(f"{info.path}: adversarial set does not record the checkpoint it was crafted on "
+                       "(protocol_model_sha256), so its protocol is unknown")
+    return WHITE_BOX if sha == ck.sha256 else TRANSFER
+
+
+def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.PathLike | str | None = None,
+                 batch_size: int = 256, device: torch.device | str = "cpu",
+                 progress=None) -> dict[str, Any]:
+    """Metrics of ``ck`` on one stored set (clean, transfer or white-box)."""
+    set_path = Path(set_path)
+    info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
+                        what=ck.path.name)
+    input_checks(ck, info)
+    protocol = protocol_of(info, ck)
+    model = ck.model
+    counts = Counts.empty(info.classes, adversarial=protocol != CLEAN)
+    result: dict[str, Any] = {"set": str(set_path), "set_sha256": sha256_file(set_path),
+                              "protocol": protocol}
+    src_reader = None
+    if protocol != CLEAN:
+        src = source_of(info, source)
+        src_info = validate_set(src, expect_shape=info.shape, expect_classes=info.classes, what=set_path.name)
+        if "source_index" in src_info.columns:
+            raise RdmError(f"{src}: the clean source is itself adversarial (has source_index)")
+        result.update(source=str(src), attack=info.provenance.get("attack"),
+                      crafted_on=info.provenance.get("source_model"))
+        want = (info.provenance.get("source_set") or {}).get("sha256")
+        src_sha = sha256_file(src)
+        if want and want != src_sha:
+            raise RdmError(f"{src}: is not the set {set_path.name} was crafted from (sha256 differs)")
+        src_reader = SetReader(src)
+    task = progress.add_task(set_path.name, total=info.n, info="") if progress else None
+    try:
+        with SetReader(set_path) as r:
+            for b in r.batches(int(batch_size)):
+                pred = _predict(model, b["x"], device)
+                counts.add_predictions(b["y"], pred)
+                if src_reader is not None:
+                    si = b["source_index"]
+                    if si.min() < 0 or si.max() >= src_reader.n:
+                        raise RdmError(f"{set_path}: source_index {int(si.max())} is outside {src_reader.path}")
+                    clean = src_reader.read_rows(si, ("x", "y"))
+                    if not np.array_equal(clean["y"], b["y"]):
+                        raise RdmError(f"{set_path}: labels differ from its source {src_reader.path}")
+                    pc = _predict(model, clean["x"], device)
+                    counts.adv = counts.adv.merge(adv_counts(b["y"], pc, pred, b["x"], clean["x"]))
+                if progress:
+                    progress.update(task, advance=len(b["y"]))
+    finally:
+        if src_reader is not None:
+            src_reader.close()
+    result["counts"] = counts.to_dict()
+    result["metrics"] = summarize(counts)
+    return result
+
+
+def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequence[AttackSpec], *,
+                        batch_size: int = 256, device: torch.device | str = "cpu",
+                        progress=None) -> list[dict[str, Any]]:
+    """White-box: attack ``ck``'s own model on ``set_path`` (its clean source) with each spec."""
+    set_path = Path(set_path)
+    info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
+                        what=ck.path.name)
+    input_checks(ck, info)
+    model = ck.model
+    counts = [Counts.empty(info.classes, adversarial=True) for _ in specs]
+    task = progress.add_task(f"{set_path.name} {specs[0].name.value}", total=info.n, info="") if progress else None
+    with SetReader(set_path) as r:
+        for b in r.batches(int(batch_size)):
+            x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)
+            y = torch.from_numpy(b["y"]).to(device)
+            pc = _predict(model, b["x"], device)
+            advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
+            for c, xa in zip(counts, advs):
+                xa_np = xa.cpu().numpy()
+                pa = _predict(model, xa_np, device)
+                c.add_predictions(b["y"], pa)
+                c.adv = c.adv.merge(adv_counts(b["y"], pc, pa, xa_np, b["x"]))
+            if progress:
+                progress.update(task, advance=len(b["y"]))
+    sha = sha256_file(set_path)
+    return [{"set": str(set_path), "set_sha256": sha, "protocol": WHITE_BOX, "source": str(set_path),
+             "attack": s.to_dict(), "on_the_fly": True, "counts": c.to_dict(), "metrics": summarize(c)}
+            for s, c in zip(specs, counts)]
+
+
+def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *,
+             source: os.PathLike | str | None = None, specs: Sequence[AttackSpec] = (),
+             batch_size: int = 256, device: torch.device | str = "cpu", progress=None) -> dict[str, Any]:
+    """Every set through ``model_path``; with ``specs`` also white-box attacks on the fly."""
+    if int(batch_size) < 1:
+        raise RdmError(f"--batch-size must be at least 1, got {batch_size}")
+    if not sets:
+        raise RdmError("no set to evaluate")
+    device = torch.device(device)
+    ck = load_attack_model(model_path, device)
+    # cheap checks on every input before any expensive work
+    protocols = []
+    for s in sets:
+        info = validate_set(s, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
+                            what=ck.path.name, check_values=False)
+        input_checks(ck, info)
+        protocols.append(protocol_of(info, ck))
+        if protocols[-1] != CLEAN:
+            source_of(info, source)
+    results = []
+    for s, proto in zip(sets, protocols):
+        results.append(evaluate_set(ck, s, source=source, batch_size=batch_size, device=device,
+                                    progress=progress))
+        if specs and proto == CLEAN:  # on-the-fly attacks start from clean sets only
+            results.extend(evaluate_on_the_fly(ck, s, specs, batch_size=batch_size, device=device,
+                                               progress=progress))
+    return {"model": str(model_path), "model_sha256": ck.sha256, "model_kind": ck.kind,
+            "classes": ck.classes, "results": results}
+
+
+# --------------------------------------------------------------------------- table
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
+
+
+def short_attack(att) -> str:
+    """``PGD ε=0.005 α=0.002 ×3`` style label for tables."""
+    if not isinstance(att, dict):
+        return "—"
+    name = str(att.get("name", "?")).upper()
+    s = f"{name} ε={att.get('eps', 0):g}"
+    if att.get("name") in ("pgd", "bim"):
+        s += f" α={att.get('alpha', 0):g} ×{att.get('steps')}"
+    elif att.get("name") == "apgd":
+        s += f" ×{att.get('steps')}"
+    if (att.get("restarts") or 1) > 1:
+        s += f" r{att['restarts']}"
+    if att.get("name") == "pgd" and att.get("random_start"):
+        s += " rs"
+    return s
+
+
+def render_table(report: dict[str, Any]):
+    """A Rich table of the report (one row per result)."""
+    from rich.table import Table
+
+    from rich import box
+
+    t = Table(title=f"{Path(report['model']).name} ({report['model_kind']})", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("set", "protocol", "attack", "n", "acc", "bal.acc", "F1 macro", "majority",
+                "success", "L∞ mean", "SSIM", "PSNR"):
+        t.add_column(col, justify="left" if col in ("set", "protocol", "attack") else "right")
+    for r in report["results"]:
+        m = r["metrics"]
+        a = m.get("adversarial") or {}
+        att_s = short_attack(r.get("attack"))
+        psnr = a.get("psnr_mean")
+        t.add_row(Path(r["set"]).name, r["protocol"], att_s, str(m["n"]), _pct(m.get("accuracy")),
+                  _pct(m.get("balanced_accuracy")), _pct(m.get("f1_macro")), _pct(m.get("majority_rate")),
+                  _pct(a.get("attack_success_rate")) if a else "—",
+                  f"{a['linf_mean']:.4f}" if a else "—", f"{a['ssim_mean']:.3f}" if a else "—",
+                  (f"{psnr:.1f}" if psnr is not None else "∞") if a else "—")
+    return t

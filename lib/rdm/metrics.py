@@ -1,0 +1,203 @@
+"""Classification and adversarial metrics, built from COUNTS so shards merge exactly.
+
+:class:`Counts` holds a confusion matrix (rows: true class, columns: predicted) and,
+for adversarial sets, sums over rows (perturbation norms, SSIM, PSNR, clean-correct
+and fooled counts). ``a.merge(b)`` of two shards' counts equals the counts of the
+whole set, and :func:`summarize` turns counts into the reported numbers with
+scikit-learn (confusion-matrix cells become weighted (true, pred) pairs, which gives
+scikit-learn's exact values).
+
+Definitions
+    accuracy            share of rows predicted right
+    balanced_accuracy   mean recall over the classes present in the set (scikit-learn)
+    precision/recall/f1 macro (unweighted mean over all classes) and per class;
+                        a class never predicted has precision 0 (zero_division=0)
+    majority_rate       accuracy of a constant model that predicts this set's
+                        most frequent class
+    attack_success_rate of the rows the model classifies right on the CLEAN source,
+                        the share it classifies wrong on the adversarial image
+    linf / l2           per-row ‖x_adv − x‖ in pixel units [0, 1], mean and max
+    ssim / psnr         per row to the clean source, data_range = 1 (scikit-image);
+                        PSNR of an unchanged image is infinite: such rows are counted
+                        in ``psnr_inf`` and left out of the PSNR mean
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+__all__ = ["Counts", "AdvCounts", "counts_from_predictions", "adv_counts", "summarize",
+           "perturbation_norms", "ssim_psnr"]
+
+
+@dataclass
+class AdvCounts:
+    """Sums over the rows of an adversarial set (mergeable)."""
+
+    n: int = 0
+    clean_correct: int = 0        # model right on the clean source
+    fooled: int = 0               # ... and wrong on the adversarial image
+    linf_sum: float = 0.0
+    linf_max: float = 0.0
+    l2_sum: float = 0.0
+    ssim_sum: float = 0.0
+    psnr_sum: float = 0.0         # over rows with finite PSNR
+    psnr_finite: int = 0
+    psnr_inf: int = 0             # unchanged rows (PSNR = ∞)
+
+    def merge(self, o: "AdvCounts") -> "AdvCounts":
+        return AdvCounts(self.n + o.n, self.clean_correct + o.clean_correct, self.fooled + o.fooled,
+                         self.linf_sum + o.linf_sum, max(self.linf_max, o.linf_max),
+                         self.l2_sum + o.l2_sum, self.ssim_sum + o.ssim_sum,
+                         self.psnr_sum + o.psnr_sum, self.psnr_finite + o.psnr_finite,
+                         self.psnr_inf + o.psnr_inf)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Counts:
+    """Confusion matrix (+ optional adversarial sums) of one set or one shard of it."""
+
+    classes: list[str]
+    confusion: np.ndarray
+    adv: AdvCounts | None = None
+
+    @classmethod
+    def empty(cls, classes: Sequence[str], adversarial: bool = False) -> "Counts":
+        k = len(classes)
+        return cls(list(classes), np.zeros((k, k), dtype=np.int64), AdvCounts() if adversarial else None)
+
+    @property
+    def n(self) -> int:
+        return int(self.confusion.sum())
+
+    def add_predictions(self, y_true, y_pred) -> None:
+        k = len(self.classes)
+        self.confusion += skm.confusion_matrix(np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1),
+                                               labels=list(range(k))).astype(np.int64)
+
+    def merge(self, o: "Counts") -> "Counts":
+        if list(o.classes) != list(self.classes):
+            raise ValueError(f"cannot merge counts over classes {self.classes} and {o.classes}")
+        if (self.adv is None) != (o.adv is None):
+            raise ValueError("cannot merge counts of a clean and an adversarial set")
+        adv = self.adv.merge(o.adv) if self.adv is not None else None
+        return Counts(list(self.classes), self.confusion + o.confusion, adv)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"classes": list(self.classes), "confusion": self.confusion.tolist()}
+        if self.adv is not None:
+            d["adv"] = self.adv.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Counts":
+        adv = AdvCounts(**d["adv"]) if d.get("adv") is not None else None
+        return cls(list(d["classes"]), np.asarray(d["confusion"], dtype=np.int64), adv)
+
+
+def counts_from_predictions(y_true, y_pred, classes: Sequence[str]) -> Counts:
+    c = Counts.empty(classes)
+    c.add_predictions(y_true, y_pred)
+    return c
+
+
+# --------------------------------------------------------------------------- per-row measures
+def perturbation_norms(x_adv: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row L∞ and L2 norms of ``x_adv − x`` (float64 arithmetic, float32 result)."""
+    d = (np.asarray(x_adv, dtype=np.float64) - np.asarray(x, dtype=np.float64)).reshape(len(x), -1)
+    return np.abs(d).max(axis=1).astype(np.float32), np.sqrt((d ** 2).sum(axis=1)).astype(np.float32)
+
+
+def ssim_psnr(x_adv: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row SSIM and PSNR (data_range = 1) of N×C×H×W images against their clean source."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    n = len(x)
+    ssim = np.empty(n, dtype=np.float64)
+    psnr = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        a = np.asarray(x[i], dtype=np.float64)
+        b = np.asarray(x_adv[i], dtype=np.float64)
+        h, w = a.shape[-2:]
+        win = min(7, h if h % 2 else h - 1, w if w % 2 else w - 1)
+        if a.shape[0] == 1:
+            ssim[i] = structural_similarity(a[0], b[0], data_range=1.0, win_size=win)
+        else:
+            ssim[i] = structural_similarity(a, b, data_range=1.0, channel_axis=0, win_size=win)
+        if np.array_equal(a, b):
+            psnr[i] = math.inf
+        else:
+            psnr[i] = peak_signal_noise_ratio(a, b, data_range=1.0)
+    return ssim, psnr
+
+
+def adv_counts(y, pred_clean, pred_adv, x_adv, x_clean) -> AdvCounts:
+    """Adversarial sums for one batch of rows."""
+    y, pc, pa = (np.asarray(v).reshape(-1) for v in (y, pred_clean, pred_adv))
+    linf, l2 = perturbation_norms(x_adv, x_clean)
+    ssim, psnr = ssim_psnr(x_adv, x_clean)
+    right = pc == y
+    finite = np.isfinite(psnr)
+    return AdvCounts(
+        n=int(len(y)), clean_correct=int(right.sum()), fooled=int((right & (pa != y)).sum()),
+        linf_sum=float(linf.astype(np.float64).sum()), linf_max=float(linf.max()) if len(linf) else 0.0,
+        l2_sum=float(l2.astype(np.float64).sum()), ssim_sum=float(ssim.sum()),
+        psnr_sum=float(psnr[finite].sum()), psnr_finite=int(finite.sum()), psnr_inf=int((~finite).sum()))
+
+
+# --------------------------------------------------------------------------- summary
+def _pairs(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    k = cm.shape[0]
+    t, p = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    return t.ravel(), p.ravel(), cm.ravel().astype(np.float64)
+
+
+def summarize(c: Counts) -> dict[str, Any]:
+    """The reported numbers (plain floats/ints/lists: JSON-ready)."""
+    cm = c.confusion
+    k = len(c.classes)
+    n = int(cm.sum())
+    out: dict[str, Any] = {"n": n}
+    if n == 0:
+        out.update(accuracy=None, balanced_accuracy=None)
+        return out
+    yt, yp, w = _pairs(cm)
+    labels = list(range(k))
+    support = cm.sum(axis=1)
+    present = support > 0
+    # balanced accuracy: mean recall over the classes present (scikit-learn's definition)
+    yt_b, yp_b, w_b = yt[w > 0], yp[w > 0], w[w > 0]
+    p, r, f, _ = skm.precision_recall_fscore_support(yt_b, yp_b, labels=labels, sample_weight=w_b,
+                                                     zero_division=0)
+    pm, rm, fm, _ = skm.precision_recall_fscore_support(yt_b, yp_b, labels=labels, sample_weight=w_b,
+                                                        average="macro", zero_division=0)
+    out.update(
+        accuracy=float(np.trace(cm) / n),
+        balanced_accuracy=float(np.mean(np.diag(cm)[present] / support[present])),
+        precision_macro=float(pm), recall_macro=float(rm), f1_macro=float(fm),
+        per_class={name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                          "support": int(support[i])} for i, name in enumerate(c.classes)},
+        majority_rate=float(support.max() / n),
+        majority_class=c.classes[int(support.argmax())],
+        confusion=cm.tolist(),
+    )
+    if c.adv is not None and c.adv.n:
+        a = c.adv
+        out["adversarial"] = {
+            "attack_success_rate": (a.fooled / a.clean_correct) if a.clean_correct else None,
+            "clean_correct": a.clean_correct, "fooled": a.fooled,
+            "clean_accuracy": a.clean_correct / a.n,
+            "linf_mean": a.linf_sum / a.n, "linf_max": a.linf_max, "l2_mean": a.l2_sum / a.n,
+            "ssim_mean": a.ssim_sum / a.n,
+            "psnr_mean": (a.psnr_sum / a.psnr_finite) if a.psnr_finite else None,
+            "psnr_inf": a.psnr_inf,
+        }
+    return out

@@ -1,0 +1,78 @@
+"""rdm-eval: metrics of a checkpoint on clean and adversarial sets, protocol named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rdm import cli
+from rdm.attacks import AttackName
+
+app = cli.make_app("Evaluate a checkpoint on sets: accuracy, balanced accuracy, P/R/F1, confusion, "
+                   "attack success, norms, SSIM/PSNR; protocol clean / transfer / white-box.")
+
+
+@app.command(epilog="Examples: rdm-eval rdmaa.ckpt test.h5 test-fgsm-0.005.h5 --json  |  "
+                    "rdm-eval rdmaa.ckpt test.h5 --attack pgd --eps 0.005 --steps 50 --restarts 5 "
+                    "--random-start -o whitebox.json")
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="checkpoint (cnn or purified)", show_default=False)],
+    sets: Annotated[list[Path], typer.Argument(help="clean and/or adversarial sets", show_default=False)],
+    source: Annotated[Optional[Path], typer.Option("--source", help="clean source of the adversarial "
+                                                   "sets (default: from their provenance)")] = None,
+    attack: Annotated[Optional[AttackName], typer.Option("--attack", case_sensitive=False,
+                      help="also attack the evaluated model itself on each clean set (white-box)")] = None,
+    eps: Annotated[Optional[list[float]], typer.Option("--eps", help="ε for --attack; repeat for a sweep")] = None,
+    alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD/BIM step size")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="PGD/BIM/APGD iterations")] = None,
+    restarts: Annotated[int, typer.Option("--restarts", help="random restarts")] = 1,
+    random_start: Annotated[bool, typer.Option("--random-start/--no-random-start")] = False,
+    keep: Annotated[str, typer.Option("--keep", help="PGD: fooled, best or last")] = "fooled",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="write the JSON report here")] = None,
+    as_json: cli.JsonOpt = False,
+    device: cli.DeviceOpt = "auto",
+    seed: cli.SeedOpt = 0,
+    quiet: cli.QuietOpt = False,
+    debug: cli.DebugOpt = False,
+):
+    """Evaluate MODEL on each SET; a table on stderr, JSON on stdout with --json, a file with -o."""
+    from rdm import eval_api
+    from rdm.atomic import atomic_output
+    from rdm.attacks import AttackSpec
+    from rdm.errors import RdmError
+
+    with cli.guard(debug):
+        if (attack is None) != (not eps):
+            raise RdmError("--attack and --eps go together")
+        specs = [AttackSpec.make(attack, e, alpha=alpha, steps=steps, restarts=restarts,
+                                 random_start=random_start, seed=seed, keep=keep)
+                 for e in (eps or [])] if attack is not None else []
+        if output is not None:
+            cli.check_output_path(output)
+        dev = cli.resolve_device(device)
+        with cli.progress(disable=quiet) as prog:
+            report = eval_api.evaluate(model, sets, source=source, specs=specs, batch_size=batch_size,
+                                       device=dev, progress=prog)
+        if not quiet:
+            from rich.console import Console  # wide enough for the table even when stderr is a file
+            Console(stderr=True, highlight=False, width=max(cli.console.width, 150)).print(
+                eval_api.render_table(report))
+        if output is not None:
+            with atomic_output(output) as tmp:
+                tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        if as_json:
+            cli.emit(report, as_json=True)
+        elif output is not None:
+            cli.emit(output)
+
+
+def main():
+    cli.run(app)
+
+
+if __name__ == "__main__":
+    main()
