@@ -58,11 +58,11 @@ def prep(
                       command=" ".join(["rdm-prep", *sys.argv[1:]]),
                       arguments=dict(source=source, preset=preset, output=output, group_col=group_col,
                                      class_map=cmap, candidates=candidates, n=n, skip_bad=skip_bad, seed=seed),
-                      warn=lambda m: cli.console.print(f"warning: {m}", style="yellow", markup=False))
+                      warn=lambda m: cli.console.print(f"warning: {m}", style="yellow", markup=False, soft_wrap=True))
         if res.skipped:
             cli.console.print(f"skipped {len(res.skipped)} bad input(s):", style="yellow", markup=False)
             for b in res.skipped:
-                cli.console.print(f"  {b}", markup=False)
+                cli.console.print(f"  {b}", markup=False, soft_wrap=True)
         if not quiet:
             cli.console.print(summary_table(res))
         cli.emit([str(p) for p in res.paths])

@@ -171,6 +171,7 @@ def prepare(
                 pb.advance(task)
         if hasattr(loader, "close"):
             loader.close()
+        input_hashes.update(getattr(loader, "hashes", {}))
         if file_lines:
             combined = hashlib.sha256("\n".join(sorted(file_lines)).encode()).hexdigest()
             input_hashes[f"{len(file_lines)} files (sha256 of sorted '<sha256>  <id>' lines)"] = combined

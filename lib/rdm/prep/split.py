@@ -11,7 +11,8 @@ Groups (patients, duplicate sets) are then assigned whole: largest groups first
 (ties in seeded random order), each to the split where it lowers the total
 per-class deficit the most (ties: the split with the largest relative deficit).
 A local search then moves single groups and swaps pairs of groups between splits
-while that lowers the L1 distance to the per-class targets. Singleton groups,
+while that lowers the L1 distance to the per-class targets; last, a split left
+empty gets the group that is cheapest to move there (when some split has several). Singleton groups,
 the common case, make the targets exact; large groups can leave a few images off.
 """
 
@@ -90,7 +91,33 @@ def grouped_stratified_split(y: Sequence[int], groups: Sequence[str], ratios: Ma
         gsplit[g] = s
         assigned[:, s] += gvec[g]
     gsplit = _refine(gvec, gsplit, target, rng)
+    gsplit = _fill_empty(gvec, gsplit, target)
     return gsplit[ginv]
+
+
+def _fill_empty(gvec: np.ndarray, gsplit: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Give every split with a non-zero target at least one group, when there are groups to spare:
+    move the group whose move costs least from a split that holds several."""
+    k = target.shape[1]
+    for s in range(k):
+        if target[:, s].sum() == 0 or (gsplit == s).any():
+            continue
+        assigned = np.stack([gvec[gsplit == j].sum(0) for j in range(k)], axis=1)
+        best = None
+        for a in range(k):
+            idx = np.flatnonzero(gsplit == a)
+            if len(idx) < 2:
+                continue
+            for g in idx:
+                new = assigned.copy()
+                new[:, a] -= gvec[g]
+                new[:, s] += gvec[g]
+                cost = _err(new, target)
+                if best is None or cost < best[0]:
+                    best = (cost, g)
+        if best is not None:
+            gsplit[best[1]] = s
+    return gsplit
 
 
 def _err(assigned: np.ndarray, target: np.ndarray) -> int:
