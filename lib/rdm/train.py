@@ -1,0 +1,414 @@
+"""The one training loop behind rdm-train-cnn, rdm-pretrain-dcae, rdm-finetune and rdm-advtrain.
+
+Pieces, each small enough to swap:
+
+- :class:`Source` — one HDF5 set fed to the loop; an adversarial set may carry a
+  *target* set (its clean source, rows matched by ``source_index``) for reconstruction.
+- :class:`Batches` — streams seeded, shuffled mini-batches from the sets. An epoch's
+  order depends only on ``(seed, epoch)``: the chunk-aligned row blocks of all sources
+  are permuted, gathered into buffers of about ``buffer_rows`` rows, and the rows of
+  each buffer are permuted (with the default buffer every set of the paper is shuffled
+  whole). Reads are contiguous chunk reads, never one row at a time (a gzip chunk of
+  128 rows would be decompressed once per row otherwise). ``rank``/``world_size``
+  give each data-parallel process its slice of every global batch, so a
+  DistributedDataParallel run only has to wrap the model and pass these two numbers.
+- :class:`Classification` / :class:`Reconstruction` — the objective: per-batch loss
+  and the validation metrics. Classification keeps the weights with the best
+  validation *balanced accuracy* (ties broken by the lower validation loss): 83 % of
+  the lung patches are non-nodules, so plain accuracy would reward a model that calls
+  everything benign. Reconstruction keeps the lowest validation MSE.
+- :func:`fit` — Adam, one epoch at a time: train, validate, keep the best weights,
+  stop after ``patience`` epochs without improvement, and hand a :class:`TrainerState`
+  to ``on_epoch_end`` (the API saves it as the checkpoint's ``trainer`` field), from
+  which :func:`fit` continues bit-identically (RNG state, optimizer moments, counters).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import RdmError
+from .models import classification_loss, predict
+from .sets import SetReader
+
+DEFAULT_BUFFER_ROWS = 8192
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class Source:
+    """One set fed to the loop. ``target`` (a clean set path) makes each row's target
+    the clean row ``target[source_index[row]]``; without it the target is the row itself."""
+
+    path: Path
+    target: Path | None = None
+
+
+class Batches:
+    """Seeded mini-batches streamed from one or more sets, as numpy dicts.
+
+    Each batch has ``x`` (float32 N×C×H×W), ``y`` (int64) and, with
+    ``with_target=True``, ``target`` (the clean image to reconstruct).
+    """
+
+    def __init__(self, sources: Sequence[Source], batch_size: int, *, shuffle: bool, seed: int = 0,
+                 with_target: bool = False, buffer_rows: int = DEFAULT_BUFFER_ROWS,
+                 rank: int = 0, world_size: int = 1):
+        if batch_size < 1:
+            raise RdmError(f"--batch-size must be at least 1, got {batch_size}")
+        self.batch_size, self.shuffle, self.seed = int(batch_size), bool(shuffle), int(seed)
+        self.with_target, self.buffer_rows = with_target, max(int(buffer_rows), 1)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self._readers: list[SetReader] = []
+        self._targets: list[SetReader | None] = []
+        self._src_index: list[np.ndarray | None] = []
+        self._blocks: list[tuple[int, int, int]] = []          # (source, start, stop)
+        try:
+            for si, s in enumerate(sources):
+                r = SetReader(s.path)
+                self._readers.append(r)
+                t = SetReader(s.target) if (with_target and s.target is not None) else None
+                self._targets.append(t)
+                self._src_index.append(np.asarray(r.column("source_index"), dtype=np.int64) if t else None)
+                chunk = r._f["x"].chunks[0] if r._f["x"].chunks else 128
+                for b0 in range(0, r.n, chunk):
+                    self._blocks.append((si, b0, min(b0 + chunk, r.n)))
+        except BaseException:
+            self.close()
+            raise
+        self.n = sum(r.n for r in self._readers)
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def _read_block(self, si: int, b0: int, b1: int) -> dict[str, np.ndarray]:
+        r = self._readers[si]
+        d = r.read(b0, b1, ["x", "y"])
+        if self.with_target:
+            t = self._targets[si]
+            if t is None:
+                d["target"] = d["x"]
+            else:
+                d["target"] = t.read_rows(self._src_index[si][b0:b1], names=("x",))["x"]
+        return d
+
+    def epoch(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
+        """The batches of one epoch; the same ``(seed, epoch)`` gives the same batches."""
+        keys = ["x", "y"] + (["target"] if self.with_target else [])
+        order = list(range(len(self._blocks)))
+        g = None
+        if self.shuffle:
+            g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+            order = torch.randperm(len(order), generator=g).tolist()
+        pending: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        held = 0
+        i = 0
+        while i < len(order) or held:
+            while i < len(order) and held < self.buffer_rows:
+                d = self._read_block(*self._blocks[order[i]])
+                for k in keys:
+                    pending[k].append(d[k])
+                held += len(d["y"])
+                i += 1
+            buf = {k: np.concatenate(v) for k, v in pending.items()}
+            if g is not None:
+                perm = torch.randperm(held, generator=g).numpy()
+                buf = {k: v[perm] for k, v in buf.items()}
+            last = i >= len(order)
+            cut = held if last else (held // self.batch_size) * self.batch_size
+            for b0 in range(0, cut, self.batch_size):
+                yield self._shard({k: v[b0:b0 + self.batch_size] for k, v in buf.items()})
+            pending = {k: [v[cut:]] for k, v in buf.items()}
+            held -= cut
+
+    def _shard(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.world_size == 1:
+            return batch
+        return {k: v[self.rank::self.world_size] for k, v in batch.items()}
+
+    def close(self) -> None:
+        for r in [*self._readers, *[t for t in self._targets if t is not None]]:
+            try:
+                r.close()
+            except Exception:
+                pass
+
+    def __enter__(self) -> "Batches":
+        return self
+
+    def __exit__(self, *a) -> None:
+        self.close()
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return (int(seed) * 1_000_003 + int(epoch) * 7919 + 17) % (2 ** 63)
+
+
+def to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
+
+
+# --------------------------------------------------------------------------- objectives
+class Classification:
+    """Cross-entropy (single-logit binary heads included); best = highest val balanced accuracy."""
+
+    name = "classification"
+    monitor = "balanced_accuracy"
+    with_target = False
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        logits = model(batch["x"])
+        loss = classification_loss(logits, batch["y"])
+        correct = (predict(logits.detach()) == batch["y"]).sum().item()
+        return loss, {"correct": correct}
+
+    def running(self, totals: dict) -> str:
+        n = max(totals["n"], 1)
+        return f"loss {totals['loss'] / n:.4f} acc {totals.get('correct', 0) / n:.3f}"
+
+    def train_metrics(self, totals: dict) -> dict:
+        n = max(totals["n"], 1)
+        return {"loss": totals["loss"] / n, "accuracy": totals.get("correct", 0) / n}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Batches, device: torch.device) -> dict:
+        from sklearn.metrics import balanced_accuracy_score
+
+        was = model.training
+        model.eval()
+        ys, ps, loss_sum = [], [], 0.0
+        for b in batches.epoch(0):
+            t = to_device(b, device)
+            logits = model(t["x"])
+            loss_sum += classification_loss(logits, t["y"], reduction="sum").item()
+            ys.append(b["y"])
+            ps.append(predict(logits).cpu().numpy())
+        model.train(was)
+        y, p = np.concatenate(ys), np.concatenate(ps)
+        return {"loss": loss_sum / len(y), "accuracy": float((y == p).mean()),
+                "balanced_accuracy": float(balanced_accuracy_score(y, p)), "n": int(len(y))}
+
+    def better(self, new: dict, best: dict | None) -> bool:
+        if best is None:
+            return True
+        a, b = new["balanced_accuracy"], best["balanced_accuracy"]
+        return a > b + 1e-12 or (abs(a - b) <= 1e-12 and new["loss"] < best["loss"])
+
+    def summary(self, m: dict) -> str:
+        return f"loss {m['loss']:.4f} acc {m['accuracy']:.3f} bal {m['balanced_accuracy']:.3f}"
+
+
+class Reconstruction:
+    """MSE of the DCAE output against the clean target; best = lowest val MSE.
+
+    Validation also reports PSNR (dB, data range 1): the mean over images of
+    10·log10(1 / per-image MSE).
+    """
+
+    name = "reconstruction"
+    monitor = "mse"
+    with_target = True
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        return F.mse_loss(model(batch["x"]), batch["target"]), {}
+
+    def running(self, totals: dict) -> str:
+        return f"mse {totals['loss'] / max(totals['n'], 1):.5f}"
+
+    def train_metrics(self, totals: dict) -> dict:
+        return {"loss": totals["loss"] / max(totals["n"], 1)}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batches: Batches, device: torch.device) -> dict:
+        was = model.training
+        model.eval()
+        sq, psnr, n, px = 0.0, 0.0, 0, 0
+        for b in batches.epoch(0):
+            t = to_device(b, device)
+            err = (model(t["x"]) - t["target"]).pow(2).flatten(1)
+            per = err.mean(1).clamp_min(1e-12)
+            sq += err.sum().item()
+            psnr += (10 * torch.log10(1.0 / per)).sum().item()
+            n += err.shape[0]
+            px += err.numel()
+        model.train(was)
+        mse = sq / px
+        return {"loss": mse, "mse": mse, "psnr": psnr / n, "n": n}
+
+    def better(self, new: dict, best: dict | None) -> bool:
+        return best is None or new["mse"] < best["mse"]
+
+    def summary(self, m: dict) -> str:
+        return f"mse {m['mse']:.5f} psnr {m['psnr']:.2f} dB"
+
+
+# --------------------------------------------------------------------------- the loop
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int = 0
+    patience: int = 0                 # 0: never stop early
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainerState:
+    """Everything :func:`fit` needs to continue: saved as the checkpoint's ``trainer`` field."""
+
+    epoch: int = 0                    # epochs completed
+    model: dict | None = None         # current weights
+    best: dict | None = None          # best weights so far
+    best_metrics: dict | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+    optimizer: dict | None = None
+    rng: torch.Tensor | None = None
+    cuda_rng: list | None = None
+    history: list = field(default_factory=list)
+    wall_time_s: float = 0.0
+    signature: dict = field(default_factory=dict)
+
+    def to_blob(self) -> dict:
+        """Tensors and plain containers only (loads with ``weights_only=True``)."""
+        return {"epoch": self.epoch, "model": self.model, "best": self.best,
+                "best_metrics": json.dumps(self.best_metrics), "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "stopped": self.stopped, "optimizer": self.optimizer,
+                "rng": self.rng, "cuda_rng": self.cuda_rng, "history": json.dumps(self.history),
+                "wall_time_s": self.wall_time_s, "signature": json.dumps(self.signature, sort_keys=True)}
+
+    @classmethod
+    def from_blob(cls, b: dict) -> "TrainerState":
+        try:
+            return cls(epoch=int(b["epoch"]), model=b["model"], best=b["best"],
+                       best_metrics=json.loads(b["best_metrics"]), best_epoch=int(b["best_epoch"]),
+                       bad_epochs=int(b["bad_epochs"]), stopped=bool(b["stopped"]),
+                       optimizer=b["optimizer"], rng=b["rng"], cuda_rng=b.get("cuda_rng"),
+                       history=json.loads(b["history"]), wall_time_s=float(b["wall_time_s"]),
+                       signature=json.loads(b["signature"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise RdmError(f"the saved trainer state is incomplete or corrupt ({e})") from None
+
+
+def _clone_sd(model: nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def set_determinism(device: torch.device) -> None:
+    """Deterministic kernels where it is cheap (CPU is deterministic already)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: TrainConfig, *,
+        device: torch.device, state: TrainerState | None = None,
+        on_epoch_end: Callable[[TrainerState], None] | None = None,
+        transform: Callable[[nn.Module, dict, int, int], dict] | None = None,
+        params: Sequence[nn.Parameter] | None = None, quiet: bool = False,
+        signature: dict | None = None) -> TrainerState:
+    """Train ``model`` in place; it ends holding the best weights. Returns the final state.
+
+    The caller seeds torch *before* building the model (so initial weights follow
+    ``cfg.seed``). ``state`` continues a saved run: weights, optimizer, RNG and counters
+    are restored, so an interrupted and resumed run ends with the same weights as an
+    uninterrupted one (on CPU). ``transform(model, batch, epoch, step)`` may replace a
+    batch before the step (on-line adversarial training). ``params``: the parameters
+    to optimise (default: all with ``requires_grad``).
+    """
+    from .cli import console, progress
+
+    set_determinism(device)
+    model.to(device)
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    if not params:
+        raise RdmError("nothing to train: every parameter is frozen")
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if state is None:
+        state = TrainerState(signature=dict(signature or {}))
+    else:
+        model.load_state_dict(state.model)
+        opt.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng)
+        if state.cuda_rng is not None and device.type == "cuda":
+            torch.cuda.set_rng_state_all(state.cuda_rng)
+        if state.epoch and not quiet:
+            console.print(f"resuming after epoch {state.epoch} (best epoch {state.best_epoch})")
+
+    def step(batch: dict[str, torch.Tensor]) -> tuple[float, dict]:
+        opt.zero_grad(set_to_none=True)
+        loss, stats = objective.loss(model, batch)
+        loss.backward()
+        opt.step()
+        return loss.item(), stats
+
+    with progress(disable=quiet) as bar:
+        while state.epoch < cfg.epochs and not state.stopped:
+            ep = state.epoch + 1
+            t0 = time.perf_counter()
+            model.train()
+            task = bar.add_task(f"epoch {ep}/{cfg.epochs}", total=len(train), info="")
+            totals: dict[str, float] = {"loss": 0.0, "n": 0}
+            for i, b in enumerate(train.epoch(ep)):
+                t = to_device(b, device)
+                if transform is not None:
+                    t = transform(model, t, ep, i)
+                loss, stats = step(t)
+                k = int(t["y"].shape[0])
+                totals["loss"] += loss * k
+                totals["n"] += k
+                for key, v in stats.items():
+                    totals[key] = totals.get(key, 0) + v
+                bar.update(task, advance=1, info=objective.running(totals))
+            bar.remove_task(task)
+            rec: dict[str, Any] = {"epoch": ep, "train": objective.train_metrics(totals)}
+            improved = True
+            if val is not None:
+                vm = objective.evaluate(model, val, device)
+                rec["val"] = vm
+                improved = objective.better(vm, state.best_metrics)
+                if improved:
+                    state.best_metrics = vm
+            else:
+                state.best_metrics = rec["train"]
+            if improved:
+                state.best, state.best_epoch, state.bad_epochs = _clone_sd(model), ep, 0
+            else:
+                state.bad_epochs += 1
+                if cfg.patience and state.bad_epochs >= cfg.patience:
+                    state.stopped = True
+            dt = time.perf_counter() - t0
+            rec["time_s"] = round(dt, 3)
+            state.wall_time_s += dt
+            state.history.append(rec)
+            state.epoch = ep
+            state.model = _clone_sd(model)
+            state.optimizer = opt.state_dict()
+            state.rng = torch.get_rng_state()
+            state.cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+            if not quiet:
+                msg = f"epoch {ep}/{cfg.epochs}  train {objective.running(totals)}"
+                if "val" in rec:
+                    msg += f"  | val {objective.summary(rec['val'])}" + ("  *" if improved else "")
+                console.print(msg + f"  ({dt:.1f}s)", soft_wrap=True)
+                if state.stopped:
+                    console.print(f"early stop: no improvement for {cfg.patience} epochs; "
+                                  f"best epoch {state.best_epoch}")
+            if on_epoch_end is not None:
+                on_epoch_end(state)
+    if state.best is not None:
+        model.load_state_dict(state.best)
+    model.eval()
+    return state

@@ -1,0 +1,44 @@
+"""rdm-advtrain: adversarial training, the paper's (clean ∪ adversarial sets) or on-line PGD (Madry 2018)."""
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from rdm import cli
+from rdm.train_api import Common, advtrain as _advtrain
+from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
+                                 ValOpt)
+
+app = cli.make_app("Adversarially train the CNN: on given adversarial sets (paper) or on-line PGD (Madry).")
+
+
+@app.command(epilog="Examples: rdm-advtrain train.h5 --adv train-fgsm-0.005.h5 --val val.h5 -o advtrain.ckpt\n\n"
+                    "rdm-advtrain train.h5 --online pgd --eps 0.005 --steps 7 --val val.h5 -o advtrain-pgd.ckpt")
+def advtrain(
+    train: Annotated[Path, typer.Argument(help="clean training set (.h5)")],
+    output: OutOpt, val: ValOpt = None,
+    adv: Annotated[Optional[List[Path]], typer.Option(
+        "--adv", help="paper recipe: train on TRAIN ∪ these adversarial sets; repeatable")] = None,
+    online: Annotated[Optional[str], typer.Option(
+        "--online", help="on-line recipe: 'pgd' attacks every batch against the current model")] = None,
+    eps: Annotated[Optional[float], typer.Option("--eps", help="L∞ budget of the on-line attack")] = None,
+    steps: Annotated[int, typer.Option("--steps", help="PGD steps of the on-line attack")] = 7,
+    alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD step size (default 2.5·eps/steps)")] = None,
+    preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
+    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False,
+    history: HistoryOpt = None, quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
+    """Give --adv (the paper's data augmentation) or --online pgd (Madry et al.), not both."""
+    with cli.guard(debug):
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+                   quiet=quiet, preset=preset, history=history)
+        cli.emit(_advtrain(train, output=output, val=val, adv=adv or [], online=online, eps=eps, steps=steps,
+                           alpha=alpha, c=c))
+
+
+def main():
+    cli.run(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""rdm-finetune: RDMAA — a CNN whose encoder starts from the pre-trained DCAE's; or the purified composite."""
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from rdm import cli
+from rdm.train_api import Common, finetune as _finetune
+from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
+                                 ValOpt)
+
+app = cli.make_app("Fine-tune a CNN from a DCAE encoder (RDMAA), or put the DCAE in front of a CNN.")
+
+
+@app.command(epilog="Examples: rdm-finetune train.h5 --dcae dcae.ckpt --val val.h5 -o rdmaa.ckpt\n\n"
+                    "rdm-finetune train.h5 --dcae dcae.ckpt --purify --cnn baseline.ckpt --val val.h5 "
+                    "-o purified.ckpt")
+def finetune(
+    train: Annotated[Path, typer.Argument(help="clean training set (.h5)")],
+    dcae: Annotated[Path, typer.Option("--dcae", help="pre-trained DCAE checkpoint (rdm-pretrain-dcae)")],
+    output: OutOpt, val: ValOpt = None,
+    adv: Annotated[Optional[List[Path]], typer.Option(
+        "--adv", help="adversarial sets to train on as well (labels = their y); repeatable")] = None,
+    freeze_encoder: Annotated[bool, typer.Option(
+        "--freeze-encoder/--no-freeze-encoder",
+        help="keep the copied DCAE encoder fixed; default: fine-tune every layer, as the paper's "
+             "'fine-tuning of parameters' (section 3.C) does")] = False,
+    purify: Annotated[bool, typer.Option(
+        "--purify", help="write a 'purified' checkpoint: the DCAE in front of the CNN (with --cnn: that "
+                         "trained CNN, no training; without: the CNN fine-tuned here)")] = False,
+    cnn: Annotated[Optional[Path], typer.Option("--cnn", help="trained CNN checkpoint for --purify")] = None,
+    preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
+    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False,
+    history: HistoryOpt = None, quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
+    """The CNN's convolutional encoder is initialised from the DCAE's (checked copy), the dense head
+    at random; then all layers are trained on the clean set (and --adv sets)."""
+    with cli.guard(debug):
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+                   quiet=quiet, preset=preset, history=history)
+        cli.emit(_finetune(train, dcae=dcae, output=output, val=val, adv=adv or [],
+                           freeze_encoder=freeze_encoder, purify=purify, cnn=cnn, c=c))
+
+
+def main():
+    cli.run(app)
+
+
+if __name__ == "__main__":
+    main()

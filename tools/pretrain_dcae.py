@@ -1,0 +1,42 @@
+"""rdm-pretrain-dcae: train the DCAE to reconstruct clean images from clean and adversarial ones."""
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from rdm import cli
+from rdm.train_api import Common, pretrain_dcae as _pretrain_dcae
+from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
+                                 ValOpt)
+
+app = cli.make_app("Pre-train the DCAE (paper section 3.B): clean and adversarial inputs, clean targets.")
+
+
+@app.command(epilog="Example: rdm-pretrain-dcae train.h5 train-fgsm-0.005.h5 train-pgd-0.005.h5 "
+                    "--val val.h5 -o dcae.ckpt")
+def pretrain_dcae(
+    train: Annotated[Path, typer.Argument(help="clean training set (.h5): the targets")],
+    adv: Annotated[Optional[List[Path]], typer.Argument(
+        help="adversarial sets made from TRAIN (need a source_index column; TRAIN's sha256 must be in "
+             "their provenance)")] = None,
+    output: OutOpt = ..., val: ValOpt = None,
+    val_adv: Annotated[Optional[List[Path]], typer.Option(
+        "--val-adv", help="adversarial sets made from the --val set, also validated on")] = None,
+    preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
+    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False,
+    history: HistoryOpt = None, quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
+    """MSE between the DCAE's output and the clean image; keeps the lowest validation MSE
+    and reports validation MSE and PSNR."""
+    with cli.guard(debug):
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+                   quiet=quiet, preset=preset, history=history)
+        cli.emit(_pretrain_dcae(train, adv or [], output=output, val=val, val_adv=val_adv or [], c=c))
+
+
+def main():
+    cli.run(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""rdm-train-cnn: train the undefended CNN of a preset (paper Fig. 7) on a clean set."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rdm import cli
+from rdm.train_api import Common, train_cnn as _train_cnn
+
+app = cli.make_app("Train the undefended CNN (the paper's baseline) on a clean set.")
+
+EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="epochs (default: the preset's [train])")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="batch size (default: the preset's [train])")]
+LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: the preset's [train])")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="preset name or .toml path (default: the set's)")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from OUTPUT.partial, or extend a finished OUTPUT")]
+HistoryOpt = Annotated[Optional[Path], typer.Option("--history", help="also write the per-epoch history as JSON")]
+OutOpt = Annotated[Path, typer.Option("-o", "--output", help="checkpoint to write")]
+ValOpt = Annotated[Optional[Path], typer.Option("--val", help="validation set: best weights and early stopping")]
+
+
+@app.command(epilog="Example: rdm-train-cnn train.h5 --val val.h5 -o baseline.ckpt")
+def train_cnn(train: Annotated[Path, typer.Argument(help="clean training set (.h5)")], output: OutOpt,
+              val: ValOpt = None, preset: PresetOpt = None, epochs: EpochsOpt = None,
+              batch_size: BatchOpt = None, lr: LrOpt = None, seed: cli.SeedOpt = 0,
+              device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, history: HistoryOpt = None,
+              quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
+    """Train the CNN; keeps the weights with the best validation balanced accuracy."""
+    with cli.guard(debug):
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+                   quiet=quiet, preset=preset, history=history)
+        cli.emit(_train_cnn(train, output=output, val=val, c=c))
+
+
+def main():
+    cli.run(app)
+
+
+if __name__ == "__main__":
+    main()
