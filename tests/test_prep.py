@@ -327,3 +327,34 @@ def test_missing_source_and_unknown_preset_exit_1(tmp_path):
     assert res.exit_code == 1 and "no such file or folder" in res.stderr
     res = run_cli(["synthetic", "--preset", "nosuch", "-o", tmp_path / "o"])
     assert res.exit_code == 1 and "unknown preset" in res.stderr
+
+
+def test_synthetic_via_cli(tmp_path):
+    res = run_cli(["synthetic", "--preset", "brain", "-o", tmp_path / "out", "--n", "30", "--seed", "2", "-q"])
+    assert res.exit_code == 0, res.stderr
+    assert len(res.stdout.split()) == 3
+    info = validate_set(tmp_path / "out" / "train.h5", expect_shape=BRAIN.shape)
+    assert info.provenance["seed"] == 2 and info.provenance["source_kind"] == "synthetic"
+
+
+# --------------------------------------------------------------------------- the shared data (skipped when absent)
+@pytest.mark.realdata
+@pytest.mark.parametrize("folder, preset, expected", [
+    ("lung-nodule", LUNG, [5187, 1297, 1622]), ("leukemia", LEUK, [2343, 261, 652]),
+    ("brain-mri", BRAIN, [2481, 276, 307]),
+])
+def test_real_manifests_split_to_table_1_without_straddling(shared_data, folder, preset, expected):
+    from rdm.prep import imagefolder
+
+    root, entries, bad, info = imagefolder.scan(shared_data / folder, preset.classes, {}, None, preset.group_col)
+    assert not bad and info["group_col"] == (preset.group_col or None)
+    y = np.array([e.label for e in entries])
+    groups = np.array([e.group for e in entries], dtype=object)
+    s = grouped_stratified_split(y, groups, preset.split, preset.num_classes, seed=0)
+    table = split_table(y, s, preset.num_classes)
+    assert table.sum(0).tolist() == expected
+    target = class_targets(np.bincount(y), split_totals(len(y), preset.split))
+    assert np.abs(table - target).max() <= 1
+    g2s: dict = {}
+    for g, k in zip(groups, s):
+        assert g2s.setdefault(g, k) == k
