@@ -63,7 +63,7 @@ def attack(
         args = dict(model=inputs[0], set=inputs[1], attack=attack, eps=eps, alpha=alpha, steps=steps,
                     restarts=restarts, random_start=random_start, keep=keep, batch_size=batch_size,
                     shard=shard, device=str(dev), seed=seed, output=output)
-        with cli.progress(disable=quiet) as prog:
+        with cli.progress(disable=quiet or not cli.console.is_terminal) as prog:
             res = attack_api.attack_set(inputs[0], inputs[1], specs, output, batch_size=batch_size,
                                         device=dev, shard=attack_api.parse_shard(shard),
                                         command=command, arguments=args, progress=prog)

@@ -54,7 +54,7 @@ def evaluate(
         if output is not None:
             cli.check_output_path(output)
         dev = cli.resolve_device(device)
-        with cli.progress(disable=quiet) as prog:
+        with cli.progress(disable=quiet or not cli.console.is_terminal) as prog:
             report = eval_api.evaluate(model, sets, source=source, specs=specs, batch_size=batch_size,
                                        device=dev, progress=prog)
         if not quiet:

@@ -230,7 +230,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
     eps = _check_eps(eps)
     if int(steps) < 1:
         raise RdmError(f"steps must be at least 1, got {steps}")
-    if not float(alpha) > 0:
+    if not float(alpha) > 0 and eps > 0:  # α is moot at ε = 0 (the default α = 2.5·ε/steps is 0)
         raise RdmError(f"alpha must be > 0, got {alpha:g}")
     if int(restarts) < 1:
         raise RdmError(f"restarts must be at least 1, got {restarts}")

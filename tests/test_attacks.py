@@ -1,0 +1,316 @@
+"""White-box attacks: against an independent hand-written reference, exact constraints,
+model hygiene, and strength ordering on a CNN trained on phantoms."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from rdm.attacks import (AttackName, AttackSpec, apgd_ce, attack_mode, eps_bounds, fgsm, fgsm_sweep,
+                         pgd, run_attack, run_attack_sweep)
+from rdm.errors import RdmError
+from rdm.models import CNN
+from rdm.prep.synthetic import generate
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is fastest, and does not fight other jobs for the cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class Tiny(nn.Module):
+    """A small conv net; one logit (binary) or K logits; optional dropout to catch train mode."""
+
+    def __init__(self, c: int = 1, k: int = 2, binary: bool = False, seed: int = 0, dropout: float = 0.0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv = nn.Conv2d(c, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 4 * 4, 1 if binary else k)
+        self.drop = nn.Dropout(dropout)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, x):
+        h = F.adaptive_avg_pool2d(torch.tanh(self.conv(x)), 4).flatten(1)
+        return self.fc(self.drop(h))
+
+
+def data(n=6, c=1, hw=8, k=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, c, hw, hw, generator=g)
+    x[0, 0, 0, :3] = torch.tensor([0.0, 1.0, 0.5])     # pixels on the box edges
+    return x, torch.randint(0, k, (n,), generator=g)
+
+
+# --------------------------------------------------------------------------- independent reference
+def ref_loss(model, x, y):
+    """Loss written separately from rdm: BCE on the single logit, CE otherwise (sum over rows)."""
+    out = model(x)
+    if out.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(out[:, 0], y.float(), reduction="sum")
+    return F.cross_entropy(out, y, reduction="sum")
+
+
+def ref_grad(model, x, y):
+    m = copy.deepcopy(model).eval()
+    xr = x.clone().requires_grad_(True)
+    ref_loss(m, xr, y).backward()
+    return xr.grad.detach()
+
+
+def ref_fgsm(model, x, y, eps):
+    g = ref_grad(model, x, y)
+    return torch.clamp(torch.clamp(x + eps * g.sign(), x - eps, x + eps), 0, 1)
+
+
+def ref_bim(model, x, y, eps, alpha, steps):
+    xa = x.clone()
+    for _ in range(steps):
+        g = ref_grad(model, xa, y)
+        xa = xa + alpha * g.sign()
+        xa = torch.clamp(torch.max(torch.min(xa, x + eps), x - eps), 0, 1)
+    return xa
+
+
+HEADS = [dict(k=2, binary=True), dict(k=3, binary=False)]
+
+
+@pytest.mark.parametrize("head", HEADS, ids=["binary", "multiclass"])
+@pytest.mark.parametrize("eps", [0.002, 0.005, 0.05])
+def test_fgsm_matches_reference(head, eps):
+    model = Tiny(k=head["k"], binary=head["binary"], seed=1)
+    x, y = data(k=head["k"])
+    torch.testing.assert_close(fgsm(model, x, y, eps), ref_fgsm(model, x, y, eps), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("head", HEADS, ids=["binary", "multiclass"])
+@pytest.mark.parametrize("eps,alpha,steps", [(0.005, 0.002, 3), (0.005, 0.02, 3), (0.03, 0.01, 7)])
+def test_pgd_without_random_start_matches_reference(head, eps, alpha, steps):
+    model = Tiny(k=head["k"], binary=head["binary"], seed=2)
+    x, y = data(k=head["k"], seed=3)
+    ours = pgd(model, x, y, eps, alpha, steps)
+    torch.testing.assert_close(ours, ref_bim(model, x, y, eps, alpha, steps), atol=1e-6, rtol=0)
+    spec = AttackSpec.make("bim", eps, alpha=alpha, steps=steps)
+    assert torch.equal(run_attack(spec, model, x, y), ours)
+
+
+def test_fgsm_sweep_is_fgsm_at_each_eps():
+    model = Tiny(k=3, seed=4)
+    x, y = data(k=3)
+    eps = [0.0, 0.002, 0.01, 0.2]
+    for e, xa in zip(eps, fgsm_sweep(model, x, y, eps)):
+        assert torch.equal(xa, fgsm(model, x, y, e))
+    specs = [AttackSpec.make("fgsm", e) for e in eps]
+    for a, b in zip(run_attack_sweep(specs, model, x, y), fgsm_sweep(model, x, y, eps)):
+        assert torch.equal(a, b)
+
+
+# --------------------------------------------------------------------------- exact constraints
+def _exactly_inside(x, xa, eps):
+    assert xa.dtype == torch.float32 and xa.shape == x.shape
+    assert bool((xa >= 0).all()) and bool((xa <= 1).all())
+    assert float((xa - x).abs().max()) <= float(torch.tensor(eps, dtype=torch.float32))   # float32
+    assert bool(((xa.double() - x.double()).abs() <= eps).all())                          # float64
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), binary=st.booleans(), k=st.integers(2, 4),
+       eps=st.one_of(st.floats(0.0, 1.0), st.sampled_from([0.0, 0.002, 0.005, 1 / 255, 0.1, 0.5, 1.0])),
+       alpha=st.floats(1e-4, 0.5), steps=st.integers(1, 4), which=st.sampled_from(["fgsm", "pgd", "apgd"]),
+       random_start=st.booleans())
+def test_eps_ball_and_box_hold_exactly(seed, binary, k, eps, alpha, steps, which, random_start):
+    k = 2 if binary else k
+    model = Tiny(k=k, binary=binary, seed=seed)
+    x, y = data(n=4, k=k, seed=seed)
+    x[1] = torch.round(x[1] * 255) / 255              # 8-bit grey levels
+    if which == "fgsm":
+        xa = fgsm(model, x, y, eps)
+    elif which == "pgd":
+        xa = pgd(model, x, y, eps, alpha, steps, random_start=random_start, restarts=2, seed=seed)
+    else:
+        xa = apgd_ce(model, x, y, eps, steps=steps + 2, seed=seed)
+    _exactly_inside(x, xa, eps)
+
+
+def test_eps_bounds_round_inward():
+    x = torch.rand(10_000, generator=torch.Generator().manual_seed(0))
+    for eps in (0.002, 0.005, 0.1, 1 / 3):
+        lo, hi = eps_bounds(x, eps)
+        _exactly_inside(x, hi, eps)
+        _exactly_inside(x, lo, eps)
+        assert bool((lo <= x).all()) and bool((x <= hi).all())
+        # tight: at most one float32 ulp inside the exact bound
+        assert float((hi.double() - torch.clamp(x.double() + eps, max=1)).abs().max()) < 1e-7
+
+
+@pytest.mark.parametrize("which", ["fgsm", "pgd", "bim", "apgd"])
+def test_eps_zero_returns_x_unchanged(which):
+    model = Tiny(k=3, seed=5)
+    x, y = data(k=3)
+    spec = AttackSpec.make(which, 0.0, steps=3, random_start=(which == "pgd"))
+    xa = run_attack(spec, model, x, y)
+    assert torch.equal(xa, x)
+    assert torch.equal(model(xa).argmax(1), model(x).argmax(1))
+
+
+# --------------------------------------------------------------------------- model hygiene
+@pytest.mark.parametrize("which", ["fgsm", "pgd", "apgd"])
+@pytest.mark.parametrize("train_mode", [True, False])
+def test_mode_restored_and_no_parameter_grads(which, train_mode):
+    model = Tiny(k=3, seed=6, dropout=0.5)
+    frozen = model.conv.bias
+    frozen.requires_grad_(False)                        # mixed flags must come back as they were
+    model.train(train_mode)
+    x, y = data(k=3)
+    spec = AttackSpec.make(which, 0.03, steps=3, random_start=True)
+    a = run_attack(spec, model, x, y)
+    b = run_attack(spec, model, x, y)                   # eval mode: dropout off, so deterministic
+    assert torch.equal(a, b)
+    assert model.training is train_mode
+    assert all(p.grad is None for p in model.parameters())
+    assert frozen.requires_grad is False
+    assert all(p.requires_grad for n, p in model.named_parameters() if n != "conv.bias")
+    assert not a.requires_grad
+
+
+def test_attack_mode_restores_on_error():
+    model = Tiny().train()
+    with pytest.raises(RuntimeError):
+        with attack_mode(model):
+            assert not model.training and not any(p.requires_grad for p in model.parameters())
+            raise RuntimeError("boom")
+    assert model.training and all(p.requires_grad for p in model.parameters())
+
+
+def test_input_tensor_is_not_modified():
+    model = Tiny(k=3)
+    x, y = data(k=3)
+    x0 = x.clone()
+    pgd(model, x, y, 0.1, 0.05, 3, random_start=True)
+    apgd_ce(model, x, y, 0.1, 5)
+    assert torch.equal(x, x0)
+
+
+# --------------------------------------------------------------------------- seeding
+def test_random_start_seeded_per_row_not_per_batch():
+    model = Tiny(k=3, seed=7)
+    x, y = data(n=8, k=3)
+    ids = np.arange(100, 108)
+    full = pgd(model, x, y, 0.05, 0.01, 2, random_start=True, restarts=2, seed=3, row_ids=ids)
+    perm = np.array([5, 1, 7, 0, 3, 2, 6, 4])
+    part = pgd(model, x[perm], y[perm], 0.05, 0.01, 2, random_start=True, restarts=2, seed=3, row_ids=ids[perm])
+    torch.testing.assert_close(part, full[perm], atol=1e-6, rtol=0)
+    a = apgd_ce(model, x, y, 0.05, 6, seed=3, row_ids=ids)
+    b = apgd_ce(model, x[:3], y[:3], 0.05, 6, seed=3, row_ids=ids[:3])
+    torch.testing.assert_close(b, a[:3], atol=1e-6, rtol=0)
+    other = pgd(model, x, y, 0.05, 0.01, 2, random_start=True, seed=4, row_ids=ids)
+    assert not torch.equal(other, pgd(model, x, y, 0.05, 0.01, 2, random_start=True, seed=3, row_ids=ids))
+
+
+# --------------------------------------------------------------------------- spec
+def test_spec_validation_and_description():
+    for bad in (dict(eps=-0.1), dict(eps=1.5), dict(eps=0.1, steps=0), dict(eps=0.1, alpha=0.0),
+                dict(eps=0.1, alpha=-1.0), dict(eps=0.1, restarts=0)):
+        with pytest.raises(RdmError):
+            AttackSpec.make("pgd", **bad)
+    with pytest.raises(RdmError):
+        AttackSpec.make("bim", 0.1, random_start=True)
+    with pytest.raises(RdmError):
+        AttackSpec.make("nope", 0.1)
+    s = AttackSpec.make("pgd", 0.005, alpha=0.002, steps=3, restarts=2, random_start=True, seed=9)
+    assert "PGD" in repr(s) and "0.005" in repr(s) and "alpha=0.002" in repr(s)
+    assert AttackSpec.from_dict(s.to_dict()) == s
+    assert s.to_dict()["name"] == "pgd" and AttackName("apgd") is AttackName.apgd
+    d = AttackSpec.make("pgd", 0.01)
+    assert d.steps == 10 and math.isclose(d.alpha, 2.5 * 0.01 / 10)
+
+
+# --------------------------------------------------------------------------- strength on a trained model
+def _disk_vs_bar(n: int, seed: int, shape=(1, 16, 16)):
+    """Phantoms of two very different shapes (classes 0 and 4 of five), relabelled 0/1."""
+    x, y, _ = generate(n * 5 // 2, 5, shape, seed=seed)
+    keep = (y == 0) | (y == 4)
+    return torch.from_numpy(x[keep]), torch.from_numpy((y[keep] == 4).astype(np.int64))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """rdm's CNN (12 filters, one logit) trained for about a second on 16×16 phantoms."""
+    torch.manual_seed(0)
+    x, y = _disk_vs_bar(256, 11)
+    xt, yt = _disk_vs_bar(96, 12)
+    model = CNN(1, 16, 16, 2, hidden=[32], binary=True, filters=12)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(14):
+        model.train()
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), 32):
+            idx = perm[i:i + 32]
+            opt.zero_grad()
+            F.binary_cross_entropy_with_logits(model(x[idx])[:, 0], y[idx].float()).backward()
+            opt.step()
+    model.eval()
+    for p in model.parameters():
+        p.grad = None
+    acc = _acc(model, xt, yt)
+    assert acc >= 0.85, f"the phantom CNN did not learn (accuracy {acc:.2f})"
+    return model, xt, yt
+
+
+def _acc(model, x, y):
+    with torch.no_grad():
+        return (model(x)[:, 0] > 0).long().eq(y).float().mean().item()
+
+
+def test_accuracy_falls_with_eps_and_reaches_zero(trained):
+    model, x, y = trained
+    # FGSM is one linear step: beyond the model's linear range a larger ε can overshoot,
+    # so its monotone fall is checked over moderate ε; PGD must reach ~0 at large ε.
+    epss = [0.0, 0.01, 0.02, 0.04, 0.06, 0.1]
+    accs = [_acc(model, xa, y) for xa in fgsm_sweep(model, x, y, epss)]
+    assert all(b <= a + 1e-9 for a, b in zip(accs, accs[1:])), accs
+    assert accs[0] - accs[-1] >= 0.2, accs
+    pg = [_acc(model, pgd(model, x, y, e, e / 4, 10), y) for e in (0.03, 0.1, 0.3)]
+    assert all(b <= a + 1e-9 for a, b in zip(pg, pg[1:])), pg
+    assert pg[-1] <= 0.05, pg
+
+
+def test_pgd_never_weaker_than_fgsm_and_apgd_at_least_pgd10(trained):
+    model, x, y = trained
+    epss = [0.01, 0.02, 0.04, 0.08]
+    f = [_acc(model, xa, y) for xa in fgsm_sweep(model, x, y, epss)]
+    p = [_acc(model, pgd(model, x, y, e, e / 4, 10, random_start=True, restarts=2, seed=0), y) for e in epss]
+    p10 = [_acc(model, pgd(model, x, y, e, e / 4, 10), y) for e in epss]
+    a = [_acc(model, apgd_ce(model, x, y, e, 20, seed=0), y) for e in epss]
+    assert np.mean(p) <= np.mean(f) + 1e-9, (p, f)
+    assert np.mean(a) <= np.mean(p10) + 1e-9, (a, p10)
+    # keep="best" looks at every iterate: never fools fewer images than the final iterate
+    e = 0.02
+    best = pgd(model, x, y, e, e / 4, 10, keep="best")
+    assert _acc(model, best, y) <= p10[1] + 1e-9
+
+
+def test_targeted_fgsm_moves_towards_target():
+    model = Tiny(k=3, seed=8)
+    x, _ = data(n=16, k=3)
+    target = torch.full((16,), 2)
+    xa = fgsm(model, x, target, 0.1, targeted=True)
+    with torch.no_grad():
+        before = F.cross_entropy(model(x), target)
+        after = F.cross_entropy(model(xa), target)
+    assert after < before
