@@ -1,17 +1,38 @@
 # rdm — every target installs into a local virtual environment on first use.
+#   make demo                          the whole pipeline on synthetic phantoms (minutes, CPU)
+#   make tables DATA_ROOT=../shared/data   every table and figure from the real data
+#   make test                          the test suite
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
-# CPU build on these machines; GPU users: make TORCH='torch' (or their CUDA wheel)
+# CPU build on these machines; GPU users: make TORCH=torch (or their CUDA wheel spec)
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
+RDM := $(VENV)/bin/
 STAMP := $(VENV)/.rdm-installed
 
-.PHONY: install test demo clean help
+GRID ?= experiments/grid.toml
+DATA_ROOT ?= ../shared/data
+SEED ?= 0
+DEVICE ?= auto
+SUBSET_N ?= 300
+MODE ?= tables
+OUT ?= work
+RESULTS ?= results
+TRAIN_FLAGS ?=
+DEMO_OUT ?= demo/work
+DEMO_RESULTS ?= demo/results
+DEMO_TRAIN_FLAGS ?= --epochs 4
+DEMO_N ?= 300
+DEMO_MODALITIES ?= lung brain leukemia
+TIMED = $(PY) -m rdm.grid timed $(OUT)/timings.jsonl
+
+.PHONY: help install test demo tables report bench clean
 help:
-	@echo "make test   - run the test suite"
-	@echo "make demo   - run the pipeline on synthetic phantoms"
-	@echo "make tables DATA_ROOT=../shared/data - the paper's tables on the real data"
+	@echo "make demo                          - the pipeline on synthetic phantoms (a few minutes)"
+	@echo "make tables DATA_ROOT=../shared/data - the paper's tables and figures from the real data"
+	@echo "make test                          - the test suite"
+	@echo "make bench                         - attack and training throughput"
 
 install: $(STAMP)
 $(STAMP): pyproject.toml
@@ -24,5 +45,35 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest tests
 
+# ---------------------------------------------------------------- the experiment graph
+# The grid file is turned into make rules (targets = the files the commands write), so
+# only out-of-date cells rebuild, `make -j2 tables` runs branches in parallel and an
+# interrupted run resumes.
+tables: $(STAMP)
+	@test -d "$(DATA_ROOT)/lung-nodule" -a -d "$(DATA_ROOT)/brain-mri" -a -d "$(DATA_ROOT)/leukemia" || { \
+	  echo "error: DATA_ROOT=$(DATA_ROOT) lacks lung-nodule/, brain-mri/ and leukemia/." >&2; \
+	  echo "       Put the three dataset folders there (README: 'Getting the data') or run: make tables DATA_ROOT=/path/to/data" >&2; \
+	  exit 1; }
+	@mkdir -p $(OUT)
+	@$(PY) -m rdm.grid makefile --mode tables --grid $(GRID) > $(OUT)/grid.mk
+	$(MAKE) --no-print-directory MODE=tables GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) report
+
+demo: $(STAMP)
+	@mkdir -p $(DEMO_OUT)
+	@$(PY) -m rdm.grid makefile --mode demo --grid $(GRID) $(addprefix --modality ,$(DEMO_MODALITIES)) > $(DEMO_OUT)/grid.mk
+	$(MAKE) --no-print-directory MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) \
+	  TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)" report
+	@echo "demo report: $(DEMO_RESULTS)/REPORT.md" >&2
+
+ifdef GRID_MK
+include $(GRID_MK)
+report: $(RESULTS)/REPORT.md
+$(RESULTS)/REPORT.md: $(GRID_METRICS) $(GRID)
+	$(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE)
+endif
+
+bench: $(STAMP)
+	$(PY) tests/bench/bench.py
+
 clean:
-	rm -rf build *.egg-info .pytest_cache
+	rm -rf build *.egg-info .pytest_cache demo

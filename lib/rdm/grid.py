@@ -1,0 +1,384 @@
+"""The experiment grid (``experiments/grid.toml``) as a Makefile graph.
+
+``python -m rdm.grid makefile --mode tables|demo`` prints make rules whose targets are
+the files the commands write (sets, checkpoints, adversarial sets, metrics JSON), so
+``make tables`` rebuilds only what is out of date, ``make -j2`` runs independent
+branches at once and an interrupted run resumes where it stopped. The same grid file
+is what the report reads, so adding an ε or an attack is one edit.
+
+Layout under ``$(OUT)/<modality>/``::
+
+    train.h5 val.h5 test.h5                 rdm-prep
+    test-sub.h5                             seeded subset for the expensive white-box attacks
+    models/<model>.ckpt                     the four training commands
+    adv/<split>-<attack>-<eps>.h5           crafted on the baseline (transfer protocol)
+    adv/test-sweep-<fgsm|pgd>-<eps>.h5      Fig. 9 transfer sweep
+    adv/test-matched-<fgsm|pgd>.h5          at the matched ε
+    matched.json                            ε where the baseline falls to the paper's accuracy
+    metrics/<model>/<cell>.json             rdm-eval output
+
+Other sub-commands: ``matched`` (compute matched.json), ``get`` (read a value for a
+recipe), ``timed`` (run a command and log its wall time), ``cells`` (list the cells).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import RdmError
+
+DEFAULT_GRID = Path(__file__).resolve().parents[2] / "experiments" / "grid.toml"
+
+
+def fmt_eps(eps: float) -> str:
+    return f"{eps:g}"
+
+
+def load_grid(path: os.PathLike | str | None = None) -> dict[str, Any]:
+    path = Path(path or DEFAULT_GRID)
+    try:
+        g = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise RdmError(f"{path}: no such grid file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RdmError(f"{path}: not valid TOML ({e})") from None
+    for key in ("modalities", "attacks", "models", "evaluate"):
+        if key not in g:
+            raise RdmError(f"{path}: missing [{key}]")
+    g["_path"] = str(path)
+    return g
+
+
+# --------------------------------------------------------------------------- naming
+def adv_path(d: str, split: str, attack: str, eps: float) -> str:
+    return f"{d}/adv/{split}-{attack}-{fmt_eps(eps)}.h5"
+
+
+def model_path(d: str, name: str) -> str:
+    return f"{d}/models/{name}.ckpt"
+
+
+def metrics_path(d: str, model: str, cell: str) -> str:
+    return f"{d}/metrics/{model}/{cell}.json"
+
+
+def _attack_flags(a: dict[str, Any]) -> str:
+    f = f"--attack {a['attack']}"
+    if a.get("alpha") is not None:
+        f += f" --alpha {a['alpha']:g}"
+    if a.get("steps") is not None:
+        f += f" --steps {a['steps']}"
+    if a.get("restarts", 1) > 1:
+        f += f" --restarts {a['restarts']}"
+    if a.get("random_start"):
+        f += " --random-start"
+    return f
+
+
+def _eps_flags(eps: Iterable[float]) -> str:
+    return " ".join(f"--eps {fmt_eps(e)}" for e in eps)
+
+
+# --------------------------------------------------------------------------- rules
+@dataclass
+class Rule:
+    targets: list[str]
+    deps: list[str]
+    recipe: str
+    stage: str
+
+    def render(self) -> str:
+        sep = " &:" if len(self.targets) > 1 else ":"
+        return (f"{' '.join(self.targets)}{sep} {' '.join(self.deps)} | $(STAMP)\n"
+                f"\t@mkdir -p {' '.join(sorted({os.path.dirname(t) for t in self.targets}))}\n"
+                f"\t$(TIMED) {self.stage} -- {self.recipe}\n")
+
+
+def modality_rules(g: dict[str, Any], m: str, mode: str) -> tuple[list[Rule], dict[str, list[str]]]:
+    spec = g["modalities"][m]
+    preset = spec["preset"]
+    d = f"$(OUT)/{m}"
+    R = "$(RDM)"
+    common = "--seed $(SEED) --device $(DEVICE) -q"
+    train_flags = f"{common} $(TRAIN_FLAGS)"
+    rules: list[Rule] = []
+    sets = [f"{d}/train.h5", f"{d}/val.h5", f"{d}/test.h5"]
+    train, val, test = sets
+
+    # prep
+    if mode == "demo":
+        rules.append(Rule(sets, [], f"{R}rdm-prep synthetic --preset {preset} --n $(DEMO_N) -o {d} --seed $(SEED) -q",
+                          f"{m}/prep"))
+    else:
+        src = f"$(DATA_ROOT)/{spec['source']}"
+        rules.append(Rule(sets, [f"{src}/labels.csv"], f"{R}rdm-prep {src} --preset {preset} -o {d} --seed $(SEED) -q",
+                          f"{m}/prep"))
+    sub = f"{d}/test-sub.h5"
+    rules.append(Rule([sub], [test], f"$(PY) -m rdm.grid subset {test} $(SUBSET_N) -o {sub} --seed $(SEED)",
+                      f"{m}/subset"))
+
+    base = model_path(d, "baseline")
+    attacks = {a["name"]: a for a in g["attacks"]}
+    advsets: dict[tuple[str, str], list[str]] = {}
+    for a in g["attacks"]:
+        for split in a.get("splits", ["test"]):
+            src_set = {"train": train, "val": val, "test": test}[split]
+            outs = [adv_path(d, split, a["name"], e) for e in a["eps"]]
+            advsets[(a["name"], split)] = outs
+            pattern = f"{d}/adv/{split}-{a['name']}-{{eps}}.h5"
+            rules.append(Rule(outs, [base, src_set],
+                              f"{R}rdm-attack {base} {src_set} {_attack_flags(a)} {_eps_flags(a['eps'])} "
+                              f"-o '{pattern}' --seed $(SEED) --device $(DEVICE) -q",
+                              f"{m}/attack-{split}-{a['name']}"))
+
+    # models
+    for name, mspec in g["models"].items():
+        out = model_path(d, name)
+        recipe = mspec["recipe"]
+        adv = [p for an in mspec.get("adv", []) for p in _adv_for_training(advsets, attacks, an, mspec)]
+        if recipe == "train-cnn":
+            rules.append(Rule([out], [train, val], f"{R}rdm-train-cnn {train} --val {val} -o {out} {train_flags}",
+                              f"{m}/{name}"))
+        elif recipe == "pretrain-dcae":
+            rules.append(Rule([out], [train, val, *adv],
+                              f"{R}rdm-pretrain-dcae {train} {' '.join(adv)} --val {val} -o {out} {train_flags}",
+                              f"{m}/{name}"))
+        elif recipe == "finetune":
+            dc = model_path(d, mspec["dcae"])
+            advf = " ".join(f"--adv {p}" for p in adv)
+            rules.append(Rule([out], [train, val, dc, *adv],
+                              f"{R}rdm-finetune {train} --dcae {dc} --val {val} {advf} -o {out} {train_flags}",
+                              f"{m}/{name}"))
+        elif recipe == "purify":
+            dc, cnn = model_path(d, mspec["dcae"]), model_path(d, mspec["cnn"])
+            rules.append(Rule([out], [train, dc, cnn],
+                              f"{R}rdm-finetune {train} --dcae {dc} --purify --cnn {cnn} -o {out} {common}",
+                              f"{m}/{name}"))
+        elif recipe == "advtrain":
+            advf = " ".join(f"--adv {p}" for p in adv)
+            rules.append(Rule([out], [train, val, *adv],
+                              f"{R}rdm-advtrain {train} {advf} --val {val} -o {out} {train_flags}",
+                              f"{m}/{name}"))
+        elif recipe == "advtrain-online":
+            alpha = f" --alpha {mspec['alpha']:g}" if "alpha" in mspec else ""
+            rules.append(Rule([out], [train, val],
+                              f"{R}rdm-advtrain {train} --online pgd --eps {mspec['eps']:g} --steps {mspec['steps']}"
+                              f"{alpha} --val {val} -o {out} {train_flags}", f"{m}/{name}"))
+        else:
+            raise RdmError(f"{g['_path']}: model {name}: unknown recipe '{recipe}'")
+
+    # evaluation
+    ev = g["evaluate"]
+    sweep = ev["sweep_eps"]
+    pgd_sweep_steps = int(ev.get("sweep_pgd", {}).get("steps", 10))
+    metrics: dict[str, list[str]] = {}
+    test_adv = [p for (an, split), ps in advsets.items() if split == "test" for p in ps]
+    sweep_sets = {k: [adv_path(d, "test", f"sweep-{k}", e) for e in sweep] for k in ("fgsm", "pgd")}
+    rules.append(Rule(sweep_sets["fgsm"], [base, test],
+                      f"{R}rdm-attack {base} {test} --attack fgsm {_eps_flags(sweep)} "
+                      f"-o '{d}/adv/test-sweep-fgsm-{{eps}}.h5' --seed $(SEED) --device $(DEVICE) -q",
+                      f"{m}/attack-sweep-fgsm"))
+    rules.append(Rule(sweep_sets["pgd"], [base, test],
+                      f"{R}rdm-attack {base} {test} --attack pgd --steps {pgd_sweep_steps} {_eps_flags(sweep)} "
+                      f"-o '{d}/adv/test-sweep-pgd-{{eps}}.h5' --seed $(SEED) --device $(DEVICE) -q",
+                      f"{m}/attack-sweep-pgd"))
+    matched = f"{d}/matched.json"
+    mfgsm, mpgd = f"{d}/adv/test-matched-fgsm.h5", f"{d}/adv/test-matched-pgd.h5"
+    base_sweeps = [metrics_path(d, "baseline", "sweep-wb-fgsm"), metrics_path(d, "baseline", "sweep-wb-pgd")]
+    rules.append(Rule([matched], base_sweeps,
+                      f"$(PY) -m rdm.grid matched --grid $(GRID) --modality {m} -o {matched} {' '.join(base_sweeps)}",
+                      f"{m}/matched"))
+    get = f"$(PY) -m rdm.grid get {matched}"
+    rules.append(Rule([mfgsm], [base, test, matched],
+                      f"{R}rdm-attack {base} {test} --attack fgsm --eps $$({get} fgsm) -o {mfgsm} "
+                      f"--seed $(SEED) --device $(DEVICE) -q", f"{m}/attack-matched-fgsm"))
+    rules.append(Rule([mpgd], [base, test, matched],
+                      f"{R}rdm-attack {base} {test} --attack pgd --steps {pgd_sweep_steps} --eps $$({get} pgd) "
+                      f"-o {mpgd} --seed $(SEED) --device $(DEVICE) -q", f"{m}/attack-matched-pgd"))
+
+    ecommon = "--seed $(SEED) --device $(DEVICE) -q"
+    for name in ev["models"]:
+        ck = model_path(d, name)
+        out: list[str] = []
+
+        def add(cell: str, deps: list[str], args: str) -> None:
+            p = metrics_path(d, name, cell)
+            rules.append(Rule([p], [ck, *deps], f"{R}rdm-eval {ck} {args} -o {p} {ecommon}", f"{m}/eval-{name}-{cell}"))
+            out.append(p)
+
+        add("clean", [test], test)
+        add("transfer", test_adv, " ".join(test_adv))
+        for wb in ev["whitebox"]:
+            s = sub if wb.get("limit") else test
+            add(f"wb-{wb['name']}", [s], f"{s} {_attack_flags(wb)} {_eps_flags(ev['paper_eps'])}")
+        add("sweep-wb-fgsm", [test], f"{test} --attack fgsm {_eps_flags(sweep)}")
+        add("sweep-wb-pgd", [test], f"{test} --attack pgd --steps {pgd_sweep_steps} {_eps_flags(sweep)}")
+        if name != "baseline":
+            add("sweep-transfer", sweep_sets["fgsm"] + sweep_sets["pgd"],
+                " ".join(sweep_sets["fgsm"] + sweep_sets["pgd"]))
+        add("matched-transfer", [mfgsm, mpgd], f"{mfgsm} {mpgd}")
+        add("matched-wb-fgsm", [test, matched], f"{test} --attack fgsm --eps $$({get} fgsm)")
+        add("matched-wb-pgd", [test, matched], f"{test} --attack pgd --steps {pgd_sweep_steps} --eps $$({get} pgd)")
+        add("matched-wb-apgd", [sub, matched], f"{sub} --attack apgd --eps $$({get} pgd)")
+        metrics[name] = out
+    metrics["_matched"] = [matched]
+    return rules, metrics
+
+
+def _adv_for_training(advsets, attacks, attack_name: str, mspec: dict) -> list[str]:
+    if (attack_name, "train") not in advsets:
+        raise RdmError(f"model uses attack '{attack_name}' but the grid crafts no train-split set for it")
+    paths = advsets[(attack_name, "train")]
+    eps_only = mspec.get("adv_eps")
+    if eps_only:
+        a = attacks[attack_name]
+        paths = [p for p, e in zip(paths, a["eps"]) if e in eps_only]
+    return paths
+
+
+def makefile(g: dict[str, Any], mode: str = "tables", modalities: list[str] | None = None) -> str:
+    mods = modalities or list(g["modalities"])
+    parts = [f"# generated by `python -m rdm.grid makefile --mode {mode}` from {g['_path']}; do not edit\n"]
+    all_metrics: list[str] = []
+    for m in mods:
+        if m not in g["modalities"]:
+            raise RdmError(f"unknown modality '{m}' (grid has {', '.join(g['modalities'])})")
+        rules, metrics = modality_rules(g, m, mode)
+        flat = [p for ps in metrics.values() for p in ps]
+        all_metrics += flat
+        parts.append(f"\n# ---- {m}\n.PHONY: {m}\n{m}: {' '.join(flat)}\n")
+        parts += [r.render() for r in rules]
+    parts.append(f"\nGRID_METRICS := {' '.join(all_metrics)}\n")
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- matched ε
+def _accuracy_curve(path: str) -> list[tuple[float, float]]:
+    rep = json.loads(Path(path).read_text())
+    pts = []
+    for r in rep["results"]:
+        if r.get("attack"):
+            pts.append((float(r["attack"]["eps"]), float(r["metrics"]["accuracy"])))
+        else:
+            pts.append((0.0, float(r["metrics"]["accuracy"])))
+    return sorted(set(pts))
+
+
+def matched_eps(curve: list[tuple[float, float]], target: float) -> tuple[float, bool]:
+    """Smallest ε where accuracy falls to ``target`` (log-linear interpolation between
+    sweep points). Returns (ε, reached); when never reached, the largest ε swept."""
+    pts = [(e, a) for e, a in curve if e > 0]
+    if not pts:
+        raise RdmError("the sweep has no ε > 0")
+    if pts[0][1] <= target:
+        return pts[0][0], True
+    for (e0, a0), (e1, a1) in zip(pts, pts[1:]):
+        if a1 <= target < a0 or a1 <= target <= a0:
+            t = (a0 - target) / (a0 - a1) if a0 != a1 else 1.0
+            le = math.log(e0) + t * (math.log(e1) - math.log(e0))
+            return float(f"{math.exp(le):.4g}"), True
+    return pts[-1][0], False
+
+
+def write_matched(grid: dict, modality: str, sweep_files: list[str], out: str) -> dict:
+    paper = grid.get("paper", {}).get(modality, {})
+    res: dict[str, Any] = {"modality": modality}
+    for f in sweep_files:
+        kind = "fgsm" if "fgsm" in Path(f).stem else "pgd"
+        curve = _accuracy_curve(f)
+        target = float(paper.get(kind, 0.5))
+        eps, reached = matched_eps(curve, target)
+        res[kind] = eps
+        res[f"{kind}_detail"] = {"paper_accuracy": target, "reached": reached, "curve": curve, "sweep": f}
+    from .atomic import atomic_output
+    with atomic_output(out) as tmp:
+        Path(tmp).write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+# --------------------------------------------------------------------------- small steps
+def write_subset(src: str, n: int, out: str, seed: int = 0) -> None:
+    """A seeded random subset of ``n`` rows (order kept), for the expensive white-box attacks."""
+    import numpy as np
+
+    from .sets import SetReader, SetWriter, make_provenance, validate_set
+
+    validate_set(src, check_values=False)
+    with SetReader(src) as r:
+        k = min(int(n), r.n)
+        rows = np.sort(np.random.default_rng(seed).permutation(r.n)[:k])
+        cols = [c for c in ("group", "id") if r.has(c)]
+        data = r.read_rows(rows, names=["x", "y", *cols])
+        prov = make_provenance(arguments={"rows": k, "of": r.n}, seed=seed, inputs=[src])
+        with SetWriter(out, shape=r.info.shape, classes=r.info.classes, modality=r.info.modality,
+                       preset=r.info.preset, provenance=prov, columns=cols) as w:
+            w.append(data["x"], data["y"], **{c: data[c] for c in cols})
+
+
+def timed(log: str, stage: str, cmd: list[str]) -> int:
+    t0 = time.time()
+    rc = subprocess.call(cmd)
+    dt = time.time() - t0
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        f.write(json.dumps({"stage": stage, "seconds": round(dt, 2), "rc": rc, "end": time.time()}) + "\n")
+    if rc == 0:
+        sys.stderr.write(f"[{stage}] {dt:.1f}s\n")
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m rdm.grid", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("makefile")
+    p.add_argument("--grid", default=None)
+    p.add_argument("--mode", choices=["tables", "demo"], default="tables")
+    p.add_argument("--modality", action="append")
+    p = sub.add_parser("matched")
+    p.add_argument("--grid", default=None)
+    p.add_argument("--modality", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("sweeps", nargs="+")
+    p = sub.add_parser("get")
+    p.add_argument("file")
+    p.add_argument("key")
+    p = sub.add_parser("subset")
+    p.add_argument("src")
+    p.add_argument("n", type=int)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("timed")
+    p.add_argument("log")
+    p.add_argument("stage")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "makefile":
+            sys.stdout.write(makefile(load_grid(a.grid), a.mode, a.modality))
+        elif a.cmd == "matched":
+            write_matched(load_grid(a.grid), a.modality, a.sweeps, a.output)
+        elif a.cmd == "get":
+            print(json.loads(Path(a.file).read_text())[a.key])
+        elif a.cmd == "subset":
+            write_subset(a.src, a.n, a.output, a.seed)
+        elif a.cmd == "timed":
+            cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
+            return timed(a.log, a.stage, cmd)
+    except RdmError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
