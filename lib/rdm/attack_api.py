@@ -204,7 +204,7 @@ def merge_parts(parts: Sequence[os.PathLike | str], output: os.PathLike | str, *
         if not sh:
             raise RdmError(f"{p}: is not a shard part (no shard in its provenance)")
         infos.append(info)
-    key = lambda i: (i.provenance.get("attack"), i.provenance.get("seed"),
+    key = lambda i: (i.provenance.get("seed"), i.provenance.get("attack"),
                      (i.provenance.get("source_model") or {}).get("sha256"),
                      (i.provenance.get("source_set") or {}).get("sha256"),
                      i.provenance["shard"]["count"], i.shape, i.classes)
@@ -212,7 +212,7 @@ def merge_parts(parts: Sequence[os.PathLike | str], output: os.PathLike | str, *
     for p, info in zip(parts, infos):
         k = key(info)
         if k != ref:
-            what = ["attack and parameters", "seed", "source model", "source set", "shard count",
+            what = ["seed", "attack and parameters", "source model", "source set", "shard count",
                     "image shape", "classes"][next(j for j in range(len(k)) if k[j] != ref[j])]
             raise RdmError(f"{p}: differs from {parts[0].name} in {what}; parts must come from one run")
     count = ref[4]
