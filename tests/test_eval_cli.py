@@ -1,0 +1,133 @@
+"""rdm-eval: metrics equal scikit-learn on the model's own predictions, protocols named right,
+clean source found or overridden, one-line errors, atomic -o."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+from typer.testing import CliRunner
+
+from rdm.checkpoint import load_checkpoint
+from rdm.models import predict
+from rdm.presets import load_preset
+from rdm.sets import SetReader
+from rdm_tools.attack import app as attack_app
+from rdm_tools.eval import app as eval_app
+
+from test_attack_cli import files, make_ckpt, one_line_error
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def ev(*args):
+    return runner.invoke(eval_app, [str(a) for a in args])
+
+
+def attack(*args):
+    res = runner.invoke(attack_app, [str(a) for a in args])
+    assert res.exit_code == 0, res.stderr
+    return Path(res.stdout.strip())
+
+
+@pytest.fixture
+def setup(tmp_path, phantom_set):
+    ck = make_ckpt(tmp_path / "m.ckpt", preset="brain", seed=0)
+    other = make_ckpt(tmp_path / "other.ckpt", preset="brain", seed=1)
+    s = phantom_set("test.h5", preset="brain", n=24, shape=(3, 16, 16))
+    return tmp_path, ck, other, s
+
+
+def test_clean_metrics_equal_sklearn_on_model_predictions(setup):
+    d, ck, _, s = setup
+    res = ev(ck, s, "--json", "--batch-size", "5")
+    assert res.exit_code == 0, res.stderr
+    rep = json.loads(res.stdout)
+    (r,) = rep["results"]
+    assert r["protocol"] == "clean" and "adversarial" not in r["metrics"]
+    model = load_checkpoint(ck).model
+    with SetReader(s) as rd:
+        b = rd.read(0, rd.n)
+    with torch.no_grad():
+        p = predict(model(torch.from_numpy(b["x"]))).numpy()
+    y = b["y"]
+    m = r["metrics"]
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, p))
+    assert m["f1_macro"] == pytest.approx(skm.f1_score(y, p, average="macro", labels=[0, 1, 2], zero_division=0))
+    assert m["confusion"] == skm.confusion_matrix(y, p, labels=[0, 1, 2]).tolist()
+    assert rep["model_sha256"] == load_checkpoint(ck).sha256
+    assert rep["classes"] == list(load_preset("brain").classes)
+
+
+def test_protocols_white_box_transfer_and_on_the_fly(setup):
+    d, ck, other, s = setup
+    adv = attack(ck, s, "--attack", "pgd", "--eps", "0.05", "--alpha", "0.02", "--steps", "3", "-o", d / "adv.h5")
+    res = ev(ck, s, adv, "--attack", "pgd", "--eps", "0.05", "--alpha", "0.02", "--steps", "3", "--json")
+    assert res.exit_code == 0, res.stderr
+    rs = json.loads(res.stdout)["results"]
+    assert [r["protocol"] for r in rs] == ["clean", "white-box", "white-box"]
+    fly, stored = rs[1], rs[2]
+    assert fly.get("on_the_fly") and Path(stored["set"]) == adv
+    # the same attack run on the fly or stored gives the same numbers
+    assert fly["metrics"]["confusion"] == stored["metrics"]["confusion"]
+    assert fly["metrics"]["adversarial"]["attack_success_rate"] == pytest.approx(
+        stored["metrics"]["adversarial"]["attack_success_rate"])
+    with SetReader(adv) as r:
+        n_succ, n_right = int(r.column("success").sum()), int((r.column("pred_clean") == r.column("y")).sum())
+    a = stored["metrics"]["adversarial"]
+    assert (a["fooled"], a["clean_correct"]) == (n_succ, n_right)
+    assert 0 < a["linf_mean"] <= 0.05 + 1e-7 and 0 < a["ssim_mean"] < 1 and a["psnr_mean"] > 0
+    res = ev(other, adv, "--json")
+    (t,) = json.loads(res.stdout)["results"]
+    assert t["protocol"] == "transfer" and t["crafted_on"]["sha256"] != json.loads(res.stdout)["model_sha256"]
+
+
+def test_source_from_provenance_override_and_missing(setup):
+    d, ck, _, s = setup
+    adv = attack(ck, s, "--attack", "fgsm", "--eps", "0.03", "-o", d / "adv.h5")
+    moved = d / "elsewhere.h5"
+    shutil.move(s, moved)
+    before = files(d)
+    msg = one_line_error(ev(ck, adv, "--json"))
+    assert "--source" in msg and "test.h5" in msg
+    assert "no such" in one_line_error(ev(ck, adv, "--source", d / "nope.h5"))
+    res = ev(ck, adv, "--source", moved, "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["results"][0]["source"] == str(moved)
+    wrong = d / "wrong.h5"
+    from conftest import write_phantom_set
+    write_phantom_set(wrong, preset="brain", n=24, seed=9, shape=(3, 16, 16))
+    assert "crafted from" in one_line_error(ev(ck, adv, "--source", wrong))
+    assert files(d) == before | {"wrong.h5"}
+
+
+def test_output_file_and_errors(setup, phantom_set):
+    d, ck, _, s = setup
+    out = d / "metrics" / "m.json"
+    res = ev(ck, s, "-o", out)
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.strip() == str(out)
+    assert json.loads(out.read_text())["results"][0]["metrics"]["n"] == 24
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+    lung = phantom_set("lung.h5", preset="lung", n=8, shape=(1, 16, 16))
+    before = files(d)
+    assert "channel" in one_line_error(ev(ck, lung, "-o", d / "x.json"))
+    assert "no such" in one_line_error(ev(ck, d / "none.h5", "-o", d / "x.json"))
+    assert "together" in one_line_error(ev(ck, s, "--attack", "fgsm"))
+    assert "eps" in one_line_error(ev(ck, s, "--attack", "fgsm", "--eps", "2"))
+    dcae = make_ckpt(d / "ae.ckpt", preset="brain", kind="dcae")
+    assert "dcae" in one_line_error(ev(dcae, s))
+    assert files(d) == before | {"ae.ckpt"}
