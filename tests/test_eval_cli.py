@@ -131,3 +131,16 @@ def test_output_file_and_errors(setup, phantom_set):
     dcae = make_ckpt(d / "ae.ckpt", preset="brain", kind="dcae")
     assert "dcae" in one_line_error(ev(dcae, s))
     assert files(d) == before | {"ae.ckpt"}
+
+
+def test_masking_warnings_flag_rising_accuracy_and_high_accuracy_at_large_eps():
+    from rdm.eval_api import masking_warnings
+
+    def r(eps, acc, protocol="white-box"):
+        return {"set": "t.h5", "protocol": protocol, "attack": {"name": "pgd", "eps": eps, "steps": 10},
+                "metrics": {"accuracy": acc}}
+
+    assert masking_warnings([r(0.01, 0.5), r(0.03, 0.2), r(0.3, 0.0)]) == []
+    w = masking_warnings([r(0.01, 0.3), r(0.03, 0.6), r(0.3, 0.5)])
+    assert len(w) == 2 and "rises" in w[0] and "ε=0.3" in w[1]
+    assert masking_warnings([r(0.01, 0.3, "transfer"), r(0.03, 0.6, "transfer")]) == []

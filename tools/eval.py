@@ -61,6 +61,8 @@ def evaluate(
             from rich.console import Console  # wide enough for the table even when stderr is a file
             Console(stderr=True, highlight=False, width=max(cli.console.width, 150)).print(
                 eval_api.render_table(report))
+        for w in report["warnings"]:
+            cli.console.print(f"warning: {w}", style="yellow")
         if output is not None:
             with atomic_output(output) as tmp:
                 tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")

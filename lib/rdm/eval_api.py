@@ -176,7 +176,33 @@ def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *
             results.extend(evaluate_on_the_fly(ck, s, specs, batch_size=batch_size, device=device,
                                                progress=progress))
     return {"model": str(model_path), "model_sha256": ck.sha256, "model_kind": ck.kind,
-            "classes": ck.classes, "results": results}
+            "classes": ck.classes, "results": results, "warnings": masking_warnings(results)}
+
+
+def masking_warnings(results: Sequence[dict[str, Any]], *, tol: float = 0.02,
+                     large_eps: float = 0.3, floor: float = 0.1) -> list[str]:
+    """Signs of gradient masking in white-box results (Athalye et al. 2018; Carlini et al. 2019):
+    accuracy that RISES with ε under the same attack, or stays above ``floor`` at ε ≥ ``large_eps``."""
+    out = []
+    groups: dict[tuple, list[tuple[float, float]]] = {}
+    for r in results:
+        att = r.get("attack")
+        if r.get("protocol") != WHITE_BOX or not isinstance(att, dict):
+            continue
+        key = (r["set"], att.get("name"), att.get("steps"), att.get("restarts"), att.get("random_start"))
+        groups.setdefault(key, []).append((float(att["eps"]), float(r["metrics"]["accuracy"])))
+    for (set_, name, *_), pts in groups.items():
+        pts.sort()
+        label = f"{Path(set_).name} {str(name).upper()}"
+        for (e0, a0), (e1, a1) in zip(pts, pts[1:]):
+            if a1 > a0 + tol:
+                out.append(f"{label}: accuracy rises from {a0:.1%} at ε={e0:g} to {a1:.1%} at ε={e1:g} "
+                           "(a white-box attack should only get stronger with ε: gradient masking?)")
+        for e, a in pts:
+            if e >= large_eps and a > floor:
+                out.append(f"{label}: accuracy {a:.1%} at ε={e:g} (an image can be replaced outright at this "
+                           "budget: gradient masking?)")
+    return out
 
 
 # --------------------------------------------------------------------------- table
