@@ -131,6 +131,9 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     if "source_index" in info.columns:
         raise RdmError(f"{set_path}: is already an adversarial set (has source_index); attack the clean set")
     paths = output_paths(output, specs, set_path, shard)
+    for p in paths:
+        if p.exists() and p.resolve() in (set_path.resolve(), model_path.resolve()):
+            raise RdmError(f"-o {p}: would overwrite an input")
     start, stop = shard_range(info.n, shard)
     if stop <= start:
         raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows (the set has {info.n})")
@@ -197,6 +200,8 @@ def merge_parts(parts: Sequence[os.PathLike | str], output: os.PathLike | str, *
     parts = [Path(p) for p in parts]
     if not parts:
         raise RdmError("--merge needs the part files")
+    if Path(output).exists() and Path(output).resolve() in {p.resolve() for p in parts if p.exists()}:
+        raise RdmError(f"-o {output}: would overwrite one of the parts")
     infos = []
     for p in parts:
         info = validate_set(p, require=("source_index",), check_values=False)
