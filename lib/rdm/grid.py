@@ -134,11 +134,12 @@ def modality_rules(g: dict[str, Any], m: str, mode: str) -> tuple[list[Rule], di
     for a in g["attacks"]:
         for split in a.get("splits", ["test"]):
             src_set = {"train": train, "val": val, "test": test}[split]
-            outs = [adv_path(d, split, a["name"], e) for e in a["eps"]]
+            eps_list = a.get(f"{split}_eps", a["eps"])
+            outs = [adv_path(d, split, a["name"], e) for e in eps_list]
             advsets[(a["name"], split)] = outs
             pattern = f"{d}/adv/{split}-{a['name']}-{{eps}}.h5"
             rules.append(Rule(outs, [base, src_set],
-                              f"{R}rdm-attack {base} {src_set} {_attack_flags(a)} {_eps_flags(a['eps'])} "
+                              f"{R}rdm-attack {base} {src_set} {_attack_flags(a)} {_eps_flags(eps_list)} "
                               f"-o '{pattern}' --seed $(SEED) --device $(DEVICE) -q",
                               f"{m}/attack-{split}-{a['name']}"))
 
@@ -147,6 +148,8 @@ def modality_rules(g: dict[str, Any], m: str, mode: str) -> tuple[list[Rule], di
         out = model_path(d, name)
         recipe = mspec["recipe"]
         adv = [p for an in mspec.get("adv", []) for p in _adv_for_training(advsets, attacks, an, mspec)]
+        # a model's own epochs come first, so $(TRAIN_FLAGS) (the demo's --epochs) overrides them
+        train_flags = f"{common}{' --epochs ' + str(mspec['epochs']) if 'epochs' in mspec else ''} $(TRAIN_FLAGS)"
         if recipe == "train-cnn":
             rules.append(Rule([out], [train, val], f"{R}rdm-train-cnn {train} --val {val} -o {out} {train_flags}",
                               f"{m}/{name}"))
@@ -221,15 +224,16 @@ def modality_rules(g: dict[str, Any], m: str, mode: str) -> tuple[list[Rule], di
         add("transfer", test_adv, " ".join(test_adv))
         for wb in ev["whitebox"]:
             s = sub if wb.get("limit") else test
-            add(f"wb-{wb['name']}", [s], f"{s} {_attack_flags(wb)} {_eps_flags(ev['paper_eps'])}")
-        add("sweep-wb-fgsm", [test], f"{test} --attack fgsm {_eps_flags(sweep)}")
-        add("sweep-wb-pgd", [test], f"{test} --attack pgd --steps {pgd_sweep_steps} {_eps_flags(sweep)}")
+            add(f"wb-{wb['name']}", [s], f"{s} {_attack_flags(wb)} {_eps_flags(wb.get('eps', ev['paper_eps']))}")
+        sw = sub if ev.get("sweep_on_subset") else test
+        add("sweep-wb-fgsm", [sw], f"{sw} --attack fgsm {_eps_flags(sweep)}")
+        add("sweep-wb-pgd", [sw], f"{sw} --attack pgd --steps {pgd_sweep_steps} {_eps_flags(sweep)}")
         if name != "baseline":
             add("sweep-transfer", sweep_sets["fgsm"] + sweep_sets["pgd"],
                 " ".join(sweep_sets["fgsm"] + sweep_sets["pgd"]))
         add("matched-transfer", [mfgsm, mpgd], f"{mfgsm} {mpgd}")
         add("matched-wb-fgsm", [test, matched], f"{test} --attack fgsm --eps $$({get} fgsm)")
-        add("matched-wb-pgd", [test, matched], f"{test} --attack pgd --steps {pgd_sweep_steps} --eps $$({get} pgd)")
+        add("matched-wb-pgd", [sw, matched], f"{sw} --attack pgd --steps {pgd_sweep_steps} --eps $$({get} pgd)")
         add("matched-wb-apgd", [sub, matched], f"{sub} --attack apgd --eps $$({get} pgd)")
         metrics[name] = out
     metrics["_matched"] = [matched]
@@ -243,7 +247,11 @@ def _adv_for_training(advsets, attacks, attack_name: str, mspec: dict) -> list[s
     eps_only = mspec.get("adv_eps")
     if eps_only:
         a = attacks[attack_name]
-        paths = [p for p, e in zip(paths, a["eps"]) if e in eps_only]
+        eps_list = a.get("train_eps", a["eps"])
+        paths = [p for p, e in zip(paths, eps_list) if e in eps_only]
+        if len(paths) != len(eps_only):
+            raise RdmError(f"a model asks for {attack_name} train sets at ε {eps_only}, "
+                           f"the grid crafts {eps_list}")
     return paths
 
 
