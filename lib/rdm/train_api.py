@@ -133,10 +133,11 @@ def _load_resume(output: Path, signature: dict, quiet: bool) -> TrainerState | N
                 raise RdmError(f"{p}: was trained with different settings ({', '.join(diff)}); "
                                "cannot --resume (remove it or change -o)")
             if not quiet:
-                console.print(f"resuming from {p} (epoch {state.epoch})")
+                console.print(f"resuming from {p} (epoch {state.epoch})", soft_wrap=True)
             return state
     if not quiet:
-        console.print(f"--resume: no {partial_path(output).name} or {output.name} yet; starting fresh")
+        console.print(f"--resume: no {partial_path(output).name} or {output.name} yet; starting fresh",
+                      soft_wrap=True)
     return None
 
 
@@ -190,7 +191,7 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
         v = meta.get("val")
         summ = objective.summary(v) if v else "no validation set"
         console.print(f"wrote {output}: best epoch {state.best_epoch}/{state.epoch}, val {summ}, "
-                      f"{state.wall_time_s:.0f}s")
+                      f"{state.wall_time_s:.0f}s", soft_wrap=True)
     return output
 
 
@@ -254,7 +255,8 @@ def match_source(adv: Path, clean: Path, clean_sha: str) -> None:
             if hashes:
                 raise RdmError(f"{adv}: was not made from {clean} (its sha256 is not among the "
                                f"adversarial set's provenance inputs); give the clean set it came from")
-            console.print(f"warning: {adv} records no input hashes; matching it to {clean} by source_index and labels")
+            console.print(f"warning: {adv} records no input hashes; matching it to {clean} by source_index "
+                          "and labels", soft_wrap=True)
         if len(idx) and (idx.min() < 0 or idx.max() >= s.n):
             raise RdmError(f"{adv}: source_index {int(idx.max() if idx.max() >= s.n else idx.min())} "
                            f"is not a row of {clean} ({s.n} rows)")
@@ -399,7 +401,8 @@ def _compose(dck: Checkpoint, cnn: Path, preset: Preset, info: SetInfo, val: Pat
     save_checkpoint(output, model, meta)
     if not c.quiet:
         extra = f": val {Classification().summary(vm)}" if vm else ""
-        console.print(f"wrote {output} (DCAE {dck.path.name} in front of CNN {cck.path.name}){extra}")
+        console.print(f"wrote {output} (DCAE {dck.path.name} in front of CNN {cck.path.name}){extra}",
+                      soft_wrap=True)
     return output
 
 
