@@ -1,0 +1,450 @@
+"""The report: the demo graph end to end on tiny phantoms, then its numbers against the metrics files.
+
+One module-scoped run of the real Makefile graph (``python -m rdm.grid makefile`` + ``make``)
+on a tiny grid; the tests then check that every number report.json shows is the number in the
+metrics file it names, that REPORT.md shows the same text, that a second ``make`` does no work,
+that a partial run reports ``n/a`` instead of crashing, and that the real grid's graph keeps
+the modalities apart. Plus unit tests of the matched-ε interpolation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rdm import grid as G
+from rdm import report as R
+from rdm.metrics import AdvCounts, Counts, summarize
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = """
+[modalities.lung]
+preset = "lung"
+source = "lung-nodule"
+
+[[attacks]]
+name = "fgsm"
+attack = "fgsm"
+eps = [0.005]
+splits = ["train", "test"]
+
+[[attacks]]
+name = "pgd"
+attack = "pgd"
+alpha = 0.002
+steps = 3
+eps = [0.005]
+splits = ["test"]
+
+[[attacks]]
+name = "pgd-a02"
+attack = "pgd"
+alpha = 0.02
+steps = 3
+eps = [0.005]
+splits = ["test"]
+
+[models.baseline]
+recipe = "train-cnn"
+
+[models.dcae]
+recipe = "pretrain-dcae"
+adv = ["fgsm"]
+
+[models.rdmaa]
+recipe = "finetune"
+dcae = "dcae"
+adv = []
+
+[models.purified]
+recipe = "purify"
+dcae = "dcae"
+cnn = "baseline"
+
+[evaluate]
+models = ["baseline", "rdmaa", "purified"]
+paper_eps = [0.005]
+whitebox = [
+  { name = "pgd", attack = "pgd", alpha = 0.002, steps = 3 },
+  { name = "apgd", attack = "apgd", steps = 3, limit = true, eps = [0.005] },
+]
+sweep_eps = [0.005, 0.05]
+sweep_pgd = { steps = 2 }
+sweep_on_subset = true
+
+[paper.lung]
+clean = 0.90
+rdmaa_clean = 0.91
+fgsm = 0.35
+pgd = 0.40
+rdmaa_fgsm = 0.88
+rdmaa_pgd = 0.83
+advtrain_fgsm = 0.86
+advtrain_pgd = 0.80
+prf_clean = [0.83, 0.86, 0.84]
+prf_pgd = [0.50, 0.49, 0.38]
+prf_fgsm = [0.38, 0.29, 0.29]
+rdmaa_prf_clean = [0.85, 0.82, 0.84]
+rdmaa_prf_pgd = [0.72, 0.79, 0.74]
+rdmaa_prf_fgsm = [0.80, 0.77, 0.78]
+"""
+
+
+def _make_vars(d: Path) -> list[str]:
+    return [f"VENV={sys.prefix}", f"STAMP={d / 'stamp'}", "MODE=demo", f"GRID={d / 'tiny.toml'}",
+            f"GRID_MK={d / 'grid.mk'}", f"OUT={d / 'work'}", f"RESULTS={d / 'results'}", "DEMO_N=60",
+            "SUBSET_N=20", "TRAIN_FLAGS=--epochs 1", "DEVICE=cpu", "SEED=0"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "RDM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    d = tmp_path_factory.mktemp("graph")
+    (d / "tiny.toml").write_text(TINY)
+    (d / "stamp").touch()   # the venv is installed already: no `make install` step
+    with open(d / "grid.mk", "w") as f:
+        subprocess.run([sys.executable, "-m", "rdm.grid", "makefile", "--mode", "demo", "--grid", str(d / "tiny.toml")],
+                       stdout=f, check=True, cwd=REPO)
+    r = subprocess.run(["make", "-j2", "-f", str(REPO / "Makefile"), *_make_vars(d), "report"], cwd=REPO,
+                       capture_output=True, text=True, timeout=900, env=_env())
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    return d
+
+
+def _parts(cell_json):
+    for p in cell_json["parts"]:
+        yield p
+
+
+def _check_part(p: dict) -> None:
+    if p.get("source") == "metrics":
+        doc = json.loads(Path(p["file"]).read_text())
+        m = doc["results"][p["index"]]["metrics"]
+        want = m[p["metric"]] if p["metric"] in m else m["adversarial"][p["metric"]]
+        assert p["value"] == want, p
+        assert p["text"] == f"{100 * want:.1f}", p
+    elif p.get("source") == "difference":
+        a, b = p["of"]
+        _check_part(a)
+        _check_part(b)
+        assert p["value"] == pytest.approx(a["value"] - b["value"], abs=1e-12)
+        assert p["text"] == f"{100 * (a['value'] - b['value']):+.1f}"
+
+
+def _check_report(res: Path) -> int:
+    rep = json.loads((res / "report.json").read_text())
+    md = (res / "REPORT.md").read_text()
+    checked = 0
+    for name, t in rep["tables"].items():
+        assert (res / "tables" / f"{name}.csv").stat().st_size > 0
+        assert (res / "tables" / f"{name}.tex").read_text().startswith("%")
+        for row in t["rows"]:
+            texts = [c["text"] for c in row["cells"]]
+            assert all(texts), f"blank cell in {name}: {row['label']}"
+            # the same row, cell for cell, is in REPORT.md
+            assert "| " + " | ".join([row["label"], *texts]) + " |" in md, (name, row["label"])
+            for c in row["cells"]:
+                for p in _parts(c):
+                    _check_part(p)
+                    checked += p.get("source") in ("metrics", "difference")
+    return checked
+
+
+def test_every_number_comes_from_its_metrics_file(built):
+    assert _check_report(built / "results") > 100
+
+
+def test_cells_mean_what_their_headers_say(built):
+    """Independent of report.json's bookkeeping: read chosen metrics files and find them in the table."""
+    work, rep = built / "work" / "lung", json.loads((built / "results" / "report.json").read_text())
+    t = rep["tables"]["table-III-accuracy-lung"]
+    col = {c: i - 1 for i, c in enumerate(t["columns"])}
+    rows = {r["label"]: [c["text"] for c in r["cells"]] for r in t["rows"]}
+
+    def txt(m):
+        return f"{100 * m['accuracy']:.1f} / {100 * m['balanced_accuracy']:.1f}"
+
+    clean = json.loads((work / "metrics" / "baseline" / "clean.json").read_text())["results"][0]["metrics"]
+    assert rows["No attack"][col["No defence"]] == txt(clean)
+    tr = json.loads((work / "metrics" / "rdmaa" / "transfer.json").read_text())["results"]
+    fg = next(r for r in tr if Path(r["set"]).name == "test-fgsm-0.005.h5")
+    assert fg["protocol"] == "transfer"
+    assert rows["FGSM ε=.005"][col["RDMAA transfer"]] == txt(fg["metrics"])
+    wb = json.loads((work / "metrics" / "rdmaa" / "wb-pgd.json").read_text())["results"]
+    pg = next(r for r in wb if r.get("attack") and math.isclose(r["attack"]["eps"], 0.005))
+    assert pg["protocol"] == "white-box"
+    assert rows["PGD ε=.005, α=.002, 3 steps"][col["RDMAA white-box"]] == txt(pg["metrics"])
+    assert rows["FGSM ε=.005"][col["paper"]] == "35"
+    assert rows["Majority-class rate (test set)"][col["No defence"]] == f"{100 * clean['majority_rate']:.1f}"
+    # enhancement = RDMAA − baseline under the same transfer set
+    base = json.loads((work / "metrics" / "baseline" / "transfer.json").read_text())["results"]
+    bfg = next(r for r in base if Path(r["set"]).name == "test-fgsm-0.005.h5")
+    enh = fg["metrics"]["accuracy"] - bfg["metrics"]["accuracy"]
+    assert rows["FGSM ε=.005"][col["Enhancement transfer"]] == f"{100 * enh:+.1f}"
+    # the subset size is stated
+    assert "n = 12" in (built / "results" / "REPORT.md").read_text()
+
+
+def test_full_run_has_no_gaps_and_all_figures(built):
+    res = built / "results"
+    rep = json.loads((res / "report.json").read_text())
+    assert rep["missing"] == []
+    md = (res / "REPORT.md").read_text()
+    assert "| n/a" not in md and "n = n/a" not in md
+    for stem in ("fig3-4-examples-lung", "fig9-accuracy-vs-eps-lung", "fig10-confusion-lung"):
+        for ext in ("png", "pdf"):
+            assert (res / "figures" / f"{stem}.{ext}").stat().st_size > 1000
+    m = rep["modalities"]["lung"]
+    assert m["data"]["test"]["n"] == 12 and m["data"]["test-sub"]["n"] == 12
+    assert set(m["matched"]) >= {"fgsm", "pgd"}
+    assert rep["timings"]["total_s"] > 0 and "lung" in rep["timings"]["per_modality"]
+    for section in ("## What the numbers say", "## The ε scale", "Gradient-masking check", "## Data used and wall time"):
+        assert section in md
+
+
+def test_second_make_does_no_work(built):
+    vars_ = _make_vars(built)
+    q = subprocess.run(["make", "-q", "-f", str(REPO / "Makefile"), *vars_, "report"], cwd=REPO, env=_env())
+    assert q.returncode == 0
+    log = built / "work" / "timings.jsonl"
+    before = log.read_text()
+    r = subprocess.run(["make", "-f", str(REPO / "Makefile"), *vars_, "report"], cwd=REPO, env=_env(),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert log.read_text() == before
+
+
+def test_partial_run_prints_na_and_lists_the_file(built, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(built / "work", work)
+    gone = work / "lung" / "metrics" / "rdmaa" / "transfer.json"
+    gone.unlink()
+    rep = R.build(built / "tiny.toml", work, tmp_path / "results", "demo", figures=True)
+    assert str(gone) in rep["missing"]
+    md = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "n/a" in md and str(gone) in md.split("## Missing files")[1]
+    rows = {r["label"]: [c["text"] for c in r["cells"]] for r in rep["tables"]["table-III-accuracy-lung"]["rows"]}
+    assert "n/a" in rows["FGSM ε=.005"]
+    assert all(all(t for t in cells) for cells in rows.values())
+
+
+def test_report_cli_fails_in_one_line_without_outputs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "rdm.report", "--work", str(tmp_path / "none"),
+                        "--results", str(tmp_path / "res")], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- the full grid, fabricated
+def _confusion(acc: float, n: int, k: int, rng) -> np.ndarray:
+    right = int(round(acc * n))
+    per = np.full(k, n // k)
+    per[: n - per.sum()] += 1
+    cm = np.zeros((k, k), dtype=np.int64)
+    hits = np.zeros(k, dtype=np.int64)
+    for _ in range(right):                     # spread the right answers over the classes
+        i = int(rng.choice(np.flatnonzero(hits < per)))
+        hits[i] += 1
+    for i in range(k):
+        cm[i, i] = hits[i]
+        for _ in range(per[i] - hits[i]):
+            cm[i, (i + 1 + int(rng.integers(k - 1))) % k] += 1
+    return cm
+
+
+def _result(set_path: str, protocol: str, attack: dict | None, acc: float, n: int, classes, rng) -> dict:
+    c = Counts(list(classes), _confusion(acc, n, len(classes), rng),
+               AdvCounts(n=n, clean_correct=n // 2, fooled=n // 4, linf_sum=0.005 * n, linf_max=0.005,
+                         l2_sum=0.1 * n, ssim_sum=0.99 * n, psnr_sum=46.0 * n, psnr_finite=n) if attack else None)
+    return {"set": set_path, "protocol": protocol, "attack": attack, "counts": c.to_dict(), "metrics": summarize(c)}
+
+
+def _designed_acc(model: str, cell: str, eps: float | None, rng) -> float:
+    if eps is None:
+        return 0.9 if model == "baseline" else 0.88
+    if model == "rdmaa" and cell == "wb-apgd":
+        return 0.95                              # a stronger attack that does worse: masking
+    if model == "rdmaa" and cell == "wb-pgd50x5":
+        return 0.9
+    if model == "rdmaa" and cell == "wb-pgd":
+        return 0.2
+    if model == "advtrain-pgd":                  # an honest model: falls with ε, transfer weaker than white-box
+        wb = 0.8 * math.exp(-eps / 0.01)
+        return min(1.0, wb + 0.06) if "transfer" in cell else wb
+    if model == "baseline":
+        return max(0.0, 0.9 - 20 * eps)
+    return float(rng.uniform(0.3, 0.8))
+
+
+def fabricate(work: Path, g: dict, seed: int = 0) -> None:
+    """Every metrics file the grid's graph would write, with designed numbers (no model runs)."""
+    from rdm.sets import SetWriter, make_provenance
+    from rdm.presets import load_preset
+
+    rng = np.random.default_rng(seed)
+    for m, spec in g["modalities"].items():
+        classes = list(load_preset(spec["preset"]).classes)
+        d = work / m
+        sizes = {"train": 300, "val": 60, "test": 100, "test-sub": 40}
+        for split, n in sizes.items():
+            with SetWriter(d / f"{split}.h5", shape=(1, 4, 4), classes=classes, modality="x", preset=spec["preset"],
+                           provenance=make_provenance(seed=0)) as w:
+                w.append(np.zeros((n, 1, 4, 4), np.float32), np.arange(n) % len(classes))
+        rules, _ = G.modality_rules(g, m, "tables")
+        evals = [r for r in rules if "rdm-eval" in r.recipe]
+        matched_rules = [r for r in evals if "/metrics/" in r.targets[0] and "matched-" in r.targets[0]]
+
+        def write(rule, matched=None):
+            cmd = rule.recipe.replace("$(OUT)", str(work))
+            cmd = re.sub(r"\$\$\(\$\(PY\) -m rdm\.grid get \S+ (\w+)\)", lambda mm: str(matched[mm.group(1)]), cmd)
+            tok = cmd.split()
+            model = Path(tok[1]).stem
+            out = Path(tok[tok.index("-o") + 1])
+            cell = out.stem
+            sets = [t for t in tok[2:tok.index("-o")] if t.endswith(".h5")]
+            eps = [float(tok[i + 1]) for i, t in enumerate(tok) if t == "--eps"]
+            attack = tok[tok.index("--attack") + 1] if "--attack" in tok else None
+            results = []
+            for sp in sets:
+                name = Path(sp).name
+                n = sizes["test-sub"] if name == "test-sub.h5" else sizes["test"]
+                if name in ("test.h5", "test-sub.h5"):
+                    results.append(_result(sp, "clean", None, _designed_acc(model, cell, None, rng), n, classes, rng))
+                    for e in eps if attack else []:
+                        results.append(_result(sp, "white-box", {"name": attack, "eps": e},
+                                               _designed_acc(model, cell, e, rng), n, classes, rng))
+                else:
+                    mm = re.match(r"test-(.+)-([0-9.e-]+)\.h5$", name)
+                    e = float(mm.group(2)) if mm else float(matched[name.split("-")[-1][:-3]])
+                    proto = "white-box" if model == "baseline" else "transfer"
+                    results.append(_result(sp, proto, {"name": "x", "eps": e},
+                                           _designed_acc(model, cell, e, rng), n, classes, rng))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"model": tok[1], "model_sha256": "0" * 64, "model_kind": "cnn",
+                                       "classes": classes, "results": results, "warnings": []}))
+
+        for r in evals:
+            if r not in matched_rules:
+                write(r)
+        base = [str(d / "metrics" / "baseline" / f"sweep-wb-{k}.json") for k in ("fgsm", "pgd")]
+        matched = G.write_matched(g, m, base, str(d / "matched.json"))
+        for r in matched_rules:
+            write(r, matched)
+    with open(work / "timings.jsonl", "w") as f:
+        for m in g["modalities"]:
+            for stage, sec in (("prep", 3.0), ("baseline", 60.0), ("attack-test-fgsm", 5.0),
+                               ("eval-rdmaa-clean", 2.0), ("eval-rdmaa-wb-pgd", 7.5)):
+                f.write(json.dumps({"stage": f"{m}/{stage}", "seconds": sec, "rc": 0}) + "\n")
+        f.write(json.dumps({"stage": "lung/baseline", "seconds": 9.0, "rc": 1}) + "\n")
+
+
+@pytest.fixture(scope="module")
+def fabricated(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fab")
+    g = G.load_grid()
+    fabricate(d / "work", g)
+    rep = R.build(G.DEFAULT_GRID, d / "work", d / "results", "tables", figures=False)
+    return d, rep
+
+
+def test_full_grid_report_every_number_from_its_file(fabricated):
+    d, rep = fabricated
+    assert rep["missing"] == [] and rep["problems"] == []
+    assert _check_report(d / "results") > 1000
+    md = (d / "results" / "REPORT.md").read_text()
+    assert "| n/a" not in md
+    for no, m in (("III", "lung"), ("IV", "leukemia"), ("V", "brain"), ("VI", "lung"), ("XI", "brain")):
+        assert f"Table {no} ({m})" in md
+    # the heavy white-box attacks run at ε=.005 only: no row for .002
+    rows = [r["label"] for r in rep["tables"]["table-III-accuracy-lung"]["rows"]]
+    assert any(l.startswith("PGD ε=.005, 50 steps ×5 restarts") for l in rows)
+    assert not any(l.startswith("PGD ε=.002, 50 steps") for l in rows)
+    assert rep["modalities"]["lung"]["subset_n"] == 40 and "n = 40" in md
+    # wall time: the failed run is not counted, each stage once
+    assert rep["timings"]["per_modality"]["lung"]["train"] == 60.0
+    assert rep["timings"]["per_modality"]["lung"]["eval"] == 9.5
+
+
+def test_masking_checks_follow_the_numbers(fabricated):
+    d, rep = fabricated
+    flags = rep["modalities"]["lung"]["masking"]
+    rd = [f for f in flags if f["model"] == "rdmaa" and f["check"] == "stronger-attack"]
+    assert rd and "RISES from 20.0 %" in rd[0]["text"]
+    assert not [f for f in flags if f["model"] == "advtrain-pgd"]
+    md = (d / "results" / "REPORT.md").read_text()
+    assert "White-box accuracy RISES from 20.0 %" in md.split("Gradient-masking check, lung")[1]
+
+
+def test_modality_not_run_is_said_once(fabricated, tmp_path):
+    d, _ = fabricated
+    work = tmp_path / "work"
+    shutil.copytree(d / "work", work)
+    shutil.rmtree(work / "brain")
+    rep = R.build(G.DEFAULT_GRID, work, tmp_path / "results", "tables", figures=False)
+    assert "brain" not in rep["modalities"] and rep["missing"] == []
+    assert "not run: brain" in (tmp_path / "results" / "REPORT.md").read_text()
+
+
+# --------------------------------------------------------------------------- graph shape
+def _rules(mk: str) -> list[tuple[list[str], list[str]]]:
+    out = []
+    for line in mk.splitlines():
+        m = re.match(r"^([^\t#][^:=]*?)\s*&?:\s(.*?)\s*\|\s*\$\(STAMP\)$", line)
+        if m:
+            out.append((m.group(1).split(), m.group(2).split()))
+    return out
+
+
+def test_touching_one_modality_rebuilds_only_that_modality():
+    """In the real grid's graph, everything downstream of lung's raw data is under $(OUT)/lung/."""
+    g = G.load_grid()
+    rules = _rules(G.makefile(g, "tables"))
+    assert len(rules) > 50
+    for m, spec in g["modalities"].items():
+        dirty = {f"$(DATA_ROOT)/{spec['source']}/labels.csv"}
+        changed = True
+        while changed:
+            changed = False
+            for targets, deps in rules:
+                if dirty & set(deps) and not set(targets) <= dirty:
+                    dirty |= set(targets)
+                    changed = True
+        rebuilt = dirty - {f"$(DATA_ROOT)/{spec['source']}/labels.csv"}
+        assert f"$(OUT)/{m}/metrics/rdmaa/transfer.json" in rebuilt
+        assert all(t.startswith(f"$(OUT)/{m}/") for t in rebuilt), sorted(t for t in rebuilt if not t.startswith(f"$(OUT)/{m}/"))
+
+
+# --------------------------------------------------------------------------- matched ε
+def test_matched_eps_interpolates_log_linearly():
+    curve = [(0.0, 0.9), (0.001, 0.85), (0.01, 0.5), (0.1, 0.1)]
+    eps, reached = G.matched_eps(curve, 0.3)
+    # between .01 (50 %) and .1 (10 %): halfway in accuracy → halfway in log ε
+    assert reached and eps == pytest.approx(math.sqrt(0.01 * 0.1), rel=1e-3)
+    eps, reached = G.matched_eps(curve, 0.5)
+    assert reached and eps == pytest.approx(0.01, rel=1e-3)
+
+
+def test_matched_eps_edges():
+    curve = [(0.0, 0.9), (0.002, 0.6), (0.02, 0.4)]
+    assert G.matched_eps(curve, 0.7) == (0.002, True)        # already below at the smallest ε
+    assert G.matched_eps(curve, 0.1) == (0.02, False)        # never reached: the largest ε, flagged
+    # a non-monotone curve: the first crossing counts
+    eps, reached = G.matched_eps([(0.001, 0.8), (0.01, 0.2), (0.1, 0.6)], 0.5)
+    assert reached and 0.001 < eps < 0.01
+    with pytest.raises(G.RdmError):
+        G.matched_eps([(0.0, 0.9)], 0.5)
