@@ -98,7 +98,7 @@ def read_raw(path: os.PathLike | str) -> dict:
     except pickle.UnpicklingError:
         raise RdmError(f"{path}: refused: the file holds objects other than tensors "
                        "(a checkpoint must never run code)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError) as e:
         raise RdmError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise RdmError(f"{path}: not an rdm checkpoint (no '{FORMAT}' format tag)")
