@@ -371,6 +371,9 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
                 if transform is not None:
                     t = transform(model, t, ep, i)
                 loss, stats = step(t)
+                if not math.isfinite(loss):
+                    raise RdmError(f"the training loss became {loss} at epoch {ep}, batch {i + 1}; "
+                                   "try a lower --lr")
                 k = int(t["y"].shape[0])
                 totals["loss"] += loss * k
                 totals["n"] += k

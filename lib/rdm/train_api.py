@@ -147,9 +147,11 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
          transform=None, params=None, wrap=None, extra_meta: dict | None = None) -> Path:
     """Train, save per-epoch state to OUTPUT.partial, write OUTPUT; ``wrap(model)`` may
     turn the trained model into the saved one (e.g. the purified composite)."""
-    signature = {"kind": kind, "arch": arch, "recipe": {k: v for k, v in recipe.items() if k != "epochs"},
+    skip = ("epochs", "adversarial_sets", "val_adversarial_sets")    # sets are in "datasets", by hash
+    signature = {"kind": kind, "arch": arch, "recipe": {k: v for k, v in recipe.items() if k not in skip},
                  "seed": cfg.seed, "batch_size": cfg.batch_size, "lr": cfg.lr, "patience": cfg.patience,
-                 "weight_decay": cfg.weight_decay, "datasets": datasets, "parent": parent}
+                 "weight_decay": cfg.weight_decay, "datasets": sorted(datasets.values()),
+                 "parent": (parent or {}).get("sha256")}
     state = _load_resume(output, signature, c.quiet) if c.resume else None
     meta_base = {
         "kind": kind, "arch": arch, "preset": preset.as_dict(), "classes": list(preset.classes),
