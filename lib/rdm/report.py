@@ -950,7 +950,7 @@ def findings(x: Exp, flags: list[dict]) -> list[str]:
         by = sorted({fl["model"] for fl in mine})
         s.append("Signs of gradient masking (see the checks below) for: " + ", ".join(label(m) for m in by) + ".")
     else:
-        s.append("No defence shows the gradient-masking signs checked for (accuracy rising with attack strength, "
+        s.append("None of the defended models shows the gradient-masking signs checked for (accuracy rising with attack strength, "
                  "staying above chance at large ε, transfer beating white-box).")
     return [t for t in s if t]
 
