@@ -22,8 +22,10 @@ RESULTS ?= results
 TRAIN_FLAGS ?=
 DEMO_OUT ?= demo/work
 DEMO_RESULTS ?= demo/results
-DEMO_TRAIN_FLAGS ?= --epochs 4
-DEMO_N ?= 300
+DEMO_TRAIN_FLAGS ?= --epochs 6 --batch-size 32
+DEMO_N ?= 240
+DEMO_SUBSET_N ?= 40
+JOBS ?= 2
 DEMO_MODALITIES ?= lung brain leukemia
 TIMED = $(PY) -m rdm.grid timed $(OUT)/timings.jsonl
 
@@ -61,8 +63,8 @@ tables: $(STAMP)
 demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
 	@$(PY) -m rdm.grid makefile --mode demo --grid $(GRID) $(addprefix --modality ,$(DEMO_MODALITIES)) > $(DEMO_OUT)/grid.mk
-	$(MAKE) --no-print-directory MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) \
-	  TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)" report
+	$(MAKE) --no-print-directory -j$(JOBS) MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) \
+	  TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)" SUBSET_N=$(DEMO_SUBSET_N) report
 	@echo "demo report: $(DEMO_RESULTS)/REPORT.md" >&2
 
 ifdef GRID_MK

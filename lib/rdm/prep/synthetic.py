@@ -42,7 +42,9 @@ def phantom(label: int, num_classes: int, shape: tuple[int, int, int], rng: np.r
     angle = rng.uniform(0, np.pi)
     mask = _shape_mask(kind, h, w, cy, cx, r, angle)
     tex = 0.5 + 0.5 * np.sin(freq * (xx * np.cos(angle) + yy * np.sin(angle)) + rng.uniform(0, 6.28))
-    fg = rng.uniform(0.55, 0.85) + 0.15 * tex
+    # class-dependent brightness (overlapping between neighbours) on top of shape and texture
+    level = 0.45 + 0.35 * label / max(1, num_classes - 1)
+    fg = level + rng.uniform(-0.08, 0.08) + 0.12 * tex
     img = bg * (1 - mask) + fg * mask
     img = img + 0.05 * rng.standard_normal((h, w)).astype(np.float32)
     out = np.empty((c, h, w), dtype=np.float32)
