@@ -10,7 +10,7 @@ from rdm.checkpoint import load_checkpoint
 from rdm.sets import SetReader
 from rdm_tools.pretrain_dcae import app as dcae_app
 from rdm_tools.train_cnn import app as cnn_app
-from train_helpers import TINY, noisy_copy, phantoms, tiny_preset
+from train_helpers import one_thread, TINY, noisy_copy, phantoms, tiny_preset  # noqa: F401 (one_thread: autouse fixture)
 
 runner = CliRunner()
 
@@ -80,12 +80,15 @@ def test_bad_sets_fail_in_one_line_and_write_nothing(data, tmp_path, case):
 
 
 # --------------------------------------------------------------------------- DCAE
-def test_pretrain_dcae_reconstructs_clean_from_adversarial(data, tmp_path):
+def test_pretrain_dcae_reconstructs_clean_from_adversarial(tmp_path):
+    pre = tiny_preset(tmp_path)                     # 24×24: learns steadily in a few epochs
+    data = {"preset": pre, "train": phantoms(tmp_path / "train.h5", pre, 128, seed=0),
+            "val": phantoms(tmp_path / "val.h5", pre, 48, seed=1)}
     adv = noisy_copy(tmp_path / "adv.h5", data["train"], eps=0.08)
     vadv = noisy_copy(tmp_path / "vadv.h5", data["val"], eps=0.08, seed=1)
     out = tmp_path / "dcae.ckpt"
     code, so, se = run(dcae_app, [data["train"], adv, "--val", data["val"], "--val-adv", vadv,
-                                  "--preset", data["preset"], "--epochs", 15, "--lr", 1e-2, "--batch-size", 16,
+                                  "--preset", data["preset"], "--epochs", 10, "--lr", 3e-3, "--batch-size", 16,
                                   "--device", "cpu", "-o", out])
     assert code == 0, se
     assert so.strip() == str(out) and "psnr" in se
@@ -102,7 +105,7 @@ def test_pretrain_dcae_reconstructs_clean_from_adversarial(data, tmp_path):
     import torch
     with torch.no_grad():
         rec = ck.model(torch.from_numpy(xa)).numpy()
-    assert np.mean((rec - xc) ** 2) < 0.85 * np.mean((mean_img - xc) ** 2)
+    assert np.mean((rec - xc) ** 2) < 0.8 * np.mean((mean_img - xc) ** 2)
     assert m["val"]["psnr"] > 10 * np.log10(1 / np.mean((mean_img - xc) ** 2))
 
 
