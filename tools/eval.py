@@ -17,10 +17,13 @@ app = cli.make_app("Evaluate a checkpoint on sets: accuracy, balanced accuracy, 
 
 @app.command(epilog="Examples: rdm-eval rdmaa.ckpt test.h5 test-fgsm-0.005.h5 --json  |  "
                     "rdm-eval rdmaa.ckpt test.h5 --attack pgd --eps 0.005 --steps 50 --restarts 5 "
-                    "--random-start -o whitebox.json")
+                    "--random-start -o whitebox.json  |  rdm-eval m.ckpt test.h5 --attack pgd --eps 0.005 "
+                    "--shard 0/2 -o part0.json; rdm-eval --merge part0.json part1.json -o metrics.json")
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="checkpoint (cnn or purified)", show_default=False)],
-    sets: Annotated[list[Path], typer.Argument(help="clean and/or adversarial sets", show_default=False)],
+    model: Annotated[Path, typer.Argument(help="checkpoint (cnn or purified); with --merge the first part",
+                                          show_default=False)],
+    sets: Annotated[Optional[list[Path]], typer.Argument(help="clean and/or adversarial sets; with --merge "
+                                                         "the other parts", show_default=False)] = None,
     source: Annotated[Optional[Path], typer.Option("--source", help="clean source of the adversarial "
                                                    "sets (default: from their provenance)")] = None,
     attack: Annotated[Optional[AttackName], typer.Option("--attack", case_sensitive=False,
@@ -32,6 +35,10 @@ def evaluate(
     random_start: Annotated[bool, typer.Option("--random-start/--no-random-start")] = False,
     keep: Annotated[str, typer.Option("--keep", help="PGD: fooled, best or last")] = "fooled",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: evaluate rows [i·N/n, (i+1)·N/n) "
+                                                 "of each set only; writes a part for --merge")] = None,
+    merge: Annotated[bool, typer.Option("--merge", help="combine shard parts (JSON) into the report "
+                                        "of one unsharded run")] = False,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="write the JSON report here")] = None,
     as_json: cli.JsonOpt = False,
     device: cli.DeviceOpt = "auto",
@@ -42,21 +49,35 @@ def evaluate(
     """Evaluate MODEL on each SET; a table on stderr, JSON on stdout with --json, a file with -o."""
     from rdm import eval_api
     from rdm.atomic import atomic_output
+    from rdm.attack_api import parse_shard
     from rdm.attacks import AttackSpec
     from rdm.errors import RdmError
 
     with cli.guard(debug):
-        if (attack is None) != (not eps):
-            raise RdmError("--attack and --eps go together")
-        specs = [AttackSpec.make(attack, e, alpha=alpha, steps=steps, restarts=restarts,
-                                 random_start=random_start, seed=seed, keep=keep)
-                 for e in (eps or [])] if attack is not None else []
-        if output is not None:
-            cli.check_output_path(output)
-        dev = cli.resolve_device(device)
-        with cli.progress(disable=quiet or not cli.console.is_terminal) as prog:
-            report = eval_api.evaluate(model, sets, source=source, specs=specs, batch_size=batch_size,
-                                       device=dev, progress=prog)
+        if merge:
+            if attack is not None or eps or shard or source is not None:
+                raise RdmError("--merge takes only the part files and -o")
+            parts = [model, *(sets or [])]
+            if output is not None:
+                cli.check_output_path(output)
+                if output.exists() and output.resolve() in {p.resolve() for p in parts if p.exists()}:
+                    raise RdmError(f"-o {output}: would overwrite one of the parts")
+            report = eval_api.merge_reports(parts)
+        else:
+            if not sets:
+                raise RdmError("expected MODEL.ckpt and at least one SET.h5")
+            if (attack is None) != (not eps):
+                raise RdmError("--attack and --eps go together")
+            specs = [AttackSpec.make(attack, e, alpha=alpha, steps=steps, restarts=restarts,
+                                     random_start=random_start, seed=seed, keep=keep)
+                     for e in (eps or [])] if attack is not None else []
+            part = parse_shard(shard)
+            if output is not None:
+                cli.check_output_path(output)
+            dev = cli.resolve_device(device)
+            with cli.progress(disable=quiet or not cli.console.is_terminal) as prog:
+                report = eval_api.evaluate(model, sets, source=source, specs=specs, batch_size=batch_size,
+                                           device=dev, progress=prog, shard=part, seed=seed)
         if not quiet:
             from rich.console import Console  # wide enough for the table even when stderr is a file
             Console(stderr=True, highlight=False, width=max(cli.console.width, 150)).print(

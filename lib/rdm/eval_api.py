@@ -13,10 +13,18 @@ read row by row via ``source_index``: the evaluated model's predictions on the c
 images give the attack success rate (of the rows it gets right on clean, the share it
 gets wrong on the adversarial image), and the images give L∞/L2, SSIM and PSNR.
 All numbers come from mergeable :class:`rdm.metrics.Counts`.
+
+``shard=(i, n)`` evaluates rows [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) of every set (N: that set's
+rows) and writes a PART report (counts and metrics of those rows, the shard and the
+seed recorded); :func:`merge_reports` adds the parts' counts back into the report of
+one unsharded run, refusing parts that overlap, leave gaps or come from different
+runs (model, sets, attacks, seed). Integer counts merge exactly; the float sums
+(norms, SSIM, PSNR) equal the unsharded ones up to summation order.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .attack_api import load_attack_model
+from .attack_api import load_attack_model, shard_range
 from .attacks import AttackSpec, run_attack_sweep
 from .checkpoint import Checkpoint, input_checks
 from .errors import RdmError
@@ -70,8 +78,8 @@ def protocol_of(info, ck: Checkpoint) -> str:
 
 def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.PathLike | str | None = None,
                  batch_size: int = 256, device: torch.device | str = "cpu",
-                 progress=None) -> dict[str, Any]:
-    """Metrics of ``ck`` on one stored set (clean, transfer or white-box)."""
+                 progress=None, shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Metrics of ``ck`` on one stored set (clean, transfer or white-box), or on one shard of it."""
     set_path = Path(set_path)
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=ck.path.name)
@@ -94,10 +102,13 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
         if want and want != src_sha:
             raise RdmError(f"{src}: is not the set {set_path.name} was crafted from (sha256 differs)")
         src_reader = SetReader(src)
-    task = progress.add_task(set_path.name, total=info.n, info="") if progress else None
+    start, stop = shard_range(info.n, shard)
+    if shard is not None:
+        result["rows"] = {"start": start, "stop": stop, "of": info.n}
+    task = progress.add_task(set_path.name, total=stop - start, info="") if progress else None
     try:
         with SetReader(set_path) as r:
-            for b in r.batches(int(batch_size)):
+            for b in r.batches(int(batch_size), start, stop):
                 pred = _predict(model, b["x"], device)
                 counts.add_predictions(b["y"], pred)
                 if src_reader is not None:
@@ -121,7 +132,7 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
 
 def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequence[AttackSpec], *,
                         batch_size: int = 256, device: torch.device | str = "cpu",
-                        progress=None) -> list[dict[str, Any]]:
+                        progress=None, shard: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """White-box: attack ``ck``'s own model on ``set_path`` (its clean source) with each spec."""
     set_path = Path(set_path)
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
@@ -129,9 +140,11 @@ def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequ
     input_checks(ck, info)
     model = ck.model
     counts = [Counts.empty(info.classes, adversarial=True) for _ in specs]
-    task = progress.add_task(f"{set_path.name} {specs[0].name.value}", total=info.n, info="") if progress else None
+    start, stop = shard_range(info.n, shard)
+    task = (progress.add_task(f"{set_path.name} {specs[0].name.value}", total=stop - start, info="")
+            if progress else None)
     with SetReader(set_path) as r:
-        for b in r.batches(int(batch_size)):
+        for b in r.batches(int(batch_size), start, stop):
             x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)
             y = torch.from_numpy(b["y"]).to(device)
             pc = _predict(model, b["x"], device)
@@ -144,15 +157,20 @@ def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequ
             if progress:
                 progress.update(task, advance=len(b["y"]))
     sha = sha256_file(set_path)
+    rows = {"rows": {"start": start, "stop": stop, "of": info.n}} if shard is not None else {}
     return [{"set": str(set_path), "set_sha256": sha, "protocol": WHITE_BOX, "source": str(set_path),
-             "attack": s.to_dict(), "on_the_fly": True, "counts": c.to_dict(), "metrics": summarize(c)}
+             "attack": s.to_dict(), "on_the_fly": True, **rows, "counts": c.to_dict(), "metrics": summarize(c)}
             for s, c in zip(specs, counts)]
 
 
 def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *,
              source: os.PathLike | str | None = None, specs: Sequence[AttackSpec] = (),
-             batch_size: int = 256, device: torch.device | str = "cpu", progress=None) -> dict[str, Any]:
-    """Every set through ``model_path``; with ``specs`` also white-box attacks on the fly."""
+             batch_size: int = 256, device: torch.device | str = "cpu", progress=None,
+             shard: tuple[int, int] | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Every set through ``model_path``; with ``specs`` also white-box attacks on the fly.
+
+    ``shard=(i, n)``: only rows [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) of each set; the report is a part
+    for :func:`merge_reports` and records the shard and ``seed``."""
     if int(batch_size) < 1:
         raise RdmError(f"--batch-size must be at least 1, got {batch_size}")
     if not sets:
@@ -168,15 +186,109 @@ def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *
         protocols.append(protocol_of(info, ck))
         if protocols[-1] != CLEAN:
             source_of(info, source)
+        if shard is not None:
+            a, b = shard_range(info.n, shard)
+            if b <= a:
+                raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows of {Path(s).name} (it has {info.n})")
     results = []
     for s, proto in zip(sets, protocols):
         results.append(evaluate_set(ck, s, source=source, batch_size=batch_size, device=device,
-                                    progress=progress))
+                                    progress=progress, shard=shard))
         if specs and proto == CLEAN:  # on-the-fly attacks start from clean sets only
             results.extend(evaluate_on_the_fly(ck, s, specs, batch_size=batch_size, device=device,
-                                               progress=progress))
-    return {"model": str(model_path), "model_sha256": ck.sha256, "model_kind": ck.kind,
-            "classes": ck.classes, "results": results, "warnings": masking_warnings(results)}
+                                               progress=progress, shard=shard))
+    report = {"model": str(model_path), "model_sha256": ck.sha256, "model_kind": ck.kind,
+              "classes": ck.classes, "results": results}
+    if shard is not None:   # a part: metrics of some rows only, so no masking verdict yet
+        report.update(shard={"index": shard[0], "count": shard[1]}, seed=seed, warnings=[])
+        return report
+    report["warnings"] = masking_warnings(results)
+    return report
+
+
+# --------------------------------------------------------------------------- merge shards
+def _differs(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """What differs between two parts' results at the same position (None: nothing)."""
+    if a.get("set_sha256") != b.get("set_sha256"):
+        return "set sha256"
+    if json.dumps(a.get("attack"), sort_keys=True) != json.dumps(b.get("attack"), sort_keys=True):
+        return "attack spec"
+    if (a.get("protocol"), bool(a.get("on_the_fly")), a["rows"].get("of")) != \
+            (b.get("protocol"), bool(b.get("on_the_fly")), b["rows"].get("of")):
+        return "protocol or set size"
+    return None
+
+
+def merge_reports(parts: Sequence[os.PathLike | str]) -> dict[str, Any]:
+    """The report of one unsharded run from its shard parts (JSON files written with ``shard``).
+
+    Refuses (RdmError) parts that are not shard parts, come from different runs (model
+    sha256, set sha256, attack spec, seed, shard count), are given twice, overlap or
+    leave rows out."""
+    paths = [Path(p) for p in parts]
+    if not paths:
+        raise RdmError("--merge needs the part files")
+    reps = []
+    for p in paths:
+        try:
+            rep = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise RdmError(f"{p}: no such file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise RdmError(f"{p}: not a readable rdm-eval report ({e})") from None
+        if not isinstance(rep, dict) or not isinstance(rep.get("results"), list) or "model_sha256" not in rep:
+            raise RdmError(f"{p}: not an rdm-eval report")
+        sh = rep.get("shard")
+        if not isinstance(sh, dict) or any(not isinstance(r.get("rows"), dict) for r in rep["results"]):
+            raise RdmError(f"{p}: is not a shard part (written without --shard)")
+        reps.append(rep)
+    ref, ref_p = reps[0], paths[0]
+    for p, rep in zip(paths[1:], reps[1:]):
+        what = ("model sha256" if rep["model_sha256"] != ref["model_sha256"] else
+                "seed" if rep.get("seed") != ref.get("seed") else
+                "shard count" if rep["shard"]["count"] != ref["shard"]["count"] else
+                "sets (number of results)" if len(rep["results"]) != len(ref["results"]) else
+                next((d for a, b in zip(rep["results"], ref["results"]) if (d := _differs(a, b))), None))
+        if what:
+            raise RdmError(f"{p}: differs from {ref_p.name} in {what}; parts must come from one run")
+    count = int(ref["shard"]["count"])
+    by_index: dict[int, tuple[Path, dict]] = {}
+    for p, rep in zip(paths, reps):
+        i = int(rep["shard"]["index"])
+        if i in by_index:
+            raise RdmError(f"{p}: shard {i}/{count} given twice (also {by_index[i][0]})")
+        by_index[i] = (p, rep)
+    missing = [i for i in range(count) if i not in by_index]
+    if missing:
+        raise RdmError(f"shards {', '.join(f'{i}/{count}' for i in missing)} are missing")
+    merged_results = []
+    for j, r0 in enumerate(ref["results"]):
+        expect, counts = 0, None
+        for i in range(count):
+            p, rep = by_index[i]
+            r = rep["results"][j]
+            rows = r["rows"]
+            if rows["start"] != expect:
+                raise RdmError(f"{p}: rows {rows['start']}..{rows['stop']} of {Path(r['set']).name} "
+                               f"do not continue at row {expect} (overlap or gap)")
+            c = Counts.from_dict(r["counts"])
+            if c.n != rows["stop"] - rows["start"]:
+                raise RdmError(f"{p}: counts {c.n} rows of {Path(r['set']).name}, its shard has "
+                               f"{rows['stop'] - rows['start']}")
+            counts = c if counts is None else counts.merge(c)
+            expect = rows["stop"]
+        if expect != r0["rows"]["of"]:
+            raise RdmError(f"parts cover {expect} of {r0['rows']['of']} rows of {Path(r0['set']).name}")
+        out = {k: v for k, v in by_index[0][1]["results"][j].items() if k not in ("rows", "counts", "metrics")}
+        out["counts"] = counts.to_dict()
+        out["metrics"] = summarize(counts)
+        merged_results.append(out)
+    first = by_index[0][1]
+    report = {k: first[k] for k in ("model", "model_sha256", "model_kind", "classes")}
+    report["results"] = merged_results
+    report["warnings"] = masking_warnings(merged_results)
+    report["merged_from"] = {str(by_index[i][0]): sha256_file(by_index[i][0]) for i in range(count)}
+    return report
 
 
 def masking_warnings(results: Sequence[dict[str, Any]], *, tol: float = 0.02,
