@@ -242,7 +242,7 @@ def test_spec_validation_and_description():
 # --------------------------------------------------------------------------- strength on a trained model
 def _disk_vs_bar(n: int, seed: int, shape=(1, 16, 16)):
     """Phantoms of two very different shapes (classes 0 and 4 of five), relabelled 0/1."""
-    x, y, _ = generate(n * 5 // 2, 5, shape, seed=seed)
+    x, y, _ = generate(n * 5 // 2, 5, shape, seed=seed, brightness=0.0)  # shape and texture cues only
     keep = (y == 0) | (y == 4)
     return torch.from_numpy(x[keep]), torch.from_numpy((y[keep] == 4).astype(np.int64))
 

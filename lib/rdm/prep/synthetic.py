@@ -30,8 +30,13 @@ def _shape_mask(kind: str, h: int, w: int, cy: float, cx: float, r: float, angle
     raise ValueError(kind)
 
 
-def phantom(label: int, num_classes: int, shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
-    """One C×H×W float32 image in [0, 1] for ``label``."""
+def phantom(label: int, num_classes: int, shape: tuple[int, int, int], rng: np.random.Generator,
+            brightness: float = 0.3) -> np.ndarray:
+    """One C×H×W float32 image in [0, 1] for ``label``.
+
+    Classes differ in shape, texture frequency and (by up to ``brightness``) in the
+    foreground level; ``brightness=0`` leaves shape and texture as the only cues.
+    """
     c, h, w = shape
     kind = SHAPES[label % len(SHAPES)]
     freq = 0.15 + 0.35 * label / max(1, num_classes - 1)          # class-dependent texture
@@ -42,9 +47,9 @@ def phantom(label: int, num_classes: int, shape: tuple[int, int, int], rng: np.r
     angle = rng.uniform(0, np.pi)
     mask = _shape_mask(kind, h, w, cy, cx, r, angle)
     tex = 0.5 + 0.5 * np.sin(freq * (xx * np.cos(angle) + yy * np.sin(angle)) + rng.uniform(0, 6.28))
-    # class-dependent brightness (overlapping between neighbours) on top of shape and texture
-    level = 0.45 + 0.35 * label / max(1, num_classes - 1)
-    fg = level + rng.uniform(-0.08, 0.08) + 0.12 * tex
+    # class-dependent brightness shift (overlapping between neighbours) on top of shape and texture
+    shift = brightness * (label / max(1, num_classes - 1) - 0.5)
+    fg = rng.uniform(0.55, 0.85) + 0.15 * tex + shift
     img = bg * (1 - mask) + fg * mask
     img = img + 0.05 * rng.standard_normal((h, w)).astype(np.float32)
     out = np.empty((c, h, w), dtype=np.float32)
@@ -55,7 +60,7 @@ def phantom(label: int, num_classes: int, shape: tuple[int, int, int], rng: np.r
 
 
 def generate(n: int, num_classes: int, shape: tuple[int, int, int], seed: int = 0,
-             group_size: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             group_size: int = 4, brightness: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` phantoms with balanced labels; rows in groups of ``group_size`` share a 'patient'.
 
     Returns (x N×C×H×W float32, y int64, group str array). Same seed → same arrays.
@@ -63,6 +68,6 @@ def generate(n: int, num_classes: int, shape: tuple[int, int, int], seed: int = 
     rng = np.random.default_rng(seed)
     y = np.arange(n, dtype=np.int64) % num_classes
     rng.shuffle(y)
-    x = np.stack([phantom(int(lbl), num_classes, shape, rng) for lbl in y]) if n else np.zeros((0, *shape), np.float32)
+    x = np.stack([phantom(int(lbl), num_classes, shape, rng, brightness) for lbl in y]) if n else np.zeros((0, *shape), np.float32)
     group = np.array([f"p{i // group_size:05d}" for i in range(n)], dtype=object)
     return x, y, group
