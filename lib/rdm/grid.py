@@ -324,6 +324,47 @@ def shell_script(g: dict[str, Any], modality: str, mode: str = "tables") -> str:
     return "\n".join(lines) + "\n"
 
 
+def cells(g: dict[str, Any], mode: str = "tables", modalities: list[str] | None = None) -> list[tuple[int, str, str]]:
+    """Every rule of the graph as ``(level, stage, target)``, in level order.
+
+    A rule's level is 0 when none of its prerequisites is made by another rule, else one
+    more than the highest level among the rules that make them: all cells of one level
+    can run at once once the lower levels are done (one Slurm job array per level).
+    ``target`` is the rule's first output (``make TARGET`` builds the whole rule) with
+    make variables such as ``$(OUT)`` left in. Only the rules the report needs are listed
+    (what ``make tables``/``make demo`` would run)."""
+    mods = modalities or list(g["modalities"])
+    rules: list[Rule] = []
+    wanted: list[str] = []
+    for m in mods:
+        if m not in g["modalities"]:
+            raise RdmError(f"unknown modality '{m}' (grid has {', '.join(g['modalities'])})")
+        rs, metrics = modality_rules(g, m, mode)
+        rules += rs
+        wanted += [p for ps in metrics.values() for p in ps]
+    by_target = {t: r for r in rules for t in r.targets}
+    needed: set[int] = set()
+    todo = [by_target[t] for t in wanted if t in by_target]
+    while todo:
+        r = todo.pop()
+        if id(r) not in needed:
+            needed.add(id(r))
+            todo += [by_target[d] for d in r.deps if d in by_target]
+    rules = [r for r in rules if id(r) in needed]
+    level: dict[int, int] = {}
+
+    def lev(r: Rule, seen: tuple = ()) -> int:
+        if id(r) not in level:
+            if id(r) in seen:
+                raise RdmError(f"the grid's graph has a cycle through {r.targets[0]}")
+            ups = [by_target[d] for d in r.deps if d in by_target]
+            level[id(r)] = 1 + max((lev(u, seen + (id(r),)) for u in ups), default=-1)
+        return level[id(r)]
+
+    out = [(lev(r), r.stage, r.targets[0]) for r in rules]
+    return sorted(out, key=lambda c: c[0])
+
+
 # --------------------------------------------------------------------------- matched ε
 def _accuracy_curve(path: str) -> list[tuple[float, float]]:
     rep = json.loads(Path(path).read_text())
@@ -410,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid", default=None)
     p.add_argument("--mode", choices=["tables", "demo"], default="tables")
     p.add_argument("--modality", required=True)
+    p = sub.add_parser("cells", help="the rules as LEVEL<TAB>STAGE<TAB>TARGET lines (levels run in order)")
+    p.add_argument("--grid", default=None)
+    p.add_argument("--mode", choices=["tables", "demo"], default="tables")
+    p.add_argument("--modality", action="append")
+    p.add_argument("--level", type=int, help="only this level's targets, one per line")
     p = sub.add_parser("matched")
     p.add_argument("--grid", default=None)
     p.add_argument("--modality", required=True)
@@ -431,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.cmd == "makefile":
             sys.stdout.write(makefile(load_grid(a.grid), a.mode, a.modality))
+        elif a.cmd == "cells":
+            for lv, stage, target in cells(load_grid(a.grid), a.mode, a.modality):
+                if a.level is None:
+                    print(f"{lv}\t{stage}\t{target}")
+                elif lv == a.level:
+                    print(target)
         elif a.cmd == "script":
             sys.stdout.write(shell_script(load_grid(a.grid), a.modality, a.mode))
         elif a.cmd == "matched":
