@@ -11,7 +11,8 @@ Pieces, each small enough to swap:
   whole). Reads are contiguous chunk reads, never one row at a time (a gzip chunk of
   128 rows would be decompressed once per row otherwise). ``rank``/``world_size``
   give each data-parallel process its slice of every global batch, so a
-  DistributedDataParallel run only has to wrap the model and pass these two numbers.
+  DistributedDataParallel run only has to wrap the model and pass these two numbers
+  (:func:`fit` does both under ``torchrun``: see :mod:`rdm.distributed`).
 - :class:`Classification` / :class:`Reconstruction` — the objective: per-batch loss
   and the validation metrics. Classification keeps the weights with the best
   validation *balanced accuracy* (ties broken by the lower validation loss): 83 % of
@@ -130,6 +131,11 @@ class Batches:
                 yield self._shard({k: v[b0:b0 + self.batch_size] for k, v in buf.items()})
             pending = {k: [v[cut:]] for k, v in buf.items()}
             held -= cut
+
+    def global_rows(self, i: int) -> int:
+        """Rows of the ``i``-th batch of an epoch before the split across ranks (all batches
+        are full but the last)."""
+        return min(self.batch_size, self.n - i * self.batch_size)
 
     def _shard(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.world_size == 1:
@@ -332,9 +338,18 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
     uninterrupted one (on CPU). ``transform(model, batch, epoch, step)`` may replace a
     batch before the step (on-line adversarial training). ``params``: the parameters
     to optimise (default: all with ``requires_grad``).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel,
+    each rank trains on its slice of every global batch of ``cfg.batch_size`` rows, and only
+    rank 0 logs and calls ``on_epoch_end`` (see :mod:`rdm.distributed`).
     """
+    from . import distributed
     from .cli import console, progress
 
+    ctx, device = distributed.setup(device)
+    if ctx is not None:
+        quiet = quiet or not ctx.main
+        train.rank, train.world_size = ctx.rank, ctx.world_size
     set_determinism(device)
     model.to(device=device, memory_format=torch.channels_last)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
@@ -352,10 +367,20 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
         if state.epoch and not quiet:
             console.print(f"resuming after epoch {state.epoch} (best epoch {state.best_epoch})")
 
-    def step(batch: dict[str, torch.Tensor]) -> tuple[float, dict]:
+    net = distributed.wrap(model, device) if ctx is not None else model
+
+    def step(batch: dict[str, torch.Tensor], i: int) -> tuple[float, dict]:
         opt.zero_grad(set_to_none=True)
-        loss, stats = objective.loss(model, batch)
-        loss.backward()
+        n = int(batch["y"].shape[0])
+        if ctx is not None and n == 0:     # a short last batch left this rank no row
+            (net(batch["x"]).sum() * 0.0).backward()
+            opt.step()
+            return 0.0, {}
+        loss, stats = objective.loss(net, batch)
+        if ctx is not None:   # DDP averages over ranks: weight by this rank's share of the global batch
+            (loss * (n * ctx.world_size / train.global_rows(i))).backward()
+        else:
+            loss.backward()
         opt.step()
         return loss.item(), stats
 
@@ -368,9 +393,9 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
             totals: dict[str, float] = {"loss": 0.0, "n": 0}
             for i, b in enumerate(train.epoch(ep)):
                 t = to_device(b, device)
-                if transform is not None:
+                if transform is not None and len(t["y"]):
                     t = transform(model, t, ep, i)
-                loss, stats = step(t)
+                loss, stats = step(t, i)
                 if not math.isfinite(loss):
                     raise RdmError(f"the training loss became {loss} at epoch {ep}, batch {i + 1}; "
                                    "try a lower --lr")
@@ -381,6 +406,8 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
                     totals[key] = totals.get(key, 0) + v
                 bar.update(task, advance=1, info=objective.running(totals))
             bar.remove_task(task)
+            if ctx is not None:
+                totals = distributed.all_sum(totals, device)
             rec: dict[str, Any] = {"epoch": ep, "train": objective.train_metrics(totals)}
             improved = True
             if val is not None:
@@ -414,7 +441,7 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
                 if state.stopped:
                     console.print(f"early stop: no improvement for {cfg.patience} epochs; "
                                   f"best epoch {state.best_epoch}")
-            if on_epoch_end is not None:
+            if on_epoch_end is not None and (ctx is None or ctx.main):
                 on_epoch_end(state)
     if state.best is not None:
         model.load_state_dict(state.best)

@@ -183,6 +183,9 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
             if "val" in more:
                 meta["val_cnn"] = meta.get("val")
             meta.update(more)
+    from .distributed import is_main
+    if not is_main():   # a non-zero torchrun rank: rank 0 writes the outputs
+        return output
     save_checkpoint(output, saved, meta, trainer=state.to_blob())
     partial.unlink(missing_ok=True)
     if c.history is not None:
