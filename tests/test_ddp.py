@@ -69,7 +69,8 @@ def test_two_ranks_match_one_process(data):
         assert hb["train"]["accuracy"] == pytest.approx(ha["train"]["accuracy"])
         assert hb["train"]["loss"] == pytest.approx(ha["train"]["loss"], rel=1e-4)
         assert hb["val"]["balanced_accuracy"] == pytest.approx(ha["val"]["balanced_accuracy"])
-    # rank 0 alone writes: no partial left behind, no other file
+    # rank 0 alone writes and prints: the path once on stdout, no partial left behind, no other file
+    assert two.stdout.split() == [str(d / "two.ckpt")]
     assert sorted(p.name for p in d.iterdir() if p.suffix in (".ckpt", ".partial")) == ["one.ckpt", "two.ckpt"]
 
 

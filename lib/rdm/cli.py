@@ -81,7 +81,11 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def emit(result: Any, as_json: bool = False) -> None:
-    """Print a result on stdout: paths one per line, or JSON."""
+    """Print a result on stdout: paths one per line, or JSON (once per torchrun job: rank 0)."""
+    from .distributed import is_main
+
+    if not is_main():
+        return
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
     elif isinstance(result, (list, tuple)):

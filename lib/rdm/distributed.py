@@ -23,10 +23,12 @@ from __future__ import annotations
 import atexit
 import os
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import RdmError
+
+if TYPE_CHECKING:   # torch is imported where it is used: cli.emit asks is_main() in every tool
+    import torch
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ def setup(device: torch.device) -> tuple[Context | None, torch.device]:
     w = env_world()
     if w is None:
         return None, device
+    import torch
     import torch.distributed as dist
 
     rank, world, local = w
@@ -103,6 +106,7 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 def all_sum(values: dict[str, float], device: torch.device) -> dict[str, float]:
     """Sum the numbers of a dict over all ranks (same keys on every rank)."""
+    import torch
     import torch.distributed as dist
 
     keys = sorted(values)
