@@ -7,22 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdm.presets import load_preset
-from rdm.prep.synthetic import generate
-from rdm.sets import SetWriter, make_provenance
+from phantoms import write_phantom_set  # noqa: F401  (re-exported for tests)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def write_phantom_set(path: Path, preset: str = "lung", n: int = 64, seed: int = 0,
-                      shape: tuple[int, int, int] | None = None) -> Path:
-    p = load_preset(preset)
-    shape = shape or p.shape
-    x, y, g = generate(n, p.num_classes, shape, seed=seed)
-    with SetWriter(path, shape=shape, classes=p.classes, modality=p.modality, preset=p.name,
-                   provenance=make_provenance(command="test", seed=seed), columns=["group", "id"]) as w:
-        w.append(x, y, group=g, id=[f"img{i}.png" for i in range(n)])
-    return Path(path)
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ def test_source_from_provenance_override_and_missing(setup):
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["results"][0]["source"] == str(moved)
     wrong = d / "wrong.h5"
-    from conftest import write_phantom_set
+    from phantoms import write_phantom_set
     write_phantom_set(wrong, preset="brain", n=24, seed=9, shape=(3, 16, 16))
     assert "crafted from" in one_line_error(ev(ck, adv, "--source", wrong))
     assert files(d) == before | {"wrong.h5"}
