@@ -74,8 +74,12 @@ $(RESULTS)/REPORT.md: $(GRID_METRICS) $(GRID)
 	$(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE)
 endif
 
+# the comparison libraries are installed for the benchmark only, never pulling another torch
+BENCH_LIBS ?= torchattacks==3.5.1 adversarial-robustness-toolbox==1.20.1 six==1.17.0 tqdm==4.70.1
+BENCH_FLAGS ?=
 bench: $(STAMP)
-	$(PY) tests/bench/bench.py
+	$(PY) -m pip install -q --no-deps $(BENCH_LIBS)
+	$(PY) tests/bench/bench.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf build *.egg-info .pytest_cache demo
