@@ -71,15 +71,27 @@ class AttackName(str, Enum):
 # --------------------------------------------------------------------------- model mode
 @contextmanager
 def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and frozen parameters for the duration of an attack; both restored after."""
+    """Eval mode and frozen parameters for the duration of an attack; both restored after.
+
+    4-D parameters and buffers (convolution weights) are also viewed channels-last for
+    the attack (a one-channel input alone cannot select the channels-last kernels) and
+    their original tensors put back after: nothing about the model changes.
+    """
     was_training = model.training
     flags = [(p, p.requires_grad) for p in model.parameters()]
+    swapped = []
     try:
         model.eval()
         for p, _ in flags:
             p.requires_grad_(False)
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.dim() == 4 and not t.is_contiguous(memory_format=torch.channels_last):
+                swapped.append((t, t.data))
+                t.data = t.data.contiguous(memory_format=torch.channels_last)
         yield model
     finally:
+        for t, data in swapped:
+            t.data = data
         for p, f in flags:
             p.requires_grad_(f)
         model.train(was_training)
@@ -101,16 +113,27 @@ def eps_bounds(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]
     lo = torch.clamp(x64 - eps, min=0.0).to(x.dtype)
     down = torch.tensor(-math.inf, dtype=x.dtype, device=x.device)
     up = torch.tensor(math.inf, dtype=x.dtype, device=x.device)
-    for _ in range(8):
-        bad = (hi.double() - x64 > eps_lo) | (hi - x > eps_t) | (hi > 1)
+
+    def too_high(h, x_, x64_):
+        return (h.double() - x64_ > eps_lo) | (h - x_ > eps_t) | (h > 1)
+
+    def too_low(l_, x_, x64_):
+        return (x64_ - l_.double() > eps_lo) | (x_ - l_ > eps_t) | (l_ < 0)
+
+    # The first check runs on every pixel; the (few) pixels that fail it are gathered and
+    # nudged one ulp at a time on their own: an element's test never depends on another's,
+    # so this gives the same bounds as nudging whole tensors, at a fraction of the passes.
+    for b, bad_of, toward in ((hi, too_high, down), (lo, too_low, up)):
+        bad = bad_of(b, x, x64)
         if not bool(bad.any()):
-            break
-        hi = torch.where(bad, torch.nextafter(hi, down), hi)
-    for _ in range(8):
-        bad = (x64 - lo.double() > eps_lo) | (x - lo > eps_t) | (lo < 0)
-        if not bool(bad.any()):
-            break
-        lo = torch.where(bad, torch.nextafter(lo, up), lo)
+            continue
+        bs, xs, x64s = b[bad], x[bad], x64[bad]
+        for _ in range(8):
+            bad_s = bad_of(bs, xs, x64s)
+            if not bool(bad_s.any()):
+                break
+            bs = torch.where(bad_s, torch.nextafter(bs, toward), bs)
+        b[bad] = bs
     # x itself always satisfies the constraints, so the bounds never cross it
     hi = torch.maximum(hi, torch.clamp(x, 0, 1))
     lo = torch.minimum(lo, torch.clamp(x, 0, 1))
