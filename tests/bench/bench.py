@@ -336,8 +336,14 @@ def bench_attacks(args, device: torch.device, peak_gflops: float, libs: dict) ->
                     if att == "apgd":
                         res[lib][att]["fooled"] = fooled_share(model, outs[(lib, att)][0].to(device), y)
                     else:
-                        d = max(float((a - b).abs().max()) for a, b in zip(outs[(lib, att)], outs[("rdm", att)]))
+                        pairs = list(zip(outs[(lib, att)], outs[("rdm", att)]))
+                        d = max(float((a - b).abs().max()) for a, b in pairs)
                         res[lib][att]["max_abs_delta_vs_rdm"] = d
+                        # a gradient sign that flips where two layouts round apart (pooling
+                        # near-ties) moves a pixel by 2ε: the share of such pixels
+                        res[lib][att]["share_pixels_over_1e-6"] = (
+                            sum(int(((a - b).abs() > 1e-6).sum()) for a, b in pairs)
+                            / sum(a.numel() for a, _ in pairs))
             if ("rdm", "apgd") in outs:
                 res["rdm"]["apgd"]["fooled"] = fooled_share(model, outs[("rdm", "apgd")][0].to(device), y)
             row.update(floors=floors, results=res, load_end=loadavg())
