@@ -31,7 +31,8 @@ Sections (every number goes to ``results/bench.json``, a table goes to stdout):
   loop in both layouts.
 * RSS: ``rdm-attack`` (FGSM) and ``rdm-eval`` (the clean and the adversarial set) as
   subprocesses on 5,000- and 50,000-image lung-shaped (1×52×52) phantom sets; the peak
-  RSS of each run is read from ``os.wait4`` (that child's own rusage). A slim lung CNN
+  RSS of each run is its own ``ru_maxrss``, read by a small wrapper interpreter
+  (RUSAGE_CHILDREN) so that pages inherited from this process are not counted. A slim lung CNN
   (8 filters) keeps the compute small: the measurement is of streaming, not of the model.
 
 ``--quick``: batch 128 only, fewer repetitions, smaller training set. Nothing here is
@@ -426,19 +427,29 @@ def bench_training(args, device: torch.device, tmp: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- peak RSS
+# A child forked from this (large) process counts the pages it inherits in its ru_maxrss until
+# it execs, so the command is started from a small fresh interpreter that reports
+# RUSAGE_CHILDREN for its one child: the command's own peak RSS.
+_RSS_WRAPPER = ("import json, resource, subprocess, sys\n"
+                "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+                "sys.stderr.buffer.write(r.stderr[-2000:])\n"
+                "print(json.dumps({'rc': r.returncode, "
+                "'maxrss_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n")
+
+
 def run_child(cmd: list[str]) -> dict:
-    """Run a command; its own peak RSS (os.wait4 gives that child's rusage) and wall time."""
+    """Run a command; its own peak RSS and wall time."""
     t0 = time.perf_counter()
     env = {**os.environ, "RDM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    # read pipes while it runs (rdm-eval --json prints the report), then reap it with wait4
-    out, err = proc.stdout.read(), proc.stderr.read()
-    _, status, ru = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *cmd], capture_output=True, env=env)
     wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()[-500:]}")
-    return {"peak_rss_mb": ru.ru_maxrss / 1024, "wall_s": wall}
+    try:
+        rep = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        rep = {"rc": proc.returncode}
+    if proc.returncode != 0 or rep.get("rc") != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({rep.get('rc')}): {proc.stderr.decode()[-500:]}")
+    return {"peak_rss_mb": rep["maxrss_kb"] / 1024, "wall_s": wall}
 
 
 def bench_rss(args, tmp: Path) -> dict:
@@ -551,6 +562,7 @@ def main() -> int:
     ap.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
     ap.add_argument("--batches", nargs="+", type=int, default=None)
     ap.add_argument("--no-libs", action="store_true", help="rdm only (no torchattacks/ART)")
+    ap.add_argument("--rss-sizes", nargs=2, type=int, default=None, help="set sizes (default 5000 50000)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["attacks", "training", "rss"])
     args = ap.parse_args()
 
@@ -561,7 +573,7 @@ def main() -> int:
     args.reps_short = 1 if args.quick else 2          # FGSM; every other attack runs once
     args.train_n = 256 if args.quick else 768
     args.train_reps = 1 if args.quick else 2
-    args.rss_sizes = [5000, 50000]
+    args.rss_sizes = args.rss_sizes or [5000, 50000]
 
     # What runs where, to keep the full run near 10 minutes on 2 cores: at the first batch
     # size rdm runs everything and the libraries FGSM, PGD-3 and PGD-10 on every preset,
