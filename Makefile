@@ -26,12 +26,12 @@ DEMO_TRAIN_FLAGS ?= --epochs 8 --batch-size 32
 DEMO_N ?= 240
 DEMO_SUBSET_N ?= 40
 JOBS ?= 2
-DEMO_MODALITIES ?= lung brain leukemia
+DEMO_MODALITIES ?= lung
 TIMED = $(PY) -m rdm.grid timed $(OUT)/timings.jsonl
 
 .PHONY: help install test demo tables report bench clean
 help:
-	@echo "make demo                          - the pipeline on synthetic phantoms (a few minutes)"
+	@echo "make demo                          - the pipeline on synthetic lung phantoms (DEMO_MODALITIES=\"lung brain leukemia\" for all)"
 	@echo "make tables DATA_ROOT=../shared/data - the paper's tables and figures from the real data"
 	@echo "make test                          - the test suite"
 	@echo "make bench                         - attack and training throughput"

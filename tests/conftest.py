@@ -12,6 +12,17 @@ from phantoms import write_phantom_set  # noqa: F401  (re-exported for tests)
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The tests' models are tiny: one thread is fastest and does not fight other jobs for the cores."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def phantom_set(tmp_path):
     """Factory: phantom_set(name="train.h5", preset="lung", n=64, seed=0) -> path."""

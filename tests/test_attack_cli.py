@@ -21,14 +21,6 @@ from rdm_tools.attack import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_ckpt(path: Path, preset: str = "lung", size=(16, 16), seed: int = 0, kind: str = "cnn",
               filters: int | None = None) -> Path:
     p = dataclasses.replace(load_preset(preset), size=tuple(size))

@@ -22,15 +22,6 @@ from rdm.prep.synthetic import generate
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and does not fight other jobs for the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Tiny(nn.Module):
     """A small conv net; one logit (binary) or K logits; optional dropout to catch train mode."""
 

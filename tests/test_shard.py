@@ -22,14 +22,6 @@ from test_attack_cli import files, make_ckpt, one_line_error
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def ev(*args):
     return runner.invoke(eval_app, [str(a) for a in args])
 

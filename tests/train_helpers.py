@@ -82,15 +82,3 @@ def accuracy(ckpt: Path, test: Path) -> float:
     with torch.no_grad():
         p = predict(m(torch.from_numpy(d["x"]))).numpy()
     return float((p == d["y"]).mean())
-
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread beats two on a shared 2-core machine (and avoids oversubscription)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
