@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import RdmError
-from .images import BadInput, decode_image
+from .images import BadInput, decode_image, read_input
 
 MANIFEST = "labels.csv"
 
@@ -150,8 +150,5 @@ def _scan_manifest(root: Path, manifest: Path, classes, class_map, group_col, pr
 def load(entry: Entry, shape: tuple[int, int, int]) -> tuple[np.ndarray, str]:
     """Decode one image; returns (C×H×W array, sha256 of the file's bytes)."""
     p = Path(entry.ref)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise BadInput(str(p), f"cannot read ({e.strerror or e})") from None
+    data = read_input(p)
     return decode_image(data, str(p), shape), hashlib.sha256(data).hexdigest()

@@ -11,6 +11,7 @@ converted to grey (Pillow's ``L``: ITU-R 601-2 luma) where it has one.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 import warnings
 
 import numpy as np
@@ -29,6 +30,14 @@ class BadInput(RdmError):
         super().__init__(f"{file}: {problem}")
         self.file = str(file)
         self.problem = problem
+
+
+def read_input(path) -> bytes:
+    """The bytes of one input file, or :class:`BadInput` naming it."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise BadInput(str(path), f"cannot read ({e.strerror or e})") from None
 
 
 def decode_image(data: bytes, name: str, shape: tuple[int, int, int]) -> np.ndarray:

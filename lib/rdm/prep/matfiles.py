@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import RdmError
 from .imagefolder import Entry
-from .images import BadInput, float_to_array
+from .images import BadInput, float_to_array, read_input
 
 FIGSHARE_LABELS = {1: "meningioma", 2: "glioma", 3: "pituitary"}
 
@@ -104,10 +104,7 @@ def scan(sources: Sequence[Path], classes: Sequence[str], class_map: Mapping[str
 
 def load(entry: Entry, shape: tuple[int, int, int]) -> tuple[np.ndarray, str]:
     p = Path(entry.ref)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise BadInput(str(p), f"cannot read ({e.strerror or e})") from None
+    data = read_input(p)
     with _open(p, data) as f:
         ds = _field(f, p, "image")
         try:
