@@ -96,6 +96,17 @@ def _teardown() -> None:
         dist.destroy_process_group()
 
 
+def finish() -> None:
+    """End the job together: wait until every rank is here (rank 0 has written its files), then
+    destroy the process group. A rank that left first and tore gloo down while its peer was
+    still writing was seen to abort ("terminate called without an active exception") in CI."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` in DistributedDataParallel (parameters broadcast from rank 0)."""
     from torch.nn.parallel import DistributedDataParallel

@@ -183,9 +183,18 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
             if "val" in more:
                 meta["val_cnn"] = meta.get("val")
             meta.update(more)
-    from .distributed import is_main
+    from .distributed import finish, is_main
     if not is_main():   # a non-zero torchrun rank: rank 0 writes the outputs
+        finish()
         return output
+    try:
+        _write_outputs(output, partial, saved, meta, state, c, objective)
+    finally:
+        finish()
+    return output
+
+
+def _write_outputs(output: Path, partial: Path, saved, meta: dict, state, c, objective) -> None:
     save_checkpoint(output, saved, meta, trainer=state.to_blob())
     partial.unlink(missing_ok=True)
     if c.history is not None:
@@ -197,7 +206,6 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
         summ = objective.summary(v) if v else "no validation set"
         console.print(f"wrote {output}: best epoch {state.best_epoch}/{state.epoch}, val {summ}, "
                       f"{state.wall_time_s:.0f}s", soft_wrap=True)
-    return output
 
 
 class _Null:
