@@ -207,14 +207,13 @@ def test_full_run_has_no_gaps_and_all_figures(built):
 @pytest.mark.slow
 def test_second_make_does_no_work(built):
     vars_ = _make_vars(built)
-    q = subprocess.run(["make", "-q", "-f", str(REPO / "Makefile"), *vars_, "report"], cwd=REPO, env=_env())
-    assert q.returncode == 0
     log = built / "work" / "timings.jsonl"
     before = log.read_text()
     r = subprocess.run(["make", "-f", str(REPO / "Makefile"), *vars_, "report"], cwd=REPO, env=_env(),
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert log.read_text() == before
+    assert log.read_text() == before          # only the content stamps ran, and rewrote nothing
+    assert "rdm-" not in r.stdout and "rdm.grid timed" not in r.stdout, r.stdout[-2000:]
 
 
 @pytest.mark.slow
@@ -405,7 +404,7 @@ def test_touching_one_modality_rebuilds_only_that_modality():
     rules = _rules(G.makefile(g, "tables"))
     assert len(rules) > 50
     for m, spec in g["modalities"].items():
-        dirty = {f"$(DATA_ROOT)/{spec['source']}/labels.csv"}
+        dirty = {f"$(OUT)/{m}/{G.SOURCE_STAMP}"}
         changed = True
         while changed:
             changed = False
@@ -413,9 +412,60 @@ def test_touching_one_modality_rebuilds_only_that_modality():
                 if dirty & set(deps) and not set(targets) <= dirty:
                     dirty |= set(targets)
                     changed = True
-        rebuilt = dirty - {f"$(DATA_ROOT)/{spec['source']}/labels.csv"}
+        rebuilt = dirty - {f"$(OUT)/{m}/{G.SOURCE_STAMP}"}
         assert f"$(OUT)/{m}/metrics/rdmaa/transfer.json" in rebuilt
         assert all(t.startswith(f"$(OUT)/{m}/") for t in rebuilt), sorted(t for t in rebuilt if not t.startswith(f"$(OUT)/{m}/"))
+
+
+def test_data_mtimes_do_not_rebuild_but_content_does(tmp_path):
+    """A dataset copied, re-mounted or touched keeps its sets; a changed byte rebuilds them;
+    a new SUBSET_N rebuilds the subset only. The stamp rules are the ones `make tables` uses."""
+    import os
+    import sys
+    import time
+
+    data = tmp_path / "data" / "lung-nodule"
+    (data / "nodule").mkdir(parents=True)
+    (data / "labels.csv").write_text("file,label\nnodule/a.png,1\n")
+    (data / "nodule" / "a.png").write_bytes(b"\x89PNG fake")
+    (data / "SOURCE.md").write_text("notes")
+    g = {"modalities": {"lung": {"source": "lung-nodule"}}}
+    mk = tmp_path / "t.mk"
+    mk.write_text(".PHONY: FORCE\nFORCE:\n" + G._stamp_rules(g, "lung", "tables") +
+                  "$(OUT)/lung/train.h5: $(OUT)/lung/source.sha256\n\techo prep >> $(OUT)/log\n\ttouch $@\n"
+                  "$(OUT)/lung/sub.h5: $(OUT)/lung/subset-n\n\techo subset >> $(OUT)/log\n\ttouch $@\n"
+                  "all: $(OUT)/lung/train.h5 $(OUT)/lung/sub.h5\n")
+    out = tmp_path / "work"
+
+    def make(n=10):
+        r = subprocess.run(["make", "-s", "-f", str(mk), f"OUT={out}", f"DATA_ROOT={tmp_path / 'data'}",
+                            f"PY={sys.executable}", "STAMP=", f"SUBSET_N={n}", "all"],
+                           capture_output=True, text=True, env=_env())
+        assert r.returncode == 0, r.stderr
+        return (out / "log").read_text().split()
+
+    assert make() == ["prep", "subset"]
+    assert (out / "lung" / "source.sha256").read_text().count("  ") == 2       # SOURCE.md is not data
+    later = time.time() + 100
+    for f in [data / "labels.csv", data / "nodule" / "a.png", data / "SOURCE.md"]:
+        os.utime(f, (later, later))                                         # a copy with new mtimes
+    assert make() == ["prep", "subset"]
+    time.sleep(1.1)                                                          # mtime granularity
+    (data / "nodule" / "a.png").write_bytes(b"\x89PNG changed")
+    assert make() == ["prep", "subset", "prep"]
+    time.sleep(1.1)
+    assert make(20) == ["prep", "subset", "prep", "subset"]
+    assert make(20) == ["prep", "subset", "prep", "subset"]
+
+
+def test_fingerprint_errors(tmp_path):
+    with pytest.raises(G.RdmError, match="no such data folder"):
+        G.fingerprint(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(G.RdmError, match="empty"):
+        G.fingerprint(tmp_path / "empty")
+    assert G.main(["fingerprint", str(tmp_path / "nope"), "-o", str(tmp_path / "x")]) == 1
+    assert not (tmp_path / "x").exists()
 
 
 # --------------------------------------------------------------------------- matched ε

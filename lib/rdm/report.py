@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 from .atomic import atomic_output
 from .errors import RdmError
-from .grid import fmt_eps, load_grid
+from .grid import fmt_eps, for_mode, load_grid
 
 PAPER_EPS = 0.005  # the ε of the paper's Tables III–XI
 
@@ -963,7 +963,7 @@ def modalities_present(grid: dict, work: Path) -> tuple[list[str], list[str]]:
 
 def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: str = "tables",
           figures: bool = True) -> dict[str, Any]:
-    grid = load_grid(grid_path)
+    grid = for_mode(load_grid(grid_path), mode)
     work, results = Path(work), Path(results)
     store = Store(work)
     present, absent = modalities_present(grid, work)
