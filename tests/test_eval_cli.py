@@ -136,3 +136,21 @@ def test_masking_warnings_flag_rising_accuracy_and_high_accuracy_at_large_eps():
     w = masking_warnings([r(0.01, 0.3), r(0.03, 0.6), r(0.3, 0.5)])
     assert len(w) == 2 and "rises" in w[0] and "ε=0.3" in w[1]
     assert masking_warnings([r(0.01, 0.3, "transfer"), r(0.03, 0.6, "transfer")]) == []
+
+
+def test_sets_from_one_source_share_its_clean_forward_passes(setup, monkeypatch):
+    """Every ε of a transfer sweep comes from the same clean rows: the model sees each clean row
+    once per run, and each set's numbers equal those of a run that evaluates it alone."""
+    from rdm import eval_api
+
+    d, ck, other, s = setup
+    advs = [attack(ck, s, "--attack", "fgsm", "--eps", e, "-o", d / f"a{e}.h5") for e in ("0.02", "0.05")]
+    alone = [json.loads(ev(other, a, "--json", "--batch-size", "7").stdout)["results"][0] for a in advs]
+    seen = []
+    real = eval_api._predict
+    monkeypatch.setattr(eval_api, "_predict", lambda m, x, dev: (seen.append(len(x)), real(m, x, dev))[1])
+    rep = eval_api.evaluate(other, advs, batch_size=7)
+    # 24 adversarial rows per set + the 24 clean rows once (not twice)
+    assert sum(seen) == 24 * 2 + 24
+    for r, a in zip(rep["results"], alone):
+        assert r["counts"] == a["counts"] and r["protocol"] == "transfer"

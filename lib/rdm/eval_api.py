@@ -78,8 +78,13 @@ def protocol_of(info, ck: Checkpoint) -> str:
 
 def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.PathLike | str | None = None,
                  batch_size: int = 256, device: torch.device | str = "cpu",
-                 progress=None, shard: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Metrics of ``ck`` on one stored set (clean, transfer or white-box), or on one shard of it."""
+                 progress=None, shard: tuple[int, int] | None = None,
+                 clean_preds: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Metrics of ``ck`` on one stored set (clean, transfer or white-box), or on one shard of it.
+
+    ``clean_preds`` (source sha256 → prediction per row, −1 = not yet made) carries the model's
+    predictions on a clean source from one adversarial set to the next: sets crafted from the
+    same source (every ε of a sweep) need its forward passes once."""
     set_path = Path(set_path)
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=ck.path.name)
@@ -102,6 +107,8 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
         if want and want != src_sha:
             raise RdmError(f"{src}: is not the set {set_path.name} was crafted from (sha256 differs)")
         src_reader = SetReader(src)
+        cache = (clean_preds if clean_preds is not None else {}).setdefault(
+            src_sha, np.full(src_reader.n, -1, dtype=np.int64))
     start, stop = shard_range(info.n, shard)
     if shard is not None:
         result["rows"] = {"start": start, "stop": stop, "of": info.n}
@@ -118,7 +125,10 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
                     clean = src_reader.read_rows(si, ("x", "y"))
                     if not np.array_equal(clean["y"], b["y"]):
                         raise RdmError(f"{set_path}: labels differ from its source {src_reader.path}")
-                    pc = _predict(model, clean["x"], device)
+                    todo = cache[si] < 0
+                    if todo.any():
+                        cache[si[todo]] = _predict(model, clean["x"][todo], device)
+                    pc = cache[si]
                     counts.adv = counts.adv.merge(adv_counts(b["y"], pc, pred, b["x"], clean["x"]))
                 if progress:
                     progress.update(task, advance=len(b["y"]))
@@ -191,9 +201,10 @@ def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *
             if b <= a:
                 raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows of {Path(s).name} (it has {info.n})")
     results = []
+    clean_preds: dict[str, np.ndarray] = {}
     for s, proto in zip(sets, protocols):
         results.append(evaluate_set(ck, s, source=source, batch_size=batch_size, device=device,
-                                    progress=progress, shard=shard))
+                                    progress=progress, shard=shard, clean_preds=clean_preds))
         if specs and proto == CLEAN:  # on-the-fly attacks start from clean sets only
             results.extend(evaluate_on_the_fly(ck, s, specs, batch_size=batch_size, device=device,
                                                progress=progress, shard=shard))
