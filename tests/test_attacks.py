@@ -137,6 +137,42 @@ def test_eps_ball_and_box_hold_exactly(seed, binary, k, eps, alpha, steps, which
     _exactly_inside(x, xa, eps)
 
 
+def test_fgsm_one_step_stays_in_the_ball_on_awkward_values():
+    """FGSM's bound-free step (ε − 2⁻²²) on the values where rounding bites: near 0, near 1, 8-bit
+    grey levels, and floats whose sum with ε rounds up; every sign of the gradient."""
+    from rdm.attacks import FGSM_SHRINK
+
+    vals = [0.0, 1.0, 2.0 ** -30, 1 - 2.0 ** -24, 0.5, 0.5 - 2.0 ** -25] + [i / 255 for i in range(256)]
+    g = torch.Generator().manual_seed(0)
+    vals += torch.rand(4000, generator=g).tolist()
+    base = torch.tensor(vals, dtype=torch.float32)
+
+    class Lin(torch.nn.Module):     # the input gradient of each pixel is its weight: all signs
+        def __init__(self, n):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(n, generator=g))
+            self.w.data[::7] = 0.0
+
+        def forward(self, x):
+            z = (x.flatten(1) * self.w).sum(1, keepdim=True)
+            return torch.cat([z, -z], 1)
+
+    x = base.view(1, 1, 1, -1)
+    model = Lin(x.numel())
+    for eps in (0.002, 0.005, 1 / 255, 0.03, 0.1, 1 / 3, 1.0, 3 * FGSM_SHRINK):
+        xa = fgsm(model, x, torch.tensor([0]), eps)
+        _exactly_inside(x, xa, eps)
+        d = (xa.double() - x.double()).abs().flatten()
+        moved = model.w.detach() != 0
+        # the step is ε less at most a few ulps wherever the box leaves room for it
+        xd = x.double().flatten()
+        full = moved & (xd >= eps) & (xd <= 1 - eps)
+        if eps < 0.5:
+            assert int(full.sum()) > 100
+            assert float((eps - d[full]).max()) <= 4 * FGSM_SHRINK
+        assert bool((d[~moved] == 0).all())
+
+
 def test_eps_bounds_round_inward():
     x = torch.rand(10_000, generator=torch.Generator().manual_seed(0))
     for eps in (0.002, 0.005, 0.1, 1 / 3):
