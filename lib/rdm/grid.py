@@ -238,6 +238,8 @@ def modality_rules(g: dict[str, Any], m: str, mode: str) -> tuple[list[Rule], di
                       f"-o {mpgd} --seed $(SEED) --device $(DEVICE) -q", f"{m}/attack-matched-pgd"))
 
     ecommon = "--seed $(SEED) --device $(DEVICE) -q"
+    # APGD at the matched ε runs with the steps of the grid's white-box APGD (the demo shortens it)
+    apgd_steps = next((int(w.get("steps", 100)) for w in ev["whitebox"] if w["attack"] == "apgd"), 100)
     for name in ev["models"]:
         ck = model_path(d, name)
         out: list[str] = []
@@ -261,7 +263,7 @@ def modality_rules(g: dict[str, Any], m: str, mode: str) -> tuple[list[Rule], di
         add("matched-transfer", [mfgsm, mpgd], f"{mfgsm} {mpgd}")
         add("matched-wb-fgsm", [test, matched], f"{test} --attack fgsm --eps $$({get} fgsm)")
         add("matched-wb-pgd", [sw, matched], f"{sw} --attack pgd --steps {pgd_sweep_steps} --eps $$({get} pgd)")
-        add("matched-wb-apgd", [sub, matched], f"{sub} --attack apgd --eps $$({get} pgd)")
+        add("matched-wb-apgd", [sub, matched], f"{sub} --attack apgd --steps {apgd_steps} --eps $$({get} pgd)")
         metrics[name] = out
     metrics["_matched"] = [matched]
     return rules, metrics

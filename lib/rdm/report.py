@@ -282,6 +282,7 @@ class Exp:
         self.paper_eps: list[float] = [float(e) for e in ev.get("paper_eps", [PAPER_EPS])]
         self.sweep: list[float] = [float(e) for e in ev.get("sweep_eps", [])]
         self.whitebox: list[dict] = list(ev.get("whitebox", []))
+        self.apgd_steps = next((int(w.get("steps", 100)) for w in self.whitebox if w["attack"] == "apgd"), 100)
         self.test_attacks = [a for a in grid["attacks"] if "test" in a.get("splits", ["test"])]
         self.paper: dict[str, Any] = grid.get("paper", {}).get(m, {})
         mp = store.work / m / "matched.json"
@@ -590,7 +591,7 @@ def table_matched(x: Exp) -> Table:
     fs = f"FGSM ε={eps_txt(fe)}" if fe is not None else "FGSM matched ε"
     ps = f"PGD ε={eps_txt(pe)}" if pe is not None else "PGD matched ε"
     cols = ["Model", f"{fs} transfer", f"{fs} white-box", f"{ps} transfer", f"{ps} white-box",
-            f"APGD-CE ε={eps_txt(pe) if pe is not None else 'matched'} white-box (subset)"]
+            f"APGD-CE-{x.apgd_steps} ε={eps_txt(pe) if pe is not None else 'matched'} white-box (subset)"]
     t = Table(f"matched-{x.m}", f"Every model at the matched ε, {x.m} (cells: accuracy / balanced accuracy, %)", cols)
     for m in ["baseline"] + x.defended:
         t.add(label(m), [acc_cell(x.matched_cell(m, "matched-transfer-fgsm")), acc_cell(x.matched_cell(m, "matched-wb-fgsm")),
