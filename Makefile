@@ -63,7 +63,7 @@ tables: $(STAMP)
 demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
 	@$(PY) -m rdm.grid makefile --mode demo --grid $(GRID) $(addprefix --modality ,$(DEMO_MODALITIES)) > $(DEMO_OUT)/grid.mk
-	$(MAKE) --no-print-directory -j$(JOBS) MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) \
+	RDM_THREADS=$${RDM_THREADS:-1} $(MAKE) --no-print-directory -j$(JOBS) MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) \
 	  TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)" SUBSET_N=$(DEMO_SUBSET_N) report
 	@echo "demo report: $(DEMO_RESULTS)/REPORT.md" >&2
 

@@ -487,3 +487,23 @@ def test_matched_eps_edges():
     assert reached and 0.001 < eps < 0.01
     with pytest.raises(G.RdmError):
         G.matched_eps([(0.0, 0.9)], 0.5)
+
+
+def test_demo_section_shortens_only_the_demo(tmp_path):
+    g = G.load_grid()
+    demo, tables = G.for_mode(g, "demo"), G.for_mode(g, "tables")
+    wb = {w["name"]: w for w in demo["evaluate"]["whitebox"]}
+    assert (wb["pgd50x5"]["steps"], wb["pgd50x5"]["restarts"]) == (10, 2) and wb["apgd"]["steps"] == 20
+    assert demo["evaluate"]["sweep_pgd"]["steps"] == 5
+    assert {w["name"]: w for w in g["evaluate"]["whitebox"]}["pgd50x5"]["steps"] == 50      # not modified
+    assert tables is g
+    assert "--steps 50 --restarts 5" in G.makefile(g, "tables", ["lung"])
+    assert "--steps 50" not in G.makefile(g, "demo", ["lung"])
+    text = Path(g["_path"]).read_text()
+    bad = tmp_path / "g.toml"
+    bad.write_text(text.replace("sweep_pgd = { steps = 5 }", "sweep_pdg = { steps = 5 }"))
+    with pytest.raises(G.RdmError, match="sweep_pdg"):
+        G.load_grid(bad)
+    bad.write_text(text.replace("apgd = { steps = 20 }", "apdg = { steps = 20 }"))
+    with pytest.raises(G.RdmError, match="apdg"):
+        G.load_grid(bad)

@@ -66,13 +66,17 @@ def load_grid(path: os.PathLike | str | None = None) -> dict[str, Any]:
 
 
 def for_mode(g: dict[str, Any], mode: str) -> dict[str, Any]:
-    """The grid as ``mode`` runs it: for ``demo``, the ``[demo]`` table's changes to the white-box
-    attacks (fewer steps and restarts so the phantom run takes minutes) applied to a copy."""
+    """The grid as ``mode`` runs it: for ``demo``, the ``[demo]`` table applied to a copy — its
+    ``whitebox`` entries update the white-box attacks of those names (fewer steps and restarts so
+    the phantom run takes minutes), any other key replaces that key of ``[evaluate]``."""
     import copy
 
     if mode != "demo" or "demo" not in g:
         return g
     over = g["demo"].get("whitebox", {})
+    bad = sorted(k for k in g["demo"] if k != "whitebox" and k not in g["evaluate"])
+    if bad:
+        raise RdmError(f"{g['_path']}: [demo] sets {', '.join(bad)}, which [evaluate] does not have")
     names = {w["name"] for w in g["evaluate"]["whitebox"]}
     unknown = sorted(set(over) - names)
     if unknown:
@@ -81,6 +85,7 @@ def for_mode(g: dict[str, Any], mode: str) -> dict[str, Any]:
     g = copy.deepcopy(g)
     for w in g["evaluate"]["whitebox"]:
         w.update(over.get(w["name"], {}))
+    g["evaluate"].update({k: v for k, v in g["demo"].items() if k != "whitebox"})
     return g
 
 
