@@ -950,6 +950,8 @@ def findings(x: Exp, flags: list[dict]) -> list[str]:
     if mine:
         by = sorted({fl["model"] for fl in mine})
         s.append("Signs of gradient masking (see the checks below) for: " + ", ".join(label(m) for m in by) + ".")
+    elif not any(x.s.path(x.m, m, "clean").exists() for m in x.defended):
+        s.append("No defended model has been evaluated yet, so nothing is checked for gradient masking.")
     else:
         s.append("None of the defended models shows the gradient-masking signs checked for (accuracy rising with attack strength, "
                  "staying above chance at large ε, transfer beating white-box).")
