@@ -243,8 +243,7 @@ def modality_rules(g: dict[str, Any], m: str, mode: str) -> tuple[list[Rule], di
                       f"-o {mpgd} --seed $(SEED) --device $(DEVICE) -q", f"{m}/attack-matched-pgd"))
 
     ecommon = "--seed $(SEED) --device $(DEVICE) -q"
-    # APGD at the matched ε runs with the steps of the grid's white-box APGD (the demo shortens it)
-    apgd_steps = next((int(w.get("steps", 100)) for w in ev["whitebox"] if w["attack"] == "apgd"), 100)
+    apgd_steps = matched_apgd_steps(ev)
     for name in ev["models"]:
         ck = model_path(d, name)
         out: list[str] = []
@@ -287,6 +286,11 @@ def _adv_for_training(advsets, attacks, attack_name: str, mspec: dict) -> list[s
             raise RdmError(f"a model asks for {attack_name} train sets at ε {eps_only}, "
                            f"the grid crafts {eps_list}")
     return paths
+
+
+def matched_apgd_steps(evaluate: dict[str, Any]) -> int:
+    """Steps of APGD at the matched ε: those of the grid's white-box APGD (the demo shortens it)."""
+    return next((int(w.get("steps", 100)) for w in evaluate.get("whitebox", []) if w["attack"] == "apgd"), 100)
 
 
 SOURCE_STAMP = "source.sha256"

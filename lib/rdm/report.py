@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 from .atomic import atomic_output
 from .errors import RdmError
-from .grid import fmt_eps, for_mode, load_grid
+from .grid import fmt_eps, for_mode, load_grid, matched_apgd_steps
 
 PAPER_EPS = 0.005  # the ε of the paper's Tables III–XI
 
@@ -293,7 +293,7 @@ class Exp:
         self.paper_eps: list[float] = [float(e) for e in ev.get("paper_eps", [PAPER_EPS])]
         self.sweep: list[float] = [float(e) for e in ev.get("sweep_eps", [])]
         self.whitebox: list[dict] = list(ev.get("whitebox", []))
-        self.apgd_steps = next((int(w.get("steps", 100)) for w in self.whitebox if w["attack"] == "apgd"), 100)
+        self.apgd_steps = matched_apgd_steps(ev)
         self.test_attacks = [a for a in grid["attacks"] if "test" in a.get("splits", ["test"])]
         self.paper: dict[str, Any] = grid.get("paper", {}).get(m, {})
         mp = store.work / m / "matched.json"
