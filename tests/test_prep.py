@@ -337,6 +337,35 @@ def test_synthetic_via_cli(tmp_path):
     assert info.provenance["seed"] == 2 and info.provenance["source_kind"] == "synthetic"
 
 
+
+def test_preview_shows_each_class_and_keeps_stdout_clean(tmp_path):
+    src = make_tree(tmp_path / "src", LUNG.classes, per_class=10)
+    pv = tmp_path / "look" / "samples.png"
+    res = run_cli([src, "--preset", "lung", "-o", tmp_path / "out", "--preview", pv, "-q"])
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.split() == [str(tmp_path / "out" / f"{s}.h5") for s in ("train", "val", "test")]
+    with Image.open(pv) as im:
+        assert im.format == "PNG" and im.size[0] > 300 and im.size[1] > 150
+    assert [q.name for q in pv.parent.iterdir()] == ["samples.png"]          # no temp file left
+
+
+def test_preview_picks_seeded_rows_of_each_class():
+    from rdm.figures import pick_per_class
+
+    y = np.array([0, 1, 0, 2, 0, 0, 1, 0, 0, 0, 0])
+    picks = pick_per_class(y, 4, per_class=3, seed=1)
+    assert [len(p) for p in picks] == [3, 2, 1, 0]
+    assert all((y[p] == k).all() and p == sorted(p) for k, p in enumerate(picks))
+    assert picks == pick_per_class(y, 4, per_class=3, seed=1)
+    assert any(pick_per_class(y, 4, per_class=3, seed=s)[0] != picks[0] for s in range(2, 12))
+
+
+def test_preview_with_an_unknown_format_is_refused_before_any_work(tmp_path):
+    src = make_tree(tmp_path / "src", LUNG.classes, per_class=3)
+    res = run_cli([src, "--preset", "lung", "-o", tmp_path / "out", "--preview", tmp_path / "p.tiff"])
+    assert res.exit_code == 2 and "--preview" in res.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "p.tiff").exists()
+
 # --------------------------------------------------------------------------- the shared data (skipped when absent)
 @pytest.mark.realdata
 @pytest.mark.parametrize("folder, preset, expected", [

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from rdm import cli
+from rdm.figures import PREVIEW_FORMATS
 from rdm.presets import load_preset
 
 app = cli.make_app("Prepare train/val/test sets for a preset from an image folder, .mat files, "
@@ -45,11 +46,16 @@ def prep(
         "--candidates", help="LUNA16 candidates CSV (default SOURCE/candidates.csv)")] = None,
     n: Annotated[Optional[int], typer.Option("--n", min=3, help="images for 'synthetic' (default 600)")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="skip unusable inputs, list them on stderr")] = False,
+    preview: Annotated[Optional[Path], typer.Option(
+        "--preview", help="also write a grid of 6 random training images per class to this .png/.pdf/.svg, "
+                          "to look at what the models will see")] = None,
     seed: cli.SeedOpt = 0,
     quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False,
 ):
     cmap = _class_map(class_map or [])
+    if preview is not None and preview.suffix.lstrip(".").lower() not in PREVIEW_FORMATS:
+        raise typer.BadParameter(f"'{preview}': use one of .{', .'.join(PREVIEW_FORMATS)}", param_hint="--preview")
     with cli.guard(debug):
         from rdm.prep.api import prepare, summary_table
 
@@ -65,6 +71,13 @@ def prep(
                 cli.console.print(f"  {b}", markup=False, soft_wrap=True)
         if not quiet:
             cli.console.print(summary_table(res))
+        if preview is not None:
+            from rdm.figures import fig_samples
+
+            train = next(p for p in res.paths if Path(p).name == "train.h5")
+            fig_samples(train, preview, seed=seed)
+            if not quiet:
+                cli.console.print(f"preview: {preview}", markup=False, soft_wrap=True)
         cli.emit([str(p) for p in res.paths])
 
 
