@@ -363,6 +363,13 @@ def test_full_grid_report_every_number_from_its_file(fabricated):
     assert any(l.startswith("PGD ε=.005, 50 steps ×5 restarts") for l in rows)
     assert not any(l.startswith("PGD ε=.002, 50 steps") for l in rows)
     assert rep["modalities"]["lung"]["subset_n"] == 40 and "n = 40" in md
+    # the sweep's clean row is on the rows of its column: the subset white-box, the whole test set transfer
+    t = rep["tables"]["sweep-fgsm-lung"]
+    clean = next(r for r in t["rows"] if r["label"] == "0 (clean)")
+    for col, cell in zip(t["columns"][1:], clean["cells"]):
+        doc = json.loads(Path(cell["parts"][0]["file"]).read_text())
+        assert Path(doc["results"][cell["parts"][0]["index"]]["set"]).name == \
+            ("test.h5" if col.endswith("transfer") else "test-sub.h5"), col
     # wall time: the failed run is not counted, each stage once
     assert rep["timings"]["per_modality"]["lung"]["train"] == 60.0
     assert rep["timings"]["per_modality"]["lung"]["eval"] == 9.5

@@ -325,6 +325,13 @@ class Exp:
     def sweep_wb(self, model: str, kind: str, eps: float) -> Ref | None:
         return self.s.find(self.m, model, f"sweep-wb-{kind}", _eps_is(eps), f"ε={fmt_eps(eps)}")
 
+    def sweep_clean(self, model: str, kind: str) -> Ref | None:
+        """No attack, on the rows the white-box sweep ran on (the subset when ``sweep_on_subset``)."""
+        if not self.sweep_on_subset:
+            return self.clean(model)
+        return self.s.find(self.m, model, f"sweep-wb-{kind}", lambda r: r.get("protocol") == "clean",
+                           "the clean rows of the sweep")
+
     def sweep_tr(self, model: str, kind: str, eps: float) -> Ref | None:
         if model == "baseline":   # crafted on the baseline: for it the transfer sweep IS white-box
             return None
@@ -585,14 +592,16 @@ def table_sweep(x: Exp, kind: str) -> Table:
     steps = int(x.g["evaluate"].get("sweep_pgd", {}).get("steps", 10))
     desc = "FGSM" if kind == "fgsm" else f"PGD ({steps} steps, α = {2.5 / steps:.3g}·ε)"
     t = Table(f"sweep-{kind}-{x.m}", f"ε sweep, {desc}, {x.m} (cells: accuracy / balanced accuracy, %)", cols)
-    t.add("0 (clean)", [acc_cell(x.clean("baseline"))] + [c for m in x.defended for c in (acc_cell(x.clean(m)), DASH)])
+    t.add("0 (clean)", [acc_cell(x.sweep_clean("baseline", kind))] +
+          [c for m in x.defended for c in (acc_cell(x.sweep_clean(m, kind)), acc_cell(x.clean(m)))])
     for e in x.sweep:
         t.add(eps_txt(e), [acc_cell(x.sweep_wb("baseline", kind, e))] +
               [c for m in x.defended for c in (acc_cell(x.sweep_wb(m, kind, e)), acc_cell(x.sweep_tr(m, kind, e)))])
     t.notes.append("white-box: the attack run on each model itself; transfer: the baseline's adversarial images"
                    " (whole test set).")
     if x.sweep_on_subset:
-        t.notes.append(f"The white-box sweep runs on the seeded subset test-sub.h5 (n = {x.subset_n}).")
+        t.notes.append(f"The white-box sweep runs on the seeded subset test-sub.h5 (n = {x.subset_n}), and so does"
+                       " its clean row; the transfer columns, clean row included, are on the whole test set.")
     return t
 
 
