@@ -86,6 +86,20 @@ class DCAE(nn.Module):
             h, w = h // 2, w // 2
         self._sizes = list(reversed(sizes))  # sizes to up-sample to: (h/4, h/2, h)
 
+    @torch.no_grad()
+    def start_at_mean(self, mean: Sequence[float]) -> None:
+        """Set the output layer's bias so that the untrained DCAE outputs about the data's mean colour.
+
+        With the default bias (≈0, sigmoid ≈ 0.5) the first steps on mostly dark images (brain
+        MRI, mean 0.15) or mostly bright ones (leukaemia smears, mean 0.85) drive the output into the
+        flat tail of the sigmoid, where its gradient vanishes: the DCAE then outputs one constant
+        image for good (seen on the real brain set: val MSE 0.050, worse than the mean image's 0.026).
+        """
+        m = torch.as_tensor(list(mean), dtype=self.out.bias.dtype).clamp(1e-3, 1 - 1e-3)
+        if m.numel() != self.out.bias.numel():
+            raise RdmError(f"{m.numel()} channel means for a DCAE with {self.out.bias.numel()} channels")
+        self.out.bias.copy_(torch.log(m / (1 - m)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(self.normalize(x))
         z = F.relu(self.dec1(z))

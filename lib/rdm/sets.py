@@ -52,6 +52,16 @@ def sha256_file(path: os.PathLike | str, bufsize: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def channel_mean(path: os.PathLike | str, batch_size: int = 1024) -> list[float]:
+    """Per-channel mean of a set's ``x``, streamed in batches (float64 sums)."""
+    with SetReader(path) as r:
+        tot = np.zeros(r.info.shape[0], dtype=np.float64)
+        for b in r.batches(batch_size, names=("x",)):
+            tot += b["x"].sum(axis=(0, 2, 3), dtype=np.float64)
+        px = r.n * r.info.shape[1] * r.info.shape[2]
+    return [float(v) for v in tot / max(px, 1)]
+
+
 def make_provenance(
     *,
     command: str | None = None,

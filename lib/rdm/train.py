@@ -230,6 +230,11 @@ class Reconstruction:
     monitor = "mse"
     with_target = True
 
+    def __init__(self, mean: Sequence[float] | None = None):
+        # the training set's channel means: validation also reports the MSE of answering that
+        # constant image ("mse_mean_image"), the floor any useful reconstruction must beat
+        self.mean = None if mean is None else torch.as_tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
+
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         return F.mse_loss(model(batch["x"]), batch["target"]), {}
 
@@ -243,24 +248,39 @@ class Reconstruction:
     def evaluate(self, model: nn.Module, batches: Batches, device: torch.device) -> dict:
         was = model.training
         model.eval()
-        sq, psnr, n, px = 0.0, 0.0, 0, 0
+        sq, sq0, psnr, n, px = 0.0, 0.0, 0.0, 0, 0
         for b in batches.epoch(0):
             t = to_device(b, device)
             err = (model(t["x"]) - t["target"]).pow(2).flatten(1)
             per = err.mean(1).clamp_min(1e-12)
             sq += err.sum().item()
+            if self.mean is not None:
+                sq0 += (t["target"] - self.mean.to(device)).pow(2).sum().item()
             psnr += (10 * torch.log10(1.0 / per)).sum().item()
             n += err.shape[0]
             px += err.numel()
         model.train(was)
         mse = sq / px
-        return {"loss": mse, "mse": mse, "psnr": psnr / n, "n": n}
+        out = {"loss": mse, "mse": mse, "psnr": psnr / n, "n": n}
+        if self.mean is not None:
+            out["mse_mean_image"] = sq0 / px
+        return out
 
     def better(self, new: dict, best: dict | None) -> bool:
         return best is None or new["mse"] < best["mse"]
 
     def summary(self, m: dict) -> str:
-        return f"mse {m['mse']:.5f} psnr {m['psnr']:.2f} dB"
+        ref = f" (the mean image: {m['mse_mean_image']:.5f})" if "mse_mean_image" in m else ""
+        return f"mse {m['mse']:.5f}{ref} psnr {m['psnr']:.2f} dB"
+
+    def warning(self, m: dict) -> str | None:
+        """A DCAE that explains less than half the variance around the mean image has learnt little."""
+        ref = m.get("mse_mean_image")
+        if ref and m["mse"] > 0.5 * ref:
+            return (f"the DCAE barely beats a constant image: val MSE {m['mse']:.5f} against "
+                    f"{ref:.5f} for the training set's mean colour; its encoder is a poor start for "
+                    "fine-tuning (more epochs, another --seed or --lr may help)")
+        return None
 
 
 # --------------------------------------------------------------------------- the loop

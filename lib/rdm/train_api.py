@@ -42,7 +42,7 @@ from .checkpoint import Checkpoint, input_checks, load_checkpoint, read_raw, sav
 from .errors import RdmError
 from .models import Purified, build, cnn_arch, dcae_arch, transfer_encoder
 from .presets import Preset, load_preset
-from .sets import SetInfo, SetReader, sha256_file, validate_set
+from .sets import SetInfo, SetReader, channel_mean, sha256_file, validate_set
 from .train import (Batches, Classification, Reconstruction, Source, TrainConfig, TrainerState,
                     epoch_seed, fit)
 
@@ -206,6 +206,11 @@ def _write_outputs(output: Path, partial: Path, saved, meta: dict, state, c, obj
         summ = objective.summary(v) if v else "no validation set"
         console.print(f"wrote {output}: best epoch {state.best_epoch}/{state.epoch}, val {summ}, "
                       f"{state.wall_time_s:.0f}s", soft_wrap=True)
+    warn = getattr(objective, "warning", None)
+    msg = warn(meta["val"]) if warn is not None and meta.get("val") else None
+    if msg:
+        from .cli import console
+        console.print(f"warning: {msg}", style="yellow", markup=False, soft_wrap=True)
 
 
 class _Null:
@@ -319,9 +324,12 @@ def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: P
     arch = dcae_arch(preset)
     torch.manual_seed(cfg.seed)
     model = build(arch)
+    mean = channel_mean(train)
+    model.start_at_mean(mean)
     tsrc = [Source(train)] + [Source(p, target=train) for p in adv]
     vsrc = ([Source(val)] + [Source(p, target=val) for p in val_adv]) if val else []
-    return _run(output=output, model=model, kind="dcae", arch=arch, preset=preset, objective=Reconstruction(),
+    return _run(output=output, model=model, kind="dcae", arch=arch, preset=preset,
+                objective=Reconstruction(mean),
                 train_sources=tsrc, val_sources=vsrc, cfg=cfg, c=c,
                 recipe=_recipe("dcae", cfg, adversarial_sets=[str(p) for p in adv],
                                val_adversarial_sets=[str(p) for p in val_adv]),
