@@ -719,7 +719,8 @@ def models_table(work: Path, m: str, models: Iterable[str]) -> tuple[Table | Non
 
     info: dict[str, Any] = {}
     t = Table(f"models-{m}", f"Models trained, {m}", ["Model", "kind", "recipe", "epochs", "best epoch",
-                                                       "val accuracy", "val bal. acc", "training wall time (s)"])
+                                                       "val accuracy", "val bal. acc", "val reconstruction",
+                                                       "training wall time (s)"])
     for name in models:
         p = work / m / "models" / f"{name}.ckpt"
         if not p.exists():
@@ -741,8 +742,35 @@ def models_table(work: Path, m: str, models: Iterable[str]) -> tuple[Table | Non
                      txt(meta.get("best_epoch") if meta.get("best_epoch") is not None else "—"),
                      txt(pct(val["accuracy"]) if val.get("accuracy") is not None else "—"),
                      txt(pct(val["balanced_accuracy"]) if val.get("balanced_accuracy") is not None else "—"),
+                     txt(_reconstruction(work, m, val, info[name]) if val.get("mse") is not None else "—"),
                      txt(f"{wt:.1f}" if isinstance(wt, (int, float)) else "—")])
+    if any(i.get("kind") == "dcae" for i in info.values()):
+        t.notes.append("val reconstruction: the DCAE's MSE on the validation set against the MSE of answering the "
+                       "training set's mean colour everywhere; a DCAE near that floor has learnt little, and its "
+                       "encoder is no better a start for RDMAA than a random one.")
     return (t if t.rows else None), info
+
+
+def _reconstruction(work: Path, m: str, val: dict, out: dict) -> str:
+    """'MSE a (mean image b), PSNR c dB' for a DCAE; b computed from the sets for checkpoints that predate it."""
+    ref = val.get("mse_mean_image")
+    if ref is None:
+        import numpy as np
+
+        from .sets import SetReader, channel_mean
+
+        tr, va = work / m / "train.h5", work / m / "val.h5"
+        if tr.exists() and va.exists():
+            mu = np.asarray(channel_mean(tr)).reshape(1, -1, 1, 1)
+            sq, px = 0.0, 0
+            with SetReader(va) as r:
+                for b in r.batches(1024, names=("x",)):
+                    sq += float(((b["x"] - mu) ** 2).sum())
+                    px += b["x"].size
+            ref = sq / max(px, 1)
+    out["mse_mean_image"] = ref
+    txt = f"MSE {val['mse']:.4f}" + (f" (mean image {ref:.4f})" if ref is not None else "")
+    return txt + (f", PSNR {val['psnr']:.1f} dB" if val.get("psnr") is not None else "")
 
 
 def stage_kind(stage: str, model_names: Iterable[str]) -> tuple[str, str]:
