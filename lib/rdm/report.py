@@ -739,11 +739,11 @@ def models_table(work: Path, m: str, models: Iterable[str]) -> tuple[Table | Non
         wt = meta.get("wall_time_s")
         t.add(name, [txt(meta.get("kind", "?")), txt(rec.get("name", "?") if isinstance(rec, dict) else rec),
                      txt(meta.get("epochs_run", len(hist)) if hist or "epochs_run" in meta else "—"),
-                     txt(meta.get("best_epoch") if meta.get("best_epoch") is not None else "—"),
+                     txt(meta.get("best_epoch") if meta.get("best_epoch") and hist else "—"),
                      txt(pct(val["accuracy"]) if val.get("accuracy") is not None else "—"),
                      txt(pct(val["balanced_accuracy"]) if val.get("balanced_accuracy") is not None else "—"),
                      txt(_reconstruction(work, m, val, info[name]) if val.get("mse") is not None else "—"),
-                     txt(f"{wt:.1f}" if isinstance(wt, (int, float)) else "—")])
+                     txt(f"{wt:.1f}" if isinstance(wt, (int, float)) and hist else "—")])
     if any(i.get("kind") == "dcae" for i in info.values()):
         t.notes.append("val reconstruction: the DCAE's MSE on the validation set against the MSE of answering the "
                        "training set's mean colour everywhere; a DCAE near that floor has learnt little, and its "
