@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -160,3 +161,56 @@ def test_early_stopping_stops_after_patience(small, tmp_path):
     m = read_raw(out)["meta"]
     assert m["stopped_early"] and m["epochs_run"] < 30
     assert m["epochs_run"] == m["best_epoch"] + 1
+
+
+def test_resume_partial_continues_a_matching_partial_and_replaces_a_stale_one(small, tmp_path, monkeypatch, capsys):
+    """What `make tables` and the Slurm scripts pass: never an error, never a stale continuation."""
+    data = small
+    c = dict(quiet=True, device="cpu", preset=str(data["preset"]), command="test")
+    full = train_cnn(data["train"], output=tmp_path / "full.ckpt", val=data["val"], c=Common(epochs=3, **c))
+
+    out = tmp_path / "int.ckpt"
+    real, calls = Classification.evaluate, {"n": 0}
+
+    def dying(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Classification, "evaluate", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train_cnn(data["train"], output=out, val=data["val"], c=Common(epochs=3, **c))
+    monkeypatch.setattr(Classification, "evaluate", real)
+    assert read_raw(partial_path(out))["trainer"]["epoch"] == 1
+
+    # 1) a partial made with the same settings and data: continued, same weights as one run
+    epochs_seen = []
+    real_eval = Classification.evaluate
+    monkeypatch.setattr(Classification, "evaluate",
+                        lambda self, *a, **k: (epochs_seen.append(1), real_eval(self, *a, **k))[1])
+    train_cnn(data["train"], output=out, val=data["val"], c=Common(epochs=3, resume_partial=True, **c))
+    assert len(epochs_seen) == 2                          # epochs 2 and 3 only
+    assert same_weights(weights(full), weights(out)) and not partial_path(out).exists()
+
+    # 2) a stale partial (other lr) or an unreadable one: a fresh run, equal to training from nothing
+    fresh = train_cnn(data["train"], output=tmp_path / "fresh.ckpt", val=data["val"],
+                      c=Common(epochs=2, lr=0.01, **c))
+    for stale in ("other settings", "garbage"):
+        o2 = tmp_path / "o2.ckpt"
+        if stale == "garbage":
+            partial_path(o2).write_bytes(b"not a checkpoint")
+        else:
+            shutil.copy(full, partial_path(o2))        # a 3-epoch state trained at the default lr
+        capsys.readouterr()
+        train_cnn(data["train"], output=o2, val=data["val"], c=Common(epochs=2, lr=0.01, resume_partial=True, **c))
+        assert same_weights(weights(fresh), weights(o2))
+        assert "starting fresh" in capsys.readouterr().err
+        o2.unlink()
+
+    # 3) a finished OUTPUT is never "extended" by --resume-partial (make rebuilds it because inputs changed)
+    capsys.readouterr()
+    train_cnn(data["train"], output=out, val=data["val"], c=Common(epochs=2, lr=0.01, resume_partial=True, **c))
+    assert same_weights(weights(fresh), weights(out))
+    with pytest.raises(RdmError, match="exclude each other"):
+        train_cnn(data["train"], output=out, val=data["val"], c=Common(epochs=2, resume=True, resume_partial=True, **c))

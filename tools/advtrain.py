@@ -8,7 +8,7 @@ import typer
 from rdm import cli
 from rdm.train_api import Common, advtrain as _advtrain
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
-                                 ValOpt)
+                                 ResumePartialOpt, ValOpt)
 
 app = cli.make_app("Adversarially train the CNN: on given adversarial sets (paper) or on-line PGD (Madry).")
 
@@ -26,11 +26,11 @@ def advtrain(
     steps: Annotated[int, typer.Option("--steps", help="PGD steps of the on-line attack")] = 7,
     alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD step size (default 2.5·eps/steps)")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
-    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False,
+    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
     history: HistoryOpt = None, quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
     """Give --adv (the paper's data augmentation) or --online pgd (Madry et al.), not both."""
     with cli.guard(debug):
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history)
         cli.emit(_advtrain(train, output=output, val=val, adv=adv or [], online=online, eps=eps, steps=steps,
                            alpha=alpha, c=c))

@@ -8,7 +8,7 @@ import typer
 from rdm import cli
 from rdm.train_api import Common, finetune as _finetune
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
-                                 ValOpt)
+                                 ResumePartialOpt, ValOpt)
 
 app = cli.make_app("Fine-tune a CNN from a DCAE encoder (RDMAA), or put the DCAE in front of a CNN.")
 
@@ -31,12 +31,12 @@ def finetune(
                          "trained CNN, no training; without: the CNN fine-tuned here)")] = False,
     cnn: Annotated[Optional[Path], typer.Option("--cnn", help="trained CNN checkpoint for --purify")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
-    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False,
+    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
     history: HistoryOpt = None, quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
     """The CNN's convolutional encoder is initialised from the DCAE's (checked copy), the dense head
     at random; then all layers are trained on the clean set (and --adv sets)."""
     with cli.guard(debug):
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history)
         cli.emit(_finetune(train, dcae=dcae, output=output, val=val, adv=adv or [],
                            freeze_encoder=freeze_encoder, purify=purify, cnn=cnn, c=c))

@@ -8,7 +8,7 @@ import typer
 from rdm import cli
 from rdm.train_api import Common, pretrain_dcae as _pretrain_dcae
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
-                                 ValOpt)
+                                 ResumePartialOpt, ValOpt)
 
 app = cli.make_app("Pre-train the DCAE (paper section 3.B): clean and adversarial inputs, clean targets.")
 
@@ -24,12 +24,12 @@ def pretrain_dcae(
     val_adv: Annotated[Optional[List[Path]], typer.Option(
         "--val-adv", help="adversarial sets made from the --val set, also validated on")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
-    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False,
+    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
     history: HistoryOpt = None, quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
     """MSE between the DCAE's output and the clean image; keeps the lowest validation MSE
     and reports validation MSE and PSNR."""
     with cli.guard(debug):
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history)
         cli.emit(_pretrain_dcae(train, adv or [], output=output, val=val, val_adv=val_adv or [], c=c))
 

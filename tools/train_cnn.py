@@ -15,6 +15,9 @@ BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="batch siz
 LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: the preset's [train])")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="preset name or .toml path (default: the set's)")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from OUTPUT.partial, or extend a finished OUTPUT")]
+ResumePartialOpt = Annotated[bool, typer.Option(
+    "--resume-partial", help="continue OUTPUT.partial if an interrupted run with these same settings and data left "
+                             "it, else start fresh (for pipelines and requeued batch jobs)")]
 HistoryOpt = Annotated[Optional[Path], typer.Option("--history", help="also write the per-epoch history as JSON")]
 OutOpt = Annotated[Path, typer.Option("-o", "--output", help="checkpoint to write")]
 ValOpt = Annotated[Optional[Path], typer.Option("--val", help="validation set: best weights and early stopping")]
@@ -24,11 +27,11 @@ ValOpt = Annotated[Optional[Path], typer.Option("--val", help="validation set: b
 def train_cnn(train: Annotated[Path, typer.Argument(help="clean training set (.h5)")], output: OutOpt,
               val: ValOpt = None, preset: PresetOpt = None, epochs: EpochsOpt = None,
               batch_size: BatchOpt = None, lr: LrOpt = None, seed: cli.SeedOpt = 0,
-              device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, history: HistoryOpt = None,
+              device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, history: HistoryOpt = None,
               quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
     """Train the CNN; keeps the weights with the best validation balanced accuracy."""
     with cli.guard(debug):
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history)
         cli.emit(_train_cnn(train, output=output, val=val, c=c))
 

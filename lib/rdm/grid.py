@@ -141,7 +141,6 @@ def modality_rules(g: dict[str, Any], m: str, mode: str) -> tuple[list[Rule], di
     d = f"$(OUT)/{m}"
     R = "$(RDM)"
     common = "--seed $(SEED) --device $(DEVICE) -q"
-    train_flags = f"{common} $(TRAIN_FLAGS)"
     rules: list[Rule] = []
     sets = [f"{d}/train.h5", f"{d}/val.h5", f"{d}/test.h5"]
     train, val, test = sets
@@ -180,8 +179,11 @@ def modality_rules(g: dict[str, Any], m: str, mode: str) -> tuple[list[Rule], di
         out = model_path(d, name)
         recipe = mspec["recipe"]
         adv = [p for an in mspec.get("adv", []) for p in _adv_for_training(advsets, attacks, an, mspec)]
-        # a model's own epochs come first, so $(TRAIN_FLAGS) (the demo's --epochs) overrides them
-        train_flags = f"{common}{' --epochs ' + str(mspec['epochs']) if 'epochs' in mspec else ''} $(TRAIN_FLAGS)"
+        # a model's own epochs come first, so $(TRAIN_FLAGS) (the demo's --epochs) overrides them;
+        # --resume-partial: a training killed mid-way (make interrupted, a Slurm job preempted)
+        # continues from its last finished epoch, and a stale .partial is simply replaced
+        train_flags = (f"{common} --resume-partial{' --epochs ' + str(mspec['epochs']) if 'epochs' in mspec else ''}"
+                       " $(TRAIN_FLAGS)")
         if recipe == "train-cnn":
             rules.append(Rule([out], [train, val], f"{R}rdm-train-cnn {train} --val {val} -o {out} {train_flags}",
                               f"{m}/{name}"))

@@ -14,7 +14,8 @@ Every call validates its inputs before any training, trains through
 epoch, and writes OUTPUT atomically. The final checkpoint also carries the trainer
 state, so ``resume=True`` either continues an interrupted run from ``OUTPUT.partial``
 or extends a finished one to more epochs; both end bit-identical (on CPU) to one
-uninterrupted run with the same settings.
+uninterrupted run with the same settings. ``resume_partial=True`` (what ``make tables`` and the
+Slurm scripts pass) continues only a matching ``OUTPUT.partial`` and otherwise starts fresh.
 
 Adversarial sets and their clean source (pretrain-dcae): an adversarial set must
 have a ``source_index`` column, and the clean set given must be the one it was made
@@ -60,6 +61,7 @@ class Common:
     seed: int = 0
     device: str = "auto"
     resume: bool = False
+    resume_partial: bool = False     # continue OUTPUT.partial only if it matches; else start fresh
     quiet: bool = False
     preset: str | None = None
     history: Path | None = None
@@ -118,24 +120,40 @@ def _hashes(paths: Sequence[Path]) -> dict[str, str]:
     return {str(p): sha256_file(p) for p in paths}
 
 
-def _load_resume(output: Path, signature: dict, quiet: bool) -> TrainerState | None:
+def _load_resume(output: Path, signature: dict, quiet: bool, partial_only: bool = False) -> TrainerState | None:
+    """The trainer state to continue from. ``partial_only`` (``--resume-partial``, for pipelines
+    and requeued batch jobs): only an interrupted ``OUTPUT.partial`` made with these very settings
+    and data is continued; anything else is set aside and the run starts fresh, never an error."""
     from .cli import console
 
-    for p in (partial_path(output), output):
+    for p in (partial_path(output),) if partial_only else (partial_path(output), output):
         if p.exists():
-            blob = read_raw(p)
+            try:
+                blob = read_raw(p)
+            except RdmError:
+                if not partial_only:
+                    raise
+                blob = {}
             if not isinstance(blob.get("trainer"), dict):
+                if partial_only:
+                    console.print(f"--resume-partial: {p} is unreadable or has no trainer state; starting fresh",
+                                  style="yellow", markup=False, soft_wrap=True)
+                    return None
                 raise RdmError(f"{p}: has no trainer state to resume from")
             state = TrainerState.from_blob(blob["trainer"])
             if state.signature != json.loads(json.dumps(signature, sort_keys=True)):
                 diff = sorted(k for k in set(signature) | set(state.signature)
                               if state.signature.get(k) != json.loads(json.dumps(signature.get(k))))
+                if partial_only:
+                    console.print(f"--resume-partial: {p} was trained with other settings ({', '.join(diff)}); "
+                                  "starting fresh", style="yellow", markup=False, soft_wrap=True)
+                    return None
                 raise RdmError(f"{p}: was trained with different settings ({', '.join(diff)}); "
                                "cannot --resume (remove it or change -o)")
             if not quiet:
                 console.print(f"resuming from {p} (epoch {state.epoch})", soft_wrap=True)
             return state
-    if not quiet:
+    if not quiet and not partial_only:
         console.print(f"--resume: no {partial_path(output).name} or {output.name} yet; starting fresh",
                       soft_wrap=True)
     return None
@@ -152,7 +170,10 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
                  "seed": cfg.seed, "batch_size": cfg.batch_size, "lr": cfg.lr, "patience": cfg.patience,
                  "weight_decay": cfg.weight_decay, "datasets": sorted(datasets.values()),
                  "parent": (parent or {}).get("sha256")}
-    state = _load_resume(output, signature, c.quiet) if c.resume else None
+    if c.resume and c.resume_partial:
+        raise RdmError("--resume and --resume-partial exclude each other")
+    state = (_load_resume(output, signature, c.quiet) if c.resume else
+             _load_resume(output, signature, c.quiet, partial_only=True) if c.resume_partial else None)
     meta_base = {
         "kind": kind, "arch": arch, "preset": preset.as_dict(), "classes": list(preset.classes),
         "input_shape": list(preset.shape), "recipe": recipe, "parent": parent, "datasets": datasets,
