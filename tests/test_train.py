@@ -109,6 +109,22 @@ def test_same_seed_same_weights_other_seed_other_weights(small, tmp_path):
     assert not same_weights(weights(a), weights(c))
 
 
+def _killed_in_epoch_2(monkeypatch, run) -> None:
+    """Run a training that is interrupted (KeyboardInterrupt) at the second validation."""
+    real, calls = Classification.evaluate, {"n": 0}
+
+    def dying(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Classification, "evaluate", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(Classification, "evaluate", real)
+
+
 def test_resume_after_interrupt_and_extension_match_an_uninterrupted_run(small, tmp_path, monkeypatch):
     data = small
     # dropout makes the RNG state matter on resume
@@ -119,19 +135,8 @@ def test_resume_after_interrupt_and_extension_match_an_uninterrupted_run(small, 
 
     # 1) killed during epoch 2: the partial file holds epoch 1; --resume finishes the run
     out = tmp_path / "int.ckpt"
-    calls = {"n": 0}
-    real = Classification.evaluate
-
-    def dying(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(Classification, "evaluate", dying)
-    with pytest.raises(KeyboardInterrupt):
-        train_cnn(data["train"], output=out, val=data["val"], c=Common(epochs=3, **c))
-    monkeypatch.setattr(Classification, "evaluate", real)
+    _killed_in_epoch_2(monkeypatch, lambda: train_cnn(data["train"], output=out, val=data["val"],
+                                                      c=Common(epochs=3, **c)))
     assert not out.exists() and partial_path(out).exists()
     assert read_raw(partial_path(out))["trainer"]["epoch"] == 1
     train_cnn(data["train"], output=out, val=data["val"], c=Common(epochs=3, resume=True, **c))
@@ -170,18 +175,8 @@ def test_resume_partial_continues_a_matching_partial_and_replaces_a_stale_one(sm
     full = train_cnn(data["train"], output=tmp_path / "full.ckpt", val=data["val"], c=Common(epochs=3, **c))
 
     out = tmp_path / "int.ckpt"
-    real, calls = Classification.evaluate, {"n": 0}
-
-    def dying(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(Classification, "evaluate", dying)
-    with pytest.raises(KeyboardInterrupt):
-        train_cnn(data["train"], output=out, val=data["val"], c=Common(epochs=3, **c))
-    monkeypatch.setattr(Classification, "evaluate", real)
+    _killed_in_epoch_2(monkeypatch, lambda: train_cnn(data["train"], output=out, val=data["val"],
+                                                      c=Common(epochs=3, **c)))
     assert read_raw(partial_path(out))["trainer"]["epoch"] == 1
 
     # 1) a partial made with the same settings and data: continued, same weights as one run
