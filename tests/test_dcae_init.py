@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from rdm.checkpoint import load_checkpoint
 from rdm.models import DCAE
-from rdm.sets import SetWriter, channel_mean, make_provenance
+from rdm.sets import SetWriter, channel_mean, make_provenance, mse_to_constant
 from rdm.train import Reconstruction
 from rdm_tools.pretrain_dcae import app as dcae_app
 from train_helpers import TINY, tiny_preset
@@ -60,8 +60,10 @@ def _pretrain(dark, out):
     return r.exit_code, r.stderr, load_checkpoint(out, expect_kind="dcae").meta["val"] if r.exit_code == 0 else None
 
 
-def test_channel_mean_streams_to_numpys_value(dark):
+def test_channel_mean_and_mean_image_mse_stream_to_numpys_values(dark):
     assert channel_mean(dark["train"], batch_size=7) == pytest.approx(dark["mean"].tolist(), abs=1e-6)
+    # what the report recomputes for DCAE checkpoints written before validation reported it
+    assert mse_to_constant(dark["val"], dark["mean"].tolist(), batch_size=5) == pytest.approx(dark["ref"], rel=1e-6)
 
 
 @pytest.mark.parametrize("m", [0.1, 0.5, 0.9])

@@ -737,12 +737,15 @@ def models_table(work: Path, m: str, models: Iterable[str]) -> tuple[Table | Non
                       "best_epoch": meta.get("best_epoch"), "val": val, "wall_time_s": meta.get("wall_time_s")}
         txt = lambda s: Cell([], na=str(s))  # noqa: E731
         wt = meta.get("wall_time_s")
+        recon = "—"
+        if val.get("mse") is not None:
+            recon, info[name]["mse_mean_image"] = _reconstruction(work, m, val)
         t.add(name, [txt(meta.get("kind", "?")), txt(rec.get("name", "?") if isinstance(rec, dict) else rec),
                      txt(meta.get("epochs_run", len(hist)) if hist or "epochs_run" in meta else "—"),
                      txt(meta.get("best_epoch") if meta.get("best_epoch") and hist else "—"),
                      txt(pct(val["accuracy"]) if val.get("accuracy") is not None else "—"),
                      txt(pct(val["balanced_accuracy"]) if val.get("balanced_accuracy") is not None else "—"),
-                     txt(_reconstruction(work, m, val, info[name]) if val.get("mse") is not None else "—"),
+                     txt(recon),
                      txt(f"{wt:.1f}" if isinstance(wt, (int, float)) and hist else "—")])
     if any(i.get("kind") == "dcae" for i in info.values()):
         t.notes.append("val reconstruction: the DCAE's MSE on the validation set against the MSE of answering the "
@@ -751,26 +754,17 @@ def models_table(work: Path, m: str, models: Iterable[str]) -> tuple[Table | Non
     return (t if t.rows else None), info
 
 
-def _reconstruction(work: Path, m: str, val: dict, out: dict) -> str:
-    """'MSE a (mean image b), PSNR c dB' for a DCAE; b computed from the sets for checkpoints that predate it."""
+def _reconstruction(work: Path, m: str, val: dict) -> tuple[str, float | None]:
+    """('MSE a (mean image b), PSNR c dB', b) for a DCAE; b is recomputed from the sets for
+    checkpoints written before validation reported it."""
     ref = val.get("mse_mean_image")
-    if ref is None:
-        import numpy as np
+    tr, va = work / m / "train.h5", work / m / "val.h5"
+    if ref is None and tr.exists() and va.exists():
+        from .sets import channel_mean, mse_to_constant
 
-        from .sets import SetReader, channel_mean
-
-        tr, va = work / m / "train.h5", work / m / "val.h5"
-        if tr.exists() and va.exists():
-            mu = np.asarray(channel_mean(tr)).reshape(1, -1, 1, 1)
-            sq, px = 0.0, 0
-            with SetReader(va) as r:
-                for b in r.batches(1024, names=("x",)):
-                    sq += float(((b["x"] - mu) ** 2).sum())
-                    px += b["x"].size
-            ref = sq / max(px, 1)
-    out["mse_mean_image"] = ref
+        ref = mse_to_constant(va, channel_mean(tr))
     txt = f"MSE {val['mse']:.4f}" + (f" (mean image {ref:.4f})" if ref is not None else "")
-    return txt + (f", PSNR {val['psnr']:.1f} dB" if val.get("psnr") is not None else "")
+    return txt + (f", PSNR {val['psnr']:.1f} dB" if val.get("psnr") is not None else ""), ref
 
 
 def stage_kind(stage: str, model_names: Iterable[str]) -> tuple[str, str]:

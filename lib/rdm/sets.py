@@ -62,6 +62,17 @@ def channel_mean(path: os.PathLike | str, batch_size: int = 1024) -> list[float]
     return [float(v) for v in tot / max(px, 1)]
 
 
+def mse_to_constant(path: os.PathLike | str, mean: list[float], batch_size: int = 1024) -> float:
+    """MSE of answering the per-channel constant ``mean`` for every pixel of a set's ``x``, streamed."""
+    mu = np.asarray(mean, dtype=np.float64).reshape(1, -1, 1, 1)
+    sq, px = 0.0, 0
+    with SetReader(path) as r:
+        for b in r.batches(batch_size, names=("x",)):
+            sq += float(((b["x"] - mu) ** 2).sum())
+            px += b["x"].size
+    return sq / max(px, 1)
+
+
 def make_provenance(
     *,
     command: str | None = None,
