@@ -1,0 +1,193 @@
+"""Leakage audit and similarity groups: is the split sound enough to bear a verdict?
+
+Two questions about a prepared split (``train.h5``/``val.h5``/``test.h5``), answered
+with scikit-learn on the sets' own pixels:
+
+* **Near-duplicates across splits.** For every test row, the RMS pixel distance to its
+  nearest training row (``rms = ‖a − b‖₂ / √D`` on the [0, 1] pixels, D = C·H·W);
+  counted for a few thresholds τ. Slices of one patient, or shifted shots of one
+  microscope field, sit at small τ.
+* **Shortcut baselines** beside the CNN: a 1-nearest-neighbour classifier on raw pixels
+  (it wins where test images have training twins) and a logistic regression on six or
+  fewer numbers per image, the per-channel mean and standard deviation (it wins where
+  classes differ in staining or exposure rather than in what a clinician looks at).
+
+:func:`similarity_groups` turns near-duplicate pairs into groups (connected components
+of the graph "within τ of each other", joined with any existing patient groups), so a
+grouped split keeps every cluster in one split. The radius graph is computed by
+scikit-learn in chunks (``working_memory``), never as an N×N matrix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import RdmError
+
+DEFAULT_TAUS = (0.02, 0.05, 0.1)
+_WORKING_MEMORY_MB = 256  # scikit-learn's chunk size for the distance computations
+
+
+def flat(x: np.ndarray) -> np.ndarray:
+    """N×C×H×W (or N×D) → N×D float32, C-contiguous."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x.reshape(x.shape[0], -1))
+
+
+def colour_stats(x: np.ndarray) -> np.ndarray:
+    """Per-image, per-channel mean and standard deviation: N×2C (N×C×H×W input)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4:
+        raise RdmError(f"colour statistics need N×C×H×W images, got shape {x.shape}")
+    v = x.reshape(x.shape[0], x.shape[1], -1)
+    return np.concatenate([v.mean(2), v.std(2)], axis=1)
+
+
+def nearest_rms(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row, the RMS distance to its nearest ``ref`` row and that row's index."""
+    from sklearn.neighbors import NearestNeighbors
+
+    q, r = flat(query), flat(ref)
+    if q.shape[1] != r.shape[1]:
+        raise RdmError(f"images of {q.shape[1]} and {r.shape[1]} values cannot be compared")
+    if len(r) == 0:
+        raise RdmError("the reference set is empty")
+    import sklearn
+
+    with sklearn.config_context(working_memory=_WORKING_MEMORY_MB):
+        nn = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(r)
+        d, i = nn.kneighbors(q)
+    return d[:, 0] / math.sqrt(q.shape[1]), i[:, 0]
+
+
+def near_pairs(x: np.ndarray, tau: float) -> np.ndarray:
+    """Pairs ``(i, j)``, i < j, of rows within RMS distance ``tau`` of each other (k×2)."""
+    from sklearn.neighbors import NearestNeighbors
+    import sklearn
+
+    if not tau >= 0:
+        raise RdmError(f"the similarity threshold must be ≥ 0, got {tau}")
+    f = flat(x)
+    if len(f) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    radius = float(tau) * math.sqrt(f.shape[1])
+    with sklearn.config_context(working_memory=_WORKING_MEMORY_MB):
+        g = NearestNeighbors(radius=radius, algorithm="brute").fit(f).radius_neighbors_graph(
+            f, mode="connectivity").tocoo()
+    keep = g.row < g.col
+    return np.stack([g.row[keep], g.col[keep]], axis=1).astype(np.int64)
+
+
+def similarity_groups(x: np.ndarray, tau: float, groups: Sequence[Any] | None = None) -> np.ndarray:
+    """Group label per row: rows within ``tau`` of each other, transitively, share one group,
+    and so do rows that share a label in ``groups`` (patient ids, duplicate groups).
+
+    Labels are ``"sim-<k>"`` with k the component number in order of first row, so the
+    same images give the same labels.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(x)
+    pairs = near_pairs(x, tau)
+    rows, cols = [pairs[:, 0]], [pairs[:, 1]]
+    if groups is not None:
+        if len(groups) != n:
+            raise RdmError(f"{len(groups)} group labels for {n} images")
+        _, inv = np.unique(np.asarray([str(g) for g in groups], dtype=object), return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        same = inv[order][1:] == inv[order][:-1]          # chain the members of each group
+        rows.append(order[:-1][same])
+        cols.append(order[1:][same])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    _, first = np.unique(comp, return_index=True)          # renumber by first row: stable labels
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return np.asarray([f"sim-{k}" for k in rank[comp]], dtype=object)
+
+
+def shortcut_baselines(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                       test_y: np.ndarray, *, seed: int = 0) -> dict[str, float]:
+    """Test accuracy of 1-NN on raw pixels and of a logistic regression on colour statistics,
+    with the majority-class rate and balanced accuracies beside them."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    import sklearn
+
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    with sklearn.config_context(working_memory=_WORKING_MEMORY_MB):
+        knn = KNeighborsClassifier(n_neighbors=1, algorithm="brute").fit(flat(train_x), train_y)
+        p_knn = knn.predict(flat(test_x))
+    lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    p_lr = lr.fit(colour_stats(train_x), train_y).predict(colour_stats(test_x))
+    majority = np.bincount(train_y).argmax()
+    return {
+        "knn1_pixels": float(np.mean(p_knn == test_y)),
+        "knn1_pixels_balanced": float(balanced_accuracy_score(test_y, p_knn)),
+        "colour_logreg": float(np.mean(p_lr == test_y)),
+        "colour_logreg_balanced": float(balanced_accuracy_score(test_y, p_lr)),
+        "majority": float(np.mean(test_y == majority)),
+    }
+
+
+@dataclass
+class Audit:
+    """What :func:`audit_split` found; ``to_dict`` is the JSON the report and ``rdm-prep --audit`` use."""
+
+    n_train: int
+    n_test: int
+    near_train: dict[str, int]            # τ → test rows with a training row within τ
+    nearest_rms_quantiles: dict[str, float]
+    baselines: dict[str, float]
+    shared_groups: int                    # groups present in both train and test (0 for a sound split)
+    taus: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_train": self.n_train, "n_test": self.n_test, "taus": self.taus,
+                "near_train": self.near_train, "nearest_rms_quantiles": self.nearest_rms_quantiles,
+                "baselines": self.baselines, "shared_groups": self.shared_groups}
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    from .sets import SetReader
+
+    with SetReader(path) as r:
+        parts = [r.read(s, min(s + 2048, r.n), ["x", "y"]) for s in range(0, r.n, 2048)]
+        groups = r.column("group") if r.has("group") else None
+    if not parts:
+        raise RdmError(f"{path}: the set is empty")
+    x = np.concatenate([p["x"] for p in parts])
+    y = np.concatenate([p["y"] for p in parts])
+    return x, y, groups
+
+
+def audit_split(train: os.PathLike | str, test: os.PathLike | str, *,
+                taus: Sequence[float] = DEFAULT_TAUS, seed: int = 0) -> Audit:
+    """Near-duplicates of the test rows in the training set, and the shortcut baselines."""
+    tx, ty, tg = _read(Path(train))
+    sx, sy, sg = _read(Path(test))
+    if tx.shape[1:] != sx.shape[1:]:
+        raise RdmError(f"{train} holds {tx.shape[1:]} images, {test} {sx.shape[1:]}")
+    d, _ = nearest_rms(sx, tx)
+    shared = 0
+    if tg is not None and sg is not None:
+        shared = len(set(map(str, tg)) & set(map(str, sg)))
+    q = np.quantile(d, [0.0, 0.1, 0.5]) if len(d) else np.zeros(3)
+    return Audit(
+        n_train=len(ty), n_test=len(sy), taus=[float(t) for t in taus],
+        near_train={f"{t:g}": int(np.sum(d <= t)) for t in taus},
+        nearest_rms_quantiles={"min": float(q[0]), "p10": float(q[1]), "median": float(q[2])},
+        baselines=shortcut_baselines(tx, ty, sx, sy, seed=seed),
+        shared_groups=shared,
+    )

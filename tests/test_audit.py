@@ -1,0 +1,118 @@
+"""Leakage audit and similarity groups on sets with planted near-duplicates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rdm.audit import audit_split, colour_stats, near_pairs, shortcut_baselines, similarity_groups
+from rdm.errors import RdmError
+from rdm.prep.split import grouped_stratified_split, split_totals
+from rdm.sets import SetWriter, make_provenance
+
+SHAPE = (1, 12, 12)
+
+
+def _planted(n: int = 150, pairs: int = 20, seed: int = 0):
+    """Random images (nearest RMS distance ≈ 0.4) with ``pairs`` near-copies (RMS ≈ 0.006)."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *SHAPE), dtype=np.float32)
+    y = rng.integers(0, 2, n)
+    src = rng.choice(n - pairs, pairs, replace=False)
+    dst = np.arange(n - pairs, n)
+    x[dst] = np.clip(x[src] + rng.uniform(-0.01, 0.01, (pairs, *SHAPE)), 0, 1)
+    y[dst] = y[src]
+    return x, y, list(zip(src.tolist(), dst.tolist()))
+
+
+def test_near_pairs_finds_exactly_the_planted_pairs():
+    x, _, planted = _planted()
+    found = {tuple(p) for p in near_pairs(x, 0.02).tolist()}
+    assert found == {tuple(sorted(p)) for p in planted}
+
+
+def test_similarity_groups_keep_planted_pairs_in_one_split_and_the_ratios():
+    x, y, planted = _planted(n=300, pairs=30)
+    groups = similarity_groups(x, 0.02)
+    assert len(set(groups)) == 300 - 30
+    for a, b in planted:
+        assert groups[a] == groups[b]
+    split = grouped_stratified_split(y, groups, {"train": 0.7, "val": 0.1, "test": 0.2}, 2, seed=0)
+    for a, b in planted:
+        assert split[a] == split[b]
+    target = split_totals(300, {"train": 0.7, "val": 0.1, "test": 0.2})
+    assert np.abs(np.bincount(split, minlength=3) - target).max() <= 2
+
+
+def test_similarity_groups_join_existing_groups_transitively():
+    x, _, planted = _planted(n=40, pairs=1)
+    a, b = planted[0]
+    patient = [f"p{i}" for i in range(40)]
+    other = next(i for i in range(40) if i not in (a, b))
+    patient[other] = patient[a]                      # `other` shares a patient with `a`, `b` is near `a`
+    g = similarity_groups(x, 0.02, patient)
+    assert g[other] == g[a] == g[b]
+    assert len(set(g)) == 38
+    # labels are stable: the same images give the same labels
+    assert list(g) == list(similarity_groups(x, 0.02, patient))
+
+
+def _write(path, x, y, groups=None):
+    cols = ["group"] if groups is not None else []
+    with SetWriter(path, shape=x.shape[1:], classes=["a", "b"], modality="test", preset="test",
+                   provenance=make_provenance(command="test", seed=0), columns=cols) as w:
+        w.append(x, y, **({"group": groups} if groups is not None else {}))
+    return path
+
+
+def test_audit_counts_test_rows_with_a_training_twin(tmp_path):
+    rng = np.random.default_rng(1)
+    tr_x = rng.random((80, *SHAPE), dtype=np.float32)
+    tr_y = rng.integers(0, 2, 80)
+    te_x = rng.random((30, *SHAPE), dtype=np.float32)
+    te_y = rng.integers(0, 2, 30)
+    twins = [3, 7, 11, 20]
+    te_x[twins] = np.clip(tr_x[[0, 1, 2, 3]] + 0.03, 0, 1)    # RMS ≤ 0.03 from a training image
+    te_y[twins] = tr_y[[0, 1, 2, 3]]
+    tr_g = np.array([f"g{i}" for i in range(80)], dtype=object)
+    te_g = np.array([f"g{i}" for i in range(100, 130)], dtype=object)
+    te_g[0] = "g5"                                             # one patient on both sides
+    a = audit_split(_write(tmp_path / "train.h5", tr_x, tr_y, tr_g), _write(tmp_path / "test.h5", te_x, te_y, te_g),
+                    taus=(0.02, 0.05, 0.2))
+    assert a.near_train == {"0.02": 0, "0.05": 4, "0.2": 4}
+    assert a.shared_groups == 1
+    assert a.nearest_rms_quantiles["min"] <= 0.03 + 1e-6
+    assert a.to_dict()["baselines"]["knn1_pixels"] == a.baselines["knn1_pixels"]
+
+
+def test_shortcut_baselines_match_a_direct_computation():
+    rng = np.random.default_rng(2)
+    n, m = 120, 60
+    y_tr, y_te = rng.integers(0, 3, n), rng.integers(0, 3, m)
+    # the classes differ in brightness and contrast only: the colour statistics carry the label
+    def imgs(y):
+        base = rng.random((len(y), 3, 8, 8), dtype=np.float32)
+        return np.clip(0.2 + 0.25 * y[:, None, None, None] + (0.05 + 0.1 * y[:, None, None, None]) * (base - 0.5), 0, 1)
+    x_tr, x_te = imgs(y_tr), imgs(y_te)
+    got = shortcut_baselines(x_tr, y_tr, x_te, y_te)
+
+    # 1-NN by brute force in numpy
+    d = ((x_te.reshape(m, -1)[:, None, :] - x_tr.reshape(n, -1)[None, :, :]) ** 2).sum(-1)
+    assert got["knn1_pixels"] == pytest.approx(np.mean(y_tr[d.argmin(1)] == y_te))
+    # logistic regression on per-channel mean and std, features computed here
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    def feats(x):
+        return np.concatenate([x.mean((2, 3)), x.std((2, 3))], 1)
+    sc = StandardScaler().fit(feats(x_tr))
+    lr = LogisticRegression(max_iter=2000, random_state=0).fit(sc.transform(feats(x_tr)), y_tr)
+    assert got["colour_logreg"] == pytest.approx(np.mean(lr.predict(sc.transform(feats(x_te))) == y_te))
+    assert got["colour_logreg"] > 0.9                    # the shortcut is there and is found
+    assert got["majority"] == pytest.approx(np.mean(y_te == np.bincount(y_tr).argmax()))
+    assert colour_stats(x_te).shape == (m, 6)
+
+
+def test_bad_threshold_is_one_clear_error():
+    with pytest.raises(RdmError, match="threshold"):
+        near_pairs(np.zeros((3, 1, 2, 2), np.float32), -0.1)
