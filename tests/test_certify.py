@@ -97,3 +97,29 @@ def test_bad_settings_are_one_clear_error(kw, msg):
     args = dict(sigma=0.25, n0=10, n=100, alpha=0.001, batch_size=10) | kw
     with pytest.raises(RdmError, match=msg):
         check_params(**args)
+
+
+def test_a_set_certified_in_shards_equals_one_run(tmp_path, phantom_set):
+    import dataclasses
+
+    from rdm.certify import certify_set, merge_certificates
+    from rdm.checkpoint import save_checkpoint
+    from rdm.models import build, cnn_arch
+    from rdm.presets import load_preset
+
+    p = dataclasses.replace(load_preset("lung"), size=(16, 16))
+    torch.manual_seed(0)
+    arch = cnn_arch(p)
+    ck = save_checkpoint(tmp_path / "m.ckpt", build(arch), {"kind": "cnn", "arch": arch, "classes": list(p.classes),
+                                                           "input_shape": list(p.shape), "preset": p.as_dict()})
+    s = phantom_set("test.h5", preset="lung", n=10, shape=(1, 16, 16))
+    kw = dict(sigma=0.25, n0=10, n=200, alpha=0.01, batch_size=64, eps=[0.005])
+    whole = certify_set(ck, s, **kw)
+    parts = [certify_set(ck, s, shard=(i, 3), **kw) for i in (2, 0, 1)]
+    merged = merge_certificates(parts)
+    assert merged["per_row"] == whole["per_row"]
+    assert merged["certified_accuracy"] == whole["certified_accuracy"]
+    assert whole["eps_l2"] == {"0.005": pytest.approx(0.005 * 16)}
+    assert f"{0.005 * 16:g}" in whole["certified_accuracy"]
+    with pytest.raises(RdmError, match="cover"):
+        merge_certificates(parts[:2])
