@@ -1,0 +1,156 @@
+"""Adversarial-training recipes the field compares against, as training-loop pieces.
+
+Each recipe is a *transform* (run per batch before the optimiser step, with the bare
+model and the batch's epoch and step, so its randomness is seeded by them) and an
+*objective* (the loss the step minimises). The shared loop in :mod:`rdm.train` runs
+them like the others, under torchrun too.
+
+* ``fast`` — FGSM from a uniform random start with step 1.25·ε (Wong, Rice & Kolter,
+  ICLR 2020): one PGD step of α = 1.25·ε from a random start, the shared attack code.
+* ``trades`` — Zhang et al., ICML 2019: ``CE(f(x), y) + β·KL(f(x) ‖ f(x'))`` with x'
+  maximising that KL in the ε-ball (PGD on the KL, start ``x + 0.001·N(0, I)``).
+* ``mart`` — Wang et al., ICLR 2020: boosted CE on x' plus
+  ``β·KL(f(x) ‖ f(x'))·(1 − p_y(x))``, x' from PGD on the CE.
+* ``gaussian`` — Gaussian data augmentation ``x + σ·N(0, I)`` (not clipped), the base
+  classifier that randomized smoothing (``rdm-certify``) certifies (Cohen et al. 2019).
+
+The inner maximisations run with the model in eval mode (its mode restored after), and
+take gradients with respect to the input only.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import as_class_logits, classification_loss, predict
+
+RECIPES = ("fast", "trades", "mart", "gaussian")
+
+
+def batch_generator(seed: int, epoch: int, step: int, device: torch.device) -> torch.Generator:
+    """A generator seeded by (seed, epoch, step) alone: the same batch gets the same noise."""
+    s = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(step), 0xAD7])
+    g = torch.Generator(device=device)
+    g.manual_seed(int(s.generate_state(1, dtype=np.uint64)[0] & ((1 << 63) - 1)))
+    return g
+
+
+def _kl(clean_logits: torch.Tensor, adv_logits: torch.Tensor) -> torch.Tensor:
+    """Per-row KL(p_clean ‖ p_adv) over the classes."""
+    p = F.softmax(as_class_logits(clean_logits), dim=1)
+    return (p * (F.log_softmax(as_class_logits(clean_logits), dim=1)
+                 - F.log_softmax(as_class_logits(adv_logits), dim=1))).sum(1)
+
+
+def trades_adversary(model: nn.Module, x: torch.Tensor, eps: float, alpha: float, steps: int,
+                     gen: torch.Generator) -> torch.Tensor:
+    """x' in the ε-ball ∩ [0, 1] that maximises KL(f(x) ‖ f(x')) by signed-gradient ascent."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            clean = model(x).float()
+        lo, hi = (x - eps).clamp_(0, 1), (x + eps).clamp_(0, 1)
+        x_adv = (x + 0.001 * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)).clamp(lo, hi)
+        for _ in range(int(steps)):
+            xg = x_adv.detach().requires_grad_(True)
+            with torch.enable_grad():
+                loss = _kl(clean, model(xg).float()).sum()
+                (g,) = torch.autograd.grad(loss, [xg])
+            x_adv = torch.min(torch.max(x_adv + alpha * g.sign(), lo), hi)
+    finally:
+        model.train(was)
+    return x_adv.detach()
+
+
+class Trades:
+    """TRADES: clean CE + β·KL(clean ‖ adversarial) (the batch carries ``x_adv``)."""
+
+    name = "classification"
+    monitor = "balanced_accuracy"
+    with_target = False
+
+    def __init__(self, base, beta: float):
+        self.base, self.beta = base, float(beta)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        n = batch["x"].shape[0]
+        logits = model(torch.cat([batch["x"], batch["x_adv"]]))     # one forward: BN sees both
+        clean, adv = logits[:n], logits[n:]
+        loss = classification_loss(clean, batch["y"]) + self.beta * _kl(clean, adv).mean()
+        return loss, {"correct": (predict(clean.detach()) == batch["y"]).sum()}
+
+    def __getattr__(self, name):          # evaluation, monitoring, summaries: as plain classification
+        return getattr(self.base, name)
+
+
+class Mart:
+    """MART: boosted CE on the adversarial image + β·KL(clean ‖ adv)·(1 − p_y(clean))."""
+
+    name = "classification"
+    monitor = "balanced_accuracy"
+    with_target = False
+
+    def __init__(self, base, beta: float):
+        self.base, self.beta = base, float(beta)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        y, n = batch["y"], batch["x"].shape[0]
+        logits = as_class_logits(model(torch.cat([batch["x"], batch["x_adv"]])))
+        clean, adv = logits[:n], logits[n:]
+        p_adv = F.softmax(adv, dim=1)
+        # the most likely wrong class of the adversarial image
+        wrong = p_adv.masked_fill(F.one_hot(y, p_adv.shape[1]).bool(), -1.0).argmax(1)
+        boosted = F.cross_entropy(adv, y) + F.nll_loss(torch.log(1.0001 - p_adv + 1e-12), wrong)
+        p_y = F.softmax(clean, dim=1).gather(1, y[:, None]).squeeze(1)
+        robust = (_kl(clean, adv) * (1.0000001 - p_y)).mean()
+        loss = boosted + self.beta * robust
+        return loss, {"correct": (predict(clean.detach()) == y).sum()}
+
+    def __getattr__(self, name):
+        return getattr(self.base, name)
+
+
+def make(recipe: str, base_objective, *, eps: float | None = None, alpha: float | None = None,
+         steps: int = 10, beta: float = 6.0, sigma: float | None = None, seed: int = 0
+         ) -> tuple[Callable, object, dict]:
+    """(transform, objective, recipe record) for ``recipe``; parameters checked by the caller."""
+    if recipe == "gaussian":
+        def noise(model, batch, epoch, step):
+            g = batch_generator(seed, epoch, step, batch["x"].device)
+            x = batch["x"]
+            return {**batch, "x": x + float(sigma) * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)}
+        return noise, base_objective, {"sigma": float(sigma)}
+
+    from .attacks import pgd   # the shared attack code
+
+    def seed_of(epoch: int, step: int) -> int:
+        return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, epoch, step]).generate_state(1)[0] % (2 ** 31))
+
+    if recipe == "fast":
+        a = 1.25 * float(eps)
+
+        def fgsm_rs(model, batch, epoch, step):
+            x = pgd(model, batch["x"], batch["y"], float(eps), a, 1, random_start=True, seed=seed_of(epoch, step))
+            return {**batch, "x": x.detach()}
+        return fgsm_rs, base_objective, {"eps": float(eps), "alpha": a, "steps": 1, "random_start": True}
+
+    a = float(alpha) if alpha is not None else 2.5 * float(eps) / int(steps)
+    record = {"eps": float(eps), "alpha": a, "steps": int(steps), "beta": float(beta)}
+    if recipe == "trades":
+        def kl_adv(model, batch, epoch, step):
+            g = batch_generator(seed, epoch, step, batch["x"].device)
+            return {**batch, "x_adv": trades_adversary(model, batch["x"], float(eps), a, int(steps), g)}
+        return kl_adv, Trades(base_objective, beta), record
+    if recipe == "mart":
+        def ce_adv(model, batch, epoch, step):
+            x = pgd(model, batch["x"], batch["y"], float(eps), a, int(steps), random_start=True,
+                    seed=seed_of(epoch, step))
+            return {**batch, "x_adv": x.detach()}
+        return ce_adv, Mart(base_objective, beta), record
+    raise ValueError(f"unknown recipe {recipe!r} (choose from {', '.join(RECIPES)})")

@@ -1,0 +1,92 @@
+"""The TRADES, MART, fast-AT and Gaussian-noise training pieces, on a tiny CNN."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rdm.models import build, classification_loss, cnn_arch
+from rdm.presets import load_preset
+from rdm.recipes import Mart, Trades, _kl, make, trades_adversary
+from rdm.train import Classification
+
+EPS = 0.03
+
+
+def _model(preset="brain", seed=0):
+    p = dataclasses.replace(load_preset(preset), size=(16, 16))
+    torch.manual_seed(seed)
+    return build(cnn_arch(p)), p
+
+
+def _batch(p, n=8, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {"x": torch.rand((n, *p.shape), generator=g), "y": torch.randint(0, p.num_classes, (n,), generator=g)}
+
+
+@pytest.mark.parametrize("recipe", ["fast", "trades", "mart"])
+def test_adversarial_recipes_stay_in_the_eps_ball_and_restore_the_mode(recipe):
+    model, p = _model()
+    model.train()
+    b = _batch(p)
+    transform, _, rec = make(recipe, Classification(), eps=EPS, steps=3, seed=5)
+    out = transform(model, b, 1, 0)
+    x_adv = out.get("x_adv", out["x"])
+    assert model.training
+    assert float((x_adv - b["x"]).abs().max()) <= EPS + 1e-7
+    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+    assert float((x_adv - b["x"]).abs().max()) > EPS / 2          # it moved
+    again = transform(model, b, 1, 0)
+    assert torch.equal(again.get("x_adv", again["x"]), x_adv)     # seeded by (seed, epoch, step)
+    if recipe == "fast":
+        assert rec["alpha"] == pytest.approx(1.25 * EPS) and rec["steps"] == 1
+
+
+def test_trades_adversary_raises_the_kl():
+    model, p = _model()
+    b = _batch(p)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        clean = model.eval()(b["x"])
+    start = trades_adversary(model, b["x"], EPS, EPS / 4, 0, torch.Generator().manual_seed(0))
+    x_adv = trades_adversary(model, b["x"], EPS, EPS / 4, 5, g)
+    with torch.no_grad():
+        assert float(_kl(clean, model(x_adv)).sum()) > float(_kl(clean, model(start)).sum())
+
+
+def test_trades_and_mart_losses():
+    model, p = _model()
+    b = _batch(p)
+    base = Classification()
+    same = {**b, "x_adv": b["x"].clone()}
+    model.eval()                                                   # no batch-norm statistics in play
+    with torch.no_grad():
+        ce = float(classification_loss(model(b["x"]), b["y"]))
+        assert float(Trades(base, beta=6.0).loss(model, same)[0]) == pytest.approx(ce, rel=1e-5)   # KL(x‖x) = 0
+        adv = {**b, "x_adv": 1 - b["x"]}                       # far apart: KL > 0
+        assert float(Trades(base, beta=6.0).loss(model, adv)[0]) > float(Trades(base, beta=0.0).loss(model, adv)[0])
+        # MART's boosted CE on x' at β = 0, against a direct computation
+        logits = model(adv["x_adv"])
+        prob = F.softmax(logits, 1)
+        wrong = prob.masked_fill(F.one_hot(b["y"], prob.shape[1]).bool(), -1).argmax(1)
+        expect = F.cross_entropy(logits, b["y"]) + F.nll_loss(torch.log(1.0001 - prob + 1e-12), wrong)
+        assert float(Mart(base, beta=0.0).loss(model, adv)[0]) == pytest.approx(float(expect), rel=1e-5)
+    loss, stats = Mart(base, beta=6.0).loss(model.train(), adv)
+    loss.backward()
+    assert all(q.grad is not None for q in model.parameters() if q.requires_grad)
+    assert 0 <= int(stats["correct"]) <= len(b["y"])
+    assert Trades(base, 1.0).summary({"loss": 1.0, "accuracy": 0.5, "balanced_accuracy": 0.5}) == \
+        base.summary({"loss": 1.0, "accuracy": 0.5, "balanced_accuracy": 0.5})
+
+
+def test_gaussian_noise_is_seeded_and_has_its_sigma():
+    model, p = _model()
+    b = _batch(p, n=64)
+    t, _, rec = make("gaussian", Classification(), sigma=0.25, seed=3)
+    a, a2, other = t(model, b, 2, 7)["x"], t(model, b, 2, 7)["x"], t(model, b, 2, 8)["x"]
+    assert torch.equal(a, a2) and not torch.equal(a, other)
+    assert float((a - b["x"]).std()) == pytest.approx(0.25, rel=0.05)
+    assert rec == {"sigma": 0.25}
