@@ -27,13 +27,15 @@ def advtrain(
     alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD step size (default 2.5·eps/steps)")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
     seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
-    history: HistoryOpt = None, quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
+    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
+    debug: cli.DebugOpt = False):
     """Give --adv (the paper's data augmentation) or --online pgd (Madry et al.), not both."""
     with cli.guard(debug):
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
-                   quiet=quiet, preset=preset, history=history)
-        cli.emit(_advtrain(train, output=output, val=val, adv=adv or [], online=online, eps=eps, steps=steps,
-                           alpha=alpha, c=c))
+                   quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
+        with cli.progress(disable=quiet) as c.progress:
+            cli.emit(_advtrain(train, output=output, val=val, adv=adv or [], online=online, eps=eps, steps=steps,
+                               alpha=alpha, c=c))
 
 
 def main():

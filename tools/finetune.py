@@ -32,14 +32,16 @@ def finetune(
     cnn: Annotated[Optional[Path], typer.Option("--cnn", help="trained CNN checkpoint for --purify")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
     seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
-    history: HistoryOpt = None, quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
+    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
+    debug: cli.DebugOpt = False):
     """The CNN's convolutional encoder is initialised from the DCAE's (checked copy), the dense head
     at random; then all layers are trained on the clean set (and --adv sets)."""
     with cli.guard(debug):
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
-                   quiet=quiet, preset=preset, history=history)
-        cli.emit(_finetune(train, dcae=dcae, output=output, val=val, adv=adv or [],
-                           freeze_encoder=freeze_encoder, purify=purify, cnn=cnn, c=c))
+                   quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
+        with cli.progress(disable=quiet) as c.progress:
+            cli.emit(_finetune(train, dcae=dcae, output=output, val=val, adv=adv or [],
+                               freeze_encoder=freeze_encoder, purify=purify, cnn=cnn, c=c))
 
 
 def main():

@@ -25,13 +25,15 @@ def pretrain_dcae(
         "--val-adv", help="adversarial sets made from the --val set, also validated on")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
     seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
-    history: HistoryOpt = None, quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
+    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
+    debug: cli.DebugOpt = False):
     """MSE between the DCAE's output and the clean image; keeps the lowest validation MSE
     and reports validation MSE and PSNR."""
     with cli.guard(debug):
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
-                   quiet=quiet, preset=preset, history=history)
-        cli.emit(_pretrain_dcae(train, adv or [], output=output, val=val, val_adv=val_adv or [], c=c))
+                   quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
+        with cli.progress(disable=quiet) as c.progress:
+            cli.emit(_pretrain_dcae(train, adv or [], output=output, val=val, val_adv=val_adv or [], c=c))
 
 
 def main():

@@ -28,12 +28,14 @@ def train_cnn(train: Annotated[Path, typer.Argument(help="clean training set (.h
               val: ValOpt = None, preset: PresetOpt = None, epochs: EpochsOpt = None,
               batch_size: BatchOpt = None, lr: LrOpt = None, seed: cli.SeedOpt = 0,
               device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, history: HistoryOpt = None,
-              quiet: cli.QuietOpt = False, debug: cli.DebugOpt = False):
+              precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
+              debug: cli.DebugOpt = False):
     """Train the CNN; keeps the weights with the best validation balanced accuracy."""
     with cli.guard(debug):
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
-                   quiet=quiet, preset=preset, history=history)
-        cli.emit(_train_cnn(train, output=output, val=val, c=c))
+                   quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
+        with cli.progress(disable=quiet) as c.progress:
+            cli.emit(_train_cnn(train, output=output, val=val, c=c))
 
 
 def main():

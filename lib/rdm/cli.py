@@ -28,6 +28,9 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="random seed; same seed, sa
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show a traceback on failure")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or summary on stderr")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="fp32, or bf16: autocast (bfloat16 convolutions, on CUDA; slow on CPUs without native "
+                        "bf16); the ε-ball, the weights and the written outputs stay float32")]
 
 
 def make_app(help: str) -> typer.Typer:
@@ -112,6 +115,16 @@ def resolve_device(spec: str):
             raise RdmError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
         return dev
     raise RdmError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")
+
+
+def say(message: str) -> None:
+    """A progress or summary line on stderr (what the library hands its ``log`` callback)."""
+    console.print(message, soft_wrap=True, markup=False)
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr (what the library hands its ``warn`` callback)."""
+    console.print(f"warning: {message}", style="yellow", soft_wrap=True, markup=False)
 
 
 def progress(disable: bool = False):

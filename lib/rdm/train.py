@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from torch import nn
 
 from .errors import RdmError
 from .models import classification_loss, predict
+from .precision import autocast
+from .prefetch import prefetch
 from .sets import SetReader
 
 DEFAULT_BUFFER_ROWS = 8192
@@ -56,27 +59,43 @@ class Source:
 
 
 class Batches:
-    """Seeded mini-batches streamed from one or more sets, as numpy dicts.
+    """Seeded mini-batches from one or more sets.
 
     Each batch has ``x`` (float32 N×C×H×W), ``y`` (int64) and, with
     ``with_target=True``, ``target`` (the clean image to reconstruct).
+
+    Two ways to deliver the same batches:
+
+    * streamed (the default, and for sets larger than ``in_memory_bytes``): chunk reads as
+      described in the module notes, read ahead by a background thread
+      (:func:`rdm.prefetch.prefetch`), batches as numpy arrays;
+    * in memory (after :meth:`prepare` on sets of at most ``in_memory_bytes``): every set is
+      read once into one tensor (on the GPU for a CUDA device, pinned host memory being the
+      staging area), and an epoch's batches are gathered from it by index on the device.
+      The epoch's row order is computed by the very same algorithm run on row numbers
+      instead of rows, so both ways give the same batches, byte for byte.
     """
 
     def __init__(self, sources: Sequence[Source], batch_size: int, *, shuffle: bool, seed: int = 0,
                  with_target: bool = False, buffer_rows: int = DEFAULT_BUFFER_ROWS,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, in_memory_bytes: int | None = None):
         if batch_size < 1:
             raise RdmError(f"--batch-size must be at least 1, got {batch_size}")
         self.batch_size, self.shuffle, self.seed = int(batch_size), bool(shuffle), int(seed)
         self.with_target, self.buffer_rows = with_target, max(int(buffer_rows), 1)
         self.rank, self.world_size = int(rank), int(world_size)
+        self.in_memory_bytes = default_in_memory_bytes() if in_memory_bytes is None else int(in_memory_bytes)
+        self._sources = [Source(Path(s.path), None if s.target is None else Path(s.target)) for s in sources]
         self._readers: list[SetReader] = []
         self._targets: list[SetReader | None] = []
         self._src_index: list[np.ndarray | None] = []
         self._blocks: list[tuple[int, int, int]] = []          # (source, start, stop)
+        self._offsets: list[int] = []                          # first global row of each source
+        self._mem: dict[str, torch.Tensor] | None = None       # in-memory mode (see prepare)
         try:
-            for si, s in enumerate(sources):
+            for si, s in enumerate(self._sources):
                 r = SetReader(s.path)
+                self._offsets.append(sum(x.n for x in self._readers))
                 self._readers.append(r)
                 t = SetReader(s.target) if (with_target and s.target is not None) else None
                 self._targets.append(t)
@@ -92,6 +111,10 @@ class Batches:
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
+    @property
+    def in_memory(self) -> bool:
+        return self._mem is not None
+
     def _read_block(self, si: int, b0: int, b1: int) -> dict[str, np.ndarray]:
         r = self._readers[si]
         d = r.read(b0, b1, ["x", "y"])
@@ -103,9 +126,13 @@ class Batches:
                 d["target"] = t.read_rows(self._src_index[si][b0:b1], names=("x",))["x"]
         return d
 
-    def epoch(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
-        """The batches of one epoch; the same ``(seed, epoch)`` gives the same batches."""
-        keys = ["x", "y"] + (["target"] if self.with_target else [])
+    def _row_block(self, si: int, b0: int, b1: int) -> dict[str, np.ndarray]:
+        """The global row numbers of a block: the order algorithm run on indices."""
+        o = self._offsets[si]
+        return {"row": np.arange(o + b0, o + b1, dtype=np.int64)}
+
+    def _stream(self, epoch: int, read_block, keys: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+        """The order algorithm (module notes): blocks permuted, buffers of rows permuted."""
         order = list(range(len(self._blocks)))
         g = None
         if self.shuffle:
@@ -116,10 +143,10 @@ class Batches:
         i = 0
         while i < len(order) or held:
             while i < len(order) and held < self.buffer_rows:
-                d = self._read_block(*self._blocks[order[i]])
+                d = read_block(*self._blocks[order[i]])
                 for k in keys:
                     pending[k].append(d[k])
-                held += len(d["y"])
+                held += len(d[keys[0]])
                 i += 1
             buf = {k: np.concatenate(v) for k, v in pending.items()}
             if g is not None:
@@ -128,10 +155,87 @@ class Batches:
             last = i >= len(order)
             cut = held if last else (held // self.batch_size) * self.batch_size
             for b0 in range(0, cut, self.batch_size):
-                yield self._shard({k: v[b0:b0 + self.batch_size] for k, v in buf.items()})
+                yield {k: v[b0:b0 + self.batch_size] for k, v in buf.items()}
             pending = {k: [v[cut:]] for k, v in buf.items()}
             held -= cut
 
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """The epoch's global row numbers in batch order (batch ``i`` is rows ``i·B … (i+1)·B``)."""
+        parts = [d["row"] for d in self._stream(epoch, self._row_block, ["row"])]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def epoch(self, epoch: int) -> Iterator[dict]:
+        """The batches of one epoch; the same ``(seed, epoch)`` gives the same batches."""
+        if self._mem is not None:
+            yield from self._memory_epoch(epoch)
+            return
+        keys = ["x", "y"] + (["target"] if self.with_target else [])
+        for b in prefetch(self._stream(epoch, self._read_block, keys)):
+            yield self._shard(b)
+
+    # ---------------------------------------------------------------- in memory
+    def nbytes(self) -> int:
+        """Bytes the in-memory mode would hold (images of every source and extra target set)."""
+        row = int(np.prod(self._readers[0].info.shape)) * 4 if self._readers else 0
+        extra = sum(t.n for t in self._extra_targets().values())
+        return (self.n + extra) * (row + 8)
+
+    def _extra_targets(self) -> dict[Path, SetReader]:
+        """Target sets that are not themselves among the sources (read into the pool after them)."""
+        own = {s.path.resolve() for s in self._sources}
+        out: dict[Path, SetReader] = {}
+        for s, t in zip(self._sources, self._targets):
+            if t is not None and s.target.resolve() not in own:
+                out.setdefault(s.target.resolve(), t)
+        return out
+
+    def prepare(self, device: torch.device | str) -> "Batches":
+        """Hold the sets in memory on ``device`` when they fit in ``in_memory_bytes``; else stream."""
+        device = torch.device(device)
+        if self._mem is not None or not self.n or self.nbytes() > self.in_memory_bytes:
+            return self
+        extra = self._extra_targets()
+        shape = tuple(self._readers[0].info.shape)
+        total = self.n + sum(t.n for t in extra.values())
+        pin = device.type == "cuda"
+        pool = torch.empty((total, *shape), dtype=torch.float32, pin_memory=pin)
+        ys = torch.empty(self.n, dtype=torch.int64, pin_memory=pin)
+        pos: dict[Path, int] = {}
+        at = 0
+        for r in [*self._readers, *extra.values()]:
+            pos.setdefault(Path(r.path).resolve(), at)
+            for b0 in range(0, r.n, 4096):
+                d = r.read(b0, min(b0 + 4096, r.n), ["x", "y"])
+                pool[at + b0:at + b0 + len(d["y"])] = torch.from_numpy(d["x"])
+                if at < self.n:
+                    ys[at + b0:at + b0 + len(d["y"])] = torch.from_numpy(d["y"].astype(np.int64))
+            at += r.n
+        mem = {"x": pool.to(device, non_blocking=pin), "y": ys.to(device, non_blocking=pin)}
+        if self.with_target:
+            tgt = np.arange(self.n, dtype=np.int64)
+            for si, (s, t) in enumerate(zip(self._sources, self._targets)):
+                if t is not None:
+                    o = self._offsets[si]
+                    tgt[o:o + self._readers[si].n] = pos[s.target.resolve()] + self._src_index[si]
+            mem["target_row"] = torch.from_numpy(tgt).to(device)
+        if pin:
+            torch.cuda.synchronize(device)
+        self._mem = mem
+        return self
+
+    def _memory_epoch(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        mem = self._mem
+        order = torch.from_numpy(self.epoch_order(epoch)).to(mem["x"].device)
+        for b0 in range(0, self.n, self.batch_size):
+            idx = order[b0:b0 + self.batch_size]
+            if self.world_size > 1:
+                idx = idx[self.rank::self.world_size]
+            b = {"y": mem["y"][idx], "x": mem["x"][idx]}
+            if self.with_target:
+                b["target"] = mem["x"][mem["target_row"][idx]]
+            yield b
+
+    # ---------------------------------------------------------------- the rest
     def global_rows(self, i: int) -> int:
         """Rows of the ``i``-th batch of an epoch before the split across ranks (all batches
         are full but the last)."""
@@ -143,6 +247,7 @@ class Batches:
         return {k: v[self.rank::self.world_size] for k, v in batch.items()}
 
     def close(self) -> None:
+        self._mem = None
         for r in [*self._readers, *[t for t in self._targets if t is not None]]:
             try:
                 r.close()
@@ -156,15 +261,26 @@ class Batches:
         self.close()
 
 
+def default_in_memory_bytes() -> int:
+    """Sets up to this size are held in memory by :meth:`Batches.prepare` (``RDM_IN_MEMORY_MB``,
+    default 2048 MB; 0 always streams)."""
+    try:
+        return int(float(os.environ.get("RDM_IN_MEMORY_MB", "2048")) * 2 ** 20)
+    except ValueError:
+        return 2048 * 2 ** 20
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch) * 7919 + 17) % (2 ** 63)
 
 
-def to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    """Tensors on ``device``; images channels-last (about 25 % faster convolutions on CPU)."""
+def to_device(batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    """Tensors on ``device`` (numpy arrays or tensors in); images channels-last (about 25 %
+    faster convolutions on CPU)."""
     out = {}
     for k, v in batch.items():
-        t = torch.from_numpy(np.ascontiguousarray(v)).to(device)
+        t = v if torch.is_tensor(v) else torch.from_numpy(np.ascontiguousarray(v))
+        t = t.to(device, non_blocking=True)
         out[k] = t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
     return out
 
@@ -180,7 +296,7 @@ class Classification:
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         logits = model(batch["x"])
         loss = classification_loss(logits, batch["y"])
-        correct = (predict(logits.detach()) == batch["y"]).sum().item()
+        correct = (predict(logits.detach()) == batch["y"]).sum()     # a tensor: no host sync
         return loss, {"correct": correct}
 
     def running(self, totals: dict) -> str:
@@ -197,15 +313,16 @@ class Classification:
 
         was = model.training
         model.eval()
-        ys, ps, loss_sum = [], [], 0.0
+        ys, ps, losses = [], [], []
         for b in batches.epoch(0):
             t = to_device(b, device)
             logits = model(t["x"])
-            loss_sum += classification_loss(logits, t["y"], reduction="sum").item()
-            ys.append(b["y"])
-            ps.append(predict(logits).cpu().numpy())
+            losses.append(classification_loss(logits, t["y"], reduction="sum").double())
+            ys.append(t["y"])
+            ps.append(predict(logits))
         model.train(was)
-        y, p = np.concatenate(ys), np.concatenate(ps)
+        y, p = torch.cat(ys).cpu().numpy(), torch.cat(ps).cpu().numpy()    # one host sync
+        loss_sum = sum(float(v) for v in torch.stack(losses).cpu())   # summed as before, in order
         return {"loss": loss_sum / len(y), "accuracy": float((y == p).mean()),
                 "balanced_accuracy": float(balanced_accuracy_score(y, p)), "n": int(len(y))}
 
@@ -248,18 +365,20 @@ class Reconstruction:
     def evaluate(self, model: nn.Module, batches: Batches, device: torch.device) -> dict:
         was = model.training
         model.eval()
-        sq, sq0, psnr, n, px = 0.0, 0.0, 0.0, 0, 0
+        parts, n, px = [], 0, 0
         for b in batches.epoch(0):
             t = to_device(b, device)
             err = (model(t["x"]) - t["target"]).pow(2).flatten(1)
             per = err.mean(1).clamp_min(1e-12)
-            sq += err.sum().item()
-            if self.mean is not None:
-                sq0 += (t["target"] - self.mean.to(device)).pow(2).sum().item()
-            psnr += (10 * torch.log10(1.0 / per)).sum().item()
+            sq0_b = ((t["target"] - self.mean.to(device)).pow(2).sum() if self.mean is not None
+                     else err.new_zeros(()))
+            parts.append(torch.stack([err.sum(), sq0_b, (10 * torch.log10(1.0 / per)).sum()]))
             n += err.shape[0]
             px += err.numel()
         model.train(was)
+        sq, sq0, psnr = 0.0, 0.0, 0.0
+        for a, b0, c in (torch.stack(parts).cpu().tolist() if parts else []):   # one host sync
+            sq, sq0, psnr = sq + a, sq0 + b0, psnr + c
         mse = sq / px
         out = {"loss": mse, "mse": mse, "psnr": psnr / n, "n": n}
         if self.mean is not None:
@@ -344,12 +463,38 @@ def set_determinism(device: torch.device) -> None:
         torch.backends.cudnn.deterministic = True
 
 
+class _NoBar:
+    def add_task(self, *a, **k) -> int:
+        return 0
+
+    def update(self, *a, **k) -> None:
+        pass
+
+    def remove_task(self, *a, **k) -> None:
+        pass
+
+
+def _totals(sums: dict[str, torch.Tensor], n: int) -> dict[str, float]:
+    """The epoch's running sums as Python numbers (one host synchronisation)."""
+    out: dict[str, Any] = {"n": n}
+    for k, v in sums.items():
+        out[k] = float(v) if v.is_floating_point() else int(v)
+    return out
+
+
+def _nonfinite(losses: list[torch.Tensor], ep: int) -> None:
+    vals = torch.stack(losses).float().cpu()
+    i = int((~torch.isfinite(vals)).nonzero()[0, 0])
+    raise RdmError(f"the training loss became {float(vals[i])} at epoch {ep}, batch {i + 1}; try a lower --lr")
+
+
 def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: TrainConfig, *,
         device: torch.device, state: TrainerState | None = None,
         on_epoch_end: Callable[[TrainerState], None] | None = None,
         transform: Callable[[nn.Module, dict, int, int], dict] | None = None,
         params: Sequence[nn.Parameter] | None = None, quiet: bool = False,
-        signature: dict | None = None) -> TrainerState:
+        signature: dict | None = None, precision: str = "fp32",
+        log: Callable[[str], None] | None = None, progress=None) -> TrainerState:
     """Train ``model`` in place; it ends holding the best weights. Returns the final state.
 
     The caller seeds torch *before* building the model (so initial weights follow
@@ -359,17 +504,28 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
     batch before the step (on-line adversarial training). ``params``: the parameters
     to optimise (default: all with ``requires_grad``).
 
+    ``precision="bf16"`` runs the forward pass and the loss under autocast (bfloat16 on CUDA,
+    and on CPUs that support it); the weights, the optimizer and the stored state stay float32.
+    ``log`` receives the per-epoch lines and ``progress`` (a started Rich ``Progress``, or
+    anything with its ``add_task``/``update``/``remove_task``) shows the steps; without them
+    nothing is shown (library code never prints: the commands pass the console's).
+    The training batches are held in memory on ``device`` when they fit (see
+    :meth:`Batches.prepare`) and the running loss stays on the device, so a step never
+    waits for the host.
+
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel,
     each rank trains on its slice of every global batch of ``cfg.batch_size`` rows, and only
     rank 0 logs and calls ``on_epoch_end`` (see :mod:`rdm.distributed`).
     """
     from . import distributed
-    from .cli import console, progress
 
     ctx, device = distributed.setup(device)
     if ctx is not None:
         quiet = quiet or not ctx.main
         train.rank, train.world_size = ctx.rank, ctx.world_size
+    say = (lambda msg: None) if (quiet or log is None) else log
+    showing = progress is not None and not quiet
+    bar = progress if showing else _NoBar()
     set_determinism(device)
     model.to(device=device, memory_format=torch.channels_last)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
@@ -384,85 +540,97 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
         torch.set_rng_state(state.rng)
         if state.cuda_rng is not None and device.type == "cuda":
             torch.cuda.set_rng_state_all(state.cuda_rng)
-        if state.epoch and not quiet:
-            console.print(f"resuming after epoch {state.epoch} (best epoch {state.best_epoch})")
+        if state.epoch:
+            say(f"resuming after epoch {state.epoch} (best epoch {state.best_epoch})")
 
     net = distributed.wrap(model, device) if ctx is not None else model
 
-    def step(batch: dict[str, torch.Tensor], i: int) -> tuple[float, dict]:
+    def step(batch: dict[str, torch.Tensor], i: int) -> tuple[torch.Tensor, dict]:
         opt.zero_grad(set_to_none=True)
         n = int(batch["y"].shape[0])
         if ctx is not None and n == 0:     # a short last batch left this rank no row
             (net(batch["x"]).sum() * 0.0).backward()
             opt.step()
-            return 0.0, {}
-        loss, stats = objective.loss(net, batch)
+            return torch.zeros((), device=device), {}
+        with autocast(device, precision):
+            loss, stats = objective.loss(net, batch)
         if ctx is not None:   # DDP averages over ranks: weight by this rank's share of the global batch
             (loss * (n * ctx.world_size / train.global_rows(i))).backward()
         else:
             loss.backward()
         opt.step()
-        return loss.item(), stats
+        return loss.detach(), stats
 
-    with progress(disable=quiet) as bar:
-        while state.epoch < cfg.epochs and not state.stopped:
-            ep = state.epoch + 1
-            t0 = time.perf_counter()
-            model.train()
-            task = bar.add_task(f"epoch {ep}/{cfg.epochs}", total=len(train), info="")
-            totals: dict[str, float] = {"loss": 0.0, "n": 0}
-            for i, b in enumerate(train.epoch(ep)):
-                t = to_device(b, device)
-                if transform is not None and len(t["y"]):
+    train.prepare(device)
+    if val is not None:
+        val.prepare(device)
+    while state.epoch < cfg.epochs and not state.stopped:
+        ep = state.epoch + 1
+        t0 = time.perf_counter()
+        model.train()
+        task = bar.add_task(f"epoch {ep}/{cfg.epochs}", total=len(train), info="")
+        # running sums stay on the device (float64, the sums a Python float would make):
+        # no host synchronisation per step; the progress line reads them at most twice a second
+        sums: dict[str, torch.Tensor] = {}
+        losses: list[torch.Tensor] = []
+        n_rows, shown = 0, time.perf_counter()
+        for i, b in enumerate(train.epoch(ep)):
+            t = to_device(b, device)
+            if transform is not None and len(t["y"]):
+                with autocast(device, precision):
                     t = transform(model, t, ep, i)
-                loss, stats = step(t, i)
-                if not math.isfinite(loss):
-                    raise RdmError(f"the training loss became {loss} at epoch {ep}, batch {i + 1}; "
-                                   "try a lower --lr")
-                k = int(t["y"].shape[0])
-                totals["loss"] += loss * k
-                totals["n"] += k
-                for key, v in stats.items():
-                    totals[key] = totals.get(key, 0) + v
-                bar.update(task, advance=1, info=objective.running(totals))
-            bar.remove_task(task)
-            if ctx is not None:
-                totals = distributed.all_sum(totals, device)
-            rec: dict[str, Any] = {"epoch": ep, "train": objective.train_metrics(totals)}
-            improved = True
-            if val is not None:
-                vm = objective.evaluate(model, val, device)
-                rec["val"] = vm
-                improved = objective.better(vm, state.best_metrics)
-                if improved:
-                    state.best_metrics = vm
-            else:
-                state.best_metrics = rec["train"]
+            loss, stats = step(t, i)
+            k = int(t["y"].shape[0])
+            losses.append(loss)
+            n_rows += k
+            for key, v in (("loss", loss.double() * k), *stats.items()):
+                sums[key] = sums[key] + v if key in sums else torch.as_tensor(v, device=device).clone()
+            if device.type == "cpu" and not math.isfinite(float(loss)):
+                _nonfinite(losses, ep)
+            now = time.perf_counter()
+            if showing and (now - shown > 0.5 or i + 1 == len(train)):
+                bar.update(task, advance=0, info=objective.running(_totals(sums, n_rows)))
+                shown = now
+            bar.update(task, advance=1)
+        if losses and not bool(torch.isfinite(torch.stack(losses)).all()):
+            _nonfinite(losses, ep)
+        totals = _totals(sums, n_rows)
+        bar.remove_task(task)
+        if ctx is not None:
+            totals = distributed.all_sum(totals, device)
+        rec: dict[str, Any] = {"epoch": ep, "train": objective.train_metrics(totals)}
+        improved = True
+        if val is not None:
+            vm = objective.evaluate(model, val, device)
+            rec["val"] = vm
+            improved = objective.better(vm, state.best_metrics)
             if improved:
-                state.best, state.best_epoch, state.bad_epochs = _clone_sd(model), ep, 0
-            else:
-                state.bad_epochs += 1
-                if cfg.patience and state.bad_epochs >= cfg.patience:
-                    state.stopped = True
-            dt = time.perf_counter() - t0
-            rec["time_s"] = round(dt, 3)
-            state.wall_time_s += dt
-            state.history.append(rec)
-            state.epoch = ep
-            state.model = _clone_sd(model)
-            state.optimizer = opt.state_dict()
-            state.rng = torch.get_rng_state()
-            state.cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
-            if not quiet:
-                msg = f"epoch {ep}/{cfg.epochs}  train {objective.running(totals)}"
-                if "val" in rec:
-                    msg += f"  | val {objective.summary(rec['val'])}" + ("  *" if improved else "")
-                console.print(msg + f"  ({dt:.1f}s)", soft_wrap=True)
-                if state.stopped:
-                    console.print(f"early stop: no improvement for {cfg.patience} epochs; "
-                                  f"best epoch {state.best_epoch}")
-            if on_epoch_end is not None and (ctx is None or ctx.main):
-                on_epoch_end(state)
+                state.best_metrics = vm
+        else:
+            state.best_metrics = rec["train"]
+        if improved:
+            state.best, state.best_epoch, state.bad_epochs = _clone_sd(model), ep, 0
+        else:
+            state.bad_epochs += 1
+            if cfg.patience and state.bad_epochs >= cfg.patience:
+                state.stopped = True
+        dt = time.perf_counter() - t0
+        rec["time_s"] = round(dt, 3)
+        state.wall_time_s += dt
+        state.history.append(rec)
+        state.epoch = ep
+        state.model = _clone_sd(model)
+        state.optimizer = opt.state_dict()
+        state.rng = torch.get_rng_state()
+        state.cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+        msg = f"epoch {ep}/{cfg.epochs}  train {objective.running(totals)}"
+        if "val" in rec:
+            msg += f"  | val {objective.summary(rec['val'])}" + ("  *" if improved else "")
+        say(msg + f"  ({dt:.1f}s)")
+        if state.stopped:
+            say(f"early stop: no improvement for {cfg.patience} epochs; best epoch {state.best_epoch}")
+        if on_epoch_end is not None and (ctx is None or ctx.main):
+            on_epoch_end(state)
     if state.best is not None:
         model.load_state_dict(state.best)
     model.eval()

@@ -32,7 +32,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from .atomic import atomic_output
 from .checkpoint import Checkpoint, input_checks, load_checkpoint, read_raw, save_checkpoint
 from .errors import RdmError
 from .models import Purified, build, cnn_arch, dcae_arch, transfer_encoder
+from .precision import check_precision
 from .presets import Preset, load_preset
 from .sets import SetInfo, SetReader, channel_mean, sha256_file, validate_set
 from .train import (Batches, Classification, Reconstruction, Source, TrainConfig, TrainerState,
@@ -66,6 +67,21 @@ class Common:
     preset: str | None = None
     history: Path | None = None
     command: str | None = None
+    precision: str = "fp32"          # fp32 | bf16 (autocast on the forward pass: rdm.precision)
+    # what the library shows, given by the command (library code never prints): ``log`` gets the
+    # progress lines (silenced by ``quiet``), ``warn`` the warnings, ``progress`` a started Rich
+    # Progress for the per-step bar; None shows nothing
+    log: Callable[[str], None] | None = None
+    warn: Callable[[str], None] | None = None
+    progress: Any = None
+
+    def say(self, msg: str) -> None:
+        if self.log is not None and not self.quiet:
+            self.log(msg)
+
+    def warning(self, msg: str) -> None:
+        if self.warn is not None:
+            self.warn(msg)
 
 
 def resolve_preset(train: Path, preset: str | None) -> Preset:
@@ -120,12 +136,10 @@ def _hashes(paths: Sequence[Path]) -> dict[str, str]:
     return {str(p): sha256_file(p) for p in paths}
 
 
-def _load_resume(output: Path, signature: dict, quiet: bool, partial_only: bool = False) -> TrainerState | None:
+def _load_resume(output: Path, signature: dict, c: Common, partial_only: bool = False) -> TrainerState | None:
     """The trainer state to continue from. ``partial_only`` (``--resume-partial``, for pipelines
     and requeued batch jobs): only an interrupted ``OUTPUT.partial`` made with these very settings
     and data is continued; anything else is set aside and the run starts fresh, never an error."""
-    from .cli import console
-
     for p in (partial_path(output),) if partial_only else (partial_path(output), output):
         if p.exists():
             try:
@@ -136,8 +150,7 @@ def _load_resume(output: Path, signature: dict, quiet: bool, partial_only: bool 
                 blob = {}
             if not isinstance(blob.get("trainer"), dict):
                 if partial_only:
-                    console.print(f"--resume-partial: {p} is unreadable or has no trainer state; starting fresh",
-                                  style="yellow", markup=False, soft_wrap=True)
+                    c.warning(f"--resume-partial: {p} is unreadable or has no trainer state; starting fresh")
                     return None
                 raise RdmError(f"{p}: has no trainer state to resume from")
             state = TrainerState.from_blob(blob["trainer"])
@@ -145,17 +158,15 @@ def _load_resume(output: Path, signature: dict, quiet: bool, partial_only: bool 
                 diff = sorted(k for k in set(signature) | set(state.signature)
                               if state.signature.get(k) != json.loads(json.dumps(signature.get(k))))
                 if partial_only:
-                    console.print(f"--resume-partial: {p} was trained with other settings ({', '.join(diff)}); "
-                                  "starting fresh", style="yellow", markup=False, soft_wrap=True)
+                    c.warning(f"--resume-partial: {p} was trained with other settings ({', '.join(diff)}); "
+                              "starting fresh")
                     return None
                 raise RdmError(f"{p}: was trained with different settings ({', '.join(diff)}); "
                                "cannot --resume (remove it or change -o)")
-            if not quiet:
-                console.print(f"resuming from {p} (epoch {state.epoch})", soft_wrap=True)
+            c.say(f"resuming from {p} (epoch {state.epoch})")
             return state
-    if not quiet and not partial_only:
-        console.print(f"--resume: no {partial_path(output).name} or {output.name} yet; starting fresh",
-                      soft_wrap=True)
+    if not partial_only:
+        c.say(f"--resume: no {partial_path(output).name} or {output.name} yet; starting fresh")
     return None
 
 
@@ -165,6 +176,8 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
          transform=None, params=None, wrap=None, extra_meta: dict | None = None) -> Path:
     """Train, save per-epoch state to OUTPUT.partial, write OUTPUT; ``wrap(model)`` may
     turn the trained model into the saved one (e.g. the purified composite)."""
+    if check_precision(c.precision) != "fp32":   # recorded (and so part of the resume signature) when not the default
+        recipe = {**recipe, "precision": c.precision}
     skip = ("epochs", "adversarial_sets", "val_adversarial_sets")    # sets are in "datasets", by hash
     signature = {"kind": kind, "arch": arch, "recipe": {k: v for k, v in recipe.items() if k not in skip},
                  "seed": cfg.seed, "batch_size": cfg.batch_size, "lr": cfg.lr, "patience": cfg.patience,
@@ -172,8 +185,8 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
                  "parent": (parent or {}).get("sha256")}
     if c.resume and c.resume_partial:
         raise RdmError("--resume and --resume-partial exclude each other")
-    state = (_load_resume(output, signature, c.quiet) if c.resume else
-             _load_resume(output, signature, c.quiet, partial_only=True) if c.resume_partial else None)
+    state = (_load_resume(output, signature, c) if c.resume else
+             _load_resume(output, signature, c, partial_only=True) if c.resume_partial else None)
     meta_base = {
         "kind": kind, "arch": arch, "preset": preset.as_dict(), "classes": list(preset.classes),
         "input_shape": list(preset.shape), "recipe": recipe, "parent": parent, "datasets": datasets,
@@ -196,7 +209,8 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
          (Batches(val_sources, EVAL_BATCH, shuffle=False, with_target=objective.with_target)
           if val_sources else _Null()) as vb:
         state = fit(model, objective, tb, vb, cfg, device=device, state=state, on_epoch_end=on_epoch_end,
-                    transform=transform, params=params, quiet=c.quiet, signature=signature)
+                    transform=transform, params=params, quiet=c.quiet, signature=signature,
+                    precision=c.precision, log=c.log, progress=c.progress)
         meta = meta_for(state)
         saved = model
         if wrap is not None:
@@ -221,17 +235,13 @@ def _write_outputs(output: Path, partial: Path, saved, meta: dict, state, c, obj
     if c.history is not None:
         with atomic_output(Path(c.history)) as tmp:
             Path(tmp).write_text(json.dumps(state.history, indent=1) + "\n")
-    if not c.quiet:
-        from .cli import console
-        v = meta.get("val")
-        summ = objective.summary(v) if v else "no validation set"
-        console.print(f"wrote {output}: best epoch {state.best_epoch}/{state.epoch}, val {summ}, "
-                      f"{state.wall_time_s:.0f}s", soft_wrap=True)
+    v = meta.get("val")
+    summ = objective.summary(v) if v else "no validation set"
+    c.say(f"wrote {output}: best epoch {state.best_epoch}/{state.epoch}, val {summ}, {state.wall_time_s:.0f}s")
     warn = getattr(objective, "warning", None)
     msg = warn(meta["val"]) if warn is not None and meta.get("val") else None
     if msg:
-        from .cli import console
-        console.print(f"warning: {msg}", style="yellow", markup=False, soft_wrap=True)
+        c.warning(msg)
 
 
 class _Null:
@@ -254,6 +264,7 @@ def _classifier_setup(train: Path, val: Path | None, adv: Sequence[Path], c: Com
         check_set(val, preset)
     cfg = config(preset, c)
     device = _device(c.device)
+    check_precision(c.precision)
     return preset, infos, cfg, device
 
 
@@ -280,10 +291,9 @@ def train_cnn(train: Path, *, output: Path, val: Path | None = None, c: Common =
                 datasets=_hashes([train] + ([val] if val else [])), device=device)
 
 
-def match_source(adv: Path, clean: Path, clean_sha: str) -> None:
-    """Check that adversarial set ``adv`` was made from ``clean`` (see the module notes)."""
-    from .cli import console
-
+def match_source(adv: Path, clean: Path, clean_sha: str, warn: Callable[[str], None] | None = None) -> None:
+    """Check that adversarial set ``adv`` was made from ``clean`` (see the module notes);
+    ``warn`` gets the warning about a set that records no input hashes."""
     with SetReader(adv) as a, SetReader(clean) as s:
         if not a.has("source_index"):
             raise RdmError(f"{adv}: has no 'source_index' column, so its clean source rows are unknown")
@@ -294,8 +304,8 @@ def match_source(adv: Path, clean: Path, clean_sha: str) -> None:
             if hashes:
                 raise RdmError(f"{adv}: was not made from {clean} (its sha256 is not among the "
                                f"adversarial set's provenance inputs); give the clean set it came from")
-            console.print(f"warning: {adv} records no input hashes; matching it to {clean} by source_index "
-                          "and labels", soft_wrap=True)
+            if warn is not None:
+                warn(f"{adv} records no input hashes; matching it to {clean} by source_index and labels")
         if len(idx) and (idx.min() < 0 or idx.max() >= s.n):
             raise RdmError(f"{adv}: source_index {int(idx.max() if idx.max() >= s.n else idx.min())} "
                            f"is not a row of {clean} ({s.n} rows)")
@@ -337,11 +347,12 @@ def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: P
         check_set(p, preset, require=["source_index"])
     cfg = config(preset, c)
     device = _device(c.device)
+    check_precision(c.precision)
     datasets = _hashes([train, *adv] + ([val] if val else []) + val_adv)
     for p in adv:
-        match_source(p, train, datasets[str(train)])
+        match_source(p, train, datasets[str(train)], c.warning)
     for p in val_adv:
-        match_source(p, val, datasets[str(val)])
+        match_source(p, val, datasets[str(val)], c.warning)
     arch = dcae_arch(preset)
     torch.manual_seed(cfg.seed)
     model = build(arch)
@@ -424,8 +435,6 @@ def finetune(train: Path, *, dcae: Path, output: Path, val: Path | None = None, 
 
 def _compose(dck: Checkpoint, cnn: Path, preset: Preset, info: SetInfo, val: Path | None, output: Path,
              parent: dict, datasets: dict, c: Common, device: torch.device) -> Path:
-    from .cli import console
-
     cck = load_checkpoint(cnn, device="cpu", expect_kind="cnn")
     input_checks(cck, info)
     if list(cck.input_shape) != list(dck.input_shape):
@@ -441,10 +450,8 @@ def _compose(dck: Checkpoint, cnn: Path, preset: Preset, info: SetInfo, val: Pat
             "datasets": datasets, "seed": c.seed, "history": [], "best_epoch": 0, "val": vm,
             "wall_time_s": 0.0, "command": c.command if c.command is not None else " ".join(sys.argv)}
     save_checkpoint(output, model, meta)
-    if not c.quiet:
-        extra = f": val {Classification().summary(vm)}" if vm else ""
-        console.print(f"wrote {output} (DCAE {dck.path.name} in front of CNN {cck.path.name}){extra}",
-                      soft_wrap=True)
+    extra = f": val {Classification().summary(vm)}" if vm else ""
+    c.say(f"wrote {output} (DCAE {dck.path.name} in front of CNN {cck.path.name}){extra}")
     return output
 
 
