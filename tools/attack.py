@@ -37,6 +37,7 @@ def attack(
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: attack rows [i·N/n, (i+1)·N/n) only")] = None,
     merge: Annotated[bool, typer.Option("--merge", help="concatenate shard parts into -o")] = False,
     device: cli.DeviceOpt = "auto",
+    precision: cli.PrecisionOpt = "fp32",
     seed: cli.SeedOpt = 0,
     quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False,
@@ -62,11 +63,12 @@ def attack(
         dev = cli.resolve_device(device)
         args = dict(model=inputs[0], set=inputs[1], attack=attack, eps=eps, alpha=alpha, steps=steps,
                     restarts=restarts, random_start=random_start, keep=keep, batch_size=batch_size,
-                    shard=shard, device=str(dev), seed=seed, output=output)
+                    shard=shard, device=str(dev), seed=seed, output=output, precision=precision)
         with cli.progress(disable=quiet or not cli.console.is_terminal) as prog:
             res = attack_api.attack_set(inputs[0], inputs[1], specs, output, batch_size=batch_size,
                                         device=dev, shard=attack_api.parse_shard(shard),
-                                        command=command, arguments=args, progress=prog)
+                                        command=command, arguments=args, progress=prog,
+                                        precision=precision)
         if not quiet:
             for s, p, k in zip(specs, res.paths, res.success):
                 rate = k / res.clean_correct if res.clean_correct else float("nan")

@@ -42,6 +42,7 @@ def evaluate(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="write the JSON report here")] = None,
     as_json: cli.JsonOpt = False,
     device: cli.DeviceOpt = "auto",
+    precision: cli.PrecisionOpt = "fp32",
     seed: cli.SeedOpt = 0,
     quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False,
@@ -77,7 +78,8 @@ def evaluate(
             dev = cli.resolve_device(device)
             with cli.progress(disable=quiet or not cli.console.is_terminal) as prog:
                 report = eval_api.evaluate(model, sets, source=source, specs=specs, batch_size=batch_size,
-                                           device=dev, progress=prog, shard=part, seed=seed)
+                                           device=dev, progress=prog, shard=part, seed=seed,
+                                           precision=precision)
         if not quiet:
             from rich.console import Console  # wide enough for the table even when stderr is a file
             Console(stderr=True, highlight=False, width=max(cli.console.width, 150)).print(

@@ -39,6 +39,8 @@ from .checkpoint import Checkpoint, input_checks, load_checkpoint
 from .errors import RdmError
 from .metrics import perturbation_norms
 from .models import predict
+from .precision import autocast, check_precision
+from .prefetch import prefetch
 from .sets import SetReader, SetWriter, make_provenance, sha256_file, validate_set
 
 ATTACKABLE_KINDS = ("cnn", "purified")
@@ -113,8 +115,13 @@ class AttackResult:
 def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs: Sequence[AttackSpec],
                output: os.PathLike | str, *, batch_size: int = 128, device: str | torch.device = "cpu",
                shard: tuple[int, int] | None = None, command: str | None = None,
-               arguments: dict[str, Any] | None = None, progress=None) -> AttackResult:
-    """Attack every row (or one shard) of ``set_path`` with each spec; write one set per spec."""
+               arguments: dict[str, Any] | None = None, progress=None,
+               precision: str = "fp32") -> AttackResult:
+    """Attack every row (or one shard) of ``set_path`` with each spec; write one set per spec.
+
+    ``precision="bf16"``: the attack's forward/backward passes under autocast
+    (:mod:`rdm.precision`); the ε-ball, the stored images and the stored predictions stay float32.
+    The set is read and decompressed ahead by a background thread (:mod:`rdm.prefetch`)."""
     set_path, model_path = Path(set_path), Path(model_path)
     if not specs:
         raise RdmError("no attack given")
@@ -124,6 +131,7 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     if len(names) != 1:
         raise RdmError("all specs of one run must be the same attack")
     device = torch.device(device)
+    check_precision(precision)
     ck = load_attack_model(model_path, device)
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=model_path.name)
@@ -163,12 +171,13 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
             writers.append(w)
         task = progress.add_task(f"{specs[0].name.value}", total=stop - start, info="") if progress else None
         with SetReader(set_path) as reader:
-            for b in reader.batches(int(batch_size), start, stop):
+            for b in prefetch(reader.batches(int(batch_size), start, stop)):
                 x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)
                 y = torch.from_numpy(b["y"]).to(device)
                 with torch.no_grad():
                     pc = predict(model(x))
-                advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
+                with autocast(device, precision):
+                    advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
                 right = (pc == y).cpu().numpy()
                 clean_correct += int(right.sum())
                 for j, (w, xa) in enumerate(zip(writers, advs)):

@@ -37,6 +37,8 @@ from .attacks import AttackSpec, run_attack_sweep
 from .checkpoint import Checkpoint, input_checks
 from .errors import RdmError
 from .metrics import Counts, adv_counts, summarize
+from .precision import autocast, check_precision
+from .prefetch import prefetch
 from .models import predict
 from .sets import SetReader, sha256_file, validate_set
 
@@ -44,9 +46,27 @@ PROTOCOLS = ("clean", "white-box", "transfer")
 CLEAN, WHITE_BOX, TRANSFER = PROTOCOLS
 
 
-def _predict(model, x: np.ndarray, device) -> np.ndarray:
+def _predict(model, x, device) -> np.ndarray:
+    """Predicted labels of a batch (numpy array or tensor), always at the model's float32 precision."""
     with torch.no_grad():
-        return predict(model(torch.from_numpy(np.ascontiguousarray(x)).to(device))).cpu().numpy()
+        return predict(model(_tensor(x, device))).cpu().numpy()
+
+
+def _tensor(x, device) -> torch.Tensor:
+    t = x if torch.is_tensor(x) else torch.from_numpy(np.ascontiguousarray(x))
+    return t.to(device, non_blocking=True)
+
+
+def _pin(batch: dict) -> dict:
+    """In the read-ahead thread, for a GPU: the images as pinned tensors (an asynchronous copy)."""
+    return {**batch, **{f"{k}_t": torch.from_numpy(np.ascontiguousarray(batch[k])).pin_memory()
+                        for k in ("x", "clean_x") if k in batch}}
+
+
+def _read_ahead(batches, device: torch.device):
+    """``batches`` read and decompressed by a background thread (:func:`rdm.prefetch.prefetch`);
+    leaving the loop (also by an exception) stops the thread before the readers close."""
+    return prefetch(batches, transform=_pin if device.type == "cuda" else None)
 
 
 def source_of(info, override: os.PathLike | str | None) -> Path:
@@ -113,11 +133,11 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
     if shard is not None:
         result["rows"] = {"start": start, "stop": stop, "of": info.n}
     task = progress.add_task(set_path.name, total=stop - start, info="") if progress else None
-    try:
+    device = torch.device(device)
+
+    def rows():   # the set's batches and their clean source rows, read in the background thread
         with SetReader(set_path) as r:
             for b in r.batches(int(batch_size), start, stop):
-                pred = _predict(model, b["x"], device)
-                counts.add_predictions(b["y"], pred)
                 if src_reader is not None:
                     si = b["source_index"]
                     if si.min() < 0 or si.max() >= src_reader.n:
@@ -125,13 +145,25 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
                     clean = src_reader.read_rows(si, ("x", "y"))
                     if not np.array_equal(clean["y"], b["y"]):
                         raise RdmError(f"{set_path}: labels differ from its source {src_reader.path}")
-                    todo = cache[si] < 0
-                    if todo.any():
-                        cache[si[todo]] = _predict(model, clean["x"][todo], device)
-                    pc = cache[si]
-                    counts.adv = counts.adv.merge(adv_counts(b["y"], pc, pred, b["x"], clean["x"]))
-                if progress:
-                    progress.update(task, advance=len(b["y"]))
+                    b["clean_x"] = clean["x"]
+                yield b
+
+    try:
+        for b in _read_ahead(rows(), device):   # (the generator closes its thread when the loop ends)
+            x = _tensor(b.get("x_t", b["x"]), device)
+            pred = _predict(model, x, device)
+            counts.add_predictions(b["y"], pred)
+            if src_reader is not None:
+                si = b["source_index"]
+                todo = cache[si] < 0
+                if todo.any():
+                    cache[si[todo]] = _predict(model, b["clean_x"][todo], device)
+                pc = cache[si]
+                xc = _tensor(b["clean_x_t"], device) if "clean_x_t" in b else b["clean_x"]
+                xa = x if device.type == "cuda" else b["x"]     # on a GPU the image metrics run there
+                counts.adv = counts.adv.merge(adv_counts(b["y"], pc, pred, xa, xc))
+            if progress:
+                progress.update(task, advance=len(b["y"]))
     finally:
         if src_reader is not None:
             src_reader.close()
@@ -142,8 +174,12 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
 
 def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequence[AttackSpec], *,
                         batch_size: int = 256, device: torch.device | str = "cpu",
-                        progress=None, shard: tuple[int, int] | None = None) -> list[dict[str, Any]]:
-    """White-box: attack ``ck``'s own model on ``set_path`` (its clean source) with each spec."""
+                        progress=None, shard: tuple[int, int] | None = None,
+                        precision: str = "fp32") -> list[dict[str, Any]]:
+    """White-box: attack ``ck``'s own model on ``set_path`` (its clean source) with each spec.
+
+    ``precision="bf16"`` crafts the attack under autocast (:mod:`rdm.precision`); the model's
+    predictions, hence the reported accuracy, stay float32."""
     set_path = Path(set_path)
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=ck.path.name)
@@ -153,31 +189,40 @@ def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequ
     start, stop = shard_range(info.n, shard)
     task = (progress.add_task(f"{set_path.name} {specs[0].name.value}", total=stop - start, info="")
             if progress else None)
-    with SetReader(set_path) as r:
-        for b in r.batches(int(batch_size), start, stop):
-            x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)
-            y = torch.from_numpy(b["y"]).to(device)
-            pc = _predict(model, b["x"], device)
+    device = torch.device(device)
+
+    def batches():
+        with SetReader(set_path) as r:
+            yield from r.batches(int(batch_size), start, stop)
+
+    for b in _read_ahead(batches(), device):
+        x = _tensor(b.get("x_t", b["x"]), device)
+        y = torch.from_numpy(b["y"]).to(device)
+        pc = _predict(model, x, device)
+        with autocast(device, precision):     # the attack's forward/backward; bounds and outputs stay float32
             advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
-            for c, xa in zip(counts, advs):
-                xa_np = xa.cpu().numpy()
-                pa = _predict(model, xa_np, device)
-                c.add_predictions(b["y"], pa)
-                c.adv = c.adv.merge(adv_counts(b["y"], pc, pa, xa_np, b["x"]))
-            if progress:
-                progress.update(task, advance=len(b["y"]))
+        for c, xa in zip(counts, advs):
+            pa = _predict(model, xa, device)
+            c.add_predictions(b["y"], pa)
+            c.adv = c.adv.merge(adv_counts(b["y"], pc, pa, xa, x))
+        if progress:
+            progress.update(task, advance=len(b["y"]))
     sha = sha256_file(set_path)
     rows = {"rows": {"start": start, "stop": stop, "of": info.n}} if shard is not None else {}
+    prec = {"precision": precision} if check_precision(precision) != "fp32" else {}
     return [{"set": str(set_path), "set_sha256": sha, "protocol": WHITE_BOX, "source": str(set_path),
-             "attack": s.to_dict(), "on_the_fly": True, **rows, "counts": c.to_dict(), "metrics": summarize(c)}
+             "attack": s.to_dict(), "on_the_fly": True, **prec, **rows, "counts": c.to_dict(),
+             "metrics": summarize(c)}
             for s, c in zip(specs, counts)]
 
 
 def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *,
              source: os.PathLike | str | None = None, specs: Sequence[AttackSpec] = (),
              batch_size: int = 256, device: torch.device | str = "cpu", progress=None,
-             shard: tuple[int, int] | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Every set through ``model_path``; with ``specs`` also white-box attacks on the fly.
+             shard: tuple[int, int] | None = None, seed: int | None = None,
+             precision: str = "fp32") -> dict[str, Any]:
+    """Every set through ``model_path``; with ``specs`` also white-box attacks on the fly
+    (crafted at ``precision``: fp32, or bf16 autocast).
 
     ``shard=(i, n)``: only rows [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) of each set; the report is a part
     for :func:`merge_reports` and records the shard and ``seed``."""
@@ -185,6 +230,7 @@ def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *
         raise RdmError(f"--batch-size must be at least 1, got {batch_size}")
     if not sets:
         raise RdmError("no set to evaluate")
+    check_precision(precision)
     device = torch.device(device)
     ck = load_attack_model(model_path, device)
     # cheap checks on every input before any expensive work
@@ -207,7 +253,7 @@ def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *
                                     progress=progress, shard=shard, clean_preds=clean_preds))
         if specs and proto == CLEAN:  # on-the-fly attacks start from clean sets only
             results.extend(evaluate_on_the_fly(ck, s, specs, batch_size=batch_size, device=device,
-                                               progress=progress, shard=shard))
+                                               progress=progress, shard=shard, precision=precision))
     report = {"model": str(model_path), "model_sha256": ck.sha256, "model_kind": ck.kind,
               "classes": ck.classes, "results": results}
     if shard is not None:   # a part: metrics of some rows only, so no masking verdict yet

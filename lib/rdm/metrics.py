@@ -117,7 +117,11 @@ def perturbation_norms(x_adv: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np
 
 
 def ssim_psnr(x_adv: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row SSIM and PSNR (data_range = 1) of N×C×H×W images against their clean source."""
+    """Per-row SSIM and PSNR (data_range = 1) of N×C×H×W images against their clean source
+    (numpy arrays, or tensors: on a GPU computed there, see :func:`_ssim_psnr_torch`)."""
+    if _on_gpu(x_adv) or _on_gpu(x):
+        return _ssim_psnr_torch(x_adv, x)
+    x_adv, x = _numpy(x_adv), _numpy(x)
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     n = len(x)
@@ -139,10 +143,61 @@ def ssim_psnr(x_adv: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return ssim, psnr
 
 
+def _ssim_psnr_torch(x_adv, x) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ssim_psnr` for a batch on a GPU, in float64 on the device: scikit-image's
+    ``structural_similarity`` (uniform window, sample covariance, K1 = 0.01, K2 = 0.03, the
+    mean over the window-valid interior, channels averaged) and ``peak_signal_noise_ratio``,
+    the same formulas to within float64 rounding (tested against scikit-image on CPU). On a
+    CPU the per-image scikit-image calls are faster (256 brain images: 0.17 s against 0.2–0.5 s
+    for this, one thread), so it is only used for images already on a GPU, where a per-image
+    loop on the host would cost more than the attack itself."""
+    import torch
+    import torch.nn.functional as F
+
+    a = _f64(x)
+    b = _f64(x_adv, like=a)
+    n = a.shape[0]
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    h, w = a.shape[-2:]
+    win = min(7, h if h % 2 else h - 1, w if w % 2 else w - 1)
+    cov_norm = win * win / (win * win - 1)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+
+    def box(t):     # the window mean over the valid interior only: what scikit-image keeps after crop
+        return F.avg_pool2d(t, win, stride=1)
+
+    ux, uy = box(a), box(b)
+    vx = cov_norm * (box(a * a) - ux * ux)
+    vy = cov_norm * (box(b * b) - uy * uy)
+    vxy = cov_norm * (box(a * b) - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    ssim = s.flatten(2).mean(2).mean(1)
+    mse = (a - b).pow(2).flatten(1).mean(1)
+    psnr = torch.where(mse > 0, 10 * torch.log10(1.0 / mse), torch.full_like(mse, math.inf))
+    return ssim.cpu().numpy(), psnr.cpu().numpy()
+
+
+def _f64(v, like=None):
+    import torch
+
+    t = v if torch.is_tensor(v) else torch.from_numpy(np.ascontiguousarray(v))
+    return t.to(device=like.device if like is not None else t.device, dtype=torch.float64)
+
+
+def _on_gpu(v) -> bool:
+    return hasattr(v, "device") and getattr(v.device, "type", "cpu") != "cpu"
+
+
+def _numpy(v) -> np.ndarray:
+    return v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+
+
 def adv_counts(y, pred_clean, pred_adv, x_adv, x_clean) -> AdvCounts:
-    """Adversarial sums for one batch of rows."""
-    y, pc, pa = (np.asarray(v).reshape(-1) for v in (y, pred_clean, pred_adv))
-    linf, l2 = perturbation_norms(x_adv, x_clean)
+    """Adversarial sums for one batch of rows (numpy arrays or tensors; SSIM/PSNR of images on a
+    GPU are computed there)."""
+    y, pc, pa = (_numpy(v).reshape(-1) for v in (y, pred_clean, pred_adv))
+    linf, l2 = perturbation_norms(_numpy(x_adv), _numpy(x_clean))
     ssim, psnr = ssim_psnr(x_adv, x_clean)
     right = pc == y
     finite = np.isfinite(psnr)
