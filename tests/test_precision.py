@@ -68,7 +68,7 @@ def test_bf16_robust_accuracy_stays_close_to_fp32(trained):
                                     precision=prec)
             clean, adv = rep["results"]
             assert adv.get("precision", "fp32") == prec
-            acc[prec, spec.name.value] = adv["metrics"]["accuracy"]
+            acc[prec, spec.name] = adv["metrics"]["accuracy"]
             acc["clean"] = clean["metrics"]["accuracy"]
     assert acc["clean"] - acc["fp32", "pgd"] > 0.1              # the attack does something
     for a in ("pgd", "fgsm"):                                   # 120 rows: within 3 rows (2.5 points)

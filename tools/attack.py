@@ -1,4 +1,4 @@
-"""rdm-attack: craft adversarial sets (FGSM, PGD, BIM, APGD-CE) against a checkpoint."""
+"""rdm-attack: craft adversarial sets (FGSM, PGD, BIM, APGD-CE, any registered attack) against a checkpoint."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from rdm import cli
-from rdm.attacks import AttackName
+from rdm import attack_options as ao
 
 app = cli.make_app("Craft an adversarial set (L∞, pixel space) against a cnn or purified checkpoint.")
 
@@ -23,16 +23,15 @@ def attack(
                                                  show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="output set; with several --eps a "
                                          "pattern with {eps} or a directory")],
-    attack: Annotated[Optional[AttackName], typer.Option("--attack", case_sensitive=False,
-                                                         help="fgsm, pgd, bim (PGD, no random start) or apgd")] = None,
-    eps: Annotated[Optional[list[float]], typer.Option("--eps", help="L∞ budget in [0, 1]; repeat for a sweep")] = None,
-    alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD/BIM step size (default 2.5·ε/steps)")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="iterations (PGD/BIM 10, APGD 100)")] = None,
-    restarts: Annotated[int, typer.Option("--restarts", help="restarts; per image the one that fools is kept")] = 1,
-    random_start: Annotated[bool, typer.Option("--random-start/--no-random-start",
-                                               help="PGD: start at a random point of the ε-ball")] = False,
-    keep: Annotated[str, typer.Option("--keep", help="PGD: fooled (final iterate per restart), best "
-                                      "(any iterate), last")] = "fooled",
+    attack: ao.AttackOpt = None,
+    eps: ao.EpsOpt = None,
+    alpha: ao.AlphaOpt = None,
+    steps: ao.StepsOpt = None,
+    restarts: ao.RestartsOpt = None,
+    random_start: ao.RandomStartOpt = None,
+    keep: ao.KeepOpt = None,
+    queries: ao.QueriesOpt = None,
+    attack_param: ao.ParamOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="rows per batch")] = 128,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: attack rows [i·N/n, (i+1)·N/n) only")] = None,
     merge: Annotated[bool, typer.Option("--merge", help="concatenate shard parts into -o")] = False,
@@ -44,7 +43,6 @@ def attack(
 ):
     """Attack MODEL.ckpt on SET.h5 and write the adversarial set(s); prints the path(s) written."""
     from rdm import attack_api
-    from rdm.attacks import AttackSpec
     from rdm.errors import RdmError
 
     command = " ".join(["rdm-attack", *sys.argv[1:]])
@@ -58,12 +56,15 @@ def attack(
             raise RdmError(f"expected MODEL.ckpt SET.h5, got {len(inputs)} argument(s)")
         if attack is None or not eps:
             raise RdmError("--attack and --eps are required")
-        specs = [AttackSpec.make(attack, e, alpha=alpha, steps=steps, restarts=restarts,
-                                 random_start=random_start, seed=seed, keep=keep) for e in eps]
+        specs = ao.specs_from(attack, eps, alpha=alpha, steps=steps, restarts=restarts,
+                              random_start=random_start, keep=keep, queries=queries, params=attack_param,
+                              seed=seed)
         dev = cli.resolve_device(device)
         args = dict(model=inputs[0], set=inputs[1], attack=attack, eps=eps, alpha=alpha, steps=steps,
-                    restarts=restarts, random_start=random_start, keep=keep, batch_size=batch_size,
-                    shard=shard, device=str(dev), seed=seed, output=output, precision=precision)
+                    restarts=1 if restarts is None else restarts, random_start=bool(random_start),
+                    keep=keep or "fooled", batch_size=batch_size, shard=shard, device=str(dev), seed=seed,
+                    output=output, precision=precision, **({"queries": queries} if queries is not None else {}),
+                    **({"attack_param": attack_param} if attack_param else {}))
         with cli.progress(disable=quiet or not cli.console.is_terminal) as prog:
             res = attack_api.attack_set(inputs[0], inputs[1], specs, output, batch_size=batch_size,
                                         device=dev, shard=attack_api.parse_shard(shard),

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from rdm import cli
-from rdm.attacks import AttackName
+from rdm import attack_options as ao
 
 app = cli.make_app("Evaluate a checkpoint on sets: accuracy, balanced accuracy, P/R/F1, confusion, "
                    "attack success, norms, SSIM/PSNR; protocol clean / transfer / white-box.")
@@ -26,14 +26,15 @@ def evaluate(
                                                          "the other parts", show_default=False)] = None,
     source: Annotated[Optional[Path], typer.Option("--source", help="clean source of the adversarial "
                                                    "sets (default: from their provenance)")] = None,
-    attack: Annotated[Optional[AttackName], typer.Option("--attack", case_sensitive=False,
-                      help="also attack the evaluated model itself on each clean set (white-box)")] = None,
-    eps: Annotated[Optional[list[float]], typer.Option("--eps", help="ε for --attack; repeat for a sweep")] = None,
-    alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD/BIM step size")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="PGD/BIM/APGD iterations")] = None,
-    restarts: Annotated[int, typer.Option("--restarts", help="random restarts")] = 1,
-    random_start: Annotated[bool, typer.Option("--random-start/--no-random-start")] = False,
-    keep: Annotated[str, typer.Option("--keep", help="PGD: fooled, best or last")] = "fooled",
+    attack: ao.AttackOpt = None,
+    eps: ao.EpsOpt = None,
+    alpha: ao.AlphaOpt = None,
+    steps: ao.StepsOpt = None,
+    restarts: ao.RestartsOpt = None,
+    random_start: ao.RandomStartOpt = None,
+    keep: ao.KeepOpt = None,
+    queries: ao.QueriesOpt = None,
+    attack_param: ao.ParamOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: evaluate rows [i·N/n, (i+1)·N/n) "
                                                  "of each set only; writes a part for --merge")] = None,
@@ -51,7 +52,6 @@ def evaluate(
     from rdm import eval_api
     from rdm.atomic import atomic_output
     from rdm.attack_api import parse_shard
-    from rdm.attacks import AttackSpec
     from rdm.errors import RdmError
 
     with cli.guard(debug):
@@ -69,9 +69,9 @@ def evaluate(
                 raise RdmError("expected MODEL.ckpt and at least one SET.h5")
             if (attack is None) != (not eps):
                 raise RdmError("--attack and --eps go together")
-            specs = [AttackSpec.make(attack, e, alpha=alpha, steps=steps, restarts=restarts,
-                                     random_start=random_start, seed=seed, keep=keep)
-                     for e in (eps or [])] if attack is not None else []
+            specs = ao.specs_from(attack, eps, alpha=alpha, steps=steps, restarts=restarts,
+                                  random_start=random_start, keep=keep, queries=queries,
+                                  params=attack_param, seed=seed) if attack is not None else []
             part = parse_shard(shard)
             if output is not None:
                 cli.check_output_path(output)

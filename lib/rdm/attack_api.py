@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .attacks import AttackName, AttackSpec, run_attack_sweep
+from .attack_registry import AttackSpec, run_attack_sweep
 from .checkpoint import Checkpoint, input_checks, load_checkpoint
 from .errors import RdmError
 from .metrics import perturbation_norms
@@ -81,7 +81,7 @@ def output_paths(output: os.PathLike | str, specs: Sequence[AttackSpec], set_pat
     if "{eps}" in out:
         paths = [Path(out.replace("{eps}", fmt_eps(s.eps))) for s in specs]
     elif Path(out).is_dir() or out.endswith(os.sep):
-        paths = [Path(out) / f"{set_path.stem}-{s.name.value}-{fmt_eps(s.eps)}{suffix}.h5" for s in specs]
+        paths = [Path(out) / f"{set_path.stem}-{s.name}-{fmt_eps(s.eps)}{suffix}.h5" for s in specs]
     elif len(specs) == 1:
         paths = [Path(out)]
     else:
@@ -169,7 +169,7 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
                           attrs={"attack": spec.to_dict(), "protocol_model_sha256": ck.sha256})
             stack.enter_context(w)
             writers.append(w)
-        task = progress.add_task(f"{specs[0].name.value}", total=stop - start, info="") if progress else None
+        task = progress.add_task(f"{specs[0].name}", total=stop - start, info="") if progress else None
         with SetReader(set_path) as reader:
             for b in prefetch(reader.batches(int(batch_size), start, stop)):
                 x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)

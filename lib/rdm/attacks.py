@@ -28,18 +28,15 @@ identical in any layout) and returned contiguous; projection is one ``clamp`` ag
 the precomputed bounds; no per-step host synchronisation in PGD or APGD; PGD with one
 restart skips the extra forward pass on the final iterate when nothing needs its loss.
 
-:class:`AttackSpec` describes one attack (name + hyper-parameters) for logs and
-provenance; :func:`run_attack` dispatches on it. :class:`AttackName` is the enum shared
-by the command line and the library.
+The attack classes (hyper-parameters, defaults, labels, CLI flags) and
+:class:`~rdm.attack_registry.AttackSpec` are in :mod:`rdm.attack_registry`.
 """
 
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from enum import Enum
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -49,23 +46,11 @@ from .errors import RdmError
 from .models import as_class_logits, classification_loss
 
 __all__ = [
-    "AttackName", "AttackSpec", "attack_mode", "fgsm", "fgsm_sweep", "pgd", "apgd_ce",
-    "run_attack", "run_attack_sweep", "eps_bounds", "project", "row_generator",
+    "attack_mode", "fgsm", "fgsm_sweep", "pgd", "apgd_ce", "eps_bounds", "project", "row_generator",
+    "check_eps",
 ]
 
 KEEP_CHOICES = ("fooled", "best", "last")
-
-
-class AttackName(str, Enum):
-    """Attack names, shared by ``rdm-attack``, ``rdm-eval`` and the library."""
-
-    fgsm = "fgsm"
-    pgd = "pgd"
-    bim = "bim"
-    apgd = "apgd"
-
-    def __str__(self) -> str:  # so Typer/Rich print "pgd", not "AttackName.pgd"
-        return self.value
 
 
 # --------------------------------------------------------------------------- model mode
@@ -202,11 +187,14 @@ def _prepare(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return x, y
 
 
-def _check_eps(eps: float) -> float:
+def check_eps(eps: float) -> float:
     eps = float(eps)
     if not (0.0 <= eps <= 1.0) or math.isnan(eps):
         raise RdmError(f"eps must be in [0, 1], got {eps:g}")
     return eps
+
+
+_check_eps = check_eps
 
 
 def _row_ids(row_ids: Sequence[int] | torch.Tensor | np.ndarray | None, n: int) -> list[int]:
@@ -475,106 +463,11 @@ def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum):
     return out, out_loss, out_fooled
 
 
-# --------------------------------------------------------------------------- spec + dispatch
-@dataclass(frozen=True)
-class AttackSpec:
-    """One attack and its hyper-parameters, for logs, provenance and :func:`run_attack`.
-
-    ``alpha``/``steps``/``restarts``/``random_start`` are ignored by FGSM; ``bim`` is PGD
-    without random start; ``apgd`` has no ``alpha`` (its step size is adaptive).
-    """
-
-    name: AttackName
-    eps: float
-    alpha: float | None = None
-    steps: int | None = None
-    restarts: int = 1
-    random_start: bool = False
-    seed: int | None = 0
-    keep: str = "fooled"
-
-    def __post_init__(self):
-        object.__setattr__(self, "name", AttackName(self.name))
-
-    @classmethod
-    def make(cls, name: str | AttackName, eps: float, *, alpha: float | None = None,
-             steps: int | None = None, restarts: int = 1, random_start: bool = False,
-             seed: int | None = 0, keep: str = "fooled") -> "AttackSpec":
-        """Validated spec with defaults filled (PGD/BIM: 10 steps, α = 2.5·ε/steps; APGD: 100 steps)."""
-        try:
-            name = AttackName(str(name).lower())
-        except ValueError:
-            raise RdmError(f"unknown attack '{name}' (choose from "
-                           f"{', '.join(a.value for a in AttackName)})") from None
-        eps = _check_eps(eps)
-        if steps is not None and int(steps) < 1:
-            raise RdmError(f"--steps must be at least 1, got {steps}")
-        if alpha is not None and not float(alpha) > 0:
-            raise RdmError(f"--alpha must be > 0, got {alpha:g}")
-        if int(restarts) < 1:
-            raise RdmError(f"--restarts must be at least 1, got {restarts}")
-        if keep not in KEEP_CHOICES:
-            raise RdmError(f"keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
-        if name is AttackName.fgsm:
-            return cls(name, eps, seed=seed)
-        if name is AttackName.bim and random_start:
-            raise RdmError("bim is PGD without a random start; use --attack pgd --random-start")
-        if name is AttackName.apgd:
-            if alpha is not None:
-                raise RdmError("apgd chooses its own step size; drop --alpha")
-            return cls(name, eps, None, int(steps or 100), int(restarts), True, seed)
-        steps = int(steps or 10)
-        alpha = float(alpha) if alpha is not None else 2.5 * eps / steps
-        return cls(name, eps, alpha, steps, int(restarts), bool(random_start), seed, keep)
-
-    def with_eps(self, eps: float) -> "AttackSpec":
-        """Same attack at another ε (a default α is NOT rescaled: it was fixed when made)."""
-        return replace(self, eps=_check_eps(eps))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["name"] = self.name.value
-        d["description"] = repr(self)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AttackSpec":
-        keys = {"name", "eps", "alpha", "steps", "restarts", "random_start", "seed", "keep"}
-        return cls(**{k: v for k, v in d.items() if k in keys})
-
-    def __repr__(self) -> str:
-        n = self.name
-        if n is AttackName.fgsm:
-            return f"FGSM(eps={self.eps:g})"
-        if n is AttackName.apgd:
-            return f"APGD-CE(eps={self.eps:g}, steps={self.steps}, restarts={self.restarts}, seed={self.seed})"
-        label = "BIM" if n is AttackName.bim else "PGD"
-        rs = f", random_start={self.random_start}" if n is AttackName.pgd else ""
-        return (f"{label}(eps={self.eps:g}, alpha={self.alpha:g}, steps={self.steps}, "
-                f"restarts={self.restarts}{rs}, seed={self.seed}, keep={self.keep})")
-
-    __str__ = __repr__
-
-
-def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-               row_ids: Sequence[int] | None = None) -> torch.Tensor:
-    """Run the attack ``spec`` describes on one batch."""
-    n = spec.name
-    if n is AttackName.fgsm:
-        return fgsm(model, x, y, spec.eps)
-    if n in (AttackName.pgd, AttackName.bim):
-        return pgd(model, x, y, spec.eps, spec.alpha, spec.steps,
-                   random_start=spec.random_start and n is AttackName.pgd,
-                   restarts=spec.restarts, seed=spec.seed, row_ids=row_ids, keep=spec.keep)
-    if n is AttackName.apgd:
-        return apgd_ce(model, x, y, spec.eps, spec.steps, restarts=spec.restarts,
-                       seed=spec.seed, row_ids=row_ids)
-    raise RdmError(f"unknown attack {n}")
-
-
-def run_attack_sweep(specs: Sequence[AttackSpec], model: nn.Module, x: torch.Tensor,
-                     y: torch.Tensor, row_ids: Sequence[int] | None = None) -> list[torch.Tensor]:
-    """Several specs on one batch; all-FGSM sweeps share one gradient (:func:`fgsm_sweep`)."""
-    if specs and all(s.name is AttackName.fgsm for s in specs):
-        return fgsm_sweep(model, x, y, [s.eps for s in specs])
-    return [run_attack(s, model, x, y, row_ids) for s in specs]
+# --------------------------------------------------------------------------- moved names
+def __getattr__(name: str):
+    """``AttackSpec``, ``run_attack`` and ``run_attack_sweep`` live in :mod:`rdm.attack_registry`;
+    importing them from here still works."""
+    if name in ("AttackSpec", "run_attack", "run_attack_sweep"):
+        from . import attack_registry
+        return getattr(attack_registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

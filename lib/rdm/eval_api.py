@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .attack_api import load_attack_model, shard_range
-from .attacks import AttackSpec, run_attack_sweep
+from .attack_registry import AttackSpec, run_attack_sweep
 from .checkpoint import Checkpoint, input_checks
 from .errors import RdmError
 from .metrics import Counts, adv_counts, summarize
@@ -187,7 +187,7 @@ def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequ
     model = ck.model
     counts = [Counts.empty(info.classes, adversarial=True) for _ in specs]
     start, stop = shard_range(info.n, shard)
-    task = (progress.add_task(f"{set_path.name} {specs[0].name.value}", total=stop - start, info="")
+    task = (progress.add_task(f"{set_path.name} {specs[0].name}", total=stop - start, info="")
             if progress else None)
     device = torch.device(device)
 
@@ -380,20 +380,10 @@ def _pct(v) -> str:
 
 
 def short_attack(att) -> str:
-    """``PGD ε=0.005 α=0.002 ×3`` style label for tables."""
-    if not isinstance(att, dict):
-        return "—"
-    name = str(att.get("name", "?")).upper()
-    s = f"{name} ε={att.get('eps', 0):g}"
-    if att.get("name") in ("pgd", "bim"):
-        s += f" α={att.get('alpha', 0):g} ×{att.get('steps')}"
-    elif att.get("name") == "apgd":
-        s += f" ×{att.get('steps')}"
-    if (att.get("restarts") or 1) > 1:
-        s += f" r{att['restarts']}"
-    if att.get("name") == "pgd" and att.get("random_start"):
-        s += " rs"
-    return s
+    """``PGD ε=0.005 α=0.002 ×3`` style label for tables (the attack's own, from the registry)."""
+    from .attack_registry import label
+
+    return label(att) if isinstance(att, dict) else "—"
 
 
 def render_table(report: dict[str, Any]):

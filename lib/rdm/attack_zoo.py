@@ -1,0 +1,105 @@
+"""The built-in attacks, one class each (registered in :mod:`rdm.attack_registry`).
+
+Every class only maps its hyper-parameters onto a pure function of :mod:`rdm.attacks`
+(or :mod:`rdm.square`); defaults and checks are declared here, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from . import attacks as A
+from .attack_registry import Attack, Param, default_alpha, register
+from .errors import RdmError
+
+KEEP = Param("keep", str, "fooled", "which iterate PGD returns: fooled (final iterate of the first restart "
+             "that fools), best (any iterate), last", choices=A.KEEP_CHOICES)
+RESTARTS = Param("restarts", int, 1, "random restarts; per image the first that fools is kept", min=1)
+
+
+@register
+class FGSM(Attack):
+    """x + ε·sign(∇ₓL), one step (Goodfellow et al. 2015)."""
+
+    name = "fgsm"
+    label = "FGSM"
+    title = "fast gradient sign method (Goodfellow et al. 2015)"
+    ignores = ("alpha", "steps", "restarts", "random_start", "keep", "queries")
+
+    def forward(self, model, x, y, row_ids):
+        return A.fgsm(model, x, y, self.eps)
+
+    @classmethod
+    def sweep(cls, specs, model, x, y, row_ids=None):
+        """All ε from ONE gradient (FGSM's direction does not depend on ε)."""
+        return A.fgsm_sweep(model, x, y, [s.eps for s in specs])
+
+    def describe(self) -> str:
+        return f"FGSM(eps={self.eps:g})"
+
+
+@register
+class PGD(Attack):
+    """Projected gradient descent on the L∞ ball (Madry et al. 2018)."""
+
+    name = "pgd"
+    label = "PGD"
+    title = "projected gradient descent, L∞ (Madry et al. 2018)"
+    params = (Param("alpha", float, None, "step size (default 2.5·ε/steps)", positive=True),
+              Param("steps", int, 10, "iterations", min=1),
+              RESTARTS,
+              Param("random_start", bool, False, "start at a random point of the ε-ball"),
+              KEEP)
+
+    @classmethod
+    def fill_defaults(cls, eps: float, values: dict[str, Any]) -> dict[str, Any]:
+        if values["alpha"] is None:
+            values["alpha"] = default_alpha(eps, values["steps"])
+        return values
+
+    def forward(self, model, x, y, row_ids):
+        return A.pgd(model, x, y, self.eps, self.alpha, self.steps, random_start=self.random_start,
+                     restarts=self.restarts, seed=self.seed, row_ids=row_ids, keep=self.keep)
+
+    def describe(self) -> str:
+        rs = f", random_start={self.random_start}" if self.name == "pgd" else ""
+        return (f"{self.label}(eps={self.eps:g}, alpha={self.alpha:g}, steps={self.steps}, "
+                f"restarts={self.restarts}{rs}, seed={self.seed}, keep={self.keep})")
+
+    def short(self) -> str:
+        return super().short() + (" rs" if self.random_start else "")
+
+
+@register
+class BIM(PGD):
+    """PGD without a random start (Kurakin et al. 2017)."""
+
+    name = "bim"
+    label = "BIM"
+    title = "basic iterative method: PGD from the clean image (Kurakin et al. 2017)"
+
+    @classmethod
+    def validate(cls, eps: float, values: Mapping[str, Any]) -> None:
+        if values["random_start"]:
+            raise RdmError("bim is PGD without a random start; use --attack pgd --random-start")
+
+
+@register
+class APGD(Attack):
+    """Auto-PGD on the cross-entropy (Croce & Hein 2020), L∞."""
+
+    name = "apgd"
+    label = "APGD"
+    title = "Auto-PGD on the cross-entropy, L∞ (Croce & Hein 2020)"
+    params = (Param("steps", int, 100, "iterations", min=1), RESTARTS)
+    ignores = ("random_start", "keep")
+    rejects = {"alpha": "apgd chooses its own step size; drop --alpha"}
+    fixed = {"random_start": True}
+
+    def forward(self, model, x, y, row_ids):
+        return A.apgd_ce(model, x, y, self.eps, self.steps, restarts=self.restarts, seed=self.seed,
+                         row_ids=row_ids)
+
+    def describe(self) -> str:
+        return f"APGD-CE(eps={self.eps:g}, steps={self.steps}, restarts={self.restarts}, seed={self.seed})"
+
