@@ -6,7 +6,6 @@ from typing import Annotated, List, Optional
 import typer
 
 from rdm import cli
-from rdm.train_api import Common, advtrain as _advtrain
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
                                  ResumePartialOpt, ValOpt)
 
@@ -31,6 +30,8 @@ def advtrain(
     debug: cli.DebugOpt = False):
     """Give --adv (the paper's data augmentation) or --online pgd (Madry et al.), not both."""
     with cli.guard(debug):
+        from rdm.train_api import Common, advtrain as _advtrain
+
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:

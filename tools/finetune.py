@@ -6,7 +6,6 @@ from typing import Annotated, List, Optional
 import typer
 
 from rdm import cli
-from rdm.train_api import Common, finetune as _finetune
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
                                  ResumePartialOpt, ValOpt)
 
@@ -37,6 +36,8 @@ def finetune(
     """The CNN's convolutional encoder is initialised from the DCAE's (checked copy), the dense head
     at random; then all layers are trained on the clean set (and --adv sets)."""
     with cli.guard(debug):
+        from rdm.train_api import Common, finetune as _finetune
+
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:

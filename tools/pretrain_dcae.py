@@ -6,7 +6,6 @@ from typing import Annotated, List, Optional
 import typer
 
 from rdm import cli
-from rdm.train_api import Common, pretrain_dcae as _pretrain_dcae
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
                                  ResumePartialOpt, ValOpt)
 
@@ -30,6 +29,8 @@ def pretrain_dcae(
     """MSE between the DCAE's output and the clean image; keeps the lowest validation MSE
     and reports validation MSE and PSNR."""
     with cli.guard(debug):
+        from rdm.train_api import Common, pretrain_dcae as _pretrain_dcae
+
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:

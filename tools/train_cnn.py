@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 import typer
 
 from rdm import cli
-from rdm.train_api import Common, train_cnn as _train_cnn
 
 app = cli.make_app("Train the undefended CNN (the paper's baseline) on a clean set.")
 
@@ -32,6 +31,8 @@ def train_cnn(train: Annotated[Path, typer.Argument(help="clean training set (.h
               debug: cli.DebugOpt = False):
     """Train the CNN; keeps the weights with the best validation balanced accuracy."""
     with cli.guard(debug):
+        from rdm.train_api import Common, train_cnn as _train_cnn
+
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:

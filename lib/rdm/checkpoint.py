@@ -18,6 +18,7 @@ and plain containers, so a checkpoint can never run code. In plain PyTorch::
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import os
 import pickle
@@ -30,13 +31,16 @@ import torch
 from torch import nn
 
 from . import __version__
-from .atomic import atomic_output
+from .atomic import write_bytes
 from .errors import RdmError
 from .models import build
-from .sets import _jsonable, sha256_file
+from .sets import MAX_CHANNELS, MAX_SIDE, _jsonable, sha256_file
 
 FORMAT = "rdm-checkpoint/1"
 KINDS = ("cnn", "dcae", "purified")
+MAX_PARAMETERS = 50_000_000      # 200 MB of float32: far above any model here, far below harm
+_BUILD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError,
+                 ZeroDivisionError, OverflowError, AssertionError, RecursionError, NotImplementedError)
 
 
 @dataclass
@@ -80,10 +84,9 @@ def save_checkpoint(path: os.PathLike | str, model: nn.Module, meta: Mapping[str
     }
     if trainer is not None:
         blob["trainer"] = dict(trainer)
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        torch.save(blob, tmp)
-    return path
+    buf = io.BytesIO()        # serialised in memory, written by Python: a full disk is one clear error
+    torch.save(blob, buf)
+    return write_bytes(Path(path), buf.getvalue())
 
 
 def read_raw(path: os.PathLike | str) -> dict:
@@ -95,22 +98,112 @@ def read_raw(path: os.PathLike | str) -> dict:
         raise RdmError(f"{path}: is a directory, not a checkpoint")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise RdmError(f"{path}: refused: the file holds objects other than tensors "
-                       "(a checkpoint must never run code)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError) as e:
-        raise RdmError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:120]})") from None
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower():
+            raise RdmError(f"{path}: refused: the file holds objects other than tensors "
+                           "(a checkpoint must never run code)") from None
+        raise RdmError(f"{path}: not a readable checkpoint (not a PyTorch file)") from None
+    except Exception as e:
+        if not zipfile.is_zipfile(path):
+            raise RdmError(f"{path}: not a readable checkpoint (not a PyTorch file)") from None
+        raise RdmError(f"{path}: not a readable checkpoint ({_short(e)})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise RdmError(f"{path}: not an rdm checkpoint (no '{FORMAT}' format tag)")
     try:
         blob["meta"] = json.loads(blob["meta"])
-    except (KeyError, TypeError, json.JSONDecodeError):
+    except (KeyError, TypeError, ValueError):
         raise RdmError(f"{path}: checkpoint metadata is missing or corrupt") from None
-    if blob["meta"].get("kind") not in KINDS:
-        raise RdmError(f"{path}: unknown checkpoint kind {blob['meta'].get('kind')!r}")
-    if not isinstance(blob.get("state_dict"), dict):
+    check_meta(blob["meta"], path)
+    sd = blob.get("state_dict")
+    if not isinstance(sd, dict) or not sd:
         raise RdmError(f"{path}: checkpoint has no weights")
+    for k, v in sd.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise RdmError(f"{path}: checkpoint weights are not a mapping of names to tensors")
+    if blob.get("trainer") is not None and not isinstance(blob["trainer"], dict):
+        raise RdmError(f"{path}: checkpoint trainer state is not a mapping")
     return blob
+
+
+def check_meta(meta: Any, path: Path) -> None:
+    """The metadata's schema: types, required keys, sane bounds; before anything is built."""
+    def bad(what: str) -> RdmError:
+        return RdmError(f"{path}: checkpoint metadata: {what}")
+
+    if not isinstance(meta, dict):
+        raise bad("not a JSON object")
+    if meta.get("kind") not in KINDS:
+        raise RdmError(f"{path}: unknown checkpoint kind {str(meta.get('kind'))[:40]!r}")
+    if not isinstance(meta.get("arch"), dict) or not isinstance(meta["arch"].get("name"), str):
+        raise bad("'arch' must be an object with a 'name'")
+    shape = meta.get("input_shape")
+    if (not isinstance(shape, list) or len(shape) != 3 or not all(type(v) is int for v in shape)
+            or not (1 <= shape[0] <= MAX_CHANNELS and 1 <= shape[1] <= MAX_SIDE and 1 <= shape[2] <= MAX_SIDE)):
+        raise bad(f"'input_shape' must be [C, H, W] with 1 ≤ C ≤ {MAX_CHANNELS}, 1 ≤ H, W ≤ {MAX_SIDE}")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or len(classes) > 100_000:
+        raise bad("'classes' must be a list of names")
+    if meta["kind"] != "dcae" and len(classes) < 2:
+        raise bad("a classifier needs two or more 'classes'")
+    for key in ("preset", "recipe", "parent"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise bad(f"'{key}' must be an object")
+    if not isinstance(meta.get("history", []), list):
+        raise bad("'history' must be a list")
+
+
+def _build_checked(meta: dict, state_dict: dict, path: Path) -> nn.Module:
+    """Build the architecture on the meta device first (no memory), check its size, its weights'
+    names and shapes and one forward pass at ``input_shape``; only then build it for real."""
+    def bad(what: str) -> RdmError:
+        return RdmError(f"{path}: {what}")
+
+    try:
+        with torch.device("meta"):
+            ghost = build(meta["arch"])
+    except RdmError as e:
+        raise bad(str(e)) from None
+    except _BUILD_ERRORS as e:
+        raise bad(f"checkpoint architecture is malformed ({_short(e)})") from None
+    if not isinstance(ghost, nn.Module):
+        raise bad("checkpoint architecture is malformed")
+    n_params = sum(t.numel() for t in ghost.state_dict().values())
+    if n_params > MAX_PARAMETERS:
+        raise bad(f"architecture has {n_params:,} parameters (more than {MAX_PARAMETERS:,}); refused")
+    want = {k: tuple(v.shape) for k, v in ghost.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state_dict.items()}
+    if set(want) != set(got):
+        miss, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+        what = f"missing {miss[0]}" if miss else f"unexpected {extra[0]}"
+        raise bad(f"weights do not fit the architecture ({what})")
+    for k, shp in want.items():
+        if got[k] != shp:
+            raise bad(f"weights do not fit the architecture ({k} has shape {list(got[k])}, expected {list(shp)})")
+        if state_dict[k].dtype.is_complex or (state_dict[k].dtype != ghost.state_dict()[k].dtype
+                                              and not state_dict[k].dtype.is_floating_point):
+            raise bad(f"weights do not fit the architecture ({k} has dtype {state_dict[k].dtype})")
+    try:
+        out = ghost.eval()(torch.empty(2, *meta["input_shape"], device="meta"))
+    except _BUILD_ERRORS as e:
+        raise bad(f"architecture does not take input_shape {meta['input_shape']} ({_short(e)})") from None
+    if not isinstance(out, torch.Tensor):
+        raise bad("architecture gives no tensor")
+    if meta["kind"] == "dcae":
+        if tuple(out.shape[1:]) != tuple(meta["input_shape"]):
+            raise bad(f"the autoencoder's output {list(out.shape[1:])} differs from its input_shape")
+    elif out.dim() != 2 or out.shape[1] not in (len(meta["classes"]), 1):
+        raise bad(f"the classifier gives {list(out.shape[1:])} outputs for {len(meta['classes'])} classes")
+    try:
+        model = build(meta["arch"])
+        model.load_state_dict(state_dict, strict=True)
+    except _BUILD_ERRORS as e:
+        raise bad(f"weights do not fit the architecture ({_short(e)})") from None
+    return model
+
+
+def _short(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:160]
 
 
 def load_checkpoint(path: os.PathLike | str, device: torch.device | str = "cpu",
@@ -123,12 +216,7 @@ def load_checkpoint(path: os.PathLike | str, device: torch.device | str = "cpu",
         kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind)
         if meta["kind"] not in kinds:
             raise RdmError(f"{path}: is a {meta['kind']} checkpoint, expected {' or '.join(kinds)}")
-    model = build(meta["arch"])
-    try:
-        model.load_state_dict(blob["state_dict"], strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise RdmError(f"{path}: weights do not fit the architecture ({first})") from None
+    model = _build_checked(meta, blob["state_dict"], path)
     model.to(device).eval()
     return Checkpoint(path=path, model=model, meta=meta, trainer=blob.get("trainer"),
                       sha256=sha256_file(path))

@@ -1,26 +1,37 @@
 """What every command shares: error handling, device and thread settings, output.
 
 A tool in ``tools/`` parses its options with Typer, then runs its one library call
-inside :func:`guard`, which turns any failure into ``error: <one line>`` on stderr
-and exit 1 (a traceback only with ``--debug``). Results go to stdout through
+inside :func:`guard`, which turns any failure into ``error: <one line>`` on stderr:
+exit 2 for bad usage (:class:`~rdm.errors.UsageError`, and Typer's own usage errors),
+exit 1 for a failed run (a traceback only with ``--debug``). Results go to stdout through
 :func:`emit`; everything else goes to stderr through :data:`console`.
+
+Nothing here imports torch at import time: ``--help`` and ``--version`` answer at once, and
+``RDM_THREADS`` is applied when a command starts its work (:func:`guard`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Any, Iterator, Optional
+
+import functools
+import inspect
 
 import typer
 from rich.console import Console
 
-from .errors import RdmError
+from . import __version__
+from .errors import RdmError, UsageError
 
 console = Console(stderr=True, highlight=False)
+_CLICK_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 # Shared options, one definition each (nnU-Net keeps them in one helper too).
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
@@ -33,51 +44,127 @@ PrecisionOpt = Annotated[str, typer.Option(
                         "bf16); the ε-ball, the weights and the written outputs stay float32")]
 
 
+def _print_version(ctx, value: bool | None) -> None:
+    if value and not ctx.resilient_parsing:
+        sys.stdout.write(f"{ctx.find_root().info_name or 'rdm'} (rdm) {__version__}\n")
+        raise typer.Exit(0)
+
+
+VersionOpt = Annotated[Optional[bool], typer.Option(
+    "--version", callback=_print_version, is_eager=True, help="print the rdm version and exit")]
+
+
 def make_app(help: str) -> typer.Typer:
-    return typer.Typer(add_completion=False, help=help, pretty_exceptions_enable=False,
-                       context_settings={"help_option_names": ["-h", "--help"]},
-                       rich_markup_mode=None)
+    """The Typer app of one command; every command it registers also takes ``--version``."""
+    app = typer.Typer(add_completion=False, help=help, pretty_exceptions_enable=False,
+                      context_settings={"help_option_names": ["-h", "--help"]},
+                      rich_markup_mode=None)
+    register = app.command
+
+    def command(*args, **kwargs):
+        deco = register(*args, **kwargs)
+
+        def add(fn):
+            deco(_with_version(fn))
+            return fn
+        return add
+
+    app.command = command
+    return app
+
+
+def _with_version(fn):
+    """``fn`` with one more keyword parameter, ``--version`` (eager: answered before anything else)."""
+    @functools.wraps(fn)
+    def wrapper(*args, version: bool | None = None, **kwargs):
+        return fn(*args, **kwargs)
+
+    sig = inspect.signature(fn, eval_str=True)
+    extra = inspect.Parameter("version", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=VersionOpt)
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), extra])
+    wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), "version": VersionOpt}
+    return wrapper
 
 
 def run(app: typer.Typer) -> None:
-    """Console-script entry point."""
-    configure_threads()
+    """Console-script entry point: RDM_THREADS checked before parsing, SIGTERM handled like
+    Ctrl-C (temporary files removed, exit 143)."""
+    try:
+        threads_from_env()
+    except UsageError as e:
+        sys.stderr.write(f"error: {e}\n")
+        raise SystemExit(2) from None
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def threads_from_env() -> int | None:
+    """RDM_THREADS as a positive integer (None when unset); UsageError otherwise."""
+    raw = os.environ.get("RDM_THREADS", "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"RDM_THREADS={raw!r}: expected a positive integer (the CPU threads torch uses)")
+    return n
 
 
 def configure_threads() -> None:
     """Same thread settings under `python -m` and the console script."""
-    import torch
-
-    n = os.environ.get("RDM_THREADS")
+    n = threads_from_env()
     if n:
-        torch.set_num_threads(int(n))
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
 
 
 @contextmanager
 def guard(debug: bool = False) -> Iterator[None]:
-    """Turn failures into one line on stderr and exit 1."""
+    """Turn failures into one line on stderr: exit 2 for bad usage, 1 for a failed run."""
     try:
+        configure_threads()
         yield
-    except typer.Exit:
+    except (typer.Exit, typer.Abort, _CLICK_ERRORS):    # Typer's usage errors: its own message, exit 2
         raise
     except KeyboardInterrupt:
         if debug:
             raise
         console.print("error: interrupted", style="red")
         raise typer.Exit(130)
+    except UsageError as e:
+        if debug:
+            raise
+        fail(str(e), code=2)
     except RdmError as e:
         if debug:
             raise
         fail(str(e))
+    except MemoryError:
+        if debug:
+            raise
+        fail("out of memory")
     except Exception as e:  # unexpected: still one line unless --debug
         if debug:
             raise
+        from .atomic import is_no_space
+
+        if is_no_space(e):
+            path = getattr(e, "filename", None)
+            fail(f"no space left on device{f' writing {path}' if path else ''}")
         msg = str(e).strip().splitlines()
         fail(f"{type(e).__name__}: {msg[0] if msg else ''} (run with --debug for a traceback)")
 
 
 def fail(message: str, code: int = 1) -> None:
+    message = " ".join(str(message).split("\n"))
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
     raise typer.Exit(code)
@@ -128,17 +215,85 @@ def warn(message: str) -> None:
 
 
 def progress(disable: bool = False):
-    """A Rich progress bar on stderr."""
+    """Progress on stderr: a Rich bar on a terminal; plain lines every RDM_PROGRESS_SECONDS
+    (default 30) when stderr is a file or a pipe (logs of batch jobs); nothing when disabled."""
+    if disable or os.environ.get("RDM_NO_PBAR"):
+        return PlainProgress(disable=True)
+    if not console.is_terminal:
+        return PlainProgress()
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                    console=console, disable=disable or bool(os.environ.get("RDM_NO_PBAR")))
+                    console=console)
 
 
-def check_output_path(path: Path, *, overwrite: bool = True) -> Path:
-    path = Path(path)
-    if path.exists() and path.is_dir():
-        raise RdmError(f"{path}: is a directory, expected a file path for -o")
-    return path
+class PlainProgress:
+    """The part of Rich's Progress API the commands use, as plain periodic lines."""
+
+    def __init__(self, disable: bool = False, interval: float | None = None, stream=None):
+        self.disable = disable
+        env = os.environ.get("RDM_PROGRESS_SECONDS", "")
+        try:
+            self.interval = float(interval if interval is not None else env or 30.0)
+        except ValueError:
+            self.interval = 30.0
+        self.stream = stream
+        self.tasks: dict[int, dict] = {}
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *a) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None, info: str = "", **_) -> int:
+        tid = len(self.tasks)
+        now = time.monotonic()
+        self.tasks[tid] = {"desc": description, "total": total, "done": 0, "t0": now, "last": now, "info": info}
+        return tid
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, advance=advance)
+
+    def update(self, task: int, *, advance: float = 0, completed: float | None = None,
+               total: float | None = None, info: str | None = None, description: str | None = None, **_) -> None:
+        t = self.tasks[task]
+        t["done"] = completed if completed is not None else t["done"] + advance
+        for k, v in (("total", total), ("info", info), ("desc", description)):
+            if v is not None:
+                t[k] = v
+        now = time.monotonic()
+        finished = t["total"] is not None and t["done"] >= t["total"]
+        # a line every interval; the last one only if the task was long enough to have had one
+        if not self.disable and (now - t["last"] >= self.interval or finished and t.get("said")):
+            t["last"] = now
+            t["said"] = not finished
+            self._line(t, now)
+
+    def remove_task(self, task: int) -> None:
+        self.tasks.pop(task, None)
+
+    def _line(self, t: dict, now: float) -> None:
+        el = now - t["t0"]
+        total, done = t["total"], t["done"]
+        if total:
+            left = el / done * (total - done) if done else float("nan")
+            rest = "" if done >= total else f", ~{left:.0f}s left"
+            msg = f"{t['desc']}: {done:g}/{total:g} ({100 * done / total:.0f}%), {el:.0f}s{rest}"
+        else:
+            msg = f"{t['desc']}: {done:g}, {el:.0f}s"
+        if t["info"]:
+            msg += f" {t['info']}"
+        stream = self.stream or sys.stderr
+        stream.write(msg + "\n")
+        stream.flush()
+
+
+def check_output_path(path: Path, inputs=()) -> Path:
+    """The output guard (:func:`rdm.atomic.check_outputs`) for one ``-o`` path."""
+    from .atomic import check_outputs
+
+    check_outputs([path], inputs)
+    return Path(path)

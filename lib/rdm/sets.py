@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -43,13 +44,53 @@ DEFAULT_CHUNK_ROWS = 128
 _STR = h5py.string_dtype(encoding="utf-8")
 
 
+# Sane bounds, checked before anything is allocated: a tampered file cannot ask for terabytes.
+MAX_ROWS = 10_000_000
+MAX_CHANNELS = 16
+MAX_SIDE = 8192
+MAX_ROW_ELEMENTS = 1 << 26          # C·H·W of one image (256 MB as float32)
+VALIDATE_BYTES = 64 << 20           # the value check reads about this much per batch
+
+
 # --------------------------------------------------------------------------- provenance
+def _identity(path: os.PathLike | str) -> tuple:
+    """A file's identity for the per-run caches: same path, inode, size and mtime = same bytes."""
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+_SHA_CACHE: dict[tuple, str] = {}
+_VALUES_OK: set[tuple] = set()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_file(path: os.PathLike | str, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256 of a file's bytes; each file is read once per process while it is unchanged."""
+    key = _identity(path)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(bufsize):
+                h.update(chunk)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def recorded_sources(paths: Sequence[os.PathLike | str]) -> list[Path]:
+    """The clean source sets that adversarial sets name in their provenance (to guard -o)."""
+    out = []
+    for p in paths:
+        try:
+            with SetReader(p) as r:
+                src = (r.info.provenance.get("source_set") or {}).get("path")
+        except (RdmError, OSError):
+            continue
+        if isinstance(src, str) and src:
+            out.append(Path(src))
+    return out
 
 
 def channel_mean(path: os.PathLike | str, batch_size: int = 1024) -> list[float]:
@@ -140,7 +181,9 @@ class SetWriter:
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         attrs: Mapping[str, Any] | None = None,
         compression: int = 1,
+        atomic: bool = True,
     ):
+        """``atomic=False``: write ``path`` itself (the caller already writes to a temporary path)."""
         self.path = Path(path)
         self.shape = tuple(int(s) for s in shape)
         if len(self.shape) != 3:
@@ -152,9 +195,10 @@ class SetWriter:
         self.columns = tuple(columns)
         self.extras = dict(extras or {})
         self.n = 0
-        self._ctx = atomic_output(self.path)
+        self._ctx = atomic_output(self.path) if atomic else nullcontext(self.path)
         self._tmp = self._ctx.__enter__()
         self._closed = False
+        self._f = None
         try:
             self._f = h5py.File(self._tmp, "w")
             c = max(1, int(chunk_rows))
@@ -213,20 +257,42 @@ class SetWriter:
     def close(self) -> Path:
         if self._closed:
             return self.path
-        self._f.close()
         self._closed = True
+        try:
+            self._f.flush()     # a full disk fails here, while HDF5 can still close the file cleanly
+        except BaseException as e:
+            self._discard()
+            if not self._ctx.__exit__(type(e), e, e.__traceback__):
+                raise
+            return self.path
+        self._f.close()
         self._ctx.__exit__(None, None, None)
         return self.path
+
+    def _discard(self) -> None:
+        """Close the HDF5 file without writing another byte: a file whose write failed (a full
+        disk) cannot be flushed, and HDF5 would retry at exit and crash the interpreter. Its
+        descriptor is pointed at /dev/null first; the temporary file is removed by the caller."""
+        if self._f is None:
+            return
+        try:
+            fd = self._f.id.get_vfd_handle()
+            nul = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(nul, fd)
+            os.close(nul)
+        except Exception:
+            pass
+        try:
+            self._f.close()
+        except Exception:
+            pass
 
     def _abort(self, exc: BaseException) -> None:
         if self._closed:
             return
         self._closed = True
-        try:
-            self._f.close()
-        except Exception:
-            pass
-        self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+        self._discard()
+        self._ctx.__exit__(type(exc), exc, exc.__traceback__)   # removes the temporary file
 
     def __enter__(self) -> "SetWriter":
         return self
@@ -270,9 +336,15 @@ class SetReader:
             self._f = h5py.File(self.path, "r")
         except FileNotFoundError:
             raise RdmError(f"{self.path}: no such file") from None
-        except OSError as e:
+        except (OSError, ValueError) as e:
             raise RdmError(f"{self.path}: not a readable HDF5 set ({_short(e)})") from None
-        self.info = _info(self.path, self._f)
+        try:
+            self.info = _info(self.path, self._f)
+        except BaseException as e:
+            self._f.close()
+            if isinstance(e, (OSError, RuntimeError, KeyError, ValueError, TypeError)):
+                raise RdmError(f"{self.path}: not a readable rdm set ({_short(e)})") from None
+            raise
 
     # convenience
     @property
@@ -344,38 +416,63 @@ def _short(e: BaseException) -> str:
     return s[0] if s else type(e).__name__
 
 
-def _attr_str(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 def _info(path: Path, f: h5py.File) -> SetInfo:
+    """The set's schema, checked before anything is read: types, required names, sane bounds."""
     for name in ("x", "y"):
         if name not in f:
             raise RdmError(f"{path}: not an rdm set (no '{name}' dataset)")
+        if not isinstance(f.get(name, getlink=True), h5py.HardLink) or not isinstance(f[name], h5py.Dataset):
+            raise RdmError(f"{path}: '{name}' is not a dataset")
     missing = [a for a in REQUIRED_ATTRS if a not in f.attrs]
     if missing:
         raise RdmError(f"{path}: missing attribute '{missing[0]}'")
-    x = f["x"]
+    x, y = f["x"], f["y"]
     if x.ndim != 4:
         raise RdmError(f"{path}: x must be N×C×H×W, has {x.ndim} dimensions {x.shape}")
-    classes = [_attr_str(c) for c in np.atleast_1d(f.attrs["classes"])]
+    n, c, h, w = (int(v) for v in x.shape)
+    if x.dtype.kind != "f":
+        raise RdmError(f"{path}: x has dtype {x.dtype}, expected float32 in [0, 1]")
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise RdmError(f"{path}: y must be a 1-D int64 array, has dtype {y.dtype} shape {y.shape}")
+    if not (1 <= c <= MAX_CHANNELS and 1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and c * h * w <= MAX_ROW_ELEMENTS):
+        raise RdmError(f"{path}: images of {c}×{h}×{w} are out of bounds (at most {MAX_CHANNELS} channels, "
+                       f"{MAX_SIDE}×{MAX_SIDE} pixels)")
+    if n > MAX_ROWS:
+        raise RdmError(f"{path}: {n} rows is out of bounds (at most {MAX_ROWS})")
+    if y.shape[0] != n:
+        raise RdmError(f"{path}: x has {n} rows but y has {y.shape[0]}")
     try:
-        prov = json.loads(_attr_str(f.attrs["provenance"]))
-    except json.JSONDecodeError:
+        classes = [_attr_str(v) for v in np.atleast_1d(f.attrs["classes"])]
+        modality, preset, prov = (_attr_str(f.attrs[k]) for k in ("modality", "preset", "provenance"))
+    except (TypeError, ValueError, UnicodeDecodeError):
+        raise RdmError(f"{path}: attribute 'classes', 'modality', 'preset' or 'provenance' is not text") from None
+    try:
+        prov = json.loads(prov)
+    except ValueError:
         raise RdmError(f"{path}: attribute 'provenance' is not JSON") from None
-    attrs = {k: (_attr_str(v) if isinstance(v, (bytes, str)) else v) for k, v in f.attrs.items()
-             if k not in REQUIRED_ATTRS}
-    return SetInfo(
-        path=path,
-        n=int(x.shape[0]),
-        shape=tuple(int(s) for s in x.shape[1:]),
-        classes=classes,
-        modality=_attr_str(f.attrs["modality"]),
-        preset=_attr_str(f.attrs["preset"]),
-        provenance=prov,
-        columns=[c for c in f.keys() if c not in ("x", "y")],
-        attrs=attrs,
-    )
+    if not isinstance(prov, dict):
+        raise RdmError(f"{path}: attribute 'provenance' is not a JSON object")
+    columns = [k for k in f.keys() if k not in ("x", "y")]
+    for col in columns:
+        if not isinstance(f[col], h5py.Dataset):
+            raise RdmError(f"{path}: '{col}' is not a dataset")
+    attrs = {}
+    for k, v in f.attrs.items():
+        if k not in REQUIRED_ATTRS:
+            try:
+                attrs[k] = _attr_str(v) if isinstance(v, (bytes, str)) else v
+            except UnicodeDecodeError:
+                raise RdmError(f"{path}: attribute '{k}' is not UTF-8") from None
+    return SetInfo(path=path, n=n, shape=(c, h, w), classes=classes, modality=modality, preset=preset,
+                   provenance=prov, columns=columns, attrs=attrs)
+
+
+def _attr_str(v: Any) -> str:
+    if isinstance(v, (bytes, np.bytes_)):
+        return bytes(v).decode()
+    if isinstance(v, (str, np.str_)):
+        return str(v)
+    raise TypeError(f"expected a string, got {type(v).__name__}")
 
 
 # --------------------------------------------------------------------------- validation
@@ -391,14 +488,21 @@ def validate_set(
 ) -> SetInfo:
     """Check a set file and return its :class:`SetInfo`, or raise one-line :class:`RdmError`.
 
-    Checks: readable HDF5; ``x`` float32 4-D; ``y`` int64 1-D of the same length;
-    required attributes; every value of ``x`` finite and in [0, 1] (streamed);
-    labels in range; optional columns of the right length; ``expect_*`` match;
+    Checks: readable HDF5; the schema (:func:`_info`); ``x`` float32; ``y`` int64 of the same
+    length; every column 1-D of N rows; every value of ``x`` finite and in [0, 1] (streamed,
+    once per process while the file is unchanged); labels in range; ``expect_*`` match;
     ``require``d columns present. ``what`` names the expectation's source in messages.
     """
     path = Path(path)
     if not path.exists():
         raise RdmError(f"{path}: no such file")
+    try:
+        return _validate(path, expect_shape, expect_classes, require, check_values, batch_size, what)
+    except (OSError, RuntimeError, KeyError) as e:     # HDF5 on a damaged file: still one line
+        raise RdmError(f"{path}: cannot read the set ({_short(e)})") from None
+
+
+def _validate(path, expect_shape, expect_classes, require, check_values, batch_size, what) -> SetInfo:
     with SetReader(path) as r:
         f, info = r._f, r.info
         if info.n == 0:
@@ -406,15 +510,14 @@ def validate_set(
         x, y = f["x"], f["y"]
         if x.dtype != np.float32:
             raise RdmError(f"{path}: x has dtype {x.dtype}, expected float32 in [0, 1]")
-        if y.ndim != 1 or y.dtype != np.int64:
+        if y.dtype != np.int64:
             raise RdmError(f"{path}: y must be a 1-D int64 array, has dtype {y.dtype} shape {y.shape}")
-        if y.shape[0] != info.n:
-            raise RdmError(f"{path}: x has {info.n} rows but y has {y.shape[0]}")
-        if not info.classes:
+        if not info.classes or any(not c for c in info.classes):
             raise RdmError(f"{path}: attribute 'classes' is empty")
         for col in info.columns:
-            if col in f and isinstance(f[col], h5py.Dataset) and f[col].shape[:1] != (info.n,):
-                raise RdmError(f"{path}: column '{col}' has {f[col].shape[0]} rows, x has {info.n}")
+            if f[col].ndim != 1 or f[col].shape[0] != info.n:
+                raise RdmError(f"{path}: column '{col}' has {f[col].shape[0] if f[col].ndim else 0} rows"
+                               f"{'' if f[col].ndim == 1 else f' and {f[col].ndim} dimensions'}, x has {info.n}")
         for col in require:
             if col not in f:
                 raise RdmError(f"{path}: has no '{col}' column")
@@ -426,13 +529,17 @@ def validate_set(
             raise RdmError(f"{path}: images are {_fmt(info.shape)}{src} {_fmt(es)}")
         if expect_classes is not None and list(expect_classes) != info.classes:
             raise RdmError(f"{path}: classes {info.classes}{src} {list(expect_classes)}")
+        if x.chunks is not None and x.id.get_num_chunks() * int(np.prod(x.chunks)) < x.size:
+            raise RdmError(f"{path}: x has rows that were never written (a truncated or tampered file)")
         yv = y[:]
         if yv.min() < 0 or yv.max() >= info.num_classes:
             bad = int(yv.min() if yv.min() < 0 else yv.max())
             raise RdmError(f"{path}: label {bad} out of range for {info.num_classes} classes")
-        if check_values:
-            for b0 in range(0, info.n, batch_size):
-                xb = x[b0:b0 + batch_size]
+        key = _identity(path)
+        if check_values and key not in _VALUES_OK:
+            rows = max(1, min(int(batch_size), VALIDATE_BYTES // (4 * int(np.prod(info.shape)))))
+            for b0 in range(0, info.n, rows):
+                xb = x[b0:b0 + rows]
                 if not np.isfinite(xb).all():
                     row = b0 + int(np.argwhere(~np.isfinite(xb))[0][0])
                     raise RdmError(f"{path}: x has NaN or inf (row {row})")
@@ -440,6 +547,7 @@ def validate_set(
                 if lo < 0.0 or hi > 1.0:
                     row = b0 + int(np.argwhere((xb < 0) | (xb > 1))[0][0])
                     raise RdmError(f"{path}: x has values outside [0, 1] (row {row}: min {lo:.4g}, max {hi:.4g})")
+            _VALUES_OK.add(key)
         return info
 
 
