@@ -43,8 +43,9 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def one_line_error(res) -> str:
-    assert res.exit_code == 1, (res.exit_code, res.stdout, res.stderr)
+def one_line_error(res, code: int = 1) -> str:
+    """The one error line; exit 1 for a failed run, 2 for bad usage."""
+    assert res.exit_code == code, (res.exit_code, res.stdout, res.stderr)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
@@ -125,7 +126,8 @@ def test_fgsm_sweep_pattern_and_directory(setup):
 def test_bad_parameters_one_line_nothing_written(setup, args, needle):
     d, ck, s = setup
     before = files(d)
-    msg = one_line_error(run(ck, s, *args, "-o", d / "adv.h5"))
+    usage = needle in ("{eps}", "shard", "batch")      # bad parameter values: exit 2
+    msg = one_line_error(run(ck, s, *args, "-o", d / "adv.h5"), 2 if usage else 1)
     assert needle in msg
     assert files(d) == before
 

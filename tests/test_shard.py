@@ -142,7 +142,7 @@ def test_bad_merges_are_refused_one_line_nothing_written(setup, phantom_set):
     for p, needle in ((seed, "seed"), (model, "model sha256"), (sets, "set sha256"), (atk, "attack spec")):
         assert needle in one_line_error(ev("--merge", parts[0], p, parts[2], "-o", out)), needle
     assert "shard part" in one_line_error(ev("--merge", d / "whole.json", "-o", out))
-    assert "would overwrite" in one_line_error(ev("--merge", *parts, "-o", parts[0]))
+    assert "would overwrite" in one_line_error(ev("--merge", *parts, "-o", parts[0]), 2)
     assert "only the part files" in one_line_error(ev("--merge", *parts, "--shard", "0/3", "-o", out))
     assert files(d) == before
     res = ev("--merge", *parts, "-o", out)
@@ -151,6 +151,6 @@ def test_bad_merges_are_refused_one_line_nothing_written(setup, phantom_set):
 
 def test_bad_shard_argument(setup):
     d, ck, _, s, _ = setup
-    assert "shard" in one_line_error(ev(ck, s, "--shard", "3/3", "-o", d / "x.json"))
+    assert "shard" in one_line_error(ev(ck, s, "--shard", "3/3", "-o", d / "x.json"), 2)
     assert "no rows" in one_line_error(ev(ck, s, "--shard", "0/40", "-o", d / "x.json"))
     assert not (d / "x.json").exists()

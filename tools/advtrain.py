@@ -7,7 +7,7 @@ import typer
 
 from rdm import cli
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
-                                 ResumePartialOpt, ValOpt)
+                                 ResumePartialOpt, ValOpt, AllowHeldOutOpt)
 
 app = cli.make_app("Adversarially train the CNN: on given adversarial sets (paper) or on-line PGD (Madry).")
 
@@ -26,7 +26,8 @@ def advtrain(
     alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD step size (default 2.5·eps/steps)")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
     seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
-    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
+    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32",
+    allow_held_out_adv: AllowHeldOutOpt = False, quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False):
     """Give --adv (the paper's data augmentation) or --online pgd (Madry et al.), not both."""
     with cli.guard(debug):
@@ -36,7 +37,7 @@ def advtrain(
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_advtrain(train, output=output, val=val, adv=adv or [], online=online, eps=eps, steps=steps,
-                               alpha=alpha, c=c))
+                               alpha=alpha, c=c, allow_held_out=allow_held_out_adv))
 
 
 def main():

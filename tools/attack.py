@@ -43,19 +43,19 @@ def attack(
 ):
     """Attack MODEL.ckpt on SET.h5 and write the adversarial set(s); prints the path(s) written."""
     from rdm import attack_api
-    from rdm.errors import RdmError
+    from rdm.errors import UsageError
 
     command = " ".join(["rdm-attack", *sys.argv[1:]])
     with cli.guard(debug):
         if merge:
             if attack is not None or eps or shard:
-                raise RdmError("--merge takes only the part files and -o")
+                raise UsageError("--merge takes only the part files and -o")
             cli.emit(attack_api.merge_parts(inputs, output, command=command))
             return
         if len(inputs) != 2:
-            raise RdmError(f"expected MODEL.ckpt SET.h5, got {len(inputs)} argument(s)")
+            raise UsageError(f"expected MODEL.ckpt SET.h5, got {len(inputs)} argument(s)")
         if attack is None or not eps:
-            raise RdmError("--attack and --eps are required")
+            raise UsageError("--attack and --eps are required")
         specs = ao.specs_from(attack, eps, alpha=alpha, steps=steps, restarts=restarts,
                               random_start=random_start, keep=keep, queries=queries, params=attack_param,
                               seed=seed)
@@ -65,7 +65,7 @@ def attack(
                     keep=keep or "fooled", batch_size=batch_size, shard=shard, device=str(dev), seed=seed,
                     output=output, precision=precision, **({"queries": queries} if queries is not None else {}),
                     **({"attack_param": attack_param} if attack_param else {}))
-        with cli.progress(disable=quiet or not cli.console.is_terminal) as prog:
+        with cli.progress(disable=quiet) as prog:
             res = attack_api.attack_set(inputs[0], inputs[1], specs, output, batch_size=batch_size,
                                         device=dev, shard=attack_api.parse_shard(shard),
                                         command=command, arguments=args, progress=prog,

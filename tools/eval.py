@@ -52,31 +52,31 @@ def evaluate(
     from rdm import eval_api
     from rdm.atomic import atomic_output
     from rdm.attack_api import parse_shard
-    from rdm.errors import RdmError
+    from rdm.errors import UsageError
 
     with cli.guard(debug):
         if merge:
             if attack is not None or eps or shard or source is not None:
-                raise RdmError("--merge takes only the part files and -o")
+                raise UsageError("--merge takes only the part files and -o")
             parts = [model, *(sets or [])]
             if output is not None:
-                cli.check_output_path(output)
-                if output.exists() and output.resolve() in {p.resolve() for p in parts if p.exists()}:
-                    raise RdmError(f"-o {output}: would overwrite one of the parts")
+                cli.check_output_path(output, parts)
             report = eval_api.merge_reports(parts)
         else:
             if not sets:
-                raise RdmError("expected MODEL.ckpt and at least one SET.h5")
+                raise UsageError("expected MODEL.ckpt and at least one SET.h5")
             if (attack is None) != (not eps):
-                raise RdmError("--attack and --eps go together")
+                raise UsageError("--attack and --eps go together")
             specs = ao.specs_from(attack, eps, alpha=alpha, steps=steps, restarts=restarts,
                                   random_start=random_start, keep=keep, queries=queries,
                                   params=attack_param, seed=seed) if attack is not None else []
             part = parse_shard(shard)
             if output is not None:
-                cli.check_output_path(output)
+                from rdm.sets import recorded_sources
+
+                cli.check_output_path(output, [model, *sets, source, *recorded_sources(sets)])
             dev = cli.resolve_device(device)
-            with cli.progress(disable=quiet or not cli.console.is_terminal) as prog:
+            with cli.progress(disable=quiet) as prog:
                 report = eval_api.evaluate(model, sets, source=source, specs=specs, batch_size=batch_size,
                                            device=dev, progress=prog, shard=part, seed=seed,
                                            precision=precision)

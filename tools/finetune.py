@@ -7,7 +7,7 @@ import typer
 
 from rdm import cli
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
-                                 ResumePartialOpt, ValOpt)
+                                 ResumePartialOpt, ValOpt, AllowHeldOutOpt)
 
 app = cli.make_app("Fine-tune a CNN from a DCAE encoder (RDMAA), or put the DCAE in front of a CNN.")
 
@@ -31,7 +31,8 @@ def finetune(
     cnn: Annotated[Optional[Path], typer.Option("--cnn", help="trained CNN checkpoint for --purify")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
     seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
-    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
+    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32",
+    allow_held_out_adv: AllowHeldOutOpt = False, quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False):
     """The CNN's convolutional encoder is initialised from the DCAE's (checked copy), the dense head
     at random; then all layers are trained on the clean set (and --adv sets)."""
@@ -42,7 +43,7 @@ def finetune(
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_finetune(train, dcae=dcae, output=output, val=val, adv=adv or [],
-                               freeze_encoder=freeze_encoder, purify=purify, cnn=cnn, c=c))
+                               freeze_encoder=freeze_encoder, purify=purify, cnn=cnn, c=c, allow_held_out=allow_held_out_adv))
 
 
 def main():

@@ -20,6 +20,9 @@ ResumePartialOpt = Annotated[bool, typer.Option(
 HistoryOpt = Annotated[Optional[Path], typer.Option("--history", help="also write the per-epoch history as JSON")]
 OutOpt = Annotated[Path, typer.Option("-o", "--output", help="checkpoint to write")]
 ValOpt = Annotated[Optional[Path], typer.Option("--val", help="validation set: best weights and early stopping")]
+AllowHeldOutOpt = Annotated[bool, typer.Option(
+    "--allow-held-out-adv", help="train on --adv sets crafted from a test or validation split anyway "
+                                 "(refused by default: it leaks held-out images into training)")]
 
 
 @app.command(epilog="Example: rdm-train-cnn train.h5 --val val.h5 -o baseline.ckpt")

@@ -199,6 +199,6 @@ def check_outputs(outputs: Iterable[os.PathLike | str | None],
             raise UsageError(f"-o {o}: is a directory, expected a file path")
         for p, key in ins:
             if (st.st_dev, st.st_ino) == key:
-                how = ("is" if os.path.abspath(o) == os.path.abspath(p) else
-                       "is a link to" if o.is_symlink() or p.is_symlink() else "is a hard link to")
-                raise UsageError(f"-o {o}: {how} the input {p}; refusing to overwrite an input")
+                how = ("" if os.path.abspath(o) == os.path.abspath(p) else
+                       " (a symbolic link to it)" if o.is_symlink() or p.is_symlink() else " (a hard link to it)")
+                raise UsageError(f"-o {o}: would overwrite the input {p}{how}")

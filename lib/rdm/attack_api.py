@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from .attack_registry import AttackSpec, run_attack_sweep
+from .atomic import check_outputs
 from .checkpoint import Checkpoint, input_checks, load_checkpoint
-from .errors import RdmError
+from .errors import RdmError, UsageError
 from .metrics import perturbation_norms
 from .models import predict
 from .precision import autocast, check_precision
@@ -55,10 +56,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         return None
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
     if not m:
-        raise RdmError(f"--shard {text}: expected i/n, e.g. 0/4")
+        raise UsageError(f"--shard {text}: expected i/n, e.g. 0/4")
     i, n = int(m.group(1)), int(m.group(2))
     if n < 1 or i >= n:
-        raise RdmError(f"--shard {text}: need 0 ≤ i < n")
+        raise UsageError(f"--shard {text}: need 0 ≤ i < n")
     return i, n
 
 
@@ -85,7 +86,7 @@ def output_paths(output: os.PathLike | str, specs: Sequence[AttackSpec], set_pat
     elif len(specs) == 1:
         paths = [Path(out)]
     else:
-        raise RdmError(f"-o {out}: several --eps need -o with '{{eps}}' in it "
+        raise UsageError(f"-o {out}: several --eps need -o with '{{eps}}' in it "
                        "(e.g. adv/test-fgsm-{eps}.h5) or an existing directory")
     if len(set(paths)) != len(paths):
         raise RdmError(f"-o {out}: two ε values map to the same file")
@@ -99,7 +100,7 @@ def load_attack_model(path: os.PathLike | str, device: torch.device | str) -> Ch
     ck = load_checkpoint(path, device=device)
     if ck.kind not in ATTACKABLE_KINDS:
         raise RdmError(f"{Path(path)}: is a {ck.kind} checkpoint (an autoencoder, no classifier); "
-                       "attack a cnn or purified checkpoint")
+                       "expected a cnn or purified checkpoint")
     return ck
 
 
@@ -126,7 +127,7 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     if not specs:
         raise RdmError("no attack given")
     if int(batch_size) < 1:
-        raise RdmError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     names = {s.name for s in specs}
     if len(names) != 1:
         raise RdmError("all specs of one run must be the same attack")
@@ -139,9 +140,7 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     if "source_index" in info.columns:
         raise RdmError(f"{set_path}: is already an adversarial set (has source_index); attack the clean set")
     paths = output_paths(output, specs, set_path, shard)
-    for p in paths:
-        if p.exists() and p.resolve() in (set_path.resolve(), model_path.resolve()):
-            raise RdmError(f"-o {p}: would overwrite an input")
+    check_outputs(paths, [set_path, model_path])
     start, stop = shard_range(info.n, shard)
     if stop <= start:
         raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows (the set has {info.n})")
@@ -209,8 +208,7 @@ def merge_parts(parts: Sequence[os.PathLike | str], output: os.PathLike | str, *
     parts = [Path(p) for p in parts]
     if not parts:
         raise RdmError("--merge needs the part files")
-    if Path(output).exists() and Path(output).resolve() in {p.resolve() for p in parts if p.exists()}:
-        raise RdmError(f"-o {output}: would overwrite one of the parts")
+    check_outputs([output], parts)
     infos = []
     for p in parts:
         info = validate_set(p, require=("source_index",), check_values=False)

@@ -35,7 +35,7 @@ import torch
 from .attack_api import load_attack_model, shard_range
 from .attack_registry import AttackSpec, run_attack_sweep
 from .checkpoint import Checkpoint, input_checks
-from .errors import RdmError
+from .errors import RdmError, UsageError
 from .metrics import Counts, adv_counts, summarize
 from .precision import autocast, check_precision
 from .prefetch import prefetch
@@ -227,7 +227,7 @@ def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *
     ``shard=(i, n)``: only rows [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) of each set; the report is a part
     for :func:`merge_reports` and records the shard and ``seed``."""
     if int(batch_size) < 1:
-        raise RdmError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if not sets:
         raise RdmError("no set to evaluate")
     check_precision(precision)

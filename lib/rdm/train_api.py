@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_output
+from .atomic import atomic_output, check_outputs
 from .checkpoint import Checkpoint, input_checks, load_checkpoint, read_raw, save_checkpoint
-from .errors import RdmError
+from .errors import RdmError, UsageError
 from .models import Purified, build, cnn_arch, dcae_arch, transfer_encoder
 from .precision import check_precision
 from .presets import Preset, load_preset
@@ -109,11 +109,11 @@ def config(preset: Preset, c: Common) -> TrainConfig:
                       seed=int(c.seed), patience=int(t.get("patience", 0)),
                       weight_decay=float(t.get("weight_decay", 0.0)))
     if cfg.epochs < 1:
-        raise RdmError(f"--epochs must be at least 1, got {cfg.epochs}")
+        raise UsageError(f"--epochs must be at least 1, got {cfg.epochs}")
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-        raise RdmError(f"--lr must be a positive number, got {cfg.lr}")
+        raise UsageError(f"--lr must be a positive number, got {cfg.lr}")
     if cfg.batch_size < 1:
-        raise RdmError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+        raise UsageError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     return cfg
 
 
@@ -122,13 +122,12 @@ def partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def _check_output(output: Path, inputs: Sequence[Path]) -> Path:
+def _check_output(output: Path, inputs: Sequence[Path], history: Path | None = None) -> Path:
+    """The output guard: neither -o, its .partial nor --history may name an input."""
     output = Path(output)
-    if output.is_dir():
-        raise RdmError(f"{output}: is a directory, expected a file path for -o")
-    for p in inputs:
-        if p is not None and Path(p).exists() and output.exists() and output.resolve() == Path(p).resolve():
-            raise RdmError(f"{output}: -o would overwrite the input {p}")
+    check_outputs([output, partial_path(output), history], inputs)
+    if history is not None and Path(history) in (output, partial_path(output)):
+        raise UsageError(f"--history {history}: is the checkpoint -o writes")
     return output
 
 
@@ -184,9 +183,12 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
                  "weight_decay": cfg.weight_decay, "datasets": sorted(datasets.values()),
                  "parent": (parent or {}).get("sha256")}
     if c.resume and c.resume_partial:
-        raise RdmError("--resume and --resume-partial exclude each other")
+        raise UsageError("--resume and --resume-partial exclude each other")
     state = (_load_resume(output, signature, c) if c.resume else
              _load_resume(output, signature, c, partial_only=True) if c.resume_partial else None)
+    if not (c.resume or c.resume_partial) and partial_path(output).exists():
+        c.warning(f"discarding {partial_path(output)}, left by an interrupted run "
+                  "(--resume or --resume-partial would continue it)")
     meta_base = {
         "kind": kind, "arch": arch, "preset": preset.as_dict(), "classes": list(preset.classes),
         "input_shape": list(preset.shape), "recipe": recipe, "parent": parent, "datasets": datasets,
@@ -280,7 +282,7 @@ def _recipe(name: str, cfg: TrainConfig, **extra: Any) -> dict:
 # --------------------------------------------------------------------------- commands
 def train_cnn(train: Path, *, output: Path, val: Path | None = None, c: Common = Common()) -> Path:
     """The undefended CNN of the preset (paper Fig. 7), trained on the clean set."""
-    train, output = Path(train), _check_output(output, [train, val])
+    train, output = Path(train), _check_output(output, [train, val], c.history)
     preset, _, cfg, device = _classifier_setup(train, val, [], c)
     arch = cnn_arch(preset)
     torch.manual_seed(cfg.seed)
@@ -330,13 +332,52 @@ def _find_hashes(obj: Any) -> set[str]:
     return out
 
 
+HELD_OUT_SPLITS = ("test", "val")
+ALLOW_HELD_OUT_FLAG = "--allow-held-out-adv"
+
+
+def refuse_held_out_sources(adv: Sequence[Path], allow: bool = False) -> None:
+    """The provenance guard of the commands that train on adversarial sets: a set crafted from a
+    test or validation split would leak those images into training; refused (one line naming
+    the set and its source) unless ``allow`` (the command's --allow-held-out-adv)."""
+    if allow:
+        return
+    for p in adv:
+        split, source = held_out_source(Path(p))
+        if split:
+            raise RdmError(f"{p}: crafted from the {split} split ({source}); training on it leaks "
+                             f"{split} images into training (pass {ALLOW_HELD_OUT_FLAG} to do it anyway)")
+
+
+def held_out_source(adv: Path) -> tuple[str | None, str]:
+    """(split, source) when ``adv`` was crafted from a test or validation split, else (None, source).
+    The split is the source set's ``split`` attribute, or, when that file is gone, its name."""
+    with SetReader(adv) as r:
+        src = r.info.provenance.get("source_set")
+    src = src if isinstance(src, dict) else {}
+    path = src.get("path")
+    if not isinstance(path, str) or not path:
+        return None, ""
+    split = src.get("split")
+    if split is None and Path(path).is_file():
+        try:
+            with SetReader(path) as s:
+                split = s.info.attrs.get("split")
+        except RdmError:
+            split = None
+    if split is None:
+        split = Path(path).stem.lower()
+    split = str(split).lower()
+    return (split if split in HELD_OUT_SPLITS else None), path
+
+
 def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: Path | None = None,
                   val_adv: Sequence[Path] = (), c: Common = Common()) -> Path:
     """The DCAE: input clean or adversarial rows, target the clean row; MSE loss."""
-    train, output = Path(train), _check_output(output, [train, val, *adv])
+    train, output = Path(train), _check_output(output, [train, val, *adv, *val_adv], c.history)
     adv, val_adv = [Path(p) for p in adv], [Path(p) for p in val_adv]
     if val_adv and val is None:
-        raise RdmError("--val-adv needs --val (the clean validation set it was made from)")
+        raise UsageError("--val-adv needs --val (the clean validation set it was made from)")
     preset = resolve_preset(train, c.preset)
     check_set(train, preset)
     for p in adv:
@@ -381,7 +422,7 @@ def _purified_arch(dcae_arch_: dict, cnn_arch_: dict) -> dict:
 
 def finetune(train: Path, *, dcae: Path, output: Path, val: Path | None = None, adv: Sequence[Path] = (),
              freeze_encoder: bool = False, purify: bool = False, cnn: Path | None = None,
-             c: Common = Common()) -> Path:
+             c: Common = Common(), allow_held_out: bool = False) -> Path:
     """RDMAA fine-tuning, or the purified composite DCAE → CNN.
 
     Default (the paper's "parameter sharing", section 3.C): the CNN's encoder starts
@@ -391,10 +432,11 @@ def finetune(train: Path, *, dcae: Path, output: Path, val: Path | None = None, 
     of kind ``purified``: with ``cnn`` the trained DCAE is put in front of that CNN
     without any training; without ``cnn`` in front of the CNN fine-tuned here.
     """
-    train, output = Path(train), _check_output(output, [train, val, dcae, cnn, *adv])
+    train, output = Path(train), _check_output(output, [train, val, dcae, cnn, *adv], c.history)
     adv = [Path(p) for p in adv]
+    refuse_held_out_sources(adv, allow_held_out)
     if cnn is not None and not purify:
-        raise RdmError("--cnn is only used with --purify")
+        raise UsageError("--cnn is only used with --purify")
     preset, infos, cfg, device = _classifier_setup(train, val, adv, c)
     dck = load_checkpoint(dcae, device="cpu", expect_kind="dcae")
     input_checks(dck, infos[0])
@@ -403,7 +445,7 @@ def finetune(train: Path, *, dcae: Path, output: Path, val: Path | None = None, 
 
     if cnn is not None:   # compose two trained models, no training
         if adv or freeze_encoder:
-            raise RdmError("--purify --cnn composes two trained models; --adv/--freeze-encoder do not apply")
+            raise UsageError("--purify --cnn composes two trained models; --adv/--freeze-encoder do not apply")
         return _compose(dck, cnn, preset, infos[0], val, output, parent, datasets, c, device)
 
     arch = cnn_arch(preset)
@@ -457,7 +499,7 @@ def _compose(dck: Checkpoint, cnn: Path, preset: Preset, info: SetInfo, val: Pat
 
 def advtrain(train: Path, *, output: Path, val: Path | None = None, adv: Sequence[Path] = (),
              online: str | None = None, eps: float | None = None, steps: int = 7,
-             alpha: float | None = None, c: Common = Common()) -> Path:
+             alpha: float | None = None, c: Common = Common(), allow_held_out: bool = False) -> Path:
     """Adversarial training.
 
     Paper recipe (``adv``): the clean set ∪ the given adversarial sets (labels = their
@@ -465,18 +507,19 @@ def advtrain(train: Path, *, output: Path, val: Path | None = None, adv: Sequenc
     batch is replaced by PGD examples against the current model (ε = ``eps``,
     ``steps`` steps of ``alpha``, default 2.5·ε/steps, random start), Madry et al. 2018.
     """
-    train, output = Path(train), _check_output(output, [train, val, *adv])
+    train, output = Path(train), _check_output(output, [train, val, *adv], c.history)
     adv = [Path(p) for p in adv]
+    refuse_held_out_sources(adv, allow_held_out)
     if bool(adv) == bool(online):
-        raise RdmError("give either --adv SET (the paper's recipe) or --online pgd (on-line PGD), not both or neither")
+        raise UsageError("give either --adv SET (the paper's recipe) or --online pgd (on-line PGD), not both or neither")
     transform, extra = None, {}
     if online:
         if online.lower() != "pgd":
-            raise RdmError(f"--online {online}: only 'pgd' is supported")
+            raise UsageError(f"--online {online}: only 'pgd' is supported")
         if eps is None or not (eps > 0):
-            raise RdmError("--online pgd needs --eps > 0")
+            raise UsageError("--online pgd needs --eps > 0")
         if steps < 1:
-            raise RdmError(f"--steps must be at least 1, got {steps}")
+            raise UsageError(f"--steps must be at least 1, got {steps}")
         alpha = float(alpha) if alpha is not None else 2.5 * float(eps) / steps
         extra = {"online": {"attack": "pgd", "eps": float(eps), "alpha": alpha, "steps": int(steps),
                             "random_start": True}}

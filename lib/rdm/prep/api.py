@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic import atomic_outputs
-from ..errors import RdmError
+from ..errors import RdmError, UsageError
 from ..presets import Preset
 from ..sets import SetWriter, make_provenance
 from .images import BadInput
@@ -70,7 +70,7 @@ def detect(sources: Sequence[str | os.PathLike], candidates: Path | None = None)
     if all(p.is_file() and p.suffix.lower() == ".mat" for p in paths):
         return "mat"
     if len(paths) > 1:
-        raise RdmError("several SOURCEs are only accepted as a list of .mat files")
+        raise UsageError("several SOURCEs are only accepted as a list of .mat files")
     p = paths[0]
     if p.is_file():
         raise RdmError(f"{p}: expected a folder, a .mat file or the word 'synthetic'")
@@ -109,7 +109,7 @@ def prepare(
     cand = Path(candidates) if candidates else None
     kind = detect(sources, cand)
     if n is not None and kind != "synthetic":
-        raise RdmError("--n only applies to the 'synthetic' source")
+        raise UsageError("--n only applies to the 'synthetic' source")
 
     input_hashes: dict[str, str] = {}
     extra: dict[str, Any] = {"source_kind": kind}
@@ -120,7 +120,7 @@ def prepare(
 
         count = 600 if n is None else int(n)
         if count < 3:
-            raise RdmError(f"--n {count}: need at least 3 images for a train/val/test split")
+            raise UsageError(f"--n {count}: need at least 3 images for a train/val/test split")
         x, y, groups = generate(count, len(classes), shape, seed=seed)
         ids = np.array([f"synthetic-{i:05d}" for i in range(count)], dtype=object)
         groups = np.asarray(groups, dtype=object)
