@@ -118,8 +118,8 @@ def test_output_file_and_errors(setup, phantom_set):
     before = files(d)
     assert "channel" in one_line_error(ev(ck, lung, "-o", d / "x.json"))
     assert "no such" in one_line_error(ev(ck, d / "none.h5", "-o", d / "x.json"))
-    assert "together" in one_line_error(ev(ck, s, "--attack", "fgsm"))
-    assert "eps" in one_line_error(ev(ck, s, "--attack", "fgsm", "--eps", "2"))
+    assert "together" in one_line_error(ev(ck, s, "--attack", "fgsm"), 2)
+    assert "eps" in one_line_error(ev(ck, s, "--attack", "fgsm", "--eps", "2"), 2)
     dcae = make_ckpt(d / "ae.ckpt", preset="brain", kind="dcae")
     assert "dcae" in one_line_error(ev(dcae, s))
     assert files(d) == before | {"ae.ckpt"}

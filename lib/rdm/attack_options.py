@@ -8,17 +8,20 @@ hyper-parameter is ``--attack-param NAME=VALUE``.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import attack_registry as R
+if TYPE_CHECKING:      # the registry imports torch: only when a command runs, never for --help
+    from . import attack_registry as R
 
 
 def _check_attack(value: Optional[str]) -> Optional[str]:
     if value is None:
         return None
     key = value.strip().lower()
+    from . import attack_registry as R
+
     if key not in R.names():
         raise typer.BadParameter(f"'{value}' is not one of {', '.join(R.names())}")
     return key
@@ -45,6 +48,8 @@ ParamOpt = Annotated[Optional[list[str]], typer.Option(
 def specs_from(attack: str, eps: list[float], *, alpha=None, steps=None, restarts=None, random_start=None,
                keep=None, queries=None, params=None, seed: int = 0) -> list[R.AttackSpec]:
     """One validated spec per ε from the parsed options."""
+    from . import attack_registry as R
+
     return [R.spec_from_options(attack, e, seed=seed, params=params, alpha=alpha, steps=steps,
                                 restarts=restarts, random_start=random_start, keep=keep, queries=queries)
             for e in eps]

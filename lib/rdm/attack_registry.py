@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from . import attacks as A
-from .errors import RdmError
+from .errors import RdmError, UsageError
 
 __all__ = ["Param", "AttackSpec", "Attack", "FLAGS", "register", "unregister", "get", "names",
            "label", "describe", "cli_flags", "run_attack", "run_attack_sweep", "default_alpha",
@@ -92,20 +92,20 @@ class Param:
                 return int(f)
             return self.type(value)
         except (TypeError, ValueError):
-            raise RdmError(f"{self.flag.rstrip('=')}: expected {self.type.__name__}, got {value!r}") from None
+            raise UsageError(f"{self.flag.rstrip('=')}: expected {self.type.__name__}, got {value!r}") from None
 
     def check(self, value: Any) -> None:
         if value is None:
             return
         flag = self.flag.rstrip("=")
         if self.type in (int, float) and isinstance(value, (int, float)) and math.isnan(value):
-            raise RdmError(f"{flag} must be a number, got nan")
+            raise UsageError(f"{flag} must be a number, got nan")
         if self.min is not None and value < self.min:
-            raise RdmError(f"{flag} must be at least {self.min:g}, got {value:g}")
+            raise UsageError(f"{flag} must be at least {self.min:g}, got {value:g}")
         if self.positive and not value > 0:
-            raise RdmError(f"{flag} must be > 0, got {value:g}")
+            raise UsageError(f"{flag} must be > 0, got {value:g}")
         if self.choices and value not in self.choices:
-            raise RdmError(f"{flag} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            raise UsageError(f"{flag} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
 
 
 # --------------------------------------------------------------------------- the serialised form
@@ -232,9 +232,9 @@ class Attack:
         given = {k: v for k, v in opts.items() if v is not None and k not in cls.ignores}
         for k in given:
             if k in cls.rejects:
-                raise RdmError(cls.rejects[k])
+                raise UsageError(cls.rejects[k])
             if k not in known:
-                raise RdmError(f"{cls.name} takes no {flag_of(k).rstrip('=')}")
+                raise UsageError(f"{cls.name} takes no {flag_of(k).rstrip('=')}")
         values = {p.name: (p.coerce(given[p.name]) if p.name in given else p.default) for p in cls.params}
         for p in cls.params:                      # the given values and the fixed defaults
             p.check(values[p.name])
@@ -361,7 +361,7 @@ def get(name: str) -> type[Attack]:
     try:
         return _REGISTRY[key]
     except KeyError:
-        raise RdmError(f"unknown attack '{name}' (choose from {', '.join(_REGISTRY)})") from None
+        raise UsageError(f"unknown attack '{name}' (choose from {', '.join(_REGISTRY)})") from None
 
 
 def _spec(spec: AttackSpec | Mapping[str, Any]) -> AttackSpec:
@@ -395,10 +395,10 @@ def parse_params(items: Sequence[str] | None) -> dict[str, str]:
     for it in items or ():
         key, sep, val = str(it).partition("=")
         if not sep or not key.strip():
-            raise RdmError(f"--attack-param {it}: expected NAME=VALUE")
+            raise UsageError(f"--attack-param {it}: expected NAME=VALUE")
         key = key.strip().replace("-", "_")
         if key in out:
-            raise RdmError(f"--attack-param {key} given twice")
+            raise UsageError(f"--attack-param {key} given twice")
         out[key] = val.strip()
     return out
 
@@ -409,8 +409,12 @@ def spec_from_options(name: str, eps: float, *, seed: int | None = 0, params: Se
     extra = parse_params(params)
     for k in extra:
         if k in flags and flags[k] is not None:
-            raise RdmError(f"{k} is given both as {FLAGS.get(k, k)} and as --attack-param")
-    return get(name).make(eps, seed=seed, **{**flags, **extra})
+            raise UsageError(f"{k} is given both as {FLAGS.get(k, k)} and as --attack-param")
+    cls = get(name)
+    for k in cls.ignores:     # accepted from stored specs, but a user who types one gets told
+        if flags.get(k) is not None or k in extra:
+            raise UsageError(f"{cls.name} takes no {FLAGS.get(k, '--attack-param ' + k)}")
+    return cls.make(eps, seed=seed, **{**flags, **extra})
 
 
 def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor,

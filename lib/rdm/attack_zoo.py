@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from . import attacks as A
 from .attack_registry import Attack, Param, default_alpha, register
-from .errors import RdmError
+from .errors import UsageError
 
 KEEP = Param("keep", str, "fooled", "which iterate PGD returns: fooled (final iterate of the first restart "
              "that fools), best (any iterate), last", choices=A.KEEP_CHOICES)
@@ -81,7 +81,7 @@ class BIM(PGD):
     @classmethod
     def validate(cls, eps: float, values: Mapping[str, Any]) -> None:
         if values["random_start"]:
-            raise RdmError("bim is PGD without a random start; use --attack pgd --random-start")
+            raise UsageError("bim is PGD without a random start; use --attack pgd --random-start")
 
 
 @register

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import RdmError
+from .errors import RdmError, UsageError
 from .models import as_class_logits, classification_loss
 
 __all__ = [
@@ -190,7 +190,7 @@ def _prepare(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 def check_eps(eps: float) -> float:
     eps = float(eps)
     if not (0.0 <= eps <= 1.0) or math.isnan(eps):
-        raise RdmError(f"eps must be in [0, 1], got {eps:g}")
+        raise UsageError(f"eps must be in [0, 1], got {eps:g}")
     return eps
 
 
