@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -53,6 +52,7 @@ def evaluate(
     from rdm.atomic import atomic_output
     from rdm.attack_api import parse_shard
     from rdm.errors import UsageError
+    from rdm.per_row import dumps
 
     with cli.guard(debug):
         if merge:
@@ -88,7 +88,7 @@ def evaluate(
             cli.console.print(f"warning: {w}", style="yellow")
         if output is not None:
             with atomic_output(output) as tmp:
-                tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+                tmp.write_text(dumps(report))
         if as_json:
             cli.emit(report, as_json=True)
         elif output is not None:

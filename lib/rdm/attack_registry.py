@@ -265,6 +265,12 @@ class Attack:
                 row_ids: Sequence[int] | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def run_with_info(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      row_ids: Sequence[int] | None = None) -> tuple[torch.Tensor, dict[str, list]]:
+        """The adversarial images and what the attack knows per row beyond them, as lists
+        (the cascade: which stage fooled each row first); the base knows nothing more."""
+        return self(model, x, y, row_ids), {}
+
     @classmethod
     def sweep(cls, specs: Sequence[AttackSpec], model: nn.Module, x: torch.Tensor, y: torch.Tensor,
               row_ids: Sequence[int] | None = None) -> list[torch.Tensor]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from . import attacks as A
+from . import autoattack as AA
 from .attack_registry import Attack, Param, default_alpha, register
 from .errors import UsageError
+from .square import square_linf
 
 KEEP = Param("keep", str, "fooled", "which iterate PGD returns: fooled (final iterate of the first restart "
              "that fools), best (any iterate), last", choices=A.KEEP_CHOICES)
@@ -103,3 +105,68 @@ class APGD(Attack):
     def describe(self) -> str:
         return f"APGD-CE(eps={self.eps:g}, steps={self.steps}, restarts={self.restarts}, seed={self.seed})"
 
+
+TARGETS = Param("targets", int, None, "APGD-T: how many other classes to target, most likely first "
+                "(default all C − 1)", min=1)
+
+
+@register
+class APGDT(Attack):
+    """Targeted APGD over the other classes (AutoAttack's APGD-T; margin for a binary head)."""
+
+    name = "apgd-t"
+    label = "APGD-T"
+    title = ("Auto-PGD on the targeted DLR loss towards each other class, L∞ (Croce & Hein 2020); "
+             "binary heads: the logit margin")
+    params = (Param("steps", int, 100, "iterations per target", min=1), RESTARTS, TARGETS)
+    fixed = {"random_start": True}
+
+    def forward(self, model, x, y, row_ids):
+        return AA.apgd_targeted(model, x, y, self.eps, self.steps, targets=self.targets,
+                                restarts=self.restarts, seed=self.seed, row_ids=row_ids)
+
+
+@register
+class Square(Attack):
+    """Square Attack: gradient-free random search on the ε-ball's vertices."""
+
+    name = "square"
+    label = "Square"
+    title = "Square Attack, gradient-free, L∞, margin loss (Andriushchenko et al. 2020)"
+    params = (Param("queries", int, 5000, "forward passes per row, the start included", min=1),
+              Param("p_init", float, 0.8, "first window share of the image (AutoAttack's schedule)",
+                    positive=True),
+              RESTARTS)
+
+    @classmethod
+    def validate(cls, eps: float, values: Mapping[str, Any]) -> None:
+        if values["p_init"] > 1:
+            raise UsageError(f"--attack-param p_init must be in (0, 1], got {values['p_init']:g}")
+
+    def forward(self, model, x, y, row_ids):
+        return square_linf(model, x, y, self.eps, self.queries, p_init=self.p_init, restarts=self.restarts,
+                           seed=self.seed, row_ids=row_ids)
+
+
+@register
+class AutoAttackSuite(Attack):
+    """AutoAttack's standard cascade adapted to 2–4 classes (:mod:`rdm.autoattack`)."""
+
+    name = "aa"
+    label = "AA"
+    title = "AutoAttack's cascade for 2–4 classes: APGD-CE, APGD-T, Square (robust = no stage fooled it)"
+    params = (Param("steps", int, 100, "APGD iterations (per target for APGD-T)", min=1),
+              Param("queries", int, 5000, "Square's query budget per row", min=1),
+              TARGETS)
+    fixed = {"random_start": True}
+    stages = AA.STAGES
+
+    def forward(self, model, x, y, row_ids):
+        return self.run_with_info(model, x, y, row_ids)[0]
+
+    def run_with_info(self, model, x, y, row_ids=None):
+        with A.attack_mode(model):
+            xa, by = AA.autoattack(model, x, y, self.eps, steps=self.steps, queries=self.queries,
+                                   targets=self.targets, seed=self.seed, row_ids=row_ids, stages=self.stages)
+        names = {AA.ROBUST: None, AA.CLEAN: "clean", **{i + 1: s for i, s in enumerate(self.stages)}}
+        return xa, {"fooled_by": [names[int(v)] for v in by.tolist()]}

@@ -46,7 +46,7 @@ from .errors import RdmError, UsageError
 from .models import as_class_logits, classification_loss
 
 __all__ = [
-    "attack_mode", "fgsm", "fgsm_sweep", "pgd", "apgd_ce", "eps_bounds", "project", "row_generator",
+    "attack_mode", "fgsm", "fgsm_sweep", "pgd", "apgd", "apgd_ce", "eps_bounds", "project", "row_generator",
     "check_eps",
 ]
 
@@ -158,9 +158,11 @@ def project(x_adv: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Te
 
 
 # --------------------------------------------------------------------------- helpers
-def _loss_and_grad(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor
+def _loss_and_grad(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, loss_fn=None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-row loss, input gradient of the summed loss, and logits (all detached).
+
+    ``loss_fn(class_logits, y)`` (:mod:`rdm.attack_losses`) replaces the cross-entropy.
 
     The model's parameters are frozen by :func:`attack_mode`, so backward computes the
     input gradient only. ``x_adv`` is a fresh tensor at every call site: no copy is made.
@@ -168,7 +170,7 @@ def _loss_and_grad(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor
     xg = x_adv.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model(xg)
-        loss = classification_loss(logits, y, reduction="none")
+        loss = classification_loss(logits, y, reduction="none") if loss_fn is None else loss_fn(as_class_logits(logits), y)
         (grad,) = torch.autograd.grad(loss.sum(), [xg])
     return loss.detach(), grad.detach(), as_class_logits(logits.detach())
 
@@ -240,6 +242,28 @@ def _select(best: torch.Tensor, best_loss: torch.Tensor, best_fooled: torch.Tens
     _put_rows(best, take, cand)
     _put_rows(best_loss, take, cand_loss)
     _put_rows(best_fooled, take, cand_fooled)
+
+
+def _unfooled(best_fooled: torch.Tensor) -> torch.Tensor:
+    """Indices of the rows no restart has fooled yet (a later restart runs on these only)."""
+    return (~best_fooled).nonzero().squeeze(1)
+
+
+def _take(t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """Rows ``rows`` of ``t`` (all when None), image batches kept in the fast layout."""
+    return t if rows is None else t.index_select(0, rows).contiguous(memory_format=_fast_layout(t))
+
+
+def _select_at(rows: torch.Tensor | None, best: torch.Tensor, best_loss: torch.Tensor,
+               best_fooled: torch.Tensor, cand: torch.Tensor, cand_loss: torch.Tensor,
+               cand_fooled: torch.Tensor) -> None:
+    """:func:`_select` for candidates of the rows ``rows`` only (all rows when None)."""
+    if rows is None:
+        _select(best, best_loss, best_fooled, cand, cand_loss, cand_fooled)
+        return
+    b, bl, bf = _take(best, rows), best_loss[rows], best_fooled[rows]
+    _select(b, bl, bf, cand, cand_loss, cand_fooled)
+    best[rows], best_loss[rows], best_fooled[rows] = b, bl, bf
 
 
 # --------------------------------------------------------------------------- FGSM
@@ -328,26 +352,34 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
     best_loss = torch.full((x.shape[0],), -math.inf, device=x.device)
     best_fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
 
-    def fooled_of(pred: torch.Tensor) -> torch.Tensor:
+    def fooled_of(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # targeted: "fooled" means the target class is predicted
         return (pred == y) if targeted else (pred != y)
 
     with attack_mode(model):
         for r in range(int(restarts)):
-            x_adv = x.clone()
+            # a later restart runs only on the rows no earlier one fooled: the pick of a fooled
+            # row is final under "fooled" and "best" (same output, less work)
+            rows = None if r == 0 or keep == "last" else _unfooled(best_fooled)
+            if rows is not None and rows.numel() == 0:
+                break
+            xr, yr, lor, hir = (_take(t, rows) for t in (x, y, lo, hi))
+            x_adv = xr.clone()
             if random_start:
-                x_adv = project(x + eps * _uniform_rows(x.shape, seed, ids, r, x), lo, hi)
+                idr = ids if rows is None else [ids[i] for i in rows.tolist()]
+                x_adv = project(xr + eps * _uniform_rows(xr.shape, seed, idr, r, xr), lor, hir)
             for _ in range(steps):
-                loss, grad, logits = _loss_and_grad(model, x_adv, y)
+                loss, grad, logits = _loss_and_grad(model, x_adv, yr)
                 if keep == "best":  # the iterate the gradient was taken at
-                    _select(best, best_loss, best_fooled, x_adv, sign * loss, fooled_of(logits.argmax(1)))
+                    _select_at(rows, best, best_loss, best_fooled, x_adv, sign * loss,
+                               fooled_of(logits.argmax(1), yr))
                 # x + α·sign(g) in one kernel (α·(±1) is exact), then one clamp
-                x_adv = project(torch.add(x_adv, grad.sign_(), alpha=sign * alpha), lo, hi)
+                x_adv = project(torch.add(x_adv, grad.sign_(), alpha=sign * alpha), lor, hir)
             if not final_eval:
                 best = x_adv
                 continue
-            loss, logits = _eval_logits(model, x_adv, y)
-            _select(best, best_loss, best_fooled, x_adv, sign * loss, fooled_of(logits.argmax(1)))
+            loss, logits = _eval_logits(model, x_adv, yr)
+            _select_at(rows, best, best_loss, best_fooled, x_adv, sign * loss, fooled_of(logits.argmax(1), yr))
     return best.detach().contiguous()
 
 
@@ -357,7 +389,7 @@ def _eval_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[to
         return classification_loss(logits, y, reduction="none"), as_class_logits(logits)
 
 
-# --------------------------------------------------------------------------- APGD-CE
+# --------------------------------------------------------------------------- APGD
 def _apgd_checkpoint_lengths(steps: int) -> tuple[int, int, int]:
     """First period, its decrement and its minimum (Croce & Hein 2020: 0.22, 0.03, 0.06 of N)."""
     return max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
@@ -366,7 +398,18 @@ def _apgd_checkpoint_lengths(steps: int) -> tuple[int, int, int]:
 def apgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 100, *,
             restarts: int = 1, seed: int | None = None, row_ids: Sequence[int] | None = None,
             rho: float = 0.75, momentum: float = 0.75) -> torch.Tensor:
-    """Auto-PGD with the cross-entropy loss (Croce & Hein, ICML 2020), L∞.
+    """Auto-PGD with the cross-entropy loss (Croce & Hein, ICML 2020), L∞: :func:`apgd` with ``loss="ce"``."""
+    return apgd(model, x, y, eps, steps, loss="ce", restarts=restarts, seed=seed, row_ids=row_ids,
+                rho=rho, momentum=momentum)
+
+
+def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 100, *,
+         loss: str = "ce", target: torch.Tensor | None = None, restarts: int = 1, seed: int | None = None,
+         row_ids: Sequence[int] | None = None, rho: float = 0.75, momentum: float = 0.75,
+         first_restart: int = 0) -> torch.Tensor:
+    """Auto-PGD (Croce & Hein, ICML 2020), L∞, ascending the per-row ``loss``
+    (:mod:`rdm.attack_losses`: ``ce``, ``margin``, ``dlr``, or ``dlr-targeted`` /
+    ``margin-targeted`` towards ``target``, one label per row).
 
     Step size starts at 2ε per image. Each step takes a sign-gradient step to ``z``
     and moves with momentum: ``x ← Π(x + m·(Π(z) − x) + (1 − m)·(x − x_prev))``
@@ -375,16 +418,23 @@ def apgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step
     step size is halved and it restarts from its best point when either
     (1) the loss rose in at most ``rho`` (75 %) of the steps since the last checkpoint, or
     (2) the step size was not halved at the last checkpoint and the best loss did not
-    improve since. The start is ``x + ε·t/‖t‖∞``, ``t ~ U(−1, 1)``, seeded per row.
+    improve since. The start is ``x + ε·t/‖t‖∞``, ``t ~ U(−1, 1)``, seeded per row from
+    ``(seed, row_id, first_restart + restart)``.
 
-    Returns per image the first point that fooled the model, else the highest-loss
-    point; across restarts likewise.
+    A row is fooled when it is misclassified (any class, targeted losses included). Returns
+    per image the first point that fooled the model, else the highest-loss point; a later
+    restart runs only on the rows no earlier one fooled.
     """
+    from .attack_losses import TARGETED, get_loss
+
     eps = _check_eps(eps)
     if int(steps) < 1:
         raise RdmError(f"steps must be at least 1, got {steps}")
     if int(restarts) < 1:
         raise RdmError(f"restarts must be at least 1, got {restarts}")
+    if loss in TARGETED and target is None:
+        raise ValueError(f"the {loss} loss needs target labels")
+    get_loss(loss, target)                    # an unknown loss fails before any work
     x, y = _prepare(x, y)
     if eps == 0:
         return x.contiguous()
@@ -392,6 +442,8 @@ def apgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step
     n = x.shape[0]
     lo, hi = eps_bounds(x, eps)
     view = (-1,) + (1,) * (x.dim() - 1)
+    if target is not None:
+        target = torch.as_tensor(target, device=x.device).long().reshape(-1)
 
     best = x.clone()
     best_loss = torch.full((n,), -math.inf, device=x.device)
@@ -399,19 +451,26 @@ def apgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step
 
     with attack_mode(model):
         for r in range(int(restarts)):
-            x_r, loss_r, fooled_r = _apgd_run(model, x, y, eps, int(steps), lo, hi, view,
-                                              _uniform_rows(x.shape, seed, ids, r, x), rho, momentum)
-            _select(best, best_loss, best_fooled, x_r, loss_r, fooled_r)
+            rows = None if r == 0 else _unfooled(best_fooled)
+            if rows is not None and rows.numel() == 0:
+                break
+            xr, yr, lor, hir = (_take(t, rows) for t in (x, y, lo, hi))
+            idr = ids if rows is None else [ids[i] for i in rows.tolist()]
+            loss_fn = get_loss(loss, None if target is None else _take(target, rows))
+            x_r, loss_r, fooled_r = _apgd_run(model, xr, yr, eps, int(steps), lor, hir, view,
+                                              _uniform_rows(xr.shape, seed, idr, first_restart + r, xr), rho,
+                                              momentum, loss_fn)
+            _select_at(rows, best, best_loss, best_fooled, x_r, loss_r, fooled_r)
     return best.detach().contiguous()
 
 
-def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum):
+def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum, loss_fn=None):
     n = x.shape[0]
     t = noise
     tmax = t.abs().reshape(n, -1).max(1)[0].view(view)
     x_adv = project(x + eps * t / (tmax + 1e-12), lo, hi)
 
-    loss, grad, logits = _loss_and_grad(model, x_adv, y)
+    loss, grad, logits = _loss_and_grad(model, x_adv, y, loss_fn)
     fooled = logits.argmax(1) != y
     # the returned point: first fooling iterate, else the highest-loss one
     out, out_loss, out_fooled = x_adv.clone(), loss.clone(), fooled.clone()
@@ -434,7 +493,7 @@ def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum):
             x_new = project(x_adv + m * (z - x_adv) + (1.0 - m) * (x_adv - x_prev), lo, hi)
             x_prev, x_adv = x_adv, x_new
 
-        loss, grad, logits = _loss_and_grad(model, x_adv, y)
+        loss, grad, logits = _loss_and_grad(model, x_adv, y, loss_fn)
         fooled = logits.argmax(1) != y
         _select(out, out_loss, out_fooled, x_adv, loss, fooled)
 

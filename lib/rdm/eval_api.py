@@ -33,13 +33,14 @@ import numpy as np
 import torch
 
 from .attack_api import load_attack_model, shard_range
-from .attack_registry import AttackSpec, run_attack_sweep
+from .attack_registry import AttackSpec
 from .checkpoint import Checkpoint, input_checks
 from .errors import RdmError, UsageError
 from .metrics import Counts, adv_counts, summarize
 from .precision import autocast, check_precision
 from .prefetch import prefetch
 from .models import predict
+from .per_row import PerRow, attack_for_eval, merge_per_row
 from .sets import SetReader, sha256_file, validate_set
 
 PROTOCOLS = ("clean", "white-box", "transfer")
@@ -134,6 +135,7 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
         result["rows"] = {"start": start, "stop": stop, "of": info.n}
     task = progress.add_task(set_path.name, total=stop - start, info="") if progress else None
     device = torch.device(device)
+    per_row = PerRow(adversarial=src_reader is not None)
 
     def rows():   # the set's batches and their clean source rows, read in the background thread
         with SetReader(set_path) as r:
@@ -153,7 +155,9 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
             x = _tensor(b.get("x_t", b["x"]), device)
             pred = _predict(model, x, device)
             counts.add_predictions(b["y"], pred)
-            if src_reader is not None:
+            if src_reader is None:
+                per_row.add(b["index"], b["y"], pred)
+            else:
                 si = b["source_index"]
                 todo = cache[si] < 0
                 if todo.any():
@@ -162,6 +166,7 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
                 xc = _tensor(b["clean_x_t"], device) if "clean_x_t" in b else b["clean_x"]
                 xa = x if device.type == "cuda" else b["x"]     # on a GPU the image metrics run there
                 counts.adv = counts.adv.merge(adv_counts(b["y"], pc, pred, xa, xc))
+                per_row.add(si, b["y"], pred, pc)
             if progress:
                 progress.update(task, advance=len(b["y"]))
     finally:
@@ -169,6 +174,7 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
             src_reader.close()
     result["counts"] = counts.to_dict()
     result["metrics"] = summarize(counts)
+    result["per_row"] = per_row.to_dict()
     return result
 
 
@@ -186,6 +192,7 @@ def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequ
     input_checks(ck, info)
     model = ck.model
     counts = [Counts.empty(info.classes, adversarial=True) for _ in specs]
+    per_row = [PerRow(adversarial=True) for _ in specs]
     start, stop = shard_range(info.n, shard)
     task = (progress.add_task(f"{set_path.name} {specs[0].name}", total=stop - start, info="")
             if progress else None)
@@ -200,11 +207,13 @@ def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequ
         y = torch.from_numpy(b["y"]).to(device)
         pc = _predict(model, x, device)
         with autocast(device, precision):     # the attack's forward/backward; bounds and outputs stay float32
-            advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
-        for c, xa in zip(counts, advs):
+            # only rows right on the clean image are attacked (per_row.attack_for_eval)
+            advs = attack_for_eval(specs, model, x, y, b["index"], pc)
+        for c, pr, (xa, row_info) in zip(counts, per_row, advs):
             pa = _predict(model, xa, device)
             c.add_predictions(b["y"], pa)
             c.adv = c.adv.merge(adv_counts(b["y"], pc, pa, xa, x))
+            pr.add(b["index"], b["y"], pa, pc, **row_info)
         if progress:
             progress.update(task, advance=len(b["y"]))
     sha = sha256_file(set_path)
@@ -212,8 +221,8 @@ def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequ
     prec = {"precision": precision} if check_precision(precision) != "fp32" else {}
     return [{"set": str(set_path), "set_sha256": sha, "protocol": WHITE_BOX, "source": str(set_path),
              "attack": s.to_dict(), "on_the_fly": True, **prec, **rows, "counts": c.to_dict(),
-             "metrics": summarize(c)}
-            for s, c in zip(specs, counts)]
+             "metrics": summarize(c), "per_row": pr.to_dict()}
+            for s, c, pr in zip(specs, counts, per_row)]
 
 
 def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *,
@@ -336,9 +345,13 @@ def merge_reports(parts: Sequence[os.PathLike | str]) -> dict[str, Any]:
             expect = rows["stop"]
         if expect != r0["rows"]["of"]:
             raise RdmError(f"parts cover {expect} of {r0['rows']['of']} rows of {Path(r0['set']).name}")
-        out = {k: v for k, v in by_index[0][1]["results"][j].items() if k not in ("rows", "counts", "metrics")}
+        out = {k: v for k, v in by_index[0][1]["results"][j].items()
+               if k not in ("rows", "counts", "metrics", "per_row")}
         out["counts"] = counts.to_dict()
         out["metrics"] = summarize(counts)
+        per_row = merge_per_row([by_index[i][1]["results"][j].get("per_row") for i in range(count)])
+        if per_row is not None:
+            out["per_row"] = per_row
         merged_results.append(out)
     first = by_index[0][1]
     report = {k: first[k] for k in ("model", "model_sha256", "model_kind", "classes")}

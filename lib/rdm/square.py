@@ -1,0 +1,155 @@
+"""Square Attack, L∞ (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020): gradient-free.
+
+A random search over the vertices of the ε-ball: start from vertical stripes of ±ε; at each
+iteration, for every row still classified right, set one random square window of side ``s``
+(all channels, one random sign ±ε per channel) and keep the change if the margin loss
+``z_y − max_{j≠y} z_j`` fell (or the row is now misclassified). The window's share of the
+image, p, follows AutoAttack's schedule from ``p_init`` = 0.8 (halved after 10, 50, 200,
+500, 1000, 2000, 4000, 6000 and 8000 iterations; AutoAttack does not rescale it to the
+query budget, nor does this).
+
+As in the paper's code, each row draws its own window position, and a sign pattern that
+would leave the window unchanged is drawn again once and then flipped, so every query
+tries a new point. A row stops when it is fooled; the query budget counts every forward
+pass of a row, the start included (``queries`` = 5000: at most 5000 forward passes per row).
+
+Exactness: a candidate pixel is one of the per-pixel bounds ``[max(x−ε, 0), min(x+ε, 1)]``
+(:func:`rdm.attacks.eps_bounds`, rounded inward) or the current point's value, so the ε-ball
+and [0, 1] hold exactly with no arithmetic on pixels. Randomness comes from one generator per
+row seeded by ``(seed, row_id, restart)``: a row gets the same search in any batch or shard.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .attack_losses import margin
+from .attacks import (_check_eps, _eval_logits, _fast_layout, _prepare, _row_ids, _take, attack_mode,
+                      eps_bounds, row_generator)
+from .errors import RdmError
+
+P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
+              (8000, 256))
+CHUNK = 64          # iterations of random numbers drawn per row at a time
+
+
+def p_selection(p_init: float, it: int) -> float:
+    """AutoAttack's schedule of the window's share of the image at iteration ``it``."""
+    for bound, div in P_SCHEDULE:
+        if it <= bound:
+            return p_init / div
+    return p_init / 512
+
+
+def window_side(p: float, c: int, h: int, w: int) -> int:
+    return min(max(int(round(math.sqrt(p * c * h * w / c))), 1), h, w)
+
+
+class _RowRandom:
+    """Uniform numbers per row from that row's own generator, CHUNK iterations at a time."""
+
+    def __init__(self, seed: int | None, ids: Sequence[int], restart: int, width: int, device):
+        self.gens = [row_generator(seed, i, restart) for i in ids]
+        self.width, self.device = width, device
+        self.buf: torch.Tensor | None = None
+        self.pos = CHUNK
+
+    def next(self, alive: torch.Tensor) -> torch.Tensor:
+        """Numbers for the next iteration of the rows ``alive`` (indices into the original rows);
+        every row advances its own stream, alive or not, so a row's draws never depend on others."""
+        if self.pos == CHUNK:
+            self.buf = torch.stack([torch.rand(CHUNK, self.width, generator=g) for g in self.gens])
+            self.pos = 0
+        u = self.buf[:, self.pos]
+        self.pos += 1
+        return u.index_select(0, alive.cpu()).to(self.device)
+
+
+def square_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, queries: int = 5000, *,
+                p_init: float = 0.8, restarts: int = 1, seed: int | None = None,
+                row_ids: Sequence[int] | None = None, first_restart: int = 0,
+                count: list | None = None) -> torch.Tensor:
+    """Square Attack (L∞, margin loss, untargeted) on one batch; returns, per row, the first point
+    that fooled the model, else the lowest-margin point. ``restarts`` > 1 reruns the search on
+    the rows still classified right; restart r draws from ``(seed, row_id, first_restart + r)``.
+    ``count``, if given, gets the number of rows of every
+    forward pass appended (for tests of the query budget)."""
+    eps = _check_eps(eps)
+    if int(queries) < 1:
+        raise RdmError(f"--queries must be at least 1, got {queries}")
+    if not 0 < float(p_init) <= 1:
+        raise RdmError(f"p_init must be in (0, 1], got {p_init:g}")
+    if int(restarts) < 1:
+        raise RdmError(f"restarts must be at least 1, got {restarts}")
+    if x.dim() != 4:
+        raise RdmError(f"Square needs N×C×H×W images, got shape {tuple(x.shape)}")
+    x, y = _prepare(x, y)
+    if eps == 0:
+        return x.contiguous()
+    ids = _row_ids(row_ids, x.shape[0])
+    lo, hi = eps_bounds(x, eps)
+    best = x.clone()
+    fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    with attack_mode(model):
+        for r in range(int(restarts)):
+            rows = torch.arange(x.shape[0], device=x.device) if r == 0 else (~fooled).nonzero().squeeze(1)
+            if rows.numel() == 0:
+                break
+            xr, f = _search(model, _take(x, rows), _take(y, rows), _take(lo, rows), _take(hi, rows),
+                            int(queries), float(p_init), seed, [ids[i] for i in rows.tolist()],
+                            int(first_restart) + r, count)
+            best[rows], fooled[rows] = xr, f
+    return best.detach().contiguous()
+
+
+def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count):
+    n, c, h, w = x.shape
+    dev = x.device
+    rnd = _RowRandom(seed, ids, restart, 2 + 2 * c, dev)        # position (2), two sign draws (2c)
+
+    def forward(xs, ys):
+        if count is not None:
+            count.append(int(xs.shape[0]))
+        _, logits = _eval_logits(model, xs, ys)
+        return margin(logits, ys).neg(), logits.argmax(1) != ys    # z_y − max other: lower is better
+
+    # start: vertical stripes, one sign per (row, channel, column)
+    up = torch.stack([torch.rand(c, 1, w, generator=g) for g in rnd.gens]).to(dev) < 0.5
+    cur = torch.where(up, hi, lo).contiguous(memory_format=_fast_layout(x))
+    cur_m, fooled = forward(cur, y)
+    used = 1
+    ii = torch.arange(h, device=dev).view(1, 1, h, 1)
+    jj = torch.arange(w, device=dev).view(1, 1, 1, w)
+    alive = (~fooled).nonzero().squeeze(1)
+    for it in range(queries - 1):
+        if alive.numel() == 0:
+            break
+        u = rnd.next(alive)                                         # (alive, 2 + 2c) uniforms
+        s = window_side(p_selection(p_init, it), c, h, w)
+        vh = (u[:, 0] * (h - s + 1)).long().clamp_(max=h - s).view(-1, 1, 1, 1)
+        vw = (u[:, 1] * (w - s + 1)).long().clamp_(max=w - s).view(-1, 1, 1, 1)
+        win = (ii >= vh) & (ii < vh + s) & (jj >= vw) & (jj < vw + s)          # (alive, 1, h, w)
+        xa, la, ha, ca = (t.index_select(0, alive) for t in (x, lo, hi, cur))
+        sign = (u[:, 2:2 + c] < 0.5).view(-1, c, 1, 1)
+        cand = torch.where(win, torch.where(sign, ha, la), ca)
+        same = ~((cand != ca) & win).flatten(1).any(1)              # the window would not change
+        if bool(same.any()):
+            sign = torch.where(same.view(-1, 1, 1, 1), (u[:, 2 + c:2 + 2 * c] < 0.5).view(-1, c, 1, 1), sign)
+            cand = torch.where(win, torch.where(sign, ha, la), ca)
+            same = ~((cand != ca) & win).flatten(1).any(1)
+            sign = torch.where(same.view(-1, 1, 1, 1), ~sign, sign)
+            cand = torch.where(win, torch.where(sign, ha, la), ca)
+        cand = cand.contiguous(memory_format=_fast_layout(x))
+        m, f = forward(cand, y.index_select(0, alive))
+        used += 1
+        take = (m < cur_m.index_select(0, alive)) | f
+        keep_rows = alive[take]
+        cur[keep_rows] = cand[take]
+        cur_m[keep_rows] = m[take]
+        fooled[alive[f]] = True
+        alive = alive[~f]
+    return cur, fooled
