@@ -49,8 +49,8 @@ def _classes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 100, *,
                   targets: int | None = None, restarts: int = 1, seed: int | None = None,
                   row_ids: Sequence[int] | None = None, first_restart: int = 0) -> torch.Tensor:
-    """APGD-T: targeted DLR (margin for 2 classes) towards the 2nd, 3rd, … most likely class of the
-    clean image in turn, each run only on the rows no earlier target fooled."""
+    """APGD-T: targeted DLR (margin for 2 classes) towards each other class in turn, the most likely
+    first (by the clean image's logits), each run only on the rows no earlier target fooled."""
     eps = check_eps(eps)
     x, y = _prepare(x, y)
     ids = _row_ids(row_ids, x.shape[0])
@@ -60,7 +60,9 @@ def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
         n_t = k - 1 if targets is None else min(int(targets), k - 1)
         if n_t < 1:
             raise RdmError(f"targets must be at least 1, got {targets}")
-        order = logits.argsort(1, descending=True)
+        # the other classes, most likely first (the true class never is a target, even on a
+        # row the model gets wrong)
+        order = logits.scatter(1, y.view(-1, 1), float("-inf")).argsort(1, descending=True)
         loss = "dlr-targeted" if k >= 3 else "margin-targeted"
         best = x.clone()
         fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -69,7 +71,7 @@ def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
             if rows.numel() == 0:
                 break
             xa = apgd(model, _take(x, rows), _take(y, rows), eps, steps, loss=loss,
-                      target=order[rows, t + 1], restarts=restarts, seed=seed,
+                      target=order[rows, t], restarts=restarts, seed=seed,
                       row_ids=[ids[i] for i in rows.tolist()], first_restart=first_restart + t * int(restarts))
             f = _classes(model, xa).argmax(1) != _take(y, rows)
             best[rows] = xa

@@ -30,7 +30,7 @@ from torch import nn
 from .attack_losses import margin
 from .attacks import (_check_eps, _eval_logits, _fast_layout, _prepare, _row_ids, _take, attack_mode,
                       eps_bounds, row_generator)
-from .errors import RdmError
+from .errors import RdmError, UsageError
 
 P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
               (8000, 256))
@@ -80,7 +80,7 @@ def square_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     forward pass appended (for tests of the query budget)."""
     eps = _check_eps(eps)
     if int(queries) < 1:
-        raise RdmError(f"--queries must be at least 1, got {queries}")
+        raise UsageError(f"--queries must be at least 1, got {queries}")
     if not 0 < float(p_init) <= 1:
         raise RdmError(f"p_init must be in (0, 1], got {p_init:g}")
     if int(restarts) < 1:
