@@ -123,3 +123,38 @@ def test_a_set_certified_in_shards_equals_one_run(tmp_path, phantom_set):
     assert f"{0.005 * 16:g}" in whole["certified_accuracy"]
     with pytest.raises(RdmError, match="cover"):
         merge_certificates(parts[:2])
+
+
+def test_rdm_certify_cli_writes_a_report_and_refuses_bad_settings(tmp_path, phantom_set):
+    import dataclasses
+    import json
+
+    from typer.testing import CliRunner
+
+    from rdm.checkpoint import save_checkpoint
+    from rdm.models import build, cnn_arch
+    from rdm.presets import load_preset
+    from rdm_tools.certify import app
+
+    p = dataclasses.replace(load_preset("lung"), size=(16, 16))
+    arch = cnn_arch(p)
+    ck = save_checkpoint(tmp_path / "m.ckpt", build(arch), {"kind": "cnn", "arch": arch, "classes": list(p.classes),
+                                                           "input_shape": list(p.shape), "preset": p.as_dict()})
+    s = phantom_set("test.h5", preset="lung", n=6, shape=(1, 16, 16))
+    run = CliRunner().invoke
+    out = tmp_path / "c.json"
+    r = run(app, [str(ck), str(s), "--sigma", "0.25", "--n", "100", "--n0", "10", "--eps", "0.005",
+                  "--device", "cpu", "-q", "-o", str(out)])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.strip() == str(out)
+    rep = json.loads(out.read_text())
+    assert len(rep["per_row"]["radius"]) == 6 and rep["settings"]["sigma"] == 0.25
+    for args, needle in [(["--sigma", "0"], "sigma"), (["--sigma", "0.25", "--n0", "200", "--n", "100"], "n0"),
+                         (["--sigma", "0.25", "--alpha", "1.5"], "alpha"), ([], "--sigma is required")]:
+        bad = tmp_path / "bad.json"
+        r = run(app, [str(ck), str(s), *args, "-o", str(bad)])
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and needle in lines[0], (args, r.stderr)
+        assert not bad.exists()
+    r = run(app, [str(ck), str(s), "--sigma", "0.25", "-o", str(s)])      # never overwrite an input
+    assert r.exit_code == 2 and s.stat().st_size > 0

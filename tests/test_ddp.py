@@ -87,12 +87,16 @@ def test_different_global_batch_gives_different_weights(data):
     assert any(not torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
 
 
-def test_online_pgd_adversarial_training_under_torchrun(data):
+@pytest.mark.parametrize("recipe", [["--online", "pgd"], ["--recipe", "trades", "--beta", "6"]],
+                         ids=["online-pgd", "trades"])
+def test_online_adversarial_training_under_torchrun(data, recipe):
     d = data["dir"]
-    r = _torchrun("rdm-advtrain", data["train"], "--online", "pgd", "--eps", "0.03", "--steps", "2",
+    out = d / f"adv-{recipe[1]}.ckpt"
+    r = _torchrun("rdm-advtrain", data["train"], *recipe, "--eps", "0.03", "--steps", "2",
                   "--preset", data["preset"], "--epochs", "1", "--batch-size", "16", "--seed", "0",
-                  "--device", "cpu", "-q", "-o", d / "adv.ckpt")
+                  "--device", "cpu", "-q", "-o", out)
     assert r.returncode == 0, r.stderr[-3000:]
-    meta = read_raw(d / "adv.ckpt")["meta"]
-    assert meta["recipe"]["name"] == "advtrain-online" and meta["epochs_run"] == 1
-    assert not (d / "adv.ckpt.partial").exists()
+    meta = read_raw(out)["meta"]
+    assert meta["recipe"]["name"] == {"pgd": "advtrain-online"}.get(recipe[1], f"advtrain-{recipe[1]}")
+    assert meta["epochs_run"] == 1
+    assert not out.with_name(out.name + ".partial").exists()

@@ -13,7 +13,9 @@ app = cli.make_app("Adversarially train the CNN: on given adversarial sets (pape
 
 
 @app.command(epilog="Examples: rdm-advtrain train.h5 --adv train-fgsm-0.005.h5 --val val.h5 -o advtrain.ckpt\n\n"
-                    "rdm-advtrain train.h5 --online pgd --eps 0.005 --steps 7 --val val.h5 -o advtrain-pgd.ckpt")
+                    "rdm-advtrain train.h5 --online pgd --eps 0.005 --steps 7 --val val.h5 -o advtrain-pgd.ckpt\n\n"
+                    "rdm-advtrain train.h5 --recipe trades --beta 6 --eps 0.005 --val val.h5 -o trades.ckpt\n\n"
+                    "rdm-advtrain train.h5 --recipe gaussian --sigma 0.25 --val val.h5 -o noise.ckpt")
 def advtrain(
     train: Annotated[Path, typer.Argument(help="clean training set (.h5)")],
     output: OutOpt, val: ValOpt = None,
@@ -24,6 +26,11 @@ def advtrain(
     eps: Annotated[Optional[float], typer.Option("--eps", help="L∞ budget of the on-line attack")] = None,
     steps: Annotated[int, typer.Option("--steps", help="PGD steps of the on-line attack")] = 7,
     alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD step size (default 2.5·eps/steps)")] = None,
+    recipe: Annotated[Optional[str], typer.Option(
+        "--recipe", help="paper (with --adv), pgd (= --online pgd), fast (FGSM from a random start, step "
+                         "1.25·eps), trades, mart (with --beta), gaussian (with --sigma)")] = None,
+    beta: Annotated[float, typer.Option("--beta", help="TRADES/MART weight of the robust term")] = 6.0,
+    sigma: Annotated[Optional[float], typer.Option("--sigma", help="gaussian: noise std on [0, 1] pixels")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
     seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
     history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32",
@@ -37,7 +44,8 @@ def advtrain(
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_advtrain(train, output=output, val=val, adv=adv or [], online=online, eps=eps, steps=steps,
-                               alpha=alpha, c=c, allow_held_out=allow_held_out_adv))
+                               alpha=alpha, c=c, allow_held_out=allow_held_out_adv,
+                               recipe=recipe, beta=beta, sigma=sigma))
 
 
 def main():
