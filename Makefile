@@ -10,6 +10,14 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 RDM := $(VENV)/bin/
 STAMP := $(VENV)/.rdm-installed
+# NO_VENV=1: use the Python already set up on this machine (a GPU node with its own CUDA torch, after
+# `$(PYTHON) -m pip install --no-deps -e .`): no virtual environment is made, the rdm-* commands are
+# found on PATH, e.g.  make tables NO_VENV=1 PYTHON=python3 DEVICE=cuda JOBS=4 MODALITIES=brain
+ifdef NO_VENV
+PY := $(PYTHON)
+RDM :=
+STAMP :=
+endif
 
 GRID ?= experiments/grid.toml
 DATA_ROOT ?= ../shared/data
@@ -26,6 +34,9 @@ DEMO_TRAIN_FLAGS ?= --epochs 8 --batch-size 32
 DEMO_N ?= 240
 DEMO_SUBSET_N ?= 24
 JOBS ?= 2
+# the modalities `make tables` runs (default: every one in the grid); their data folders must exist
+MODALITIES ?= lung brain leukemia
+DATA_DIRS := $(foreach m,$(MODALITIES),$(if $(filter lung,$(m)),lung-nodule,$(if $(filter brain,$(m)),brain-mri,$(m))))
 DEMO_MODALITIES ?= lung
 TIMED = $(PY) -m rdm.grid timed $(OUT)/timings.jsonl
 
@@ -34,7 +45,7 @@ help:
 	@echo "make demo                          - the pipeline on synthetic lung phantoms (DEMO_MODALITIES=\"lung brain leukemia\" for all)"
 	@echo "make tables DATA_ROOT=../shared/data - the paper's tables and figures from the real data"
 	@echo "make test                          - the test suite"
-	@echo "make bench                         - attack and training throughput"
+	@echo "make bench                         - attack and training throughput (BENCH_DEVICE=cuda: the GPU section)"
 
 install: $(STAMP)
 $(STAMP): pyproject.toml
@@ -52,12 +63,12 @@ test: $(STAMP)
 # only out-of-date cells rebuild, `make -j2 tables` runs branches in parallel and an
 # interrupted run resumes.
 tables: $(STAMP)
-	@test -d "$(DATA_ROOT)/lung-nodule" -a -d "$(DATA_ROOT)/brain-mri" -a -d "$(DATA_ROOT)/leukemia" || { \
-	  echo "error: DATA_ROOT=$(DATA_ROOT) lacks lung-nodule/, brain-mri/ and leukemia/." >&2; \
-	  echo "       Put the three dataset folders there (README: 'Getting the data') or run: make tables DATA_ROOT=/path/to/data" >&2; \
-	  exit 1; }
+	@for d in $(DATA_DIRS); do test -d "$(DATA_ROOT)/$$d" || { \
+	  echo "error: DATA_ROOT=$(DATA_ROOT) lacks $$d/ (needed for MODALITIES=$(MODALITIES))." >&2; \
+	  echo "       Put the dataset folders there (README: 'Getting the data') or run: make tables DATA_ROOT=/path/to/data" >&2; \
+	  exit 1; }; done
 	@mkdir -p $(OUT)
-	@$(PY) -m rdm.grid makefile --mode tables --grid $(GRID) > $(OUT)/grid.mk
+	@$(PY) -m rdm.grid makefile --mode tables --grid $(GRID) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
 	$(MAKE) --no-print-directory MODE=tables GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) report
 
 demo: $(STAMP)
@@ -77,9 +88,11 @@ endif
 # the comparison libraries are installed for the benchmark only, never pulling another torch
 BENCH_LIBS ?= torchattacks==3.5.1 adversarial-robustness-toolbox==1.20.1 six==1.17.0 tqdm==4.70.1
 BENCH_FLAGS ?=
+# BENCH_DEVICE=cuda: the GPU section (results/bench-cuda.json; skipped with a message without CUDA)
+BENCH_DEVICE ?= cpu
 bench: $(STAMP)
 	$(PY) -m pip install -q --no-deps $(BENCH_LIBS)
-	$(PY) tests/bench/bench.py $(BENCH_FLAGS)
+	$(PY) tests/bench/bench.py --device $(BENCH_DEVICE) $(BENCH_FLAGS)
 
 clean:
 	rm -rf build *.egg-info .pytest_cache demo

@@ -12,7 +12,11 @@ Pieces, each small enough to swap:
   128 rows would be decompressed once per row otherwise). ``rank``/``world_size``
   give each data-parallel process its slice of every global batch, so a
   DistributedDataParallel run only has to wrap the model and pass these two numbers
-  (:func:`fit` does both under ``torchrun``: see :mod:`rdm.distributed`).
+  (:func:`fit` does both under ``torchrun``: see :mod:`rdm.distributed`). :func:`fit`
+  holds sets that fit in memory (``RDM_IN_MEMORY_MB``, default 2048) as tensors on the
+  training device and gathers each batch there by index, in the same order (the order
+  algorithm is run on row numbers), so the batches and the trained weights are the same
+  as streamed; larger sets stream, read ahead by a background thread.
 - :class:`Classification` / :class:`Reconstruction` — the objective: per-batch loss
   and the validation metrics. Classification keeps the weights with the best
   validation *balanced accuracy* (ties broken by the lower validation loss): 83 % of

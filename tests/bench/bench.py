@@ -555,6 +555,20 @@ def print_tables(result: dict) -> None:
         print(f"  {k:45s} {v['value']:7.2f}  ({v['target']})  {'ok' if v['met'] else 'MISSED'}")
 
 
+def import_libs(args) -> dict:
+    """The comparison libraries that import (name → version); a failing one is skipped with a message."""
+    libs: dict = {}
+    if not args.no_libs:
+        for name, mod in (("torchattacks", "torchattacks"), ("art", "art")):
+            try:
+                m = __import__(mod)
+                libs[name] = getattr(m, "__version__", "?")
+            except Exception as e:
+                log(f"skipping {name}: it does not import ({type(e).__name__}: {e}); "
+                    "`make bench` installs it (pip --no-deps)")
+    return libs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="batch 128 only, fewer repetitions")
@@ -564,10 +578,22 @@ def main() -> int:
     ap.add_argument("--no-libs", action="store_true", help="rdm only (no torchattacks/ART)")
     ap.add_argument("--rss-sizes", nargs=2, type=int, default=None, help="set sizes (default 5000 50000)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["attacks", "training", "rss"])
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cpu: the CPU sections (results/bench.json); cuda: the GPU section "
+                         "(results/bench-cuda.json, see bench_cuda.py), skipped cleanly without CUDA")
+    ap.add_argument("--cuda-dry-run", action="store_true",
+                    help="with --device cuda: run the GPU section's code on the CPU at tiny sizes")
+    ap.add_argument("--cuda-presets", nargs="+", default=None, choices=PRESETS,
+                    help="presets of the GPU section (default brain lung)")
+    ap.add_argument("--no-experiments", action="store_true", help="GPU section: no CUDA graph / torch.compile")
     args = ap.parse_args()
+    args.out_given = any(a == "--out" or a.startswith("--out=") for a in sys.argv[1:])
 
     from rdm.cli import configure_threads
     configure_threads()                               # RDM_THREADS, as the commands do
+    if args.device == "cuda":
+        from bench_cuda import main_cuda
+        return main_cuda(args, import_libs(args))
     args.batches = args.batches or ([128] if args.quick else [128, 256])
     args.floor_reps = 1 if args.quick else 2
     args.reps_short = 1 if args.quick else 2          # FGSM; every other attack runs once
@@ -585,20 +611,12 @@ def main() -> int:
         return lib == "rdm" and att != "apgd"
     args.plan = plan
 
-    libs: dict = {}
-    if not args.no_libs:
-        for name, mod in (("torchattacks", "torchattacks"), ("art", "art")):
-            try:
-                m = __import__(mod)
-                libs[name] = getattr(m, "__version__", "?")
-            except Exception as e:
-                log(f"skipping {name}: it does not import ({type(e).__name__}: {e}); "
-                    "`make bench` installs it (pip --no-deps)")
+    libs = import_libs(args)
     t_start = time.perf_counter()
     result: dict = {"machine": machine_info(), "versions": libs, "quick": args.quick,
                     "eps": EPS, "sweep": list(SWEEP), "apgd_steps": APGD_STEPS,
                     "load": {"start": loadavg()}}
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = [torch.device("cpu")]                     # the GPU has its own section: --device cuda
     result["matmul_gflops"] = matmul_gflops(devices[0], 2048, 5)
     result["matmul_gflops_by_device"] = {str(d): matmul_gflops(d, 4096 if d.type == "cuda" else 2048, 5)
                                          for d in devices}
