@@ -11,7 +11,8 @@
 #   parts: install (≤ 90 + 60 s) · CUDA bench (≤ BENCH_T = 150 s) · brain grid (≤ GRID_T = 240 s) · collect
 # Settings (environment): DEVICE=cuda (cpu: a dry run of every part on the CPU at tiny sizes),
 #   JOBS=6 and RDM_THREADS=2 (6 processes share the card, 12 of the 16 cores), DATA=.gpudata, WHL=.whl,
-#   PYTHON=python3, TRAIN_FLAGS (passed to the training commands), BENCH_T, GRID_T.
+#   PYTHON=python3, TRAIN_FLAGS (passed to the training commands), BENCH_T, GRID_T,
+#   MODALITIES (default brain; "lung brain leukemia" for the whole grid, .gpudata holding their folders).
 # Writes to $OUT (flat, ≤ 8 files): summary.json (card, part times and exit codes, grid wall and stage time),
 #   bench-cuda.json, timings.jsonl (per-stage times of the grid), REPORT.md (its report), gpu_check.log.
 set -uo pipefail        # not -e: a failed part is recorded and the next part still runs
@@ -29,6 +30,7 @@ export RDM_THREADS=${RDM_THREADS:-2}
 BENCH_T=${BENCH_T:-150}
 GRID_T=${GRID_T:-240}
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
+MODALITIES=${MODALITIES:-brain}
 SITE=/tmp/rdm-gpu-site
 WORK=/tmp/rdm-gpu-work
 RES=/tmp/rdm-gpu-results
@@ -81,7 +83,7 @@ part bench "$BENCH_T" "$PYTHON" tests/bench/bench.py --device cuda "${DRY[@]}" -
 rm -rf "$WORK" "$RES"
 GT=$(date +%s)
 part grid "$GRID_T" make -j"$JOBS" --no-print-directory tables NO_VENV=1 PYTHON="$PYTHON" DEVICE="$DEVICE" \
-  MODALITIES=brain DATA_ROOT="$DATA" OUT="$WORK" RESULTS="$RES" TRAIN_FLAGS="$TRAIN_FLAGS"
+  MODALITIES="$MODALITIES" DATA_ROOT="$DATA" OUT="$WORK" RESULTS="$RES" TRAIN_FLAGS="$TRAIN_FLAGS"
 GRID_WALL=$(( $(date +%s) - GT ))
 
 # ---- 4. collect (flat names)
