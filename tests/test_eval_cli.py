@@ -126,16 +126,23 @@ def test_output_file_and_errors(setup, phantom_set):
 
 
 def test_masking_warnings_flag_rising_accuracy_and_high_accuracy_at_large_eps():
+    """rdm-eval's warnings are the report's checks (rdm.pipeline.claims): a rise counts beyond
+    2 points AND two standard errors, and a high accuracy at the largest ε ≥ .1."""
     from rdm.eval_api import masking_warnings
 
-    def r(eps, acc, protocol="white-box"):
+    def r(eps, acc, protocol="white-box", n=100):
         return {"set": "t.h5", "protocol": protocol, "attack": {"name": "pgd", "eps": eps, "steps": 10},
-                "metrics": {"accuracy": acc}}
+                "metrics": {"accuracy": acc, "n": n}}
 
     assert masking_warnings([r(0.01, 0.5), r(0.03, 0.2), r(0.3, 0.0)]) == []
     w = masking_warnings([r(0.01, 0.3), r(0.03, 0.6), r(0.3, 0.5)])
-    assert len(w) == 2 and "rises" in w[0] and "ε=0.3" in w[1]
+    assert len(w) == 2 and "RISES from 30.0 % at ε=.01 to 60.0 %" in w[0] and "50.0 % accuracy at ε=.3" in w[1]
+    assert w[0].startswith("t.h5: white-box PGD-10 ")
     assert masking_warnings([r(0.01, 0.3, "transfer"), r(0.03, 0.6, "transfer")]) == []
+    # within noise: 3 points on 100 rows (the old eval-only rule, 2 points, flagged this), 10 on 20 rows
+    assert masking_warnings([r(0.01, 0.30), r(0.03, 0.33)]) == []
+    assert masking_warnings([r(0.01, 0.3, n=20), r(0.03, 0.4, n=20)]) == []
+    assert masking_warnings([r(0.01, 0.3, n=2000), r(0.03, 0.33, n=2000)]) != []
 
 
 def test_sets_from_one_source_share_its_clean_forward_passes(setup, monkeypatch):

@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from rdm import grid as G
-from rdm import report as R
-from rdm.metrics import AdvCounts, Counts, summarize
+from helpers import fabricate
+from rdm.pipeline import config
+from rdm.pipeline import plan as P
+from rdm.pipeline import report as R
+from rdm.pipeline.claims import same_rows
+from rdm.pipeline.results import Ref
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -239,114 +240,11 @@ def test_report_cli_fails_in_one_line_without_outputs(tmp_path):
 
 
 # --------------------------------------------------------------------------- the full grid, fabricated
-def _confusion(acc: float, n: int, k: int, rng) -> np.ndarray:
-    right = int(round(acc * n))
-    per = np.full(k, n // k)
-    per[: n - per.sum()] += 1
-    cm = np.zeros((k, k), dtype=np.int64)
-    hits = np.zeros(k, dtype=np.int64)
-    for _ in range(right):                     # spread the right answers over the classes
-        i = int(rng.choice(np.flatnonzero(hits < per)))
-        hits[i] += 1
-    for i in range(k):
-        cm[i, i] = hits[i]
-        for _ in range(per[i] - hits[i]):
-            cm[i, (i + 1 + int(rng.integers(k - 1))) % k] += 1
-    return cm
-
-
-def _result(set_path: str, protocol: str, attack: dict | None, acc: float, n: int, classes, rng) -> dict:
-    c = Counts(list(classes), _confusion(acc, n, len(classes), rng),
-               AdvCounts(n=n, clean_correct=n // 2, fooled=n // 4, linf_sum=0.005 * n, linf_max=0.005,
-                         l2_sum=0.1 * n, ssim_sum=0.99 * n, psnr_sum=46.0 * n, psnr_finite=n) if attack else None)
-    return {"set": set_path, "protocol": protocol, "attack": attack, "counts": c.to_dict(), "metrics": summarize(c)}
-
-
-def _designed_acc(model: str, cell: str, eps: float | None, rng) -> float:
-    if eps is None:
-        return 0.9 if model == "baseline" else 0.88
-    if model == "rdmaa" and cell == "wb-apgd":
-        return 0.95                              # a stronger attack that does worse: masking
-    if model == "rdmaa" and cell == "wb-pgd50x5":
-        return 0.2                               # (compared with APGD: both on the subset's rows)
-    if model == "rdmaa" and cell == "wb-pgd":
-        return 0.2
-    if model == "advtrain-pgd":                  # an honest model: falls with ε, transfer weaker than white-box
-        wb = 0.8 * math.exp(-eps / 0.01)
-        return min(1.0, wb + 0.06) if "transfer" in cell else wb
-    if model == "baseline":
-        return max(0.0, 0.9 - 20 * eps)
-    return float(rng.uniform(0.3, 0.8))
-
-
-def fabricate(work: Path, g: dict, seed: int = 0) -> None:
-    """Every metrics file the grid's graph would write, with designed numbers (no model runs)."""
-    from rdm.sets import SetWriter, make_provenance
-    from rdm.presets import load_preset
-
-    rng = np.random.default_rng(seed)
-    for m, spec in g["modalities"].items():
-        classes = list(load_preset(spec["preset"]).classes)
-        d = work / m
-        sizes = {"train": 300, "val": 60, "test": 100, "test-sub": 40}
-        for split, n in sizes.items():
-            with SetWriter(d / f"{split}.h5", shape=(1, 4, 4), classes=classes, modality="x", preset=spec["preset"],
-                           provenance=make_provenance(seed=0)) as w:
-                w.append(np.zeros((n, 1, 4, 4), np.float32), np.arange(n) % len(classes))
-        rules, _ = G.modality_rules(g, m, "tables")
-        evals = [r for r in rules if "rdm-eval" in r.recipe]
-        matched_rules = [r for r in evals if "/metrics/" in r.targets[0] and "matched-" in r.targets[0]]
-
-        def write(rule, matched=None):
-            cmd = rule.recipe.replace("$(OUT)", str(work))
-            cmd = re.sub(r"\$\$\(\$\(PY\) -m rdm\.grid get \S+ (\w+)\)", lambda mm: str(matched[mm.group(1)]), cmd)
-            tok = cmd.split()
-            model = Path(tok[1]).stem
-            out = Path(tok[tok.index("-o") + 1])
-            cell = out.stem
-            sets = [t for t in tok[2:tok.index("-o")] if t.endswith(".h5")]
-            eps = [float(tok[i + 1]) for i, t in enumerate(tok) if t == "--eps"]
-            attack = tok[tok.index("--attack") + 1] if "--attack" in tok else None
-            results = []
-            for sp in sets:
-                name = Path(sp).name
-                n = sizes["test-sub"] if name == "test-sub.h5" else sizes["test"]
-                if name in ("test.h5", "test-sub.h5"):
-                    results.append(_result(sp, "clean", None, _designed_acc(model, cell, None, rng), n, classes, rng))
-                    for e in eps if attack else []:
-                        results.append(_result(sp, "white-box", {"name": attack, "eps": e},
-                                               _designed_acc(model, cell, e, rng), n, classes, rng))
-                else:
-                    mm = re.match(r"test-(.+)-([0-9.e-]+)\.h5$", name)
-                    e = float(mm.group(2)) if mm else float(matched[name.split("-")[-1][:-3]])
-                    proto = "white-box" if model == "baseline" else "transfer"
-                    results.append(_result(sp, proto, {"name": "x", "eps": e},
-                                           _designed_acc(model, cell, e, rng), n, classes, rng))
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps({"model": tok[1], "model_sha256": "0" * 64, "model_kind": "cnn",
-                                       "classes": classes, "results": results, "warnings": []}))
-
-        for r in evals:
-            if r not in matched_rules:
-                write(r)
-        base = [str(d / "metrics" / "baseline" / f"sweep-wb-{k}.json") for k in ("fgsm", "pgd")]
-        matched = G.write_matched(g, m, base, str(d / "matched.json"))
-        for r in matched_rules:
-            write(r, matched)
-    with open(work / "timings.jsonl", "w") as f:
-        for m in g["modalities"]:
-            for stage, sec in (("prep", 3.0), ("baseline", 60.0), ("attack-test-fgsm", 5.0),
-                               ("eval-rdmaa-clean", 2.0), ("eval-rdmaa-wb-pgd", 7.5)):
-                f.write(json.dumps({"stage": f"{m}/{stage}", "seconds": sec, "rc": 0}) + "\n")
-        f.write(json.dumps({"stage": "lung/baseline", "seconds": 9.0, "rc": 1}) + "\n")
-
-
 @pytest.fixture(scope="module")
 def fabricated(tmp_path_factory):
     d = tmp_path_factory.mktemp("fab")
-    g = G.load_grid()
-    fabricate(d / "work", g)
-    rep = R.build(G.DEFAULT_GRID, d / "work", d / "results", "tables", figures=False)
+    fabricate(d / "work", P.Plan(config.DEFAULT_GRID, "tables"))
+    rep = R.build(config.DEFAULT_GRID, d / "work", d / "results", "tables", figures=False)
     return d, rep
 
 
@@ -389,12 +287,12 @@ def test_masking_checks_follow_the_numbers(fabricated):
 
 def test_comparisons_only_on_the_same_rows():
     def ref(src, n, acc):
-        return R.Ref("f.json", 0, {"set": src, "metrics": {"accuracy": acc, "n": n}})
+        return Ref("f.json", 0, {"set": src, "metrics": {"accuracy": acc, "n": n}})
 
     full, sub = ref("/w/test.h5", 1622, 0.83), ref("/w/test-sub.h5", 100, 0.89)
-    adv = R.Ref("g.json", 0, {"set": "/w/adv/test-fgsm-0.005.h5", "source": "/w/test.h5",
+    adv = Ref("g.json", 0, {"set": "/w/adv/test-fgsm-0.005.h5", "source": "/w/test.h5",
                               "metrics": {"accuracy": 0.9, "n": 1622}})
-    assert R.same_rows(full, adv) and not R.same_rows(full, sub) and not R.same_rows(adv, sub)
+    assert same_rows(full, adv) and not same_rows(full, sub) and not same_rows(adv, sub)
 
 
 def test_modality_not_run_is_said_once(fabricated, tmp_path):
@@ -402,127 +300,6 @@ def test_modality_not_run_is_said_once(fabricated, tmp_path):
     work = tmp_path / "work"
     shutil.copytree(d / "work", work)
     shutil.rmtree(work / "brain")
-    rep = R.build(G.DEFAULT_GRID, work, tmp_path / "results", "tables", figures=False)
+    rep = R.build(config.DEFAULT_GRID, work, tmp_path / "results", "tables", figures=False)
     assert "brain" not in rep["modalities"] and rep["missing"] == []
     assert "not run: brain" in (tmp_path / "results" / "REPORT.md").read_text()
-
-
-# --------------------------------------------------------------------------- graph shape
-def _rules(mk: str) -> list[tuple[list[str], list[str]]]:
-    out = []
-    for line in mk.splitlines():
-        m = re.match(r"^([^\t#][^:=]*?)\s*&?:\s(.*?)\s*\|\s*\$\(STAMP\)$", line)
-        if m:
-            out.append((m.group(1).split(), m.group(2).split()))
-    return out
-
-
-def test_touching_one_modality_rebuilds_only_that_modality():
-    """In the real grid's graph, everything downstream of lung's raw data is under $(OUT)/lung/."""
-    g = G.load_grid()
-    rules = _rules(G.makefile(g, "tables"))
-    assert len(rules) > 50
-    for m, spec in g["modalities"].items():
-        dirty = {f"$(OUT)/{m}/{G.SOURCE_STAMP}"}
-        changed = True
-        while changed:
-            changed = False
-            for targets, deps in rules:
-                if dirty & set(deps) and not set(targets) <= dirty:
-                    dirty |= set(targets)
-                    changed = True
-        rebuilt = dirty - {f"$(OUT)/{m}/{G.SOURCE_STAMP}"}
-        assert f"$(OUT)/{m}/metrics/rdmaa/transfer.json" in rebuilt
-        assert all(t.startswith(f"$(OUT)/{m}/") for t in rebuilt), sorted(t for t in rebuilt if not t.startswith(f"$(OUT)/{m}/"))
-
-
-def test_data_mtimes_do_not_rebuild_but_content_does(tmp_path):
-    """A dataset copied, re-mounted or touched keeps its sets; a changed byte rebuilds them;
-    a new SUBSET_N rebuilds the subset only. The stamp rules are the ones `make tables` uses."""
-    import os
-    import sys
-    import time
-
-    data = tmp_path / "data" / "lung-nodule"
-    (data / "nodule").mkdir(parents=True)
-    (data / "labels.csv").write_text("file,label\nnodule/a.png,1\n")
-    (data / "nodule" / "a.png").write_bytes(b"\x89PNG fake")
-    (data / "SOURCE.md").write_text("notes")
-    g = {"modalities": {"lung": {"source": "lung-nodule"}}}
-    mk = tmp_path / "t.mk"
-    mk.write_text(".PHONY: FORCE\nFORCE:\n" + G._stamp_rules(g, "lung", "tables") +
-                  "$(OUT)/lung/train.h5: $(OUT)/lung/source.sha256\n\techo prep >> $(OUT)/log\n\ttouch $@\n"
-                  "$(OUT)/lung/sub.h5: $(OUT)/lung/subset-n\n\techo subset >> $(OUT)/log\n\ttouch $@\n"
-                  "all: $(OUT)/lung/train.h5 $(OUT)/lung/sub.h5\n")
-    out = tmp_path / "work"
-
-    def make(n=10):
-        r = subprocess.run(["make", "-s", "-f", str(mk), f"OUT={out}", f"DATA_ROOT={tmp_path / 'data'}",
-                            f"PY={sys.executable}", "STAMP=", f"SUBSET_N={n}", "all"],
-                           capture_output=True, text=True, env=_env())
-        assert r.returncode == 0, r.stderr
-        return (out / "log").read_text().split()
-
-    assert make() == ["prep", "subset"]
-    assert (out / "lung" / "source.sha256").read_text().count("  ") == 2       # SOURCE.md is not data
-    later = time.time() + 100
-    for f in [data / "labels.csv", data / "nodule" / "a.png", data / "SOURCE.md"]:
-        os.utime(f, (later, later))                                         # a copy with new mtimes
-    assert make() == ["prep", "subset"]
-    time.sleep(1.1)                                                          # mtime granularity
-    (data / "nodule" / "a.png").write_bytes(b"\x89PNG changed")
-    assert make() == ["prep", "subset", "prep"]
-    time.sleep(1.1)
-    assert make(20) == ["prep", "subset", "prep", "subset"]
-    assert make(20) == ["prep", "subset", "prep", "subset"]
-
-
-def test_fingerprint_errors(tmp_path):
-    with pytest.raises(G.RdmError, match="no such data folder"):
-        G.fingerprint(tmp_path / "nope")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(G.RdmError, match="empty"):
-        G.fingerprint(tmp_path / "empty")
-    assert G.main(["fingerprint", str(tmp_path / "nope"), "-o", str(tmp_path / "x")]) == 1
-    assert not (tmp_path / "x").exists()
-
-
-# --------------------------------------------------------------------------- matched ε
-def test_matched_eps_interpolates_log_linearly():
-    curve = [(0.0, 0.9), (0.001, 0.85), (0.01, 0.5), (0.1, 0.1)]
-    eps, reached = G.matched_eps(curve, 0.3)
-    # between .01 (50 %) and .1 (10 %): halfway in accuracy → halfway in log ε
-    assert reached and eps == pytest.approx(math.sqrt(0.01 * 0.1), rel=1e-3)
-    eps, reached = G.matched_eps(curve, 0.5)
-    assert reached and eps == pytest.approx(0.01, rel=1e-3)
-
-
-def test_matched_eps_edges():
-    curve = [(0.0, 0.9), (0.002, 0.6), (0.02, 0.4)]
-    assert G.matched_eps(curve, 0.7) == (0.002, True)        # already below at the smallest ε
-    assert G.matched_eps(curve, 0.1) == (0.02, False)        # never reached: the largest ε, flagged
-    # a non-monotone curve: the first crossing counts
-    eps, reached = G.matched_eps([(0.001, 0.8), (0.01, 0.2), (0.1, 0.6)], 0.5)
-    assert reached and 0.001 < eps < 0.01
-    with pytest.raises(G.RdmError):
-        G.matched_eps([(0.0, 0.9)], 0.5)
-
-
-def test_demo_section_shortens_only_the_demo(tmp_path):
-    g = G.load_grid()
-    demo, tables = G.for_mode(g, "demo"), G.for_mode(g, "tables")
-    wb = {w["name"]: w for w in demo["evaluate"]["whitebox"]}
-    assert (wb["pgd50x5"]["steps"], wb["pgd50x5"]["restarts"]) == (10, 2) and wb["apgd"]["steps"] == 20
-    assert demo["evaluate"]["sweep_pgd"]["steps"] == 5
-    assert {w["name"]: w for w in g["evaluate"]["whitebox"]}["pgd50x5"]["steps"] == 50      # not modified
-    assert tables is g
-    assert "--steps 50 --restarts 5" in G.makefile(g, "tables", ["lung"])
-    assert "--steps 50" not in G.makefile(g, "demo", ["lung"])
-    text = Path(g["_path"]).read_text()
-    bad = tmp_path / "g.toml"
-    bad.write_text(text.replace("sweep_pgd = { steps = 5 }", "sweep_pdg = { steps = 5 }"))
-    with pytest.raises(G.RdmError, match="sweep_pdg"):
-        G.load_grid(bad)
-    bad.write_text(text.replace("apgd = { steps = 20 }", "apdg = { steps = 20 }"))
-    with pytest.raises(G.RdmError, match="apdg"):
-        G.load_grid(bad)

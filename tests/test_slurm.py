@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from rdm import grid as G
+from rdm.pipeline import render
+from rdm.pipeline.plan import Plan
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM = REPO / "shell" / "slurm"
@@ -126,18 +127,19 @@ def runs(tmp_path_factory):
 
 
 def test_cells_list_every_rule_once_in_dependency_order(runs):
-    g = G.load_grid(runs["grid"])
-    cells = G.cells(g, "demo", ["lung"])
-    rules, _ = G.modality_rules(g, "lung", "demo")
-    # the rules `make demo` needs: here the sweep's transfer sets are not (only defended models use them)
-    assert sorted(c[2] for c in cells) == sorted(r.targets[0] for r in rules if "sweep-" not in r.stage
-                                                  or "eval" in r.stage)
-    rules = [r for r in rules if r.targets[0] in {c[2] for c in cells}]
-    level = {t: lv for lv, _, first in cells for r in rules if r.targets[0] == first for t in r.targets}
-    for r in rules:   # every prerequisite made by a rule sits at a lower level
-        for dep in r.deps:
-            if dep in level:
-                assert level[dep] < level[r.targets[0]], (dep, r.targets[0])
+    plan = Plan(runs["grid"], "demo", ["lung"])
+    cells = render.levels(plan)
+    steps = plan.modality("lung").steps
+    # the steps `make demo` needs: here the sweep's transfer sets are not (only defended models use them)
+    assert sorted(c[2] for c in cells) == sorted(render.make_path(s.outputs[0]) for s in steps
+                                                  if "sweep-" not in s.stage or "eval" in s.stage)
+    first = {c[2]: c[0] for c in cells}
+    level = {t: first[render.make_path(s.outputs[0])] for s in steps if render.make_path(s.outputs[0]) in first
+             for t in s.outputs}
+    for s in steps:   # every input made by a step sits at a lower level
+        for dep in s.inputs:
+            if dep in level and s.outputs[0] in level:
+                assert level[dep] < level[s.outputs[0]], (dep, s.outputs[0])
     tsv = (runs["dir"] / "work" / "slurm" / "cells.tsv").read_text().splitlines()
     assert [tuple(x.split("\t")) for x in tsv] == [(str(a), b, c) for a, b, c in cells]
 
@@ -174,7 +176,7 @@ def test_tasks_run_the_recipes_make_demo_runs(runs):
 
     a = recipes(slurm, d / "dry-slurm", d / "dry-slurm-res")
     b = recipes(laptop, mk_out, d / "dry-make-res")
-    assert len(a) == len(G.cells(G.load_grid(grid), "demo", ["lung"])) + 1 and a == b
+    assert len(a) == len(render.levels(Plan(grid, "demo", ["lung"]))) + 1 and a == b
 
 
 def test_cluster_report_equals_make_demo(runs):

@@ -50,7 +50,7 @@ def evaluate(
     """Evaluate MODEL on each SET; a table on stderr, JSON on stdout with --json, a file with -o."""
     from rdm import eval_api
     from rdm.atomic import atomic_output
-    from rdm.attack_api import parse_shard
+    from rdm.shards import parse_shard
     from rdm.errors import UsageError
     from rdm.per_row import dumps
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from .models import predict
 from .precision import autocast, check_precision
 from .prefetch import prefetch
 from .sets import SetReader, SetWriter, make_provenance, sha256_file, validate_set
+from .shards import check_coverage, in_shard_order, parse_shard, shard_range  # noqa: F401 (rdm-attack, certify)
 
 ATTACKABLE_KINDS = ("cnn", "purified")
 EXTRAS = {"linf": np.float32, "l2": np.float32, "pred_clean": np.int64, "pred_adv": np.int64,
@@ -50,26 +50,6 @@ EXTRAS = {"linf": np.float32, "l2": np.float32, "pred_clean": np.int64, "pred_ad
 
 
 # --------------------------------------------------------------------------- arguments
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"i/n"`` → (i, n) with 0 ≤ i < n."""
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not m:
-        raise UsageError(f"--shard {text}: expected i/n, e.g. 0/4")
-    i, n = int(m.group(1)), int(m.group(2))
-    if n < 1 or i >= n:
-        raise UsageError(f"--shard {text}: need 0 ≤ i < n")
-    return i, n
-
-
-def shard_range(n_rows: int, shard: tuple[int, int] | None) -> tuple[int, int]:
-    if shard is None:
-        return 0, n_rows
-    i, n = shard
-    return (i * n_rows) // n, ((i + 1) * n_rows) // n
-
-
 def fmt_eps(eps: float) -> str:
     return f"{eps:g}"
 
@@ -228,32 +208,20 @@ def merge_parts(parts: Sequence[os.PathLike | str], output: os.PathLike | str, *
                     "image shape", "classes"][next(j for j in range(len(k)) if k[j] != ref[j])]
             raise RdmError(f"{p}: differs from {parts[0].name} in {what}; parts must come from one run")
     count = ref[4]
-    by_index: dict[int, tuple[Path, Any]] = {}
-    for p, info in zip(parts, infos):
-        idx = info.provenance["shard"]["index"]
-        if idx in by_index:
-            raise RdmError(f"{p}: shard {idx}/{count} given twice (also {by_index[idx][0]})")
-        by_index[idx] = (p, info)
-    missing = [i for i in range(count) if i not in by_index]
-    if missing:
-        raise RdmError(f"shards {', '.join(f'{i}/{count}' for i in missing)} are missing")
-    n_total = infos[0].provenance["source_set"]["n"]
-    expect = 0
-    for i in range(count):
-        p, info = by_index[i]
+    ordered = in_shard_order([(str(p), info.provenance["shard"]["index"], info) for p, info in zip(parts, infos)], count)
+    for p, info in ordered:
         sh = info.provenance["shard"]
-        if sh["start"] != expect or sh["stop"] - sh["start"] != info.n:
-            raise RdmError(f"{p}: rows {sh['start']}..{sh['stop']} do not continue at row {expect}")
-        expect = sh["stop"]
-    if expect != n_total:
-        raise RdmError(f"parts cover {expect} of {n_total} rows")
+        if sh["stop"] - sh["start"] != info.n:
+            raise RdmError(f"{p}: holds {info.n} rows, its shard has {sh['stop'] - sh['start']}")
+    check_coverage([(p, i.provenance["shard"]["start"], i.provenance["shard"]["stop"]) for p, i in ordered],
+                   infos[0].provenance["source_set"]["n"])
 
     first = infos[0]
     prov = dict(first.provenance)
     prov.pop("shard", None)
-    prov["merged_from"] = {str(by_index[i][0]): sha256_file(by_index[i][0]) for i in range(count)}
+    prov["merged_from"] = {p: sha256_file(p) for p, _ in ordered}
     prov["command"] = command if command is not None else prov.get("command")
-    with SetReader(by_index[0][0]) as r0:
+    with SetReader(ordered[0][0]) as r0:
         cols = [c for c in ("source_index", "group", "id") if c in r0.info.columns]
         extras = {c: r0._f[c].dtype for c in r0.info.columns
                   if c not in ("source_index", "group", "id")}
@@ -261,8 +229,8 @@ def merge_parts(parts: Sequence[os.PathLike | str], output: os.PathLike | str, *
     with SetWriter(output, shape=first.shape, classes=first.classes, modality=first.modality,
                    preset=first.preset, provenance=prov, columns=cols, extras=extras,
                    attrs=attrs) as w:
-        for i in range(count):
-            with SetReader(by_index[i][0]) as r:
+        for p, _ in ordered:
+            with SetReader(p) as r:
                 for b in r.batches(batch_size):
                     b.pop("index")
                     w.append(b.pop("x"), b.pop("y"), **b)

@@ -32,9 +32,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .attack_api import load_attack_model, shard_range
 from .attack_registry import AttackSpec
-from .checkpoint import Checkpoint, input_checks
+from .checkpoint import Checkpoint, input_checks, load_checkpoint
 from .errors import RdmError, UsageError
 from .metrics import Counts, adv_counts, summarize
 from .precision import autocast, check_precision
@@ -42,8 +41,10 @@ from .prefetch import prefetch
 from .models import predict
 from .per_row import PerRow, attack_for_eval, merge_per_row
 from .sets import SetReader, sha256_file, validate_set
+from .shards import check_coverage, in_shard_order, shard_range
 
 PROTOCOLS = ("clean", "white-box", "transfer")
+CLASSIFIERS = ("cnn", "purified")   # checkpoint kinds that classify (a DCAE does not)
 CLEAN, WHITE_BOX, TRANSFER = PROTOCOLS
 
 
@@ -241,7 +242,7 @@ def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *
         raise RdmError("no set to evaluate")
     check_precision(precision)
     device = torch.device(device)
-    ck = load_attack_model(model_path, device)
+    ck = load_checkpoint(model_path, device=device, expect_kind=CLASSIFIERS)
     # cheap checks on every input before any expensive work
     protocols = []
     for s in sets:
@@ -318,73 +319,43 @@ def merge_reports(parts: Sequence[os.PathLike | str]) -> dict[str, Any]:
         if what:
             raise RdmError(f"{p}: differs from {ref_p.name} in {what}; parts must come from one run")
     count = int(ref["shard"]["count"])
-    by_index: dict[int, tuple[Path, dict]] = {}
-    for p, rep in zip(paths, reps):
-        i = int(rep["shard"]["index"])
-        if i in by_index:
-            raise RdmError(f"{p}: shard {i}/{count} given twice (also {by_index[i][0]})")
-        by_index[i] = (p, rep)
-    missing = [i for i in range(count) if i not in by_index]
-    if missing:
-        raise RdmError(f"shards {', '.join(f'{i}/{count}' for i in missing)} are missing")
+    ordered = in_shard_order([(str(p), int(rep["shard"]["index"]), rep) for p, rep in zip(paths, reps)], count)
     merged_results = []
     for j, r0 in enumerate(ref["results"]):
-        expect, counts = 0, None
-        for i in range(count):
-            p, rep = by_index[i]
+        of = f" of {Path(r0['set']).name}"
+        check_coverage([(p, rep["results"][j]["rows"]["start"], rep["results"][j]["rows"]["stop"])
+                        for p, rep in ordered], r0["rows"]["of"], of)
+        counts = None
+        for p, rep in ordered:
             r = rep["results"][j]
             rows = r["rows"]
-            if rows["start"] != expect:
-                raise RdmError(f"{p}: rows {rows['start']}..{rows['stop']} of {Path(r['set']).name} "
-                               f"do not continue at row {expect} (overlap or gap)")
             c = Counts.from_dict(r["counts"])
             if c.n != rows["stop"] - rows["start"]:
-                raise RdmError(f"{p}: counts {c.n} rows of {Path(r['set']).name}, its shard has "
-                               f"{rows['stop'] - rows['start']}")
+                raise RdmError(f"{p}: counts {c.n} rows{of}, its shard has {rows['stop'] - rows['start']}")
             counts = c if counts is None else counts.merge(c)
-            expect = rows["stop"]
-        if expect != r0["rows"]["of"]:
-            raise RdmError(f"parts cover {expect} of {r0['rows']['of']} rows of {Path(r0['set']).name}")
-        out = {k: v for k, v in by_index[0][1]["results"][j].items()
+        out = {k: v for k, v in ordered[0][1]["results"][j].items()
                if k not in ("rows", "counts", "metrics", "per_row")}
         out["counts"] = counts.to_dict()
         out["metrics"] = summarize(counts)
-        per_row = merge_per_row([by_index[i][1]["results"][j].get("per_row") for i in range(count)])
+        per_row = merge_per_row([rep["results"][j].get("per_row") for _, rep in ordered])
         if per_row is not None:
             out["per_row"] = per_row
         merged_results.append(out)
-    first = by_index[0][1]
+    first = ordered[0][1]
     report = {k: first[k] for k in ("model", "model_sha256", "model_kind", "classes")}
     report["results"] = merged_results
     report["warnings"] = masking_warnings(merged_results)
-    report["merged_from"] = {str(by_index[i][0]): sha256_file(by_index[i][0]) for i in range(count)}
+    report["merged_from"] = {p: sha256_file(p) for p, _ in ordered}
     return report
 
 
-def masking_warnings(results: Sequence[dict[str, Any]], *, tol: float = 0.02,
-                     large_eps: float = 0.3, floor: float = 0.1) -> list[str]:
-    """Signs of gradient masking in white-box results (Athalye et al. 2018; Carlini et al. 2019):
-    accuracy that RISES with ε under the same attack, or stays above ``floor`` at ε ≥ ``large_eps``."""
-    out = []
-    groups: dict[tuple, list[tuple[float, float]]] = {}
-    for r in results:
-        att = r.get("attack")
-        if r.get("protocol") != WHITE_BOX or not isinstance(att, dict):
-            continue
-        key = (r["set"], att.get("name"), att.get("steps"), att.get("restarts"), att.get("random_start"))
-        groups.setdefault(key, []).append((float(att["eps"]), float(r["metrics"]["accuracy"])))
-    for (set_, name, *_), pts in groups.items():
-        pts.sort()
-        label = f"{Path(set_).name} {str(name).upper()}"
-        for (e0, a0), (e1, a1) in zip(pts, pts[1:]):
-            if a1 > a0 + tol:
-                out.append(f"{label}: accuracy rises from {a0:.1%} at ε={e0:g} to {a1:.1%} at ε={e1:g} "
-                           "(a white-box attack should only get stronger with ε: gradient masking?)")
-        for e, a in pts:
-            if e >= large_eps and a > floor:
-                out.append(f"{label}: accuracy {a:.1%} at ε={e:g} (an image can be replaced outright at this "
-                           "budget: gradient masking?)")
-    return out
+def masking_warnings(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Signs of gradient masking in one run's white-box results (Athalye et al. 2018; Carlini et al.
+    2019): accuracy that rises with ε under the same attack beyond noise, or stays high at a large ε.
+    The checks are the report's (:mod:`rdm.pipeline.claims`), so both say the same thing."""
+    from .pipeline.claims import eval_warnings
+
+    return eval_warnings(results)
 
 
 # --------------------------------------------------------------------------- table

@@ -1,0 +1,344 @@
+"""Verdicts: the noise rule, the gradient-masking checks, the paper's claims checked, and the findings.
+
+ONE definition of each check, used by ``rdm-eval``'s warnings (:func:`rdm.eval_api.masking_warnings`)
+and by the report:
+
+* a difference counts only **beyond noise**: more than 2 points AND two standard errors of the
+  difference of two proportions (:func:`above_noise`), and only between results on the same rows;
+* **non-monotone**: white-box accuracy must not rise as ε grows (nor with more steps or restarts);
+* **high at large ε**: at the largest ε of a curve, if ε ≥ :data:`LARGE_EPS` (0.1, 25 grey levels),
+  accuracy above 10 % by more than two standard errors says the attack does not follow true gradients;
+* **transfer stronger**: a white-box attack must be at least as strong as a transfer attack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from .labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
+from .paper import conditions
+from .config import PAPER_EPS
+from .results import Ref, View
+from .tables import DASH, NA, Entry, Table
+
+MASK_TOL = 0.02    # accuracy changes below 2 points are never called a rise or a fall
+LARGE_EPS = 0.1    # an ε at which an attack following true gradients can change an image outright
+CHANCE_FLOOR = 0.1
+
+
+# --------------------------------------------------------------------------- the rules
+def above_noise(a_hi: float, n_hi: int, a_lo: float, n_lo: int) -> bool:
+    """``a_hi`` exceeds ``a_lo`` by more than 2 points and two standard errors (rates on n rows)."""
+    se = math.sqrt(a_hi * (1 - a_hi) / max(n_hi, 1) + a_lo * (1 - a_lo) / max(n_lo, 1))
+    return a_hi - a_lo > max(MASK_TOL, 2 * se)
+
+
+def high_at_large_eps(eps: float, acc: float, n: int) -> bool:
+    return eps >= LARGE_EPS and acc > CHANCE_FLOOR + 2 * math.sqrt(0.09 / max(n, 1))
+
+
+def curve_flags(subject: str, points: Sequence[tuple[float, float, int]]) -> list[tuple[str, str]]:
+    """``(check, text)`` for an accuracy-vs-ε curve of one white-box attack on one set of rows
+    (points ``(ε, accuracy, rows)`` in ε order): every rise beyond noise, and a high accuracy at
+    its largest ε. ``subject`` begins each text (``RDMAA: white-box FGSM``)."""
+    out = []
+    for (e0, a0, n0), (e1, a1, n1) in zip(points, points[1:]):
+        if above_noise(a1, n1, a0, n0):
+            out.append(("non-monotone", f"{subject} accuracy RISES from {pct(a0)} % at ε={eps_txt(e0)} to "
+                                        f"{pct(a1)} % at ε={eps_txt(e1)}."))
+    if points:
+        e, a, n = points[-1]
+        if high_at_large_eps(e, a, n):
+            out.append(("high-at-large-eps", f"{subject} leaves {pct(a)} % accuracy at ε={eps_txt(e)}, where an "
+                                             "attack that follows true gradients can change an image outright."))
+    return out
+
+
+def rows_of(r: Ref) -> str:
+    """The clean rows a result was computed on (file name of the set, or of an adversarial set's source)."""
+    res = r.result
+    return Path(str(res.get("source") or res.get("set") or "")).name
+
+
+def same_rows(a: Ref, b: Ref) -> bool:
+    """Both results are on the same clean rows (the whole test set, or both on the seeded subset)."""
+    return rows_of(a) == rows_of(b) and a.n == b.n
+
+
+def beyond_noise(hi: Ref, lo: Ref) -> bool:
+    a, b = hi.metric("accuracy"), lo.metric("accuracy")
+    if a is None or b is None:
+        return False
+    return above_noise(a, hi.n, b, lo.n)
+
+
+# --------------------------------------------------------------------------- rdm-eval
+def eval_warnings(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The masking checks on one ``rdm-eval`` run: each white-box attack's curve over ε, per set."""
+    groups: dict[tuple, list[tuple[float, float, int]]] = {}
+    attacks: dict[tuple, dict] = {}
+    for r in results:
+        att = r.get("attack")
+        if r.get("protocol") != "white-box" or not isinstance(att, dict):
+            continue
+        key = (r["set"], att.get("name"), att.get("alpha"), att.get("steps"), att.get("restarts"),
+               att.get("random_start"))
+        m = r["metrics"]
+        groups.setdefault(key, []).append((float(att["eps"]), float(m["accuracy"]), int(m.get("n", 0))))
+        attacks[key] = att
+    out = []
+    for key, pts in groups.items():
+        subject = f"{Path(key[0]).name}: white-box {short_attack(attacks[key])}"
+        out += [text for _, text in curve_flags(subject, sorted(pts))]
+    return out
+
+
+# --------------------------------------------------------------------------- the report
+def masking_checks(x: View) -> list[dict[str, Any]]:
+    """Signs of gradient masking, per defended model, computed from the numbers (rules above)."""
+    out: list[dict[str, Any]] = []
+    strength = [w for w in x.plan.whitebox if w.kind in ("pgd", "bim", "apgd")]
+    for m in x.defended:
+        # 1. white-box accuracy must not rise with more steps / restarts / a stronger attack
+        for e in x.paper_eps:
+            seq = [(w, x.whitebox(m, w, e)) for w in strength if any(same_eps(e, v) for v in w.eps)]
+            seq = [(w, r) for w, r in seq if r is not None and r.metric("accuracy") is not None]
+            for (w0, r0), (w1, r1) in zip(seq, seq[1:]):
+                if same_rows(r0, r1) and beyond_noise(r1, r0):
+                    out.append({"model": m, "check": "stronger-attack", "eps": e,
+                                "text": f"{model_label(m)}: white-box accuracy RISES from {pct(r0.metric('accuracy'))} % "
+                                        f"({attack_label(w0, e)}, n = {r0.n}) to {pct(r1.metric('accuracy'))} % "
+                                        f"({attack_label(w1, e)}, n = {r1.n})."})
+        # 2. accuracy must fall as ε grows, and be near zero at a large ε
+        for kind in ("fgsm", "pgd"):
+            curve = [(e, x.sweep(m, kind, e)) for e in x.sweep_eps]
+            pts = [(e, r.metric("accuracy"), r.n) for e, r in curve if r is not None and r.metric("accuracy") is not None]
+            for check, text in curve_flags(f"{model_label(m)}: white-box {kind.upper()}", pts):
+                out.append({"model": m, "check": check, "kind": kind, "text": text})
+        # 3. white-box must be at least as strong as transfer
+        pairs: list[tuple[str, Ref | None, Ref | None]] = []
+        for lab, a, e, _ in conditions(x, x.paper_eps):
+            ref, defined = x.twin(m, a, e)
+            if defined:
+                pairs.append((lab, x.transfer(m, a, e), ref))
+        for kind in ("fgsm", "pgd"):
+            for e in x.sweep_eps:
+                pairs.append((f"{kind.upper()} sweep ε={eps_txt(e)}", x.sweep_transfer(m, kind, e), x.sweep(m, kind, e)))
+        for lab, tr, wb in pairs:
+            if tr is not None and wb is not None and same_rows(tr, wb) and beyond_noise(wb, tr):
+                out.append({"model": m, "check": "transfer-stronger",
+                            "text": f"{model_label(m)}: transfer accuracy {pct(tr.metric('accuracy'))} % is BELOW "
+                                    f"white-box {pct(wb.metric('accuracy'))} % ({lab}); the white-box attack should "
+                                    "be the stronger one."})
+    for f in out:
+        f["flag"] = True
+    return out
+
+
+def masking_words(x: View, flags: list[dict]) -> str:
+    """The report's gradient-masking paragraph for one modality."""
+    if not x.defended:
+        return "No defended model in the grid."
+    if not flags:
+        parts = []
+        for m in x.defended:
+            vals = []
+            for w in x.plan.whitebox:
+                if not any(same_eps(x.paper_eps[-1], v) for v in w.eps):
+                    continue
+                r = x.whitebox(m, w, x.paper_eps[-1])
+                if r is not None and r.metric("accuracy") is not None:
+                    vals.append(f"{short_attack(w)} {pct(r.metric('accuracy'))} %")
+            if vals:
+                parts.append(f"{model_label(m)}: " + ", ".join(vals))
+        return ("No sign found: white-box accuracy does not rise with more steps or restarts, falls with ε, "
+                "and transfer is never below white-box (beyond 2 points and two standard errors). " +
+                ("White-box at ε=" + eps_txt(x.paper_eps[-1]) + ": " + "; ".join(parts) + "." if parts else ""))
+    by: dict[str, list[str]] = defaultdict(list)
+    for f in flags:
+        t = f["text"].split(": ", 1)[1]
+        by[f["model"]].append(t[:1].upper() + t[1:])
+    clean = [model_label(m) for m in x.defended if m not in by]
+    out = ["Flagged:", ""] + [f"- **{model_label(m)}**: " + " ".join(v) for m, v in by.items()]
+    if clean:
+        out += ["", "No sign found for: " + ", ".join(clean) + "."]
+    return "\n".join(out)
+
+
+def claims_table(x: View) -> Table:
+    """The paper's claims, checked at the paper's ε and at the matched ε, transfer and white-box."""
+    cols = ["Claim", "ε=.005 transfer", "ε=.005 white-box", "matched ε transfer", "matched ε white-box"]
+    t = Table(f"claims-{x.m}", f"The paper's claims, {x.m}: do they hold here? (accuracy, %)", cols)
+    p, e = x.paper, PAPER_EPS
+    conds = conditions(x, [e])
+    first = {c[1].kind: c for c in reversed(conds)}   # first of each kind wins
+    pg = next((c for c in conds if c[1].kind == "pgd" and x.plan.whitebox_twin(c[1]) is not None), first.get("pgd"))
+    fg = first.get("fgsm")
+
+    def verdict(ok: bool | str, txt: str) -> Entry:
+        return Entry([], na=(ok if isinstance(ok, str) else ("yes" if ok else "no")) + f" ({txt})")
+
+    def above(a: Ref | None, b: Ref | None) -> Entry:
+        if a is None or b is None or a.metric("accuracy") is None or b.metric("accuracy") is None:
+            return NA
+        if not same_rows(a, b):     # a subset cell against a whole-test-set cell says nothing
+            return Entry([], na=f"n/a (rows differ: {rows_of(a)} vs {rows_of(b)})")
+        ok = True if beyond_noise(a, b) else False if beyond_noise(b, a) else "within noise"
+        return verdict(ok, f"{pct(a.metric('accuracy'))} vs {pct(b.metric('accuracy'))}")
+
+    def best(refs: list[Ref | None]) -> Ref | None:
+        refs = [r for r in refs if r is not None and r.metric("accuracy") is not None]
+        return max(refs, key=lambda r: r.metric("accuracy")) if refs else None
+
+    for kind, c in (("fgsm", fg), ("pgd", pg)):
+        if c is None:
+            continue
+        name, a = kind.upper(), c[1]
+        b = x.transfer("baseline", a, e)
+        if kind in p and b is not None:
+            v = b.metric("accuracy")
+            entry = verdict(v <= p[kind] + 0.05, f"{pct(v)}; paper {100 * p[kind]:.0f}")
+        else:
+            entry = NA if b is None else DASH
+        t.add(f"{name} at ε=.005 brings the baseline down to the paper's accuracy", [entry, DASH, DASH, DASH])
+        rt = x.transfer("rdmaa", a, e)
+        rw, rw_def = x.twin("rdmaa", a, e)
+        bw, _ = x.twin("baseline", a, e)          # the baseline on the rows RDMAA's white-box cell used
+        mb = x.matched_ref("baseline", kind, "white-box")
+        mbt = x.matched_ref("baseline", kind, "transfer")   # its own attack, whole test set
+        mrt, mrw = x.matched_ref("rdmaa", kind, "transfer"), x.matched_ref("rdmaa", kind, "white-box")
+        t.add(f"RDMAA is more accurate than no defence under {name}",
+              [above(rt, b), above(rw, bw) if rw_def else DASH, above(mrt, mbt), above(mrw, mb)])
+        if x.advtrain:
+            at = best([x.transfer(m, a, e) for m in x.advtrain])
+            aw = best([x.twin(m, a, e)[0] for m in x.advtrain]) if rw_def else None
+            mat = best([x.matched_ref(m, kind, "transfer") for m in x.advtrain])
+            maw = best([x.matched_ref(m, kind, "white-box") for m in x.advtrain])
+            t.add(f"RDMAA is more accurate than the best adversarial training under {name}",
+                  [above(rt, at), above(rw, aw) if rw_def else DASH, above(mrt, mat), above(mrw, maw)])
+    bc, rc = x.clean("baseline"), x.clean("rdmaa")
+    if bc is not None and rc is not None:
+        entry = verdict(not beyond_noise(bc, rc), f"{pct(rc.metric('accuracy'))} vs {pct(bc.metric('accuracy'))}")
+    else:
+        entry = NA
+    t.add("RDMAA keeps the baseline's clean accuracy (no significant loss)", [entry, DASH, DASH, DASH])
+    t.notes += ["Our numbers (RDMAA first) against the comparison. yes / no: more / less accurate by more than "
+                "2 points and two standard errors, else \"within noise\"; \"the paper's accuracy\": within 5 "
+                "points of it or below.",
+                "Each comparison is on the same rows (whole test set, or the seeded subset for the white-box cells "
+                "run there); at the matched ε the baseline is attacked by its own attack; best adversarial training: "
+                "the most accurate of " + (", ".join(model_label(m) for m in x.advtrain) or "none") + " in that cell."]
+    return t
+
+
+def findings(x: View, flags: list[dict]) -> list[str]:
+    """Factual sentences, each with its numbers."""
+    s: list[str] = []
+    p = x.paper
+
+    def a(r: Ref | None) -> float | None:
+        return None if r is None else r.metric("accuracy")
+
+    def f(v: float | None) -> str:
+        return f"{pct(v)} %"
+
+    bc = x.clean("baseline")
+    if bc is None:
+        return [f"{x.m}: the baseline's clean metrics are missing; nothing to say yet."]
+    maj = bc.metric("majority_rate")
+    s.append(f"The baseline classifies {f(a(bc))} of the {bc.n} test images right (balanced accuracy "
+             f"{f(bc.metric('balanced_accuracy'))}; always answering the majority class would give {f(maj)}); "
+             f"the paper reports {p['clean'] * 100:.0f} %." if "clean" in p else "")
+    e = PAPER_EPS
+    conds = conditions(x, [e])
+    falls = []
+    for lab, att, _, pk in conds:
+        b = a(x.transfer("baseline", att, e))
+        if b is None:
+            continue
+        what = lab.replace(" ε=.005", "").replace(",", "")
+        falls.append(f"{f(b)} under {what}" + (f" (paper: {p[pk] * 100:.0f} %)" if pk in p else ""))
+    if falls:
+        s.append("At the paper's ε = .005 the baseline falls to " + ", ".join(falls[:-1]) +
+                 (" and " if len(falls) > 1 else "") + falls[-1] + ".")
+    fg = next((c for c in conds if c[1].kind == "fgsm"), None)
+    pg = next((c for c in conds if c[1].kind in ("pgd", "bim") and x.plan.whitebox_twin(c[1]) is not None),
+              next((c for c in conds if c[1].kind in ("pgd", "bim")), None))
+    for c in (fg, pg):
+        if c is None:
+            continue
+        rt = a(x.transfer("rdmaa", c[1], e))
+        b = a(x.transfer("baseline", c[1], e))
+        rw, rw_def = x.twin("rdmaa", c[1], e)
+        if rt is None or b is None:
+            continue
+        pk = "fgsm" if c[1].kind == "fgsm" else "pgd"
+        paper_enh = (f" (paper: {(p['rdmaa_' + pk] - p[pk]) * 100:+.0f} points)" if f"rdmaa_{pk}" in p and pk in p else "")
+        txt = (f"Under {c[0]} crafted on the baseline (transfer), RDMAA keeps {f(rt)} against the baseline's {f(b)}, "
+               f"{(rt - b) * 100:+.1f} points{paper_enh}")
+        if rw_def and a(rw) is not None:
+            txt += f"; attacked directly (white-box) it keeps {f(a(rw))}"
+        s.append(txt + ".")
+    # stronger white-box
+    for w in x.plan.whitebox_extra():
+        if not any(same_eps(e, v) for v in w.eps):
+            continue
+        r, b = a(x.whitebox("rdmaa", w, e)), a(x.whitebox("baseline", w, e))
+        if r is not None and b is not None:
+            where = f", subset of {x.subset_n} test images" if w.subset else ""
+            s.append(f"{attack_label(w, e)} (white-box{where}): RDMAA {f(r)}, baseline {f(b)}.")
+    # RDMAA vs adversarial training
+    if x.advtrain and pg is not None:
+        rt = a(x.transfer("rdmaa", pg[1], e))
+        ats = [(m, a(x.transfer(m, pg[1], e))) for m in x.advtrain]
+        ats = [(m, v) for m, v in ats if v is not None]
+        if rt is not None and ats:
+            top = max(ats, key=lambda t: t[1])
+            verdict = "above" if rt > top[1] + MASK_TOL else "below" if rt < top[1] - MASK_TOL else "level with"
+            s.append(f"Against {pg[0]} (transfer), RDMAA at {f(rt)} is {verdict} the best adversarially trained model "
+                     f"({model_label(top[0])}, {f(top[1])}); the paper claims RDMAA is above adversarial training.")
+        w = x.plan.whitebox_twin(pg[1])
+        if w is not None:
+            rw = a(x.whitebox("rdmaa", w, e))
+            aws = [(m, a(x.whitebox(m, w, e))) for m in x.advtrain]
+            aws = [(m, v) for m, v in aws if v is not None]
+            if rw is not None and aws:
+                top = max(aws, key=lambda t: t[1])
+                s.append(f"Attacked white-box with the same PGD, RDMAA keeps {f(rw)} and {model_label(top[0])} "
+                         f"{f(top[1])}.")
+    # matched ε
+    me = x.matched or {}
+    for kind in ("fgsm", "pgd"):
+        if me.get(kind) is None:
+            continue
+        det = me.get(f"{kind}_detail", {})
+        ratio = me[kind] / PAPER_EPS
+        reached = det.get("reached", True)
+        base = a(x.matched_ref("baseline", kind, "white-box"))
+        rd_t = a(x.matched_ref("rdmaa", kind, "transfer"))
+        rd_w = a(x.matched_ref("rdmaa", kind, "white-box"))
+        head = (f"Our baseline falls to the paper's {kind.upper()} accuracy ({det.get('paper_accuracy', 0) * 100:.0f} %) "
+                f"at ε = {eps_txt(me[kind])}, {ratio:.1f}× the paper's ε" if reached else
+                f"Even at the largest ε swept ({eps_txt(me[kind])}), our baseline stays above the paper's "
+                f"{kind.upper()} accuracy ({det.get('paper_accuracy', 0) * 100:.0f} %)")
+        tail = []
+        if base is not None:
+            tail.append(f"there the baseline is at {f(base)} (white-box)")
+        if rd_t is not None:
+            tail.append(f"RDMAA at {f(rd_t)} under transfer")
+        if rd_w is not None:
+            tail.append(f"{f(rd_w)} white-box")
+        s.append(head + ("; " + ", ".join(tail) if tail else "") + ".")
+    mine = [fl for fl in flags if fl.get("flag")]
+    if mine:
+        by = sorted({fl["model"] for fl in mine})
+        s.append("Signs of gradient masking (see the checks below) for: " + ", ".join(model_label(m) for m in by) + ".")
+    elif not any(x.r.exists(x.p.clean(m)) for m in x.defended):
+        s.append("No defended model has been evaluated yet, so nothing is checked for gradient masking.")
+    else:
+        s.append("None of the defended models shows the gradient-masking signs checked for (accuracy rising with "
+                 "attack strength, staying above chance at large ε, transfer beating white-box).")
+    return [t for t in s if t]

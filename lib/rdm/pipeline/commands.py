@@ -1,0 +1,150 @@
+"""How each step of the plan is run: the rdm-* command lines as typed words.
+
+A command is a list of :class:`Word`; a word is literal text, a run setting (:class:`Var`: ``OUT``,
+``SEED``, ``TRAIN_FLAGS`` …) or the output of another command (:class:`Sub`), so that
+:mod:`rdm.pipeline.render` writes it in make syntax (``$(OUT)``, ``$$(…)``) or bash syntax
+(``"${OUT}"``, ``$(…)``) from the same words. Paths come from :mod:`rdm.pipeline.plan` (relative
+to ``$(OUT)``); this module only knows the commands' flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from ..errors import RdmError
+from .labels import fmt_eps
+
+
+@dataclass(frozen=True)
+class Var:
+    """A setting of the run: ``$(X)`` in make, ``${X}`` in bash."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Sub:
+    """The output of a command, inline: ``$$(…)`` in a make recipe, ``$(…)`` in bash."""
+
+    words: tuple["Word", ...]
+
+
+@dataclass(frozen=True)
+class Word:
+    """One shell word built from literal text, settings and command outputs.
+
+    ``split``: the setting stands for several words (``$(TRAIN_FLAGS)``); ``pattern``: the word holds
+    a ``{eps}`` placeholder for the command itself (quoted in both renderings)."""
+
+    parts: tuple[str | Var | Sub, ...]
+    split: bool = False
+    pattern: bool = False
+
+
+def lit(*texts: str) -> list[Word]:
+    return [Word((t,)) for t in texts]
+
+
+def out(path: str, pattern: bool = False) -> Word:
+    """A path under ``$(OUT)``."""
+    return Word((Var("OUT"), "/" + path), pattern=pattern)
+
+
+def var(name: str, split: bool = False) -> Word:
+    return Word((Var(name),), split=split)
+
+
+def tool(name: str) -> Word:
+    return Word((Var("RDM"), name))
+
+
+def module(name: str) -> list[Word]:
+    return [var("PY"), *lit("-m", name)]
+
+
+SEED = [*lit("--seed"), var("SEED")]
+RUN = [*SEED, *lit("--device"), var("DEVICE"), *lit("-q")]
+
+
+# --------------------------------------------------------------------------- attacks
+def attack_flags(a: Any) -> list[Word]:
+    """``--attack KIND`` and the hyper-parameters the grid set (unset ones: the attack's defaults)."""
+    f = lit("--attack", a.kind)
+    if a.alpha is not None:
+        f += lit("--alpha", f"{a.alpha:g}")
+    if a.steps is not None:
+        f += lit("--steps", str(a.steps))
+    if a.restarts > 1:
+        f += lit("--restarts", str(a.restarts))
+    if a.random_start:
+        f += lit("--random-start")
+    return f
+
+
+def eps_flags(eps: Iterable[float] | Word) -> list[Word]:
+    """``--eps E`` for each ε, or ``--eps WORD`` for an ε known when the step runs."""
+    if isinstance(eps, Word):
+        return [*lit("--eps"), eps]
+    return [w for e in eps for w in lit("--eps", fmt_eps(e))]
+
+
+# --------------------------------------------------------------------------- the steps
+def prep(out_dir: str, preset: str, source: str | None) -> list[Word]:
+    """Raw data (``$(DATA_ROOT)/source``) or, with no source, synthetic phantoms → train/val/test."""
+    src = [*lit("synthetic", "--preset", preset, "--n"), var("DEMO_N")] if source is None else \
+        [Word((Var("DATA_ROOT"), "/" + source)), *lit("--preset", preset)]
+    return [tool("rdm-prep"), *src, *lit("-o"), out(out_dir), *SEED, *lit("-q")]
+
+
+def subset(test: str, output: str) -> list[Word]:
+    return [*module("rdm.grid"), *lit("subset"), out(test), var("SUBSET_N"), *lit("-o"), out(output), *SEED]
+
+
+def craft(model: str, clean: str, attack: Any, eps: Sequence[float] | Word, output: str, pattern: bool) -> list[Word]:
+    return [tool("rdm-attack"), out(model), out(clean), *attack_flags(attack), *eps_flags(eps),
+            *lit("-o"), out(output, pattern=pattern), *RUN]
+
+
+def matched(m: str, output: str, sweeps: Sequence[str]) -> list[Word]:
+    return [*module("rdm.grid"), *lit("matched", "--grid"), var("GRID"), *lit("--modality", m, "-o"),
+            out(output), *[out(s) for s in sweeps]]
+
+
+def read_key(path: str, key: str) -> Word:
+    """The value of ``key`` in a JSON file, when the step runs (the matched ε)."""
+    return Word((Sub((*module("rdm.grid"), *lit("get"), out(path), *lit(key))),))
+
+
+def evaluate(model: str, sets: Sequence[str], output: str, attack: Any = None,
+             eps: Sequence[float] | Word = ()) -> list[Word]:
+    attacked = [*attack_flags(attack), *eps_flags(eps)] if attack is not None else []
+    return [tool("rdm-eval"), out(model), *[out(s) for s in sets], *attacked, *lit("-o"), out(output), *RUN]
+
+
+def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, adv: Sequence[str],
+          dcae: str | None, cnn: str | None) -> tuple[list[str], list[Word]]:
+    """(inputs, command) of a model's training by its grid recipe."""
+    # a model's own epochs come first, so $(TRAIN_FLAGS) (the demo's --epochs) overrides them;
+    # --resume-partial: a training killed mid-way continues from its last finished epoch
+    flags = [*RUN, *lit("--resume-partial"), *(lit("--epochs", str(opts["epochs"])) if "epochs" in opts else []),
+             var("TRAIN_FLAGS", split=True)]
+    advf = [w for a in adv for w in (*lit("--adv"), out(a))]
+    o, tr, va = out(output), out(train), [*lit("--val"), out(val)]
+    if recipe == "train-cnn":
+        return [train, val], [tool("rdm-train-cnn"), tr, *va, *lit("-o"), o, *flags]
+    if recipe == "pretrain-dcae":
+        return [train, val, *adv], [tool("rdm-pretrain-dcae"), tr, *[out(a) for a in adv], *va, *lit("-o"), o, *flags]
+    if recipe == "finetune":
+        return [train, val, dcae, *adv], [tool("rdm-finetune"), tr, *lit("--dcae"), out(dcae), *va, *advf,
+                                          *lit("-o"), o, *flags]
+    if recipe == "purify":
+        return [train, dcae, cnn], [tool("rdm-finetune"), tr, *lit("--dcae"), out(dcae), *lit("--purify", "--cnn"),
+                                    out(cnn), *lit("-o"), o, *RUN]
+    if recipe == "advtrain":
+        return [train, val, *adv], [tool("rdm-advtrain"), tr, *advf, *va, *lit("-o"), o, *flags]
+    if recipe == "advtrain-online":
+        alpha = lit("--alpha", f"{opts['alpha']:g}") if "alpha" in opts else []
+        return [train, val], [tool("rdm-advtrain"), tr, *lit("--online", "pgd", "--eps", f"{opts['eps']:g}", "--steps",
+                                                             str(opts["steps"])), *alpha, *va, *lit("-o"), o, *flags]
+    raise RdmError(f"unknown recipe '{recipe}'")

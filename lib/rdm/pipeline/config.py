@@ -1,0 +1,151 @@
+"""The grid file (``experiments/grid.toml``) read, checked and typed: modalities, the attacks that
+craft sets, the models and their recipes, the evaluation (white-box attacks, ε sweep, subset), the
+paper's numbers, and ``[demo]``'s shortened attacks. :mod:`rdm.pipeline.plan` turns it into steps
+and cells."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import RdmError
+from .labels import DEFENDED_ORDER, attack_label, same_opt
+
+DEFAULT_GRID = Path(__file__).resolve().parents[3] / "experiments" / "grid.toml"
+MODES = ("tables", "demo")
+PAPER_EPS = 0.005  # the ε of the paper's Tables III–XI
+
+
+def load_grid(path: str | Path | None = None) -> dict[str, Any]:
+    """The grid TOML as a dict (checked, ``[demo]`` included); RdmError on a bad file."""
+    path = Path(path or DEFAULT_GRID)
+    try:
+        g = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise RdmError(f"{path}: no such grid file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RdmError(f"{path}: not valid TOML ({e})") from None
+    for key in ("modalities", "attacks", "models", "evaluate"):
+        if key not in g:
+            raise RdmError(f"{path}: missing [{key}]")
+    g["_path"] = str(path)
+    for_mode(g, "demo")           # a bad [demo] section fails here, for `make tables` too
+    return g
+
+
+def for_mode(g: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The grid as ``mode`` runs it: for ``demo``, the ``[demo]`` table applied to a copy — its
+    ``whitebox`` entries update the white-box attacks of those names (fewer steps and restarts so
+    the phantom run takes minutes), any other key replaces that key of ``[evaluate]``."""
+    if mode != "demo" or "demo" not in g:
+        return g
+    over = g["demo"].get("whitebox", {})
+    bad = sorted(k for k in g["demo"] if k != "whitebox" and k not in g["evaluate"])
+    if bad:
+        raise RdmError(f"{g['_path']}: [demo] sets {', '.join(bad)}, which [evaluate] does not have")
+    names = {w["name"] for w in g["evaluate"]["whitebox"]}
+    unknown = sorted(set(over) - names)
+    if unknown:
+        raise RdmError(f"{g['_path']}: [demo] whitebox names {', '.join(unknown)}, "
+                       f"not in [evaluate] whitebox ({', '.join(sorted(names))})")
+    g = copy.deepcopy(g)
+    for w in g["evaluate"]["whitebox"]:
+        w.update(over.get(w["name"], {}))
+    g["evaluate"].update({k: v for k, v in g["demo"].items() if k != "whitebox"})
+    return g
+
+
+@dataclass(frozen=True)
+class Attack:
+    """An attack as the grid names it: its kind and hyper-parameters (unset = the attack's default),
+    the ε it runs at and, for crafted sets, the splits; for white-box, whether on the subset."""
+
+    name: str
+    kind: str
+    alpha: float | None = None
+    steps: int | None = None
+    restarts: int = 1
+    random_start: bool = False
+    eps: tuple[float, ...] = ()
+    splits: tuple[str, ...] = ("test",)
+    train_eps: tuple[float, ...] | None = None
+    subset: bool = False
+
+    @classmethod
+    def from_grid(cls, d: dict[str, Any], default_eps: Iterable[float] = ()) -> "Attack":
+        return cls(name=str(d.get("name", d["attack"])), kind=str(d["attack"]),
+                   alpha=None if d.get("alpha") is None else float(d["alpha"]),
+                   steps=None if d.get("steps") is None else int(d["steps"]),
+                   restarts=int(d.get("restarts", 1)), random_start=bool(d.get("random_start", False)),
+                   eps=tuple(float(e) for e in d.get("eps", default_eps)),
+                   splits=tuple(d.get("splits", ["test"])),
+                   train_eps=tuple(float(e) for e in d["train_eps"]) if "train_eps" in d else None,
+                   subset=bool(d.get("limit", False)))
+
+    def eps_for(self, split: str) -> tuple[float, ...]:
+        return self.train_eps if split == "train" and self.train_eps is not None else self.eps
+
+    def label(self, eps: float | None) -> str:
+        return attack_label(self, eps)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    recipe: str
+    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def get(self, key: str, default=None):
+        return self.options.get(key, default)
+
+
+
+class Grid:
+    """The grid as one mode runs it, typed."""
+
+    def __init__(self, grid: dict[str, Any] | str | Path | None = None, mode: str = "tables"):
+        if mode not in MODES:
+            raise RdmError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+        g = grid if isinstance(grid, dict) else load_grid(grid)
+        self.raw = g
+        self.path = g.get("_path", str(DEFAULT_GRID))
+        self.mode = mode
+        g = for_mode(g, mode)
+        self.modalities: dict[str, dict[str, Any]] = dict(g["modalities"])
+        ev = g["evaluate"]
+        self.paper_eps: list[float] = [float(e) for e in ev.get("paper_eps", [PAPER_EPS])]
+        self.attacks = [Attack.from_grid(a) for a in g["attacks"]]
+        self.models = {n: ModelSpec(n, s["recipe"], {k: v for k, v in s.items() if k != "recipe"})
+                       for n, s in g["models"].items()}
+        self.eval_models: list[str] = list(ev["models"])
+        self.defended = [x for x in DEFENDED_ORDER if x in self.eval_models] + \
+                        [x for x in self.eval_models if x not in DEFENDED_ORDER and x != "baseline"]
+        self.whitebox = [Attack.from_grid(w, self.paper_eps) for w in ev.get("whitebox", [])]
+        self.sweep_eps: list[float] = [float(e) for e in ev.get("sweep_eps", [])]
+        self.sweep_pgd_steps = int(ev.get("sweep_pgd", {}).get("steps", 10))
+        self.sweep_on_subset = bool(ev.get("sweep_on_subset"))
+        self.sweep_attacks = {"fgsm": Attack("sweep-fgsm", "fgsm"),
+                              "pgd": Attack("sweep-pgd", "pgd", steps=self.sweep_pgd_steps)}
+        self.apgd_steps = next((int(w.steps or 100) for w in self.whitebox if w.kind == "apgd"), 100)
+        self.matched_attacks = {"fgsm": self.sweep_attacks["fgsm"], "pgd": self.sweep_attacks["pgd"],
+                                "apgd": Attack("matched-apgd", "apgd", steps=self.apgd_steps)}
+        self.paper: dict[str, dict[str, Any]] = g.get("paper", {})
+
+    @property
+    def test_attacks(self) -> list[Attack]:
+        return [a for a in self.attacks if "test" in a.splits]
+
+    # ----- the grid's meaning of its attacks
+    def whitebox_twin(self, a: Attack) -> Attack | None:
+        """The white-box entry that is the same attack as the transfer attack ``a`` (same α, steps),
+        on the whole test set."""
+        return next((w for w in self.whitebox if w.restarts == 1 and not w.subset and w.kind == a.kind
+                     and w.steps == a.steps and same_opt(w.alpha, a.alpha)), None)
+
+    def whitebox_extra(self) -> list[Attack]:
+        """White-box attacks with no transfer twin (PGD-50×5, APGD-CE): the stronger checks."""
+        twins = {id(self.whitebox_twin(a)) for a in self.test_attacks}
+        return [w for w in self.whitebox if id(w) not in twins]

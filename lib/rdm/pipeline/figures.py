@@ -1,0 +1,186 @@
+"""The report's figures (matplotlib, Agg): Fig. 3/4, Fig. 9 and Fig. 10 of the paper, from the plan's cells.
+
+Each figure is written as PNG and PDF, atomically. A missing metrics file leaves a gap in a curve
+(and is listed in the report) rather than stopping the report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..figures import fig_samples, image_of, pyplot, save_figure
+from .labels import fmt_eps, model_label
+from .config import PAPER_EPS
+from .plan import set_path
+from .results import View
+
+MARKERS = {"baseline": "o", "rdmaa": "s", "purified": "D", "advtrain-fgsm": "^", "advtrain-pgd": "v",
+           "advtrain-online": "P"}
+COLORS = {"baseline": "#222222", "rdmaa": "#d62728", "purified": "#ff7f0e", "advtrain-fgsm": "#1f77b4",
+          "advtrain-pgd": "#2ca02c", "advtrain-online": "#9467bd"}
+
+
+# --------------------------------------------------------------------------- Fig. 3/4
+def fig_examples(x: View, out_dir: Path, n_max: int = 4) -> list[str]:
+    """Original, perturbation (magnified) and adversarial image for a few test rows (FGSM ε=.005)."""
+    from ..sets import SetReader
+
+    fg = next((a for a in x.plan.test_attacks if a.kind == "fgsm"), None)
+    if fg is None:
+        return []
+    eps = min(fg.eps, key=lambda e: abs(e - PAPER_EPS))
+    adv_p, clean_p = x.r.path(x.p.transfer_set(fg, eps)), x.r.path(set_path(x.m, "test"))
+    if not adv_p.exists() or not clean_p.exists():
+        x.r.missing.append(str(adv_p if not adv_p.exists() else clean_p))
+        return []
+    with SetReader(adv_p) as ra, SetReader(clean_p) as rc:
+        classes = ra.info.classes
+        n = min(ra.n, 512)
+        y = ra.column("y", 0, n)
+        rows: list[int] = []
+        for k in range(len(classes)):           # one row per class first, then fill up
+            hit = np.flatnonzero(y == k)
+            if len(hit):
+                rows.append(int(hit[0]))
+        rows += [i for i in range(n) if i not in rows][: max(0, n_max - len(rows))]
+        rows = sorted(rows[:n_max])
+        if not rows:
+            return []
+        adv = ra.read_rows(np.array(rows), ("x", "y", "source_index"))
+        cl = rc.read_rows(adv["source_index"], ("x", "y"))
+    plt = pyplot()
+    k = len(rows)
+    fig, axes = plt.subplots(3, k, figsize=(2.2 * k, 6.9), squeeze=False)
+    gain = 1.0 / (2 * eps)
+    for j in range(k):
+        xo, xa = cl["x"][j].astype(np.float64), adv["x"][j].astype(np.float64)
+        d = xa - xo
+        im, cmap = image_of(xo)
+        axes[0, j].imshow(im, cmap=cmap, vmin=0, vmax=1)
+        axes[0, j].set_title(classes[int(cl["y"][j])], fontsize=9)
+        pim, pc = image_of(np.clip(0.5 + d * gain, 0, 1))
+        axes[1, j].imshow(pim, cmap=pc if pc else None, vmin=0, vmax=1)
+        axes[1, j].set_title(f"max |δ| = {np.abs(d).max():.4f}", fontsize=8)
+        aim, ac = image_of(xa)
+        axes[2, j].imshow(aim, cmap=ac, vmin=0, vmax=1)
+        for i in range(3):
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+    for i, t in enumerate(("original", f"perturbation\n×{gain:g} (grey = 0)", "adversarial")):
+        axes[i, 0].set_ylabel(t, fontsize=9)
+    fig.suptitle(f"Fig. 3/4 ({x.m}): FGSM ε = {fmt_eps(eps)} crafted on the baseline", fontsize=10)
+    return save_figure(fig, out_dir, f"fig3-4-examples-{x.m}")
+
+
+# --------------------------------------------------------------------------- Fig. 9
+def fig_sweep(x: View, out_dir: Path) -> list[str]:
+    if not x.sweep_eps:
+        return []
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    me = x.matched or {}
+    drew = False
+    for ax, kind in zip(axes, ("fgsm", "pgd")):
+        for m in ["baseline"] + x.defended:
+            c = COLORS.get(m)
+            for proto, ls, get in (("white-box", "-", x.sweep), ("transfer", "--", x.sweep_transfer)):
+                if m == "baseline" and proto == "transfer":
+                    continue
+                pts = []
+                for e in x.sweep_eps:
+                    r = get(m, kind, e)
+                    if r is not None and r.metric("accuracy") is not None:
+                        pts.append((e, 100 * r.metric("accuracy")))
+                if pts:
+                    drew = True
+                    ax.plot(*zip(*pts), ls=ls, marker=MARKERS.get(m, "o"), ms=4, color=c, lw=1.4,
+                            mfc=c if proto == "white-box" else "white",
+                            label=f"{model_label(m)} ({proto})" if m != "baseline" else f"{model_label(m)}")
+        for pe in x.paper_eps:
+            ax.axvline(pe, color="#888888", ls=":", lw=1)
+        ax.text(x.paper_eps[-1], 101, " paper ε", fontsize=7, color="#666666", va="bottom")
+        if me.get(kind) is not None:
+            ax.axvline(me[kind], color="#444444", ls="-.", lw=1)
+            ax.text(me[kind], 1, f" matched ε={fmt_eps(me[kind])}", fontsize=7, rotation=90, va="bottom")
+        pk = x.paper.get(kind)
+        if pk is not None:
+            ax.plot([PAPER_EPS], [100 * pk], marker="*", ms=11, color="#222222", ls="none", label="paper, no defence")
+        if x.paper.get(f"rdmaa_{kind}") is not None:
+            ax.plot([PAPER_EPS], [100 * x.paper[f"rdmaa_{kind}"]], marker="*", ms=11, color=COLORS["rdmaa"],
+                    ls="none", label="paper, RDMAA")
+        ax.set_xscale("log")
+        ax.set_ylim(-2, 105)
+        ax.set_xlabel("ε (L∞, pixels in [0, 1])")
+        ax.set_title(f"{kind.upper()}" + (" (white-box: PGD on each model)" if kind == "pgd" else ""), fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("accuracy (%)")
+    if not drew:
+        plt.close(fig)
+        return []
+    h, l = axes[1].get_legend_handles_labels()
+    h0, l0 = axes[0].get_legend_handles_labels()
+    seen = dict(zip(l0 + l, h0 + h))
+    fig.legend(seen.values(), seen.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               title="solid: white-box\ndashed: transfer", title_fontsize=8)
+    fig.suptitle(f"Fig. 9 ({x.m}): accuracy vs ε", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, out_dir, f"fig9-accuracy-vs-eps-{x.m}")
+
+
+# --------------------------------------------------------------------------- Fig. 10
+def fig_confusion(x: View, out_dir: Path) -> list[str]:
+    pg = next((a for a in x.plan.test_attacks if a.kind in ("pgd", "bim")), None)
+    panels = []
+    for m in ("baseline", "rdmaa"):
+        panels.append((f"{model_label(m)}, clean", x.clean(m)))
+        if pg is not None:
+            e = min(pg.eps, key=lambda v: abs(v - PAPER_EPS))
+            how = "its own attack" if m == "baseline" else "transfer from the baseline"
+            panels.append((f"{model_label(m)}, PGD ε={fmt_eps(e)} ({how})", x.transfer(m, pg, e)))
+    panels = [(t, r) for t, r in panels if r is not None and r.result.get("metrics", {}).get("confusion")]
+    if not panels:
+        return []
+    plt = pyplot()
+    classes = panels[0][1].result["counts"]["classes"] if "counts" in panels[0][1].result else None
+    cols = 2
+    nrow = (len(panels) + 1) // 2
+    k = len(panels[0][1].result["metrics"]["confusion"])
+    size = 2.2 + 0.55 * k
+    fig, axes = plt.subplots(nrow, cols, figsize=(cols * size + 1, nrow * size), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, r) in zip(axes.ravel(), panels):
+        ax.axis("on")
+        cm = np.asarray(r.result["metrics"]["confusion"], dtype=np.float64)
+        rows = cm.sum(axis=1, keepdims=True)
+        frac = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+        ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                ax.text(j, i, f"{int(cm[i, j])}\n{100 * frac[i, j]:.0f}%", ha="center", va="center", fontsize=7,
+                        color="white" if frac[i, j] > 0.6 else "black")
+        names = classes or [str(i) for i in range(cm.shape[0])]
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+        acc = r.metric("accuracy")
+        ax.set_title(f"{title}\naccuracy {100 * acc:.1f}%", fontsize=8)
+    fig.suptitle(f"Fig. 10 ({x.m}): confusion matrices (rows: true class; colour: share of the row)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, out_dir, f"fig10-confusion-{x.m}")
+
+
+def make_all(views: dict[str, View], out_dir: Path) -> list[str]:
+    out: list[str] = []
+    for m, x in views.items():
+        train = x.r.path(set_path(m, "train"))
+        if train.exists():
+            out += fig_samples(train, [out_dir / f"fig0-samples-{m}.{e}" for e in ("png", "pdf")],
+                               title=f"{m}: 6 random training images per class, as the models see them")
+        out += fig_examples(x, out_dir)
+        out += fig_sweep(x, out_dir)
+        out += fig_confusion(x, out_dir)
+    return out

@@ -1,0 +1,189 @@
+"""Metrics looked up by cell: the plan's :class:`~rdm.pipeline.plan.Cell` says which file and which
+result of it; this module reads the files once, remembers what is missing or unreadable, and hands
+back a :class:`Ref` (the result and where it came from). It never builds a file name itself."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .labels import fmt_eps, same_eps
+from .config import Attack
+from .plan import Cell, ModalityPlan, Pick, Plan, matched_path
+from .tables import NA, Entry, Part
+
+
+@dataclass
+class Ref:
+    """One result of a metrics file: the file, its index there, the result, and the cell it is."""
+
+    file: str
+    index: int
+    result: dict[str, Any]
+    cell: Cell | None = None
+
+    def metric(self, key: str) -> float | None:
+        m = self.result.get("metrics") or {}
+        if key in m:
+            return m[key]
+        return (m.get("adversarial") or {}).get(key)
+
+    def part(self, key: str, short: str | None = None) -> Part:
+        return Part(short or key, self.metric(key), self.file, self.index, metric=key)
+
+    @property
+    def n(self) -> int:
+        return int((self.result.get("metrics") or {}).get("n", 0))
+
+
+def _matches(pick: Pick) -> tuple[Callable[[dict], bool], str]:
+    """The result a pick names, and words for it when absent."""
+    if pick.by == "set":
+        return (lambda r: Path(str(r.get("set", ""))).name == pick.value), str(pick.value)
+    if pick.by == "eps":
+        return (lambda r: same_eps((r.get("attack") or {}).get("eps"), pick.value)), f"ε={fmt_eps(pick.value)}"
+    if pick.by == "clean":
+        return (lambda r: r.get("protocol") == "clean"), "the clean rows"
+    if pick.by == "attacked":
+        return (lambda r: r.get("protocol") == "white-box" and bool(r.get("attack"))), "the white-box attack"
+    raise ValueError(f"unknown pick {pick.by!r}")
+
+
+class Results:
+    """The metrics files under WORK, loaded once; missing and unreadable ones remembered in order."""
+
+    def __init__(self, work: str | Path):
+        self.work = Path(work)
+        self.docs: dict[Path, dict | None] = {}
+        self.missing: list[str] = []
+        self.problems: list[str] = []
+
+    def path(self, rel: str) -> Path:
+        return self.work / rel
+
+    def exists(self, cell: Cell | None) -> bool:
+        return cell is not None and self.path(cell.output).exists()
+
+    def doc(self, rel: str) -> dict | None:
+        p = self.path(rel)
+        if p not in self.docs:
+            d = None
+            if not p.exists():
+                self.missing.append(str(p))
+            else:
+                try:
+                    d = json.loads(p.read_text())
+                    if not isinstance(d.get("results"), list):
+                        raise ValueError("no results list")
+                except (ValueError, OSError, AttributeError) as e:
+                    self.problems.append(f"{p}: unreadable ({e})")
+                    d = None
+            self.docs[p] = d
+        return self.docs[p]
+
+    def get(self, cell: Cell | None) -> Ref | None:
+        """The cell's result; None when the grid has no such cell or its file is missing or lacks it."""
+        if cell is None:
+            return None
+        d = self.doc(cell.output)
+        if d is None:
+            return None
+        pred, what = _matches(cell.pick)
+        for i, r in enumerate(d["results"]):
+            if pred(r):
+                return Ref(str(self.path(cell.output)), i, r, cell)
+        self.problems.append(f"{self.path(cell.output)}: holds no result for {what}")
+        return None
+
+    def matched(self, m: str) -> dict | None:
+        """``matched.json`` of a modality (None, and remembered, when missing or unreadable)."""
+        p = self.path(matched_path(m))
+        if not p.exists():
+            self.missing.append(str(p))
+            return None
+        try:
+            return json.loads(p.read_text())
+        except ValueError:
+            self.problems.append(f"{p}: not JSON")
+            return None
+
+
+class View:
+    """One modality as the tables read it: the plan's cells and their results side by side."""
+
+    def __init__(self, plan: Plan, results: Results, m: str):
+        self.plan, self.r, self.m = plan, results, m
+        self.p: ModalityPlan = plan.modality(m)
+        self.paper: dict[str, Any] = plan.paper.get(m, {})
+        self.matched: dict | None = results.matched(m)
+        self.subset_n: int | None = None          # rows of the seeded subset (set by the report)
+
+    # ----- the grid
+    @property
+    def models(self) -> list[str]:
+        return self.plan.eval_models
+
+    @property
+    def defended(self) -> list[str]:
+        return self.plan.defended
+
+    @property
+    def advtrain(self) -> list[str]:
+        return self.p.advtrain
+
+    @property
+    def paper_eps(self) -> list[float]:
+        return self.plan.paper_eps
+
+    @property
+    def sweep_eps(self) -> list[float]:
+        return self.plan.sweep_eps
+
+    # ----- results by meaning (None: missing, or not in the grid)
+    def get(self, cell: Cell | None) -> Ref | None:
+        return self.r.get(cell)
+
+    def clean(self, model: str) -> Ref | None:
+        return self.get(self.p.clean(model))
+
+    def transfer(self, model: str, a: Attack, eps: float) -> Ref | None:
+        return self.get(self.p.transfer(model, a, eps))
+
+    def whitebox(self, model: str, a: Attack, eps: float) -> Ref | None:
+        return self.get(self.p.whitebox(model, a, eps))
+
+    def sweep(self, model: str, kind: str, eps: float) -> Ref | None:
+        return self.get(self.p.sweep(model, kind, eps))
+
+    def sweep_clean(self, model: str, kind: str) -> Ref | None:
+        return self.get(self.p.sweep_clean(model, kind))
+
+    def sweep_transfer(self, model: str, kind: str, eps: float) -> Ref | None:
+        return self.get(self.p.sweep_transfer(model, kind, eps))
+
+    def matched_ref(self, model: str, kind: str, protocol: str) -> Ref | None:
+        return self.get(self.p.matched(model, kind, protocol))
+
+    def twin(self, model: str, a: Attack, eps: float) -> tuple[Ref | None, bool]:
+        """The white-box twin of transfer attack ``a`` at ε on ``model``: (result, defined in the grid)."""
+        cell = self.p.whitebox_of(model, a, eps)
+        return self.get(cell), cell is not None
+
+
+# --------------------------------------------------------------------------- entries from results
+def acc_entry(ref: Ref | None) -> Entry:
+    """``accuracy / balanced accuracy`` of a result (``n/a`` when missing)."""
+    if ref is None:
+        return NA
+    return Entry([ref.part("accuracy", "acc"), ref.part("balanced_accuracy", "bal")])
+
+
+def diff_entry(a: Ref | None, b: Ref | None, key: str = "accuracy") -> Entry:
+    if a is None or b is None:
+        return NA
+    pa, pb = a.part(key), b.part(key)
+    if pa.value is None or pb.value is None:
+        return NA
+    return Entry([Part("diff", pa.value - pb.value, minus=(pa, pb))])

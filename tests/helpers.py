@@ -1,0 +1,111 @@
+"""What the tests share, in one place (importable as ``helpers``; fixtures are in conftest.py).
+
+* phantom sets and a tiny 3-class preset for the training tests;
+* small checkpoints and the one-line-error check for the command tests;
+* :func:`fabricate`: every metrics file the experiment plan's graph would write, with designed
+  numbers, so the report can be tested on the whole grid without running a model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rdm.metrics import AdvCounts, Counts, summarize
+from rdm.pipeline import plan as P
+from rdm.pipeline import steps
+
+
+# --------------------------------------------------------------------------- the report's data, fabricated
+def _confusion(acc: float, n: int, k: int, rng) -> np.ndarray:
+    right = int(round(acc * n))
+    per = np.full(k, n // k)
+    per[: n - per.sum()] += 1
+    cm = np.zeros((k, k), dtype=np.int64)
+    hits = np.zeros(k, dtype=np.int64)
+    for _ in range(right):                     # spread the right answers over the classes
+        i = int(rng.choice(np.flatnonzero(hits < per)))
+        hits[i] += 1
+    for i in range(k):
+        cm[i, i] = hits[i]
+        for _ in range(per[i] - hits[i]):
+            cm[i, (i + 1 + int(rng.integers(k - 1))) % k] += 1
+    return cm
+
+
+def fake_result(set_path: str, protocol: str, attack: dict | None, acc: float, n: int, classes, rng) -> dict:
+    """One rdm-eval result with accuracy ``acc`` on ``n`` rows (a confusion matrix that gives it)."""
+    c = Counts(list(classes), _confusion(acc, n, len(classes), rng),
+               AdvCounts(n=n, clean_correct=n // 2, fooled=n // 4, linf_sum=0.005 * n, linf_max=0.005,
+                         l2_sum=0.1 * n, ssim_sum=0.99 * n, psnr_sum=46.0 * n, psnr_finite=n) if attack else None)
+    return {"set": set_path, "protocol": protocol, "attack": attack, "counts": c.to_dict(), "metrics": summarize(c)}
+
+
+def designed_accuracy(cell: P.Cell, eps: float | None, rng) -> float:
+    """The numbers the report tests expect: RDMAA masks gradients (a stronger attack does worse),
+    AdvTrain-PGD is honest (falls with ε, transfer weaker than white-box)."""
+    if cell.attack is None:
+        return 0.9 if cell.model == "baseline" else 0.88
+    name = cell.attack.name
+    if cell.model == "rdmaa" and cell.family == "whitebox":
+        return {"apgd": 0.95, "pgd50x5": 0.2, "pgd": 0.2}.get(name, float(rng.uniform(0.3, 0.8)))
+    if cell.model == "advtrain-pgd":
+        wb = 0.8 * math.exp(-eps / 0.01)
+        return min(1.0, wb + 0.06) if cell.protocol == "transfer" else wb
+    if cell.model == "baseline":
+        return max(0.0, 0.9 - 20 * eps)
+    return float(rng.uniform(0.3, 0.8))
+
+
+SIZES = {"train": 300, "val": 60, "test": 100, "test-sub": 40}
+
+
+def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
+    """Every set, metrics file, matched.json and timings.jsonl the plan's graph would write under
+    ``work``, with designed numbers (no model runs). Files go where the plan's cells say."""
+    from rdm.presets import load_preset
+    from rdm.sets import SetWriter, make_provenance
+
+    work = Path(work)
+    rng = np.random.default_rng(seed)
+    for m, mp in plan.run.items():
+        classes = list(load_preset(plan.modalities[m]["preset"]).classes)
+        for split, n in SIZES.items():
+            with SetWriter(work / P.set_path(m, split), shape=(1, 4, 4), classes=classes, modality="x",
+                           preset=plan.modalities[m]["preset"], provenance=make_provenance(seed=0)) as w:
+                w.append(np.zeros((n, 1, 4, 4), np.float32), np.arange(n) % len(classes))
+        by_file: dict[str, list[P.Cell]] = {}
+        for c in mp.cells:
+            by_file.setdefault(c.output, []).append(c)
+
+        def write(out: str, cells: list[P.Cell], matched: dict | None = None) -> None:
+            results = []
+            for c in cells:
+                s = c.inputs[1]
+                n = SIZES["test-sub"] if c.rows == P.SUBSET else SIZES["test"]
+                eps = c.eps if c.eps_from is None else float(matched[c.eps_from])
+                attack = None if c.attack is None else {"name": c.attack.kind, "eps": eps}
+                results.append(fake_result(str(work / s), c.protocol, attack, designed_accuracy(c, eps, rng),
+                                           n, classes, rng))
+            p = work / out
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(json.dumps({"model": str(work / cells[0].inputs[0]), "model_sha256": "0" * 64,
+                                     "model_kind": "cnn", "classes": classes, "results": results, "warnings": []}))
+
+        later = {o: cs for o, cs in by_file.items() if any(c.eps_from for c in cs)}
+        for o, cs in by_file.items():
+            if o not in later:
+                write(o, cs)
+        sweeps = [work / P.metrics_path(m, "baseline", P.sweep_job(k)) for k in ("fgsm", "pgd")]
+        matched = steps.write_matched(plan.paper.get(m, {}), m, sweeps, work / P.matched_path(m))
+        for o, cs in later.items():
+            write(o, cs, matched)
+    with open(work / "timings.jsonl", "w") as f:
+        for m in plan.run:
+            for stage, sec in (("prep", 3.0), ("baseline", 60.0), ("attack-test-fgsm", 5.0),
+                               ("eval-rdmaa-clean", 2.0), ("eval-rdmaa-wb-pgd", 7.5)):
+                f.write(json.dumps({"stage": P.stage_name(m, stage), "seconds": sec, "rc": 0}) + "\n")
+        f.write(json.dumps({"stage": "lung/baseline", "seconds": 9.0, "rc": 1}) + "\n")
