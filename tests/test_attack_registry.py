@@ -77,11 +77,11 @@ def test_cli_flags_rebuild_the_spec_through_the_real_parsers(spec, app):
 def test_labels_and_default_alpha_in_one_place():
     assert R.label(R.AttackSpec.make("pgd", 0.005, alpha=0.002, steps=3)) == "PGD ε=0.005 α=0.002 ×3"
     assert R.label(OLD[1]) == "PGD ε=0.005 α=0.002 ×3 r2 rs"        # a stored dict labels alike
-    assert R.label(OLD[3]) == "APGD ε=0.03 ×100" and R.label(OLD[0]) == "FGSM ε=0.005"
+    assert R.label(OLD[3]) == "APGD-CE ε=0.03 ×100" and R.label(OLD[0]) == "FGSM ε=0.005"
     assert R.label({"name": "not-registered", "eps": 0.1}) == "NOT-REGISTERED" and R.label(None) == "—"
     s = R.AttackSpec.make("pgd", 0.01, steps=4)
     assert s.alpha == R.default_alpha(0.01, 4) and math.isclose(s.alpha, 2.5 * 0.01 / 4)
-    assert R.get("PGD").title and R.get("apgd").label == "APGD"
+    assert R.get("PGD").title and R.get("apgd").label == "APGD-CE"
 
 
 @pytest.mark.parametrize("name,opts,words", [

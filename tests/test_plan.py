@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,97 @@ def test_demo_section_shortens_only_the_demo(tmp_path):
     bad.write_text(text.replace("apgd = { steps = 20 }", "apdg = { steps = 20 }"))
     with pytest.raises(RdmError, match="apdg"):
         config.load_grid(bad)
+
+
+# --------------------------------------------------------------------------- the plan's own words
+def test_plan_lists_every_cell_with_its_output():
+    r = subprocess.run([sys.executable, "-m", "rdm.pipeline.plan", "--list", "--mode", "demo", "--modality", "lung"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    plan = P.Plan(None, "demo", ["lung"])
+    mp = plan.modality("lung")
+    assert len(lines) == len(mp.cells) > 200
+    # every metrics file make builds holds at least one cell, and no cell points anywhere else
+    assert {line.split("\t")[0] for line in lines} == set(mp.metrics) - {P.matched_path("lung")}
+    assert "lung/metrics/rdmaa/transfer.json\tset=test-fgsm-0.005.h5\tlung / RDMAA / transfer / FGSM ε=.005" in lines
+    assert "lung/metrics/baseline/wb-apgd.json\teps=0.005\tlung / No defence / white-box / APGD-CE ε=.005, 20 steps" \
+        in lines
+    r = subprocess.run([sys.executable, "-m", "rdm.pipeline.plan", "--modality", "nowhere"], capture_output=True,
+                       text=True)
+    assert r.returncode == 1 and r.stderr.startswith("error: unknown modality 'nowhere'") and not r.stdout
+
+
+def test_every_path_reads_back_through_its_inverse():
+    plan = P.Plan(None, "tables")
+    for s in plan.steps():
+        for path in [*s.outputs, *s.inputs]:
+            kind, fields = P.parse_path(path)
+            assert fields["m"] == s.modality, path
+            again = {"set": P.set_path, "model": P.model_path, "metrics": P.metrics_path,
+                     "matched": P.matched_path, "matched-set": P.matched_set_path,
+                     "source-stamp": P.source_stamp_path, "subset-stamp": P.subset_stamp_path,
+                     "adv": lambda m, split, attack, eps: P.adv_path(m, split, attack, eps)}[kind](**fields)
+            assert again == path, (kind, fields)
+    with pytest.raises(RdmError, match="not a path of the experiment plan"):
+        P.parse_path("lung/elsewhere/x.json")
+
+
+FAKE_PY = """#!/usr/bin/env bash
+# stands for `python -m rdm.grid SUB ...`: runs timed commands, answers get, logs the rest
+shift 2
+sub=$1; shift
+case $sub in
+  timed) shift 2; [ "$1" = "--" ] && shift; exec "$@" ;;
+  get) echo 0.0123 ;;
+  *) echo "rdm.grid $sub $*" >> "$LOG" ;;
+esac
+"""
+STUB = '#!/usr/bin/env bash\necho "$(basename "$0") $*" >> "$LOG"\n'
+
+
+def test_bash_script_runs_what_make_runs(tmp_path):
+    """The bash script and the Makefile are both rendered from the plan's steps: with stub commands,
+    the script runs exactly the commands `make -n` prints (the ε pattern of a multi-ε attack
+    included, whose ${OUT} a single-quoted rendering never expanded)."""
+    import shlex
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for tool in ("rdm-prep", "rdm-train-cnn", "rdm-pretrain-dcae", "rdm-finetune", "rdm-advtrain", "rdm-attack",
+                 "rdm-eval"):
+        (bin_ / tool).write_text(STUB)
+    (bin_ / "py").write_text(FAKE_PY)
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    plan = P.Plan(None, "demo", ["lung"])
+    out, log = tmp_path / "out", tmp_path / "log"
+    settings = {"OUT": str(out), "RDM": f"{bin_}/", "PY": str(bin_ / "py"), "SEED": "3", "DEVICE": "cpu",
+                "DEMO_N": "40", "SUBSET_N": "10", "TRAIN_FLAGS": "--epochs 1 --batch-size 8", "GRID": "g.toml"}
+    script = tmp_path / "lung.sh"
+    script.write_text(render.shell_script(plan, "lung"))
+    r = subprocess.run(["bash", str(script)], env={**_env(), **settings, "LOG": str(log)}, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ran = sorted(log.read_text().splitlines())
+
+    mk = tmp_path / "grid.mk"
+    mk.write_text(render.makefile(plan))
+    r = subprocess.run(["make", "-n", "-f", str(mk), "STAMP=", f"TIMED={bin_ / 'py'} -m rdm.grid timed t.jsonl",
+                        *[f"{k}={v}" for k, v in settings.items()], "lung"], capture_output=True, text=True,
+                       env=_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    made = []
+    for line in r.stdout.splitlines():
+        if " -m rdm.grid timed " in line:
+            cmd = line.split(" -- ", 1)[1]
+            cmd = re.sub(r"\$\(\S+ -m rdm\.grid get \S+ \w+\)", "0.0123", cmd)
+            words = shlex.split(cmd)
+            name = Path(words[0]).name
+            made.append(" ".join(["rdm.grid " + words[3] if name == "py" else name,
+                                  *words[4 if name == "py" else 1:]]))
+    assert len(made) == len(plan.modality("lung").steps)
+    assert ran == sorted(made)
+    assert any(f"-o {out}/lung/adv/test-fgsm-{{eps}}.h5" in c for c in ran)

@@ -91,7 +91,7 @@ class APGD(Attack):
     """Auto-PGD on the cross-entropy (Croce & Hein 2020), L∞."""
 
     name = "apgd"
-    label = "APGD"
+    label = "APGD-CE"
     title = "Auto-PGD on the cross-entropy, L∞ (Croce & Hein 2020)"
     params = (Param("steps", int, 100, "iterations", min=1), RESTARTS)
     ignores = ("random_start", "keep")

@@ -69,17 +69,27 @@ RUN = [*SEED, *lit("--device"), var("DEVICE"), *lit("-q")]
 
 # --------------------------------------------------------------------------- attacks
 def attack_flags(a: Any) -> list[Word]:
-    """``--attack KIND`` and the hyper-parameters the grid set (unset ones: the attack's defaults)."""
+    """``--attack NAME`` and the hyper-parameters the grid set, spelled as the registry's flags
+    (:data:`rdm.attack_registry.FLAGS`; any other one ``--attack-param NAME=VALUE``)."""
+    from ..attack_registry import FLAGS, get
+
+    given = dict(a.params)
     f = lit("--attack", a.kind)
-    if a.alpha is not None:
-        f += lit("--alpha", f"{a.alpha:g}")
-    if a.steps is not None:
-        f += lit("--steps", str(a.steps))
-    if a.restarts > 1:
-        f += lit("--restarts", str(a.restarts))
-    if a.random_start:
-        f += lit("--random-start")
+    for p in get(a.kind).params:          # in the attack's own order
+        if p.name not in given:
+            continue
+        v = p.coerce(given[p.name])
+        if p.name not in FLAGS:
+            f += lit("--attack-param", f"{p.name}={_num(v)}")
+        elif p.type is bool:
+            f += lit(FLAGS[p.name] if v else "--no-" + FLAGS[p.name][2:])
+        else:
+            f += lit(FLAGS[p.name], _num(v))
     return f
+
+
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def eps_flags(eps: Iterable[float] | Word) -> list[Word]:

@@ -58,17 +58,26 @@ def for_mode(g: dict[str, Any], mode: str) -> dict[str, Any]:
     return g
 
 
+def param_default(kind: str, name: str) -> Any:
+    """The registry's default of one hyper-parameter of an attack (None: computed, or no such one)."""
+    from ..attack_registry import get
+
+    return next((p.default for p in get(kind).params if p.name == name), None)
+
+
+#: keys of a grid attack entry that are not the attack's hyper-parameters
+PLAN_KEYS = ("name", "attack", "eps", "splits", "train_eps", "limit")
+
+
 @dataclass(frozen=True)
 class Attack:
-    """An attack as the grid names it: its kind and hyper-parameters (unset = the attack's default),
-    the ε it runs at and, for crafted sets, the splits; for white-box, whether on the subset."""
+    """An attack as the grid names it: a registered attack (``kind``, :mod:`rdm.attack_registry`)
+    with the hyper-parameters the grid sets (the others take the attack's defaults), the ε it runs
+    at and, for crafted sets, the splits; for white-box, whether on the seeded subset."""
 
     name: str
     kind: str
-    alpha: float | None = None
-    steps: int | None = None
-    restarts: int = 1
-    random_start: bool = False
+    params: tuple[tuple[str, Any], ...] = ()
     eps: tuple[float, ...] = ()
     splits: tuple[str, ...] = ("test",)
     train_eps: tuple[float, ...] | None = None
@@ -76,17 +85,40 @@ class Attack:
 
     @classmethod
     def from_grid(cls, d: dict[str, Any], default_eps: Iterable[float] = ()) -> "Attack":
-        return cls(name=str(d.get("name", d["attack"])), kind=str(d["attack"]),
-                   alpha=None if d.get("alpha") is None else float(d["alpha"]),
-                   steps=None if d.get("steps") is None else int(d["steps"]),
-                   restarts=int(d.get("restarts", 1)), random_start=bool(d.get("random_start", False)),
+        return cls(name=str(d.get("name", d["attack"])), kind=str(d["attack"]).lower(),
+                   params=tuple((k, v) for k, v in d.items() if k not in PLAN_KEYS),
                    eps=tuple(float(e) for e in d.get("eps", default_eps)),
                    splits=tuple(d.get("splits", ["test"])),
                    train_eps=tuple(float(e) for e in d["train_eps"]) if "train_eps" in d else None,
                    subset=bool(d.get("limit", False)))
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """A hyper-parameter as the grid set it (``default`` when it did not)."""
+        return dict(self.params).get(key, default)
+
+    @property
+    def alpha(self) -> float | None:
+        return self.get("alpha")
+
+    @property
+    def steps(self) -> int | None:
+        return self.get("steps")
+
+    @property
+    def restarts(self) -> int:
+        return int(self.get("restarts", 1))
+
     def eps_for(self, split: str) -> tuple[float, ...]:
         return self.train_eps if split == "train" and self.train_eps is not None else self.eps
+
+    def check(self, where: str) -> None:
+        """The registry's validation of these hyper-parameters (one line naming ``where``)."""
+        from ..attack_registry import get
+
+        try:
+            get(self.kind).make((self.eps or (PAPER_EPS,))[0], **dict(self.params))
+        except RdmError as e:
+            raise RdmError(f"{where}: attack '{self.name}': {e}") from None
 
     def label(self, eps: float | None) -> str:
         return attack_label(self, eps)
@@ -128,11 +160,14 @@ class Grid:
         self.sweep_pgd_steps = int(ev.get("sweep_pgd", {}).get("steps", 10))
         self.sweep_on_subset = bool(ev.get("sweep_on_subset"))
         self.sweep_attacks = {"fgsm": Attack("sweep-fgsm", "fgsm"),
-                              "pgd": Attack("sweep-pgd", "pgd", steps=self.sweep_pgd_steps)}
-        self.apgd_steps = next((int(w.steps or 100) for w in self.whitebox if w.kind == "apgd"), 100)
+                              "pgd": Attack("sweep-pgd", "pgd", (("steps", self.sweep_pgd_steps),))}
+        apgd = next((w for w in self.whitebox if w.kind == "apgd"), None)
+        self.apgd_steps = int(apgd.steps if apgd is not None and apgd.steps else param_default("apgd", "steps"))
         self.matched_attacks = {"fgsm": self.sweep_attacks["fgsm"], "pgd": self.sweep_attacks["pgd"],
-                                "apgd": Attack("matched-apgd", "apgd", steps=self.apgd_steps)}
+                                "apgd": Attack("matched-apgd", "apgd", (("steps", self.apgd_steps),))}
         self.paper: dict[str, dict[str, Any]] = g.get("paper", {})
+        for a in (*self.attacks, *self.whitebox, *self.sweep_attacks.values(), self.matched_attacks["apgd"]):
+            a.check(self.path)
 
     @property
     def test_attacks(self) -> list[Attack]:

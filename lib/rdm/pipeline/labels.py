@@ -62,29 +62,56 @@ def pct(v: float | None) -> str:
 
 
 # --------------------------------------------------------------------------- attacks
+# An attack's name, its hyper-parameters and their defaults come from the attack registry
+# (rdm.attack_registry); this is only how the tables spell them.
 def _get(a: Any, key: str, default=None):
-    return a.get(key, default) if isinstance(a, dict) else getattr(a, key, default)
+    """A field of a plan attack (its attributes, then its hyper-parameters) or of a spec's dict."""
+    if isinstance(a, dict):
+        return a.get(key, default)
+    if hasattr(a, key):
+        return getattr(a, key)
+    return a.get(key, default) if hasattr(a, "get") else default
 
 
 def _kind(a: Any) -> str:
     return str(_get(a, "kind") or _get(a, "attack") or _get(a, "name"))
 
 
+def _registered(kind: str):
+    from ..attack_registry import get
+    from ..errors import RdmError
+
+    try:
+        return get(kind)
+    except RdmError:
+        return None
+
+
+def _name_and_params(a: Any) -> tuple[str, dict[str, Any]]:
+    """The attack's label and its hyper-parameters (the registry's, by name)."""
+    cls = _registered(_kind(a))
+    if cls is None:
+        return _kind(a).upper(), {}
+    return cls.label, {p.name: p for p in cls.params}
+
+
 def attack_label(a: Any, eps: float | None) -> str:
-    """``PGD ε=.005, α=.002, 3 steps ×5 restarts``: an attack (a plan attack, a spec or its dict) at ε."""
-    n = _kind(a)
-    e = "matched" if eps is None else eps_txt(eps)
+    """``PGD ε=.005, α=.002, 3 steps ×5 restarts``: an attack (a plan attack, a spec or its dict) at ε
+    (None: the matched ε); α when set, steps (the attack's default when not set), any hyper-parameter
+    beyond the common ones, restarts when more than one."""
+    from ..attack_registry import LEGACY
+
+    name, params = _name_and_params(a)
+    s = f"{name} ε={'matched' if eps is None else eps_txt(eps)}"
+    alpha = _get(a, "alpha")
+    if alpha is not None and "alpha" in params:   # a derived α (2.5·ε/steps) to 3 significant digits
+        s += f", α={eps_txt(float(f'{float(alpha):.3g}'))}"
+    if "steps" in params:
+        s += f", {_get(a, 'steps') or params['steps'].default} steps"
+    for p in params.values():
+        if p.name not in LEGACY and _get(a, p.name) is not None:
+            s += f", {p.name}={_get(a, p.name)}"
     restarts = int(_get(a, "restarts", 1) or 1)
-    if n == "fgsm":
-        return f"FGSM ε={e}"
-    if n == "apgd":
-        s = f"APGD-CE ε={e}, {_get(a, 'steps') or 100} steps"
-    else:
-        s = f"{n.upper()} ε={e}"
-        alpha = _get(a, "alpha")
-        if alpha is not None:   # a derived α (2.5·ε/steps) to 3 significant digits
-            s += f", α={eps_txt(float(f'{float(alpha):.3g}'))}"
-        s += f", {_get(a, 'steps') or 10} steps"
     if restarts > 1:
         s += f" ×{restarts} restarts"
     return s
@@ -92,10 +119,8 @@ def attack_label(a: Any, eps: float | None) -> str:
 
 def short_attack(a: Any) -> str:
     """``PGD-50 ×5 restarts``, ``APGD-CE-100``, ``PGD-3``, ``FGSM``: an attack without its ε."""
-    n = _kind(a)
-    if n == "fgsm":
-        return "FGSM"
-    s = ("APGD-CE" if n == "apgd" else n.upper()) + f"-{_get(a, 'steps') or (100 if n == 'apgd' else 10)}"
+    name, params = _name_and_params(a)
+    s = name + (f"-{_get(a, 'steps') or params['steps'].default}" if "steps" in params else "")
     if int(_get(a, "restarts", 1) or 1) > 1:
         s += f" ×{_get(a, 'restarts')} restarts"
     return s

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from .labels import attack_label, eps_txt, model_label, same_eps, short_attack
+from ..attack_registry import default_alpha
 from .config import PAPER_EPS, Attack
 from .results import Ref, View, acc_entry, diff_entry
 from .tables import DASH, NA, Entry, Part, Table
@@ -195,7 +196,7 @@ def table_sweep(x: View, kind: str) -> Table:
     cols = ["ε", "No defence white-box"] + [f"{model_label(m)} {proto}" for m in x.defended
                                            for proto in ("white-box", "transfer")]
     steps = x.plan.sweep_pgd_steps
-    desc = "FGSM" if kind == "fgsm" else f"PGD ({steps} steps, α = {2.5 / steps:.3g}·ε)"
+    desc = "FGSM" if kind == "fgsm" else f"PGD ({steps} steps, α = {default_alpha(1.0, steps):.3g}·ε)"
     t = Table(f"sweep-{kind}-{x.m}", f"ε sweep, {desc}, {x.m} (cells: accuracy / balanced accuracy, %)", cols)
     t.add("0 (clean)", [acc_entry(x.sweep_clean("baseline", kind))] +
           [c for m in x.defended for c in (acc_entry(x.sweep_clean(m, kind)), acc_entry(x.clean(m)))])

@@ -181,3 +181,17 @@ def shell_script(plan: Plan, modality: str) -> str:
                   f"  timed {s.stage} -- {' '.join(bash_word(w) for w in s.command)}",
                   "fi"]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- in-process
+def argv(words: list[Word], settings: dict[str, str]) -> list[str]:
+    """A command's words as an argument list with the run's ``settings`` filled in, for running a
+    step without a shell (a setting marked ``split`` becomes several arguments). A word that needs
+    another command's output (:class:`Sub`) cannot be filled in here: RdmError."""
+    out: list[str] = []
+    for w in words:
+        if any(isinstance(p, Sub) for p in w.parts):
+            raise RdmError("this step reads a value when it runs (the matched ε); run it through make or bash")
+        text = "".join(settings[p.name] if isinstance(p, Var) else p for p in w.parts)
+        out += text.split() if w.split else [text]
+    return out
