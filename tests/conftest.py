@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phantoms import write_phantom_set  # noqa: F401  (re-exported for tests)
+from helpers import write_phantom_set  # noqa: F401  (re-exported for tests)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from rdm.checkpoint import load_checkpoint, read_raw
 from rdm.train_api import Common, advtrain
 from rdm_tools.advtrain import app
-from train_helpers import accuracy, noisy_copy, phantoms, same_weights, tiny_preset, weights
+from helpers import accuracy, noisy_copy, phantoms, same_weights, tiny_preset, weights
 
 runner = CliRunner()
 

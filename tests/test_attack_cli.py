@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
-from rdm.checkpoint import save_checkpoint
-from rdm.models import build, cnn_arch, dcae_arch
-from rdm.presets import load_preset
 from rdm.sets import SetReader, sha256_file, validate_set
 from rdm_tools.attack import app
 
+from helpers import files, make_ckpt, one_line_error
+
 runner = CliRunner()
-
-
-def make_ckpt(path: Path, preset: str = "lung", size=(16, 16), seed: int = 0, kind: str = "cnn",
-              filters: int | None = None) -> Path:
-    p = dataclasses.replace(load_preset(preset), size=tuple(size))
-    arch = cnn_arch(p) if kind == "cnn" else dcae_arch(p)
-    torch.manual_seed(seed)
-    model = build(arch)
-    save_checkpoint(path, model, {"kind": kind, "arch": arch, "classes": list(p.classes),
-                                  "input_shape": list(p.shape), "preset": p.as_dict()})
-    return path
 
 
 @pytest.fixture
@@ -41,19 +27,6 @@ def setup(tmp_path, phantom_set):
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(res, code: int = 1) -> str:
-    """The one error line; exit 1 for a failed run, 2 for bad usage."""
-    assert res.exit_code == code, (res.exit_code, res.stdout, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    assert "Traceback" not in res.stderr and res.stdout == ""
-    return lines[0]
-
-
-def files(d: Path) -> set[str]:
-    return {p.name for p in d.rglob("*")}
 
 
 def test_pgd_writes_a_valid_adversarial_set(setup):

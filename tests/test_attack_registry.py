@@ -17,7 +17,7 @@ from rdm.errors import RdmError
 from rdm_tools.attack import app as attack_app
 from rdm_tools.eval import app as eval_app
 
-from test_attack_cli import make_ckpt
+from helpers import make_ckpt
 
 runner = CliRunner()
 

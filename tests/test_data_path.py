@@ -14,7 +14,7 @@ from rdm.prefetch import prefetch
 from rdm.presets import load_preset
 from rdm.train import Batches, Classification, Reconstruction, Source, TrainConfig, fit
 from rdm.train_api import Common, train_cnn
-from train_helpers import noisy_copy, phantoms, same_weights, tiny_preset, weights, TINY
+from helpers import noisy_copy, phantoms, same_weights, tiny_preset, weights, TINY
 
 
 @pytest.fixture(scope="module")

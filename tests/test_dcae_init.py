@@ -17,7 +17,7 @@ from rdm.models import DCAE
 from rdm.sets import SetWriter, channel_mean, make_provenance, mse_to_constant
 from rdm.train import Reconstruction
 from rdm_tools.pretrain_dcae import app as dcae_app
-from train_helpers import TINY, tiny_preset
+from helpers import TINY, tiny_preset
 
 runner = CliRunner()
 DARK = TINY.replace("channels = 1", "channels = 3").replace("size = [24, 24]", "size = [32, 32]")

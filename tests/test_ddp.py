@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rdm.checkpoint import read_raw
-from train_helpers import TINY, phantoms, tiny_preset, weights
+from helpers import TINY, phantoms, tiny_preset, weights
 
 dist = pytest.importorskip("torch.distributed")
 if not (dist.is_available() and dist.is_gloo_available()):

@@ -20,7 +20,7 @@ from rdm.sets import SetReader
 from rdm_tools.attack import app as attack_app
 from rdm_tools.eval import app as eval_app
 
-from test_attack_cli import files, make_ckpt, one_line_error
+from helpers import files, make_ckpt, one_line_error
 
 runner = CliRunner()
 
@@ -100,7 +100,7 @@ def test_source_from_provenance_override_and_missing(setup):
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["results"][0]["source"] == str(moved)
     wrong = d / "wrong.h5"
-    from phantoms import write_phantom_set
+    from helpers import write_phantom_set
     write_phantom_set(wrong, preset="brain", n=24, seed=9, shape=(3, 16, 16))
     assert "crafted from" in one_line_error(ev(ck, adv, "--source", wrong))
     assert files(d) == before | {"wrong.h5"}

@@ -11,7 +11,7 @@ from rdm.models import DCAE, build
 from rdm.train_api import Common, finetune, pretrain_dcae, train_cnn
 import rdm.train_api as train_api
 from rdm_tools.finetune import app
-from train_helpers import TINY, accuracy, phantoms, tiny_preset
+from helpers import TINY, accuracy, phantoms, tiny_preset
 
 runner = CliRunner()
 

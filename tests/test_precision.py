@@ -19,9 +19,9 @@ from rdm.precision import autocast, check_precision
 from rdm.sets import SetReader
 from rdm.train_api import Common, train_cnn
 from rdm_tools.attack import app as attack_app
-from train_helpers import TINY, phantoms, tiny_preset
+from helpers import TINY, phantoms, tiny_preset
 
-from test_attack_cli import one_line_error
+from helpers import one_line_error
 
 
 @pytest.fixture(scope="module")

@@ -303,3 +303,93 @@ def test_modality_not_run_is_said_once(fabricated, tmp_path):
     rep = R.build(config.DEFAULT_GRID, work, tmp_path / "results", "tables", figures=False)
     assert "brain" not in rep["modalities"] and rep["missing"] == []
     assert "not run: brain" in (tmp_path / "results" / "REPORT.md").read_text()
+
+
+# --------------------------------------------------------------------------- the plan is the one source
+def test_renamed_outputs_the_report_follows(tmp_path, monkeypatch):
+    """Rename the metrics files and the adversarial sets in the plan (its path templates) and
+    nothing else: make's rules, the files written and the report all follow; no n/a."""
+    monkeypatch.setitem(P.PATHS, "metrics", "{m}/numbers/{model}--{job}.json")
+    monkeypatch.setitem(P.PATHS, "adv", "{m}/crafted/{attack}@{eps}.{split}.h5")
+    plan = P.Plan(config.DEFAULT_GRID, "tables", ["lung"])
+    work = tmp_path / "work"
+    fabricate(work, plan)
+    assert not (work / "lung" / "metrics").exists() and (work / "lung" / "numbers" / "rdmaa--transfer.json").exists()
+    from rdm.pipeline import render
+
+    mk = render.makefile(plan)
+    assert "$(OUT)/lung/numbers/rdmaa--transfer.json: $(OUT)/lung/models/rdmaa.ckpt $(OUT)/lung/crafted/fgsm@0.002.test.h5" in mk
+    assert "'$(OUT)/lung/crafted/fgsm@{eps}.test.h5'" in mk and "/metrics/" not in mk
+    rep = R.build(config.DEFAULT_GRID, work, tmp_path / "results", "tables", figures=False)
+    assert rep["missing"] == [] and rep["problems"] == []
+    md = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "| n/a" not in md and "/numbers/" in json.dumps(rep["tables"]["table-III-accuracy-lung"])
+    assert _check_report(tmp_path / "results") > 500
+    assert P.parse_path("lung/crafted/pgd-a02@0.005.test.h5") == \
+        ("adv", {"m": "lung", "attack": "pgd-a02", "eps": 0.005, "split": "test"})
+
+
+TOY_GRID = """
+attacks = []
+
+[modalities.lung]
+preset = "lung"
+source = "lung-nodule"
+
+[models.baseline]
+recipe = "train-cnn"
+
+[evaluate]
+models = ["baseline"]
+paper_eps = [0.05]
+whitebox = [{ name = "shift", attack = "toy-shift", direction = -1, eps = [0.05, 0.1] }]
+sweep_eps = []
+"""
+
+
+def test_a_toy_attack_in_one_class_runs_from_the_grid_and_the_report_labels_it(tmp_path, phantom_set):
+    """One registered class is the whole attack: the grid names it with its own hyper-parameter,
+    the plan spells its flags, rdm-eval runs it, the report labels it with its numbers."""
+    from typer.testing import CliRunner
+
+    from helpers import make_ckpt
+    from rdm import attack_registry as AR
+    from rdm import attacks as A
+    from rdm.pipeline import render
+    from rdm_tools.eval import app as eval_app
+
+    class Shift(AR.Attack):
+        """Moves every pixel by ε·direction: no gradient, only the registry's plumbing."""
+        name, label, title = "toy-shift", "Shift", "toy: x + direction·ε"
+        params = (AR.Param("direction", int, 1, "+1 or −1", choices=(-1, 1)),)
+
+        def forward(self, model, x, y, row_ids):
+            lo, hi = A.eps_bounds(x, self.eps)
+            return A.project(x + self.direction * self.eps, lo, hi)
+
+    AR.register(Shift)
+    try:
+        grid = tmp_path / "toy.toml"
+        grid.write_text(TOY_GRID)
+        plan = P.Plan(grid, "tables")
+        step = next(s for s in plan.steps() if s.stage == "lung/eval-baseline-wb-shift")
+        work = tmp_path / "work"
+        make_ckpt(work / P.model_path("lung", "baseline"), preset="lung", size=(16, 16))
+        test = phantom_set("t.h5", preset="lung", n=24, shape=(1, 16, 16))
+        shutil.copy(test, work / P.set_path("lung", "test"))
+        args = render.argv(step.command, {"RDM": "", "OUT": str(work), "SEED": "0", "DEVICE": "cpu"})
+        assert args[args.index("--attack"):args.index("-o")] == [
+            "--attack", "toy-shift", "--attack-param", "direction=-1", "--eps", "0.05", "--eps", "0.1"]
+        res = CliRunner().invoke(eval_app, args[1:])
+        assert res.exit_code == 0, res.stderr
+        rep = R.build(grid, work, tmp_path / "results", "tables", figures=False)
+    finally:
+        AR.unregister(Shift.name)
+    rows = {r["label"]: r["cells"] for r in rep["tables"]["table-III-accuracy-lung"]["rows"]}
+    shown = rows["Shift ε=.05, direction=-1 (white-box only)"][0]
+    metrics = json.loads((work / step.outputs[0]).read_text())["results"]
+    assert shown["parts"][0]["file"] == str(work / step.outputs[0])
+    assert shown["parts"][0]["value"] == next(r for r in metrics if r.get("attack") and r["attack"]["eps"] == 0.05
+                                              )["metrics"]["accuracy"]
+    assert "Shift ε=.1, direction=-1 (white-box only)" in rows
+    assert "| Shift ε=.05, direction=-1 (white-box only) | " in (tmp_path / "results" / "REPORT.md").read_text()

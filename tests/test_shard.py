@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from rdm_tools.attack import app as attack_app
 from rdm_tools.eval import app as eval_app
 
-from test_attack_cli import files, make_ckpt, one_line_error
+from helpers import files, make_ckpt, one_line_error
 
 runner = CliRunner()
 

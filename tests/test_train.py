@@ -13,7 +13,7 @@ from rdm.checkpoint import load_checkpoint, read_raw
 from rdm.errors import RdmError
 from rdm.train import Batches, Classification, Source
 from rdm.train_api import Common, partial_path, train_cnn
-from train_helpers import TINY, accuracy, noisy_copy, phantoms, same_weights, tiny_preset, weights
+from helpers import TINY, accuracy, noisy_copy, phantoms, same_weights, tiny_preset, weights
 
 
 @pytest.fixture(scope="module")

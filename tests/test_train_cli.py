@@ -10,7 +10,7 @@ from rdm.checkpoint import load_checkpoint
 from rdm.sets import SetReader
 from rdm_tools.pretrain_dcae import app as dcae_app
 from rdm_tools.train_cnn import app as cnn_app
-from train_helpers import TINY, noisy_copy, phantoms, tiny_preset
+from helpers import TINY, noisy_copy, phantoms, tiny_preset
 
 runner = CliRunner()
 
