@@ -170,6 +170,11 @@ class Grid:
             a.check(self.path)
 
     @property
+    def advtrain(self) -> list[str]:
+        """The adversarially trained models among the defended ones."""
+        return [x for x in self.defended if x.startswith("advtrain")]
+
+    @property
     def test_attacks(self) -> list[Attack]:
         return [a for a in self.attacks if "test" in a.splits]
 

@@ -210,22 +210,6 @@ class ModalityPlan:
         self.metrics: list[str] = []           # what `make` builds for this modality (metrics + matched)
         self._build()
 
-    # ----- shorthands the tables read
-    @property
-    def models(self) -> list[str]:
-        return self.plan.eval_models
-
-    @property
-    def defended(self) -> list[str]:
-        return self.plan.defended
-
-    @property
-    def advtrain(self) -> list[str]:
-        return [x for x in self.defended if x.startswith("advtrain")]
-
-    def set(self, split: str) -> str:
-        return set_path(self.m, split)
-
     # ----- building
     def _add(self, kind: str, what: str, outputs: list[str], inputs: list[str], command: list[C.Word],
              model: str | None = None, job: str | None = None) -> Step:

@@ -131,7 +131,7 @@ class View:
 
     @property
     def advtrain(self) -> list[str]:
-        return self.p.advtrain
+        return self.plan.advtrain
 
     @property
     def paper_eps(self) -> list[float]:
