@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from rdm.checkpoint import read_raw, save_checkpoint
 from rdm.metrics import AdvCounts, Counts, summarize
@@ -110,6 +112,40 @@ def accuracy(ckpt: Path, test: Path) -> float:
     with torch.no_grad():
         p = predict(m(torch.from_numpy(d["x"]))).numpy()
     return float((p == d["y"]).mean())
+
+
+# --------------------------------------------------------------------------- attacks: a tiny model and batch
+class Tiny(nn.Module):
+    """A small conv net; one logit (binary) or K logits; optional dropout to catch train mode."""
+
+    def __init__(self, c: int = 1, k: int = 2, binary: bool = False, seed: int = 0, dropout: float = 0.0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv = nn.Conv2d(c, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 4 * 4, 1 if binary else k)
+        self.drop = nn.Dropout(dropout)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, x):
+        h = F.adaptive_avg_pool2d(torch.tanh(self.conv(x)), 4).flatten(1)
+        return self.fc(self.drop(h))
+
+
+def data(n=6, c=1, hw=8, k=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, c, hw, hw, generator=g)
+    x[0, 0, 0, :3] = torch.tensor([0.0, 1.0, 0.5])     # pixels on the box edges
+    return x, torch.randint(0, k, (n,), generator=g)
+
+
+def exactly_inside(x, xa, eps):
+    """The attack's output is in [0, 1] and within ε of x, in float32 and in float64."""
+    assert xa.dtype == torch.float32 and xa.shape == x.shape
+    assert bool((xa >= 0).all()) and bool((xa <= 1).all())
+    assert float((xa - x).abs().max()) <= float(torch.tensor(eps, dtype=torch.float32))   # float32
+    assert bool(((xa.double() - x.double()).abs() <= eps).all())                          # float64
 
 
 # --------------------------------------------------------------------------- commands

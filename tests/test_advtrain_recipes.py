@@ -11,7 +11,7 @@ from rdm.checkpoint import load_checkpoint
 from rdm.sets import SetReader
 from rdm.train_api import Common, advtrain, train_cnn
 from rdm_tools.advtrain import app
-from train_helpers import phantoms, same_weights, tiny_preset, weights
+from helpers import phantoms, same_weights, tiny_preset, weights
 
 runner = CliRunner()
 EPS = 0.06

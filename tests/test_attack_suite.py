@@ -24,8 +24,7 @@ from rdm.prep.synthetic import generate
 from rdm.square import square_linf
 from rdm_tools.eval import app as eval_app
 
-from test_attack_cli import make_ckpt
-from test_attacks import Tiny, _exactly_inside, data
+from helpers import Tiny, data, exactly_inside, make_ckpt
 
 runner = CliRunner()
 
@@ -49,7 +48,7 @@ def test_eps_ball_and_box_hold_exactly(which, k, binary, eps):
     x[1] = torch.round(x[1] * 255) / 255                 # 8-bit grey levels
     x0 = x.clone()
     xa = SMALL[which](model, x, y, eps)
-    _exactly_inside(x, xa, eps)
+    exactly_inside(x, xa, eps)
     assert torch.equal(x, x0) and not xa.requires_grad
 
 
@@ -208,7 +207,7 @@ def test_cascade_is_at_least_as_strong_as_the_reference_autoattack(four):
         theirs.append(1 - float(_wrong(model, x_ref, y).float().mean()))
         xo, by = autoattack(model, x, y, eps, queries=500, seed=0)
         ours.append(float((by == -1).float().mean()))
-        _exactly_inside(x, xo, eps)
+        exactly_inside(x, xo, eps)
     assert all(o <= t + 0.01 for o, t in zip(ours, theirs)), (ours, theirs)
     assert max(theirs) > 0.05           # the comparison is not empty: some rows survive the reference
 

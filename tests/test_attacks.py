@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from rdm.attack_registry import AttackSpec, names, run_attack, run_attack_sweep
 from rdm.attacks import apgd_ce, attack_mode, eps_bounds, fgsm, fgsm_sweep, pgd
@@ -20,31 +19,7 @@ from rdm.errors import RdmError
 from rdm.models import CNN
 from rdm.prep.synthetic import generate
 
-
-
-class Tiny(nn.Module):
-    """A small conv net; one logit (binary) or K logits; optional dropout to catch train mode."""
-
-    def __init__(self, c: int = 1, k: int = 2, binary: bool = False, seed: int = 0, dropout: float = 0.0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.conv = nn.Conv2d(c, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 4 * 4, 1 if binary else k)
-        self.drop = nn.Dropout(dropout)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-
-    def forward(self, x):
-        h = F.adaptive_avg_pool2d(torch.tanh(self.conv(x)), 4).flatten(1)
-        return self.fc(self.drop(h))
-
-
-def data(n=6, c=1, hw=8, k=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, c, hw, hw, generator=g)
-    x[0, 0, 0, :3] = torch.tensor([0.0, 1.0, 0.5])     # pixels on the box edges
-    return x, torch.randint(0, k, (n,), generator=g)
+from helpers import Tiny, data, exactly_inside
 
 
 # --------------------------------------------------------------------------- independent reference
@@ -111,11 +86,6 @@ def test_fgsm_sweep_is_fgsm_at_each_eps():
 
 
 # --------------------------------------------------------------------------- exact constraints
-def _exactly_inside(x, xa, eps):
-    assert xa.dtype == torch.float32 and xa.shape == x.shape
-    assert bool((xa >= 0).all()) and bool((xa <= 1).all())
-    assert float((xa - x).abs().max()) <= float(torch.tensor(eps, dtype=torch.float32))   # float32
-    assert bool(((xa.double() - x.double()).abs() <= eps).all())                          # float64
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -134,7 +104,7 @@ def test_eps_ball_and_box_hold_exactly(seed, binary, k, eps, alpha, steps, which
         xa = pgd(model, x, y, eps, alpha, steps, random_start=random_start, restarts=2, seed=seed)
     else:
         xa = apgd_ce(model, x, y, eps, steps=steps + 2, seed=seed)
-    _exactly_inside(x, xa, eps)
+    exactly_inside(x, xa, eps)
 
 
 def test_fgsm_one_step_stays_in_the_ball_on_awkward_values():
@@ -161,7 +131,7 @@ def test_fgsm_one_step_stays_in_the_ball_on_awkward_values():
     model = Lin(x.numel())
     for eps in (0.002, 0.005, 1 / 255, 0.03, 0.1, 1 / 3, 1.0, 3 * FGSM_SHRINK):
         xa = fgsm(model, x, torch.tensor([0]), eps)
-        _exactly_inside(x, xa, eps)
+        exactly_inside(x, xa, eps)
         d = (xa.double() - x.double()).abs().flatten()
         moved = model.w.detach() != 0
         # the step is ε less at most a few ulps wherever the box leaves room for it
@@ -177,8 +147,8 @@ def test_eps_bounds_round_inward():
     x = torch.rand(10_000, generator=torch.Generator().manual_seed(0))
     for eps in (0.002, 0.005, 0.1, 1 / 3):
         lo, hi = eps_bounds(x, eps)
-        _exactly_inside(x, hi, eps)
-        _exactly_inside(x, lo, eps)
+        exactly_inside(x, hi, eps)
+        exactly_inside(x, lo, eps)
         assert bool((lo <= x).all()) and bool((x <= hi).all())
         # tight: at most one float32 ulp inside the exact bound
         assert float((hi.double() - torch.clamp(x.double() + eps, max=1)).abs().max()) < 1e-7
