@@ -373,10 +373,11 @@ def test_preview_with_an_unknown_format_is_refused_before_any_work(tmp_path):
     ("brain-mri", BRAIN, [2481, 276, 307]),
 ])
 def test_real_manifests_split_to_table_1_without_straddling(shared_data, folder, preset, expected):
-    from rdm.prep import imagefolder
+    from rdm.prep.imagefolder import ImageFolder
 
-    root, entries, bad, info = imagefolder.scan(shared_data / folder, preset.classes, {}, None, preset.group_col)
-    assert not bad and info["group_col"] == (preset.group_col or None)
+    sc = ImageFolder(shared_data / folder, preset.classes, {}, preset.shape, None, preset.group_col).scan()
+    entries, bad, info = sc.entries, sc.bad, sc.extra
+    assert not bad and not sc.notes and info["group_col"] == (preset.group_col or None)
     y = np.array([e.label for e in entries])
     groups = np.array([e.group for e in entries], dtype=object)
     s = grouped_stratified_split(y, groups, preset.split, preset.num_classes, seed=0)

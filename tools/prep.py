@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -46,6 +47,9 @@ def prep(
         "--candidates", help="LUNA16 candidates CSV (default SOURCE/candidates.csv)")] = None,
     n: Annotated[Optional[int], typer.Option("--n", min=3, help="images for 'synthetic' (default 600)")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="skip unusable inputs, list them on stderr")] = False,
+    label_source: Annotated[Optional[str], typer.Option(
+        "--label-source", help="when labels.csv and the class folder disagree on an image's class: 'manifest' "
+                               "or 'folder' wins (default: refuse)")] = None,
     preview: Annotated[Optional[Path], typer.Option(
         "--preview", help="also write a grid of 6 random training images per class to this .png/.pdf/.svg, "
                           "to look at what the models will see")] = None,
@@ -56,15 +60,21 @@ def prep(
     cmap = _class_map(class_map or [])
     if preview is not None and preview.suffix.lstrip(".").lower() not in PREVIEW_FORMATS:
         raise typer.BadParameter(f"'{preview}': use one of .{', .'.join(PREVIEW_FORMATS)}", param_hint="--preview")
+    if label_source is not None and label_source not in ("manifest", "folder"):
+        raise typer.BadParameter(f"'{label_source}': use manifest or folder", param_hint="--label-source")
+    if preview is not None and importlib.util.find_spec("matplotlib") is None:
+        raise typer.BadParameter("needs matplotlib: pip install 'rdm[report]'", param_hint="--preview")
     with cli.guard(debug):
         from rdm.prep.api import prepare, summary_table
 
-        res = prepare(source, load_preset(preset), output, group_col=group_col, class_map=cmap,
-                      candidates=candidates, skip_bad=skip_bad, seed=seed, n=n, quiet=quiet,
-                      command=" ".join(["rdm-prep", *sys.argv[1:]]),
-                      arguments=dict(source=source, preset=preset, output=output, group_col=group_col,
-                                     class_map=cmap, candidates=candidates, n=n, skip_bad=skip_bad, seed=seed),
-                      warn=lambda m: cli.console.print(f"warning: {m}", style="yellow", markup=False, soft_wrap=True))
+        with cli.progress(disable=quiet) as prog:
+            res = prepare(source, load_preset(preset), output, group_col=group_col, class_map=cmap,
+                          candidates=candidates, skip_bad=skip_bad, label_source=label_source, seed=seed, n=n,
+                          command=" ".join(["rdm-prep", *sys.argv[1:]]),
+                          arguments=dict(source=source, preset=preset, output=output, group_col=group_col,
+                                         class_map=cmap, candidates=candidates, n=n, skip_bad=skip_bad,
+                                         label_source=label_source, seed=seed),
+                          warn=cli.warn, progress=prog)
         if res.skipped:
             cli.console.print(f"skipped {len(res.skipped)} bad input(s):", style="yellow", markup=False)
             for b in res.skipped:

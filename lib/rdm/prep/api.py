@@ -17,6 +17,9 @@ sets are 90-160 MB at preset size), then split (:mod:`rdm.prep.split`) and writt
 in batches through :class:`rdm.sets.SetWriter` inside :func:`rdm.atomic.atomic_outputs`,
 so the three files appear together or not at all.
 
+Every reader follows one protocol (:mod:`rdm.prep.reader`). Nothing here prints: the command
+passes ``warn`` (notes such as files left out) and ``progress`` (a progress object).
+
 Provenance records the command, arguments, seed and split, the sha256 of the
 manifest / candidates file, and for the images one combined sha256: the sha256 of
 the sorted lines ``<sha256 of file>  <id>`` over every image read (so any changed,
@@ -25,7 +28,6 @@ added or removed image changes it), plus the file count.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +36,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_outputs
+from ..atomic import atomic_outputs, check_outputs
 from ..errors import RdmError, UsageError
 from ..presets import Preset
-from ..sets import SetWriter, make_provenance
+from ..sets import SetWriter, make_provenance, sha256_bytes
 from .images import BadInput
+from .reader import Reader, display_name
 from .split import SPLITS, class_targets, grouped_stratified_split, split_table, split_totals
 
 OUT_NAMES = tuple(f"{s}.h5" for s in SPLITS)
@@ -91,12 +94,13 @@ def prepare(
     class_map: Mapping[str, str] | None = None,
     candidates: str | os.PathLike | None = None,
     skip_bad: bool = False,
+    label_source: str | None = None,
     seed: int = 0,
     n: int | None = None,
-    quiet: bool = True,
     command: str | None = None,
     arguments: Mapping[str, Any] | None = None,
     warn: Callable[[str], None] | None = None,
+    progress=None,
 ) -> PrepResult:
     """Read, split and write one preset's sets; returns the paths and the counts table."""
     outdir = Path(outdir)
@@ -126,41 +130,25 @@ def prepare(
         groups = np.asarray(groups, dtype=object)
         extra["n"] = count
     else:
-        if kind == "imagefolder":
-            from . import imagefolder as reader
-
-            root, entries, bad, info = reader.scan(Path(sources[0]), classes, class_map, group_col, preset.group_col)
-            extra.update(source=str(root), layout=info["layout"], group_col=info["group_col"])
-            if info.get("manifest"):
-                mf = Path(info["manifest"])
-                input_hashes[str(mf)] = _sha256(mf)
-            loader = lambda e: reader.load(e, shape)  # noqa: E731
-        elif kind == "mat":
-            from . import matfiles as reader
-
-            entries, bad, info = reader.scan([Path(s) for s in sources], classes, class_map)
-            extra.update(source=[str(s) for s in sources], group_col="cjdata/PID")
-            loader = lambda e: reader.load(e, shape)  # noqa: E731
-        else:
-            from . import luna16 as reader
-
-            entries, bad, info = reader.scan(Path(sources[0]), classes, class_map, cand, warn=warn)
-            extra.update(source=str(sources[0]), group_col="seriesuid", **info.get("extra", {}))
-            input_hashes.update(info.get("hashes", {}))
-            loader = reader.Loader(shape)
+        reader = make_reader(kind, sources, preset, class_map=class_map, group_col=group_col,
+                             candidates=cand, label_source=label_source)
+        sc = reader.scan()
+        extra.update(sc.extra)
+        input_hashes.update(sc.hashes)
+        for note in sc.notes:
+            warn(note)
+        entries, bad = sc.entries, sc.bad
         if bad and not skip_bad:
             raise _first_bad(bad)
         skipped.extend(bad)
         x = np.empty((len(entries), *shape), dtype=np.float32)
         ok = np.zeros(len(entries), dtype=bool)
         file_lines: list[str] = []
-        from ..cli import progress
-
-        with progress(disable=quiet) as pb:
-            task = pb.add_task("reading", total=len(entries), info="")
+        task = progress.add_task("reading", total=len(entries), info="") if progress is not None else None
+        try:
             for i, e in enumerate(entries):
                 try:
-                    x[i], sha = loader(e)
+                    x[i], sha = reader.load(e)
                     ok[i] = True
                     if sha:
                         file_lines.append(f"{sha}  {e.id}")
@@ -168,12 +156,13 @@ def prepare(
                     if not skip_bad:
                         raise
                     skipped.append(b)
-                pb.advance(task)
-        if hasattr(loader, "close"):
-            loader.close()
-        input_hashes.update(getattr(loader, "hashes", {}))
+                if task is not None:
+                    progress.advance(task)
+        finally:
+            reader.close()
+        input_hashes.update(reader.hashes)
         if file_lines:
-            combined = hashlib.sha256("\n".join(sorted(file_lines)).encode()).hexdigest()
+            combined = sha256_bytes("\n".join(sorted(file_lines)).encode())
             input_hashes[f"{len(file_lines)} files (sha256 of sorted '<sha256>  <id>' lines)"] = combined
         keep = np.flatnonzero(ok)
         if len(keep) != len(entries):
@@ -200,17 +189,38 @@ def prepare(
                            preset=preset.as_dict(), split_counts=table.tolist(), **extra)
     prov["rdm_version"] = __version__
     targets = [outdir / name for name in OUT_NAMES]
+    check_outputs(targets, [*(s for s in sources if s != "synthetic"), cand])
     with atomic_outputs(targets) as temps:
         for s, tmp in enumerate(temps):
             rows = np.flatnonzero(split == s)
             with SetWriter(tmp, shape=shape, classes=classes, modality=preset.modality, preset=preset.name,
-                           provenance=prov, columns=["group", "id"],
+                           provenance=prov, columns=["group", "id"], atomic=False,
                            attrs={"split": SPLITS[s], "split_ratios": dict(preset.split)}) as w:
                 for b0 in range(0, len(rows), WRITE_BATCH):
                     r = rows[b0:b0 + WRITE_BATCH]
                     w.append(x[r], y[r], group=groups[r], id=ids[r])
     return PrepResult(paths=targets, classes=classes, table=table, target=target, kind=kind,
                       skipped=skipped, n_groups=len(set(groups.tolist())), straddling=straddling)
+
+
+def make_reader(kind: str, sources: Sequence[str | os.PathLike], preset: Preset, *, class_map: Mapping[str, str],
+                group_col: str | None = None, candidates: Path | None = None,
+                label_source: str | None = None) -> Reader:
+    """The reader of a detected source kind (imagefolder, mat, luna16)."""
+    classes, shape = list(preset.classes), preset.shape
+    if kind != "imagefolder" and label_source is not None:
+        raise UsageError("--label-source only applies to an image-folder tree with a labels.csv")
+    if kind == "imagefolder":
+        from .imagefolder import ImageFolder
+
+        return ImageFolder(Path(sources[0]), classes, class_map, shape, group_col, preset.group_col, label_source)
+    if kind == "mat":
+        from .matfiles import MatFiles
+
+        return MatFiles([Path(s) for s in sources], classes, class_map, shape)
+    from .luna16 import Luna16
+
+    return Luna16(Path(sources[0]), classes, class_map, shape, candidates)
 
 
 def _straddling(groups: np.ndarray, split: np.ndarray) -> int:
@@ -225,12 +235,6 @@ def _straddling(groups: np.ndarray, split: np.ndarray) -> int:
 def _first_bad(bad: list[BadInput]) -> RdmError:
     more = f" (and {len(bad) - 1} more bad inputs; --skip-bad skips them)" if len(bad) > 1 else ""
     return RdmError(f"{bad[0]}{more}")
-
-
-def _sha256(p: Path) -> str:
-    from ..sets import sha256_file
-
-    return sha256_file(p)
 
 
 def summary_table(res: PrepResult):

@@ -13,6 +13,11 @@ its group column (``--group-col``, else the preset's ``group_col`` if present) t
 group; an empty group cell makes the image its own group. Folder names and labels
 go through ``--class-map SRC=DST`` before they are matched to the preset's classes.
 
+A manifest row whose path lies in a class folder of another class is an error (the folder and
+the manifest disagree); ``label_source="manifest"`` or ``"folder"`` (``--label-source``) says
+which one wins. Image files under SOURCE that the manifest does not list are left out and
+reported in one note.
+
 If no sub-folder of SOURCE names a class and SOURCE holds exactly one sub-folder,
 that folder is taken as the root: the Kaggle leukemia download (``<dir>/Original/<class>``)
 works given either ``<dir>`` or ``<dir>/Original``.
@@ -21,25 +26,19 @@ works given either ``<dir>`` or ``<dir>/Original``.
 from __future__ import annotations
 
 import csv
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import RdmError
+from ..errors import RdmError, UsageError
+from ..sets import sha256_bytes, sha256_file
 from .images import BadInput, decode_image, read_input
+from .reader import Entry, Scan, display_name
 
 MANIFEST = "labels.csv"
-
-
-@dataclass
-class Entry:
-    id: str          # stored in the set's `id` column
-    label: int
-    group: str
-    ref: object      # reader-specific: a path, (path, key), ...
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm"}
+LABEL_SOURCES = ("manifest", "folder")
 
 
 def _visible(p: Path) -> bool:
@@ -61,20 +60,41 @@ def find_root(source: Path, classes: Sequence[str], class_map: Mapping[str, str]
     return source
 
 
-def scan(source: Path, classes: Sequence[str], class_map: Mapping[str, str],
-         group_col: str | None, preset_group_col: str = "") -> tuple[Path, list[Entry], list[BadInput], dict]:
-    """Entries of an image-folder tree; bad rows (missing files) come back separately."""
-    root = find_root(source, classes, class_map)
-    manifest = root / MANIFEST
-    if manifest.is_file():
-        entries, bad, info = _scan_manifest(root, manifest, classes, class_map, group_col, preset_group_col)
-    else:
-        if group_col:
-            raise RdmError(f"{root}: --group-col {group_col} needs a {MANIFEST} manifest, and there is none")
-        entries, bad, info = _scan_folders(root, classes, class_map)
-    if not entries and not bad:
-        raise RdmError(f"{root}: no images found")
-    return root, entries, bad, info
+class ImageFolder:
+    """The image-folder reader (see :mod:`rdm.prep.reader` for the protocol)."""
+
+    def __init__(self, source: Path, classes: Sequence[str], class_map: Mapping[str, str], shape,
+                 group_col: str | None = None, preset_group_col: str = "", label_source: str | None = None):
+        if label_source is not None and label_source not in LABEL_SOURCES:
+            raise UsageError(f"--label-source {label_source}: expected {' or '.join(LABEL_SOURCES)}")
+        self.source, self.classes, self.class_map, self.shape = Path(source), list(classes), dict(class_map), shape
+        self.group_col, self.preset_group_col, self.label_source = group_col, preset_group_col, label_source
+        self.hashes: dict[str, str] = {}
+
+    def scan(self) -> Scan:
+        """Entries of an image-folder tree; bad rows (missing files) come back separately."""
+        root = find_root(self.source, self.classes, self.class_map)
+        manifest = root / MANIFEST
+        if manifest.is_file():
+            sc = _scan_manifest(root, manifest, self.classes, self.class_map, self.group_col,
+                                self.preset_group_col, self.label_source)
+        else:
+            if self.group_col:
+                raise RdmError(f"{display_name(root)}: --group-col {self.group_col} needs a {MANIFEST} manifest, "
+                               "and there is none")
+            sc = _scan_folders(root, self.classes, self.class_map)
+        if not sc.entries and not sc.bad:
+            raise RdmError(f"{display_name(root)}: no images found")
+        sc.extra["source"] = display_name(root)
+        return sc
+
+    def load(self, entry: Entry) -> tuple[np.ndarray, str]:
+        """Decode one image; returns (C×H×W array, sha256 of the file's bytes)."""
+        data = read_input(entry.ref)
+        return decode_image(data, display_name(entry.ref), self.shape), sha256_bytes(data)
+
+    def close(self) -> None:
+        return None
 
 
 def _class_index(name: str, classes: Sequence[str], class_map: Mapping[str, str]) -> int | None:
@@ -91,23 +111,25 @@ def _scan_folders(root: Path, classes, class_map) -> tuple[list[Entry], list[Bad
     for d in subs:
         k = _class_index(d.name, classes, class_map)
         if k is None:
-            raise RdmError(f"{d}: unknown class folder '{d.name}' (classes: {', '.join(classes)}; "
-                           f"map it with --class-map {d.name}=CLASS)")
+            name = display_name(d.name)
+            raise RdmError(f"{display_name(d)}: unknown class folder '{name}' (classes: {', '.join(classes)}; "
+                           f"map it with --class-map {name}=CLASS)")
         files = sorted(p for p in d.rglob("*") if p.is_file()
                        and not any(part.startswith(".") for part in p.relative_to(d).parts))
         if not files:
-            raise RdmError(f"{d}: class folder is empty")
+            raise RdmError(f"{display_name(d)}: class folder is empty")
         seen.setdefault(k, []).append(d.name)
         for p in files:
-            rel = p.relative_to(root).as_posix()
+            rel = display_name(p.relative_to(root).as_posix())
             entries.append(Entry(id=rel, label=k, group=rel, ref=p))
     missing = [c for i, c in enumerate(classes) if i not in seen]
     if missing:
-        raise RdmError(f"{root}: no folder for class {', '.join(repr(c) for c in missing)}")
-    return entries, [], {"layout": "folders", "group_col": None}
+        raise RdmError(f"{display_name(root)}: no folder for class {', '.join(repr(c) for c in missing)}")
+    return Scan(entries, [], {"layout": "folders", "group_col": None})
 
 
-def _scan_manifest(root: Path, manifest: Path, classes, class_map, group_col, preset_group_col):
+def _scan_manifest(root: Path, manifest: Path, classes, class_map, group_col, preset_group_col,
+                   label_source: str | None = None) -> Scan:
     try:
         with open(manifest, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
@@ -138,17 +160,27 @@ def _scan_manifest(root: Path, manifest: Path, classes, class_map, group_col, pr
         if rel in ids:
             raise RdmError(f"{manifest}: line {i}: '{rel}' is listed twice")
         ids.add(rel)
+        top = rel.split("/")[0] if "/" in rel else None
+        kf = _class_index(top, classes, class_map) if top is not None and (root / top).is_dir() else None
+        if kf is not None and kf != k:
+            if label_source is None:
+                raise RdmError(f"{manifest}: line {i}: '{rel}' is labelled '{classes[k]}' but lies in the class "
+                               f"folder of '{classes[kf]}' (--label-source manifest or folder picks one)")
+            if label_source == "folder":
+                k = kf
         p = root / rel
         if not p.is_file():
-            bad.append(BadInput(str(p), f"listed in {MANIFEST} (line {i}) but missing"))
+            bad.append(BadInput(display_name(p), f"listed in {MANIFEST} (line {i}) but missing"))
             continue
         g = (r.get(gcol) or "").strip() if gcol else ""
         entries.append(Entry(id=rel, label=k, group=g or rel, ref=p))
-    return entries, bad, {"layout": "manifest", "group_col": gcol, "manifest": manifest}
-
-
-def load(entry: Entry, shape: tuple[int, int, int]) -> tuple[np.ndarray, str]:
-    """Decode one image; returns (C×H×W array, sha256 of the file's bytes)."""
-    p = Path(entry.ref)
-    data = read_input(p)
-    return decode_image(data, str(p), shape), hashlib.sha256(data).hexdigest()
+    notes = []
+    unlisted = sorted(display_name(p.relative_to(root).as_posix()) for p in root.rglob("*")
+                      if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                      and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                      and p.relative_to(root).as_posix() not in ids)
+    if unlisted:
+        notes.append(f"{len(unlisted)} image file(s) under {display_name(root)} are not in {MANIFEST} and were "
+                     f"left out (first: {unlisted[0]})")
+    return Scan(entries, bad, {"layout": "manifest", "group_col": gcol}, {str(manifest): sha256_file(manifest)},
+                notes)

@@ -37,7 +37,9 @@ def read_input(path) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as e:
-        raise BadInput(str(path), f"cannot read ({e.strerror or e})") from None
+        from .reader import display_name
+
+        raise BadInput(display_name(path), f"cannot read ({e.strerror or e})") from None
 
 
 def decode_image(data: bytes, name: str, shape: tuple[int, int, int]) -> np.ndarray:

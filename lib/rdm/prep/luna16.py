@@ -18,16 +18,16 @@ below SOURCE are left out with a warning (users often hold only some subsets).
 from __future__ import annotations
 
 import csv
-import hashlib
 import zlib
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..errors import RdmError
-from .imagefolder import Entry
+from ..sets import sha256_file
 from .images import BadInput, float_to_array
+from .reader import Entry, Scan, display_name
 
 HU_MIN, HU_MAX = -1000.0, 400.0
 MET_TYPES = {
@@ -42,7 +42,7 @@ def parse_mhd(path: Path) -> dict:
     try:
         text = path.read_bytes()
     except OSError as e:
-        raise BadInput(str(path), f"cannot read ({e.strerror or e})") from None
+        raise BadInput(display_name(path), f"cannot read ({e.strerror or e})") from None
     fields: dict[str, str] = {}
     header_bytes = 0
     for raw in text.split(b"\n"):
@@ -52,7 +52,7 @@ def parse_mhd(path: Path) -> dict:
             continue
         key, sep, val = line.partition("=")
         if not sep:
-            raise BadInput(str(path), f"not a MetaImage header (line '{line[:40]}')")
+            raise BadInput(display_name(path), f"not a MetaImage header (line '{line[:40]}')")
         key, val = key.strip(), val.strip()
         fields[key] = val
         if key == "ElementDataFile":
@@ -61,37 +61,37 @@ def parse_mhd(path: Path) -> dict:
     def nums(key, n, default=None, typ=float):
         if key not in fields:
             if default is None:
-                raise BadInput(str(path), f"header has no {key}")
+                raise BadInput(display_name(path), f"header has no {key}")
             return list(default)
         try:
             v = [typ(t) for t in fields[key].split()]
         except ValueError:
-            raise BadInput(str(path), f"{key} = {fields[key]!r} is not {n} numbers") from None
+            raise BadInput(display_name(path), f"{key} = {fields[key]!r} is not {n} numbers") from None
         if len(v) != n:
-            raise BadInput(str(path), f"{key} has {len(v)} values, expected {n}")
+            raise BadInput(display_name(path), f"{key} has {len(v)} values, expected {n}")
         return v
 
     ndims = nums("NDims", 1, default=[3], typ=int)[0]
     if ndims != 3:
-        raise BadInput(str(path), f"NDims = {ndims}, expected a 3-D volume")
+        raise BadInput(display_name(path), f"NDims = {ndims}, expected a 3-D volume")
     dims = nums("DimSize", 3, typ=int)
     spacing = nums("ElementSpacing", 3, default=nums("ElementSize", 3, default=[1, 1, 1]))
     origin = nums("Offset", 3, default=nums("Origin", 3, default=nums("Position", 3, default=[0, 0, 0])))
     tm = nums("TransformMatrix", 9, default=nums("Rotation", 9, default=np.eye(3).ravel()))
     etype = fields.get("ElementType", "")
     if etype not in MET_TYPES:
-        raise BadInput(str(path), f"ElementType {etype or '(none)'} is not supported")
+        raise BadInput(display_name(path), f"ElementType {etype or '(none)'} is not supported")
     if int(fields.get("ElementNumberOfChannels", "1")) != 1:
-        raise BadInput(str(path), "more than one channel per voxel is not supported")
+        raise BadInput(display_name(path), "more than one channel per voxel is not supported")
     msb = (fields.get("BinaryDataByteOrderMSB", fields.get("ElementByteOrderMSB", "False")).lower() == "true")
     data_file = fields.get("ElementDataFile")
     if not data_file:
-        raise BadInput(str(path), "header has no ElementDataFile")
+        raise BadInput(display_name(path), "header has no ElementDataFile")
     if min(dims) < 1 or min(spacing) <= 0:
-        raise BadInput(str(path), f"DimSize {dims} / ElementSpacing {spacing} are not positive")
+        raise BadInput(display_name(path), f"DimSize {dims} / ElementSpacing {spacing} are not positive")
     D = np.array(tm, dtype=np.float64).reshape(3, 3)
     if abs(np.linalg.det(D)) < 1e-6:
-        raise BadInput(str(path), "TransformMatrix is singular")
+        raise BadInput(display_name(path), "TransformMatrix is singular")
     return {
         "dims": dims, "spacing": np.array(spacing, float), "origin": np.array(origin, float), "direction": D,
         "dtype": np.dtype(MET_TYPES[etype]).newbyteorder(">" if msb else "<"),
@@ -115,20 +115,20 @@ def read_volume(mhd: Path, hdr: dict) -> np.ndarray:
     local = hdr["data_file"].upper() == "LOCAL"
     raw = mhd if local else mhd.parent / hdr["data_file"]
     if not raw.is_file():
-        raise BadInput(str(mhd), f"data file {raw.name} is missing")
+        raise BadInput(display_name(mhd), f"data file {raw.name} is missing")
     size = raw.stat().st_size
     if hdr["compressed"]:
         blob = raw.read_bytes()[hdr["local_offset"] if local else max(hdr["header_size"], 0):]
         try:
             blob = zlib.decompress(blob)
         except zlib.error as e:
-            raise BadInput(str(raw), f"cannot decompress ({e})") from None
+            raise BadInput(display_name(raw), f"cannot decompress ({e})") from None
         if len(blob) != nbytes:
-            raise BadInput(str(raw), f"holds {len(blob)} bytes, the header needs {nbytes}")
+            raise BadInput(display_name(raw), f"holds {len(blob)} bytes, the header needs {nbytes}")
         return np.frombuffer(blob, dtype=dt).reshape(nz, ny, nx)
     offset = hdr["local_offset"] if local else (size - nbytes if hdr["header_size"] == -1 else hdr["header_size"])
     if offset < 0 or size - offset < nbytes:
-        raise BadInput(str(raw), f"is truncated: {size - max(offset, 0)} bytes of data, the header needs {nbytes}")
+        raise BadInput(display_name(raw), f"is truncated: {size - max(offset, 0)} bytes of data, the header needs {nbytes}")
     return np.memmap(raw, dtype=dt, mode="r", offset=offset, shape=(nz, ny, nx))
 
 
@@ -146,9 +146,7 @@ def patch(vol: np.ndarray, ijk: np.ndarray, h: int, w: int) -> np.ndarray | None
     return out
 
 
-def scan(root: Path, classes: Sequence[str], class_map: Mapping[str, str], candidates: Path | None = None,
-         warn: Callable[[str], None] | None = None):
-    warn = warn or (lambda m: None)
+def scan(root: Path, classes: Sequence[str], class_map: Mapping[str, str], candidates: Path | None = None) -> Scan:
     cand = candidates or root / "candidates.csv"
     if not cand.is_file():
         raise RdmError(f"{cand}: no such candidates file")
@@ -204,26 +202,31 @@ def scan(root: Path, classes: Sequence[str], class_map: Mapping[str, str], candi
         entries.append(Entry(id=cid, label=list(classes).index(name), group=uid,
                              ref=(volumes[uid], headers[uid], world, line)))
     entries.sort(key=lambda e: (str(e.ref[0]), e.ref[3]))
-    if no_volume:
-        warn(f"{no_volume} of {len(rows)} candidates have no .mhd volume under {root}; left out")
+    notes = [f"{no_volume} of {len(rows)} candidates have no .mhd volume under {display_name(root)}; left out"
+             ] if no_volume else []
     if not entries and not bad:
-        raise RdmError(f"{root}: none of the {len(rows)} candidates has its series' .mhd volume here")
-    from ..sets import sha256_file
+        raise RdmError(f"{display_name(root)}: none of the {len(rows)} candidates has its series' .mhd volume here")
+    return Scan(entries, bad, {"source": display_name(root), "group_col": "seriesuid", "candidates": str(cand)},
+                {str(cand): sha256_file(cand)}, notes)
 
-    return entries, bad, {"hashes": {str(cand): sha256_file(cand)}, "extra": {"candidates": str(cand)}}
 
+class Luna16:
+    """The LUNA16 reader (see :mod:`rdm.prep.reader`): loads patches series by series, keeping one
+    volume open; hashes each volume it reads."""
 
-class Loader:
-    """Loads patches series by series, keeping one volume open; hashes each volume it reads."""
-
-    def __init__(self, shape: tuple[int, int, int]):
+    def __init__(self, root: Path, classes: Sequence[str], class_map: Mapping[str, str], shape,
+                 candidates: Path | None = None):
+        self.root, self.classes, self.class_map, self.candidates = Path(root), list(classes), dict(class_map), candidates
         self.shape = shape
         self.hashes: dict[str, str] = {}
         self._uid: Path | None = None
         self._vol = None
         self._err: BadInput | None = None
 
-    def __call__(self, entry: Entry) -> tuple[np.ndarray, str]:
+    def scan(self) -> Scan:
+        return scan(self.root, self.classes, self.class_map, self.candidates)
+
+    def load(self, entry: Entry) -> tuple[np.ndarray, str]:
         mhd, hdr, world, line = entry.ref
         if self._uid != mhd:
             self._vol, self._err, self._uid = None, None, mhd
@@ -232,26 +235,18 @@ class Loader:
             except BadInput as b:
                 self._err = b
             else:
-                self.hashes[str(mhd)] = _sha(mhd)
+                self.hashes[str(mhd)] = sha256_file(mhd)
                 raw = mhd if hdr["data_file"].upper() == "LOCAL" else mhd.parent / hdr["data_file"]
-                self.hashes[str(raw)] = _sha(raw)
+                self.hashes[str(raw)] = sha256_file(raw)
         if self._err is not None:
             raise BadInput(self._err.file, f"{self._err.problem} (candidate {entry.id})")
         _, h, w = self.shape
         ijk = world_to_voxel(world, hdr)
         p = patch(self._vol, ijk, h, w)
         if p is None:
-            raise BadInput(str(mhd), f"candidate {entry.id} (candidates line {line}, world {world} mm, "
+            raise BadInput(display_name(mhd), f"candidate {entry.id} (candidates line {line}, world {world} mm, "
                                      f"voxel {np.round(ijk, 1).tolist()}) lies outside the volume")
         return float_to_array(p, self.shape, lo=HU_MIN, hi=HU_MAX), ""
 
     def close(self) -> None:
         self._vol = None
-
-
-def _sha(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        while b := f.read(1 << 22):
-            h.update(b)
-    return h.hexdigest()

@@ -13,7 +13,6 @@ common intensity scale), then resized with LANCZOS and clipped to [0, 1].
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -22,8 +21,9 @@ import h5py
 import numpy as np
 
 from ..errors import RdmError
-from .imagefolder import Entry
+from ..sets import sha256_bytes
 from .images import BadInput, float_to_array, read_input
+from .reader import Entry, Scan, display_name
 
 FIGSHARE_LABELS = {1: "meningioma", 2: "glioma", 3: "pituitary"}
 
@@ -37,7 +37,7 @@ def expand(sources: Sequence[Path]) -> list[Path]:
         else:
             files.append(s)
     if not files:
-        raise RdmError(f"{', '.join(map(str, sources))}: no .mat files")
+        raise RdmError(f"{', '.join(map(display_name, sources))}: no .mat files")
     return files
 
 
@@ -47,9 +47,9 @@ def _open(path: Path, data: bytes | None = None) -> h5py.File:
     except OSError:
         head = data[:20] if data is not None else _head(path)
         if head.startswith(b"MATLAB 5.0"):
-            raise BadInput(str(path), "a MATLAB v5 .mat file; only v7.3 (HDF5) files are read, "
+            raise BadInput(display_name(path), "a MATLAB v5 .mat file; only v7.3 (HDF5) files are read, "
                                       "re-save it with save(..., '-v7.3')") from None
-        raise BadInput(str(path), "not a MATLAB v7.3 (HDF5) .mat file") from None
+        raise BadInput(display_name(path), "not a MATLAB v7.3 (HDF5) .mat file") from None
 
 
 def _head(path: Path) -> bytes:
@@ -62,9 +62,9 @@ def _head(path: Path) -> bytes:
 
 def _field(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
     if "cjdata" not in f or not isinstance(f["cjdata"], h5py.Group):
-        raise BadInput(str(path), "no 'cjdata' struct (not a figshare brain-tumour file)")
+        raise BadInput(display_name(path), "no 'cjdata' struct (not a figshare brain-tumour file)")
     if name not in f["cjdata"] or not isinstance(f["cjdata"][name], h5py.Dataset):
-        raise BadInput(str(path), f"no 'cjdata/{name}' field")
+        raise BadInput(display_name(path), f"no 'cjdata/{name}' field")
     return f["cjdata"][name]
 
 
@@ -77,43 +77,56 @@ def _pid(ds: h5py.Dataset) -> str:
     return "".join(str(int(c)) for c in v)
 
 
-def scan(sources: Sequence[Path], classes: Sequence[str], class_map: Mapping[str, str]):
-    entries: list[Entry] = []
-    bad: list[BadInput] = []
-    for p in expand(sources):
-        try:
-            with _open(p) as f:
-                lab = np.asarray(_field(f, p, "label")[()]).reshape(-1)
-                if lab.size != 1 or not np.isfinite(lab[0]) or float(lab[0]) != int(lab[0]):
-                    raise BadInput(str(p), f"cjdata/label is not one integer ({lab.tolist()[:4]})")
-                k = int(lab[0])
-                _field(f, p, "image")
-                pid = _pid(f["cjdata"]["PID"]) if "PID" in f["cjdata"] else ""
-        except BadInput as b:
-            bad.append(b)
-            continue
-        name = class_map.get(str(k), FIGSHARE_LABELS.get(k, str(k)))
-        name = class_map.get(name, name)
-        if name not in classes:
-            bad.append(BadInput(str(p), f"label {k} ({name}) is not a class of the preset "
-                                        f"({', '.join(classes)}); map it with --class-map {k}=CLASS"))
-            continue
-        entries.append(Entry(id=p.name, label=list(classes).index(name), group=pid or p.name, ref=p))
-    return entries, bad, {}
+class MatFiles:
+    """The figshare .mat reader (see :mod:`rdm.prep.reader` for the protocol)."""
 
+    def __init__(self, sources: Sequence[Path], classes: Sequence[str], class_map: Mapping[str, str], shape):
+        self.sources, self.classes, self.class_map, self.shape = [Path(s) for s in sources], list(classes), \
+            dict(class_map), shape
+        self.hashes: dict[str, str] = {}
 
-def load(entry: Entry, shape: tuple[int, int, int]) -> tuple[np.ndarray, str]:
-    p = Path(entry.ref)
-    data = read_input(p)
-    with _open(p, data) as f:
-        ds = _field(f, p, "image")
-        try:
-            img = np.asarray(ds[()], dtype=np.float32)
-        except (OSError, TypeError, ValueError) as e:
-            raise BadInput(str(p), f"cannot read cjdata/image ({e})") from None
-    if img.ndim != 2 or min(img.shape) < 1:
-        raise BadInput(str(p), f"cjdata/image has shape {img.shape}, expected a 2-D slice")
-    img = img.T  # MATLAB is column-major
-    if not np.isfinite(img).all():
-        raise BadInput(str(p), "cjdata/image has NaN or inf values")
-    return float_to_array(img, shape, lo=float(img.min()), hi=float(img.max())), hashlib.sha256(data).hexdigest()
+    def scan(self) -> Scan:
+        entries: list[Entry] = []
+        bad: list[BadInput] = []
+        for p in expand(self.sources):
+            name = display_name(p)
+            try:
+                with _open(p) as f:
+                    lab = np.asarray(_field(f, p, "label")[()]).reshape(-1)
+                    if lab.size != 1 or not np.isfinite(lab[0]) or float(lab[0]) != int(lab[0]):
+                        raise BadInput(name, f"cjdata/label is not one integer ({lab.tolist()[:4]})")
+                    k = int(lab[0])
+                    _field(f, p, "image")
+                    pid = _pid(f["cjdata"]["PID"]) if "PID" in f["cjdata"] else ""
+            except BadInput as b:
+                bad.append(b)
+                continue
+            cls = self.class_map.get(str(k), FIGSHARE_LABELS.get(k, str(k)))
+            cls = self.class_map.get(cls, cls)
+            if cls not in self.classes:
+                bad.append(BadInput(name, f"label {k} ({cls}) is not a class of the preset "
+                                          f"({', '.join(self.classes)}); map it with --class-map {k}=CLASS"))
+                continue
+            entries.append(Entry(id=display_name(p.name), label=self.classes.index(cls), group=pid or display_name(p.name),
+                                 ref=p))
+        return Scan(entries, bad, {"source": [display_name(s) for s in self.sources], "group_col": "cjdata/PID"})
+
+    def load(self, entry: Entry) -> tuple[np.ndarray, str]:
+        p = Path(entry.ref)
+        name = display_name(p)
+        data = read_input(p)
+        with _open(p, data) as f:
+            ds = _field(f, p, "image")
+            try:
+                img = np.asarray(ds[()], dtype=np.float32)
+            except (OSError, TypeError, ValueError) as e:
+                raise BadInput(name, f"cannot read cjdata/image ({e})") from None
+        if img.ndim != 2 or min(img.shape) < 1:
+            raise BadInput(name, f"cjdata/image has shape {img.shape}, expected a 2-D slice")
+        img = img.T  # MATLAB is column-major
+        if not np.isfinite(img).all():
+            raise BadInput(name, "cjdata/image has NaN or inf values")
+        return float_to_array(img, self.shape, lo=float(img.min()), hi=float(img.max())), sha256_bytes(data)
+
+    def close(self) -> None:
+        return None
