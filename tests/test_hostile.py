@@ -273,3 +273,43 @@ def test_progress_lines_when_stderr_is_not_a_terminal(model_and_set, tmp_path):
     assert res.exit_code == 0, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("fgsm: ")]
     assert len(lines) >= 3 and lines[-1].startswith("fgsm: 12/12 (100%)"), res.stderr
+
+
+# --------------------------------------------------------------------------- issue 13: once per run
+def test_a_set_is_validated_and_hashed_once_per_run(model_and_set, tmp_path, monkeypatch):
+    """rdm-eval of a clean set, its adversarial set and an on-the-fly attack used to stream the
+    clean set's pixels three times and hash it three times; now once each."""
+    import hashlib
+
+    from rdm import sets
+    from rdm_tools.attack import app as attack_app
+    from rdm_tools.eval import app as eval_app
+
+    ck, s = model_and_set
+    adv = tmp_path / "adv.h5"
+    assert invoke(attack_app, ck, s, "--attack", "fgsm", "--eps", "0.01", "--device", "cpu", "-q", "-o", adv).exit_code == 0
+    sets._SHA_CACHE.clear()
+    sets._VALUES_OK.clear()
+    hashed, scanned = [], []
+
+    class Np:                                   # numpy, counting the value scans of rdm.sets
+        def __getattr__(self, k):
+            return getattr(np, k)
+
+        def isfinite(self, a):
+            scanned.append(a.shape)
+            return np.isfinite(a)
+
+    real = hashlib.sha256
+
+    class Hashlib:
+        def sha256(self, *a):
+            hashed.append(1)
+            return real(*a)
+
+    monkeypatch.setattr(sets, "np", Np())
+    monkeypatch.setattr(sets, "hashlib", Hashlib())
+    res = invoke(eval_app, ck, s, adv, "--attack", "fgsm", "--eps", "0.02", "--device", "cpu", "-q")
+    assert res.exit_code == 0, res.stderr
+    assert len(hashed) == 3                    # the checkpoint, the clean set, the adversarial set
+    assert len(scanned) == 2                   # the clean set's pixels, the adversarial set's pixels

@@ -96,6 +96,10 @@ def read_raw(path: os.PathLike | str) -> dict:
         raise RdmError(f"{path}: no such checkpoint")
     if path.is_dir():
         raise RdmError(f"{path}: is a directory, not a checkpoint")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and not (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        raise RdmError(f"{path}: not a readable checkpoint (not a PyTorch file)")   # neither zip nor pickle
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -199,6 +199,7 @@ class SetWriter:
         self._tmp = self._ctx.__enter__()
         self._closed = False
         self._f = None
+        self._ds: dict[str, h5py.Dataset] = {}
         try:
             self._f = h5py.File(self._tmp, "w")
             c = max(1, int(chunk_rows))
@@ -214,6 +215,9 @@ class SetWriter:
             for name, dt in self.extras.items():
                 self._f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt,
                                        chunks=(max(c, 1024),))
+            # one handle per dataset for the writer's life: a handle dropped after a failed write
+            # would flush (and fail) again on its own, before _discard can silence the file
+            self._ds = {name: self._f[name] for name in ("x", "y", *self.columns, *self.extras)}
             self._f.attrs["classes"] = np.array(self.classes, dtype=_STR)
             self._f.attrs["modality"] = str(modality)
             self._f.attrs["preset"] = str(preset)
@@ -237,18 +241,19 @@ class SetWriter:
         if missing:
             raise ValueError(f"append() is missing columns {missing}")
         n0, n1 = self.n, self.n + k
-        self._f["x"].resize(n1, axis=0)
-        self._f["x"][n0:n1] = x
-        self._f["y"].resize(n1, axis=0)
-        self._f["y"][n0:n1] = y
+        ds = self._ds
+        ds["x"].resize(n1, axis=0)
+        ds["x"][n0:n1] = x
+        ds["y"].resize(n1, axis=0)
+        ds["y"][n0:n1] = y
         for name in (*self.columns, *self.extras):
             v = np.asarray(cols[name])
             if v.shape[0] != k:
                 raise ValueError(f"column {name} has {v.shape[0]} rows, batch has {k}")
             if name in ("group", "id"):
                 v = np.array([str(s) for s in v], dtype=object)
-            self._f[name].resize(n1, axis=0)
-            self._f[name][n0:n1] = v
+            ds[name].resize(n1, axis=0)
+            ds[name][n0:n1] = v
         self.n = n1
 
     def set_attr(self, key: str, value: Any) -> None:
@@ -266,6 +271,7 @@ class SetWriter:
                 raise
             return self.path
         self._f.close()
+        self._ds = {}
         self._ctx.__exit__(None, None, None)
         return self.path
 
@@ -286,6 +292,7 @@ class SetWriter:
             self._f.close()
         except Exception:
             pass
+        self._ds = {}
 
     def _abort(self, exc: BaseException) -> None:
         if self._closed:
