@@ -56,4 +56,4 @@ def test_fresh_venv_pip_install_runs_the_pipeline(tmp_path):
     run(b / "rdm-attack", w / "m.ckpt", w / "test.h5", "--attack", "fgsm", "--eps", "0.01", "-q", "-o", w / "adv.h5")
     report = json.loads(run(b / "rdm-eval", w / "m.ckpt", w / "test.h5", w / "adv.h5", "--json", "-q"))
     adv = [x for x in report["results"] if x["protocol"] != "clean"]
-    assert adv and 0 < adv[0]["metrics"]["ssim_mean"] <= 1      # SSIM without any extra
+    assert adv and 0 < adv[0]["metrics"]["adversarial"]["ssim_mean"] <= 1      # SSIM without any extra
