@@ -22,7 +22,8 @@ from helpers import make_ckpt
 from helpers import phantoms, tiny_preset
 
 BIN = Path(sys.executable).parent
-TOOLS = ("rdm-prep", "rdm-train-cnn", "rdm-pretrain-dcae", "rdm-finetune", "rdm-advtrain", "rdm-attack", "rdm-eval")
+TOOLS = ("rdm-prep", "rdm-train-cnn", "rdm-pretrain-dcae", "rdm-finetune", "rdm-advtrain", "rdm-attack", "rdm-eval",
+         "rdm-certify")
 runner = CliRunner()
 
 

@@ -48,8 +48,9 @@ def test_fresh_venv_pip_install_runs_the_pipeline(tmp_path):
         assert res.returncode == 0, (args[0], res.stderr[-3000:])
         return res.stdout
 
-    for tool in ("rdm-prep", "rdm-train-cnn", "rdm-pretrain-dcae", "rdm-finetune", "rdm-advtrain", "rdm-attack",
-                 "rdm-eval"):
+    from test_hostile import TOOLS
+
+    for tool in TOOLS:
         assert "(rdm)" in run(b / tool, "--version")
     run(b / "rdm-prep", "synthetic", "--preset", "lung", "--n", "60", "-q", "-o", w)
     run(b / "rdm-train-cnn", w / "train.h5", "--val", w / "val.h5", "--epochs", "1", "-q", "-o", w / "m.ckpt")
