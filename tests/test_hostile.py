@@ -18,8 +18,7 @@ from typer.testing import CliRunner
 from rdm.atomic import atomic_output, check_outputs, remove_stale_temps, temp_path_for
 from rdm.errors import RdmError, UsageError
 from rdm.sets import SetReader, SetWriter, make_provenance
-from helpers import make_ckpt
-from helpers import phantoms, tiny_preset
+from helpers import make_ckpt, phantoms, tiny_preset
 
 BIN = Path(sys.executable).parent
 TOOLS = ("rdm-prep", "rdm-train-cnn", "rdm-pretrain-dcae", "rdm-finetune", "rdm-advtrain", "rdm-attack", "rdm-eval",

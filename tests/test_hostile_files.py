@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from rdm.checkpoint import load_checkpoint
 from rdm.errors import RdmError
 from rdm.sets import SetReader, validate_set
-from test_attack_cli import make_ckpt
+from helpers import make_ckpt
 from test_hostile import BIN, error_line, tool_env
 
 runner = CliRunner()
@@ -232,7 +232,7 @@ def test_full_disk_prep_attack_train_one_line_nothing_left(tmp_path, phantom_set
                       "-o", adv / "a.h5"], 100_000, tmp_path)
     _no_space_line(r, "a.h5")
     assert list(adv.iterdir()) == []
-    from train_helpers import phantoms, tiny_preset
+    from helpers import phantoms, tiny_preset
 
     pre = tiny_preset(tmp_path)
     train = phantoms(tmp_path / "train.h5", pre, 24, 0)
