@@ -130,3 +130,20 @@ def test_prefetch_stops_its_thread_when_the_loop_ends_early():
             break
     assert closed.wait(5) and threading.active_count() == before
     assert len(produced) < 10                      # read ahead by at most a few items
+
+
+def test_eval_predictions_in_channels_last_pieces_equal_one_plain_forward(data):
+    from rdm import eval_api
+    from rdm.models import predict
+    from rdm.sets import SetReader
+
+    torch.manual_seed(0)
+    model = build(cnn_arch(load_preset(str(data["preset"])))).eval()
+    with SetReader(data["train"]) as r:
+        x = r.read(0, 150)["x"]                      # more rows than one CPU piece
+    assert len(x) > eval_api.CPU_PREDICT_ROWS
+    with torch.no_grad():
+        want = predict(model(torch.from_numpy(x))).numpy()
+    model.to(memory_format=torch.channels_last)
+    assert np.array_equal(eval_api._predict(model, x, torch.device("cpu")), want)
+    assert eval_api._predict(model, x[:0], torch.device("cpu")).shape == (0,)
