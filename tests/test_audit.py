@@ -116,3 +116,60 @@ def test_shortcut_baselines_match_a_direct_computation():
 def test_bad_threshold_is_one_clear_error():
     with pytest.raises(RdmError, match="threshold"):
         near_pairs(np.zeros((3, 1, 2, 2), np.float32), -0.1)
+
+
+def _tree_with_twins(root, pairs=20, per_class=40, seed=0):
+    """An image-folder tree (lung classes, 20×20 grey noise) with ``pairs`` near-identical twins."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    twins = []
+    for c in ("nodule", "non-nodule"):
+        (root / c).mkdir(parents=True)
+        imgs = [rng.integers(0, 256, (20, 20), dtype=np.uint8) for _ in range(per_class)]
+        for i, a in enumerate(imgs):
+            Image.fromarray(a).save(root / c / f"{c}-{i:03d}.png")
+        for k in range(pairs // 2):
+            b = np.clip(imgs[k].astype(int) + rng.integers(-2, 3, (20, 20)), 0, 255).astype(np.uint8)
+            Image.fromarray(b).save(root / c / f"{c}-twin{k:03d}.png")
+            twins.append((f"{c}/{c}-{k:03d}.png", f"{c}/{c}-twin{k:03d}.png"))
+    return twins
+
+
+def _split_of_ids(out):
+    from rdm.sets import SetReader
+
+    where = {}
+    for s in ("train", "val", "test"):
+        with SetReader(out / f"{s}.h5") as r:
+            for i in r.column("id"):
+                where[str(i)] = s
+    return where
+
+
+def test_rdm_prep_group_similar_and_audit(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from rdm_tools.prep import app
+
+    src = tmp_path / "src"
+    twins = _tree_with_twins(src)
+    run = CliRunner().invoke
+    plain, grouped = tmp_path / "plain", tmp_path / "grouped"
+    r = run(app, [str(src), "--preset", "lung", "-o", str(plain), "--audit", "-q"])
+    assert r.exit_code == 0, r.stderr
+    where = _split_of_ids(plain)
+    straddle = sum({where[a], where[b]} == {"train", "test"} for a, b in twins)
+    assert straddle >= 1                                     # a random split does leak twins
+    audit = json.loads((plain / "audit.json").read_text())
+    assert audit["near_train"]["0.02"] == straddle           # and the audit counts exactly those
+    r = run(app, [str(src), "--preset", "lung", "-o", str(grouped), "--group-similar", "0.02", "--audit"])
+    assert r.exit_code == 0, r.stderr
+    assert "1-NN on pixels" in r.stderr
+    where = _split_of_ids(grouped)
+    assert all(where[a] == where[b] for a, b in twins)       # no twin straddles two splits
+    assert json.loads((grouped / "audit.json").read_text())["near_train"]["0.02"] == 0
+    r = run(app, [str(src), "--preset", "lung", "-o", str(tmp_path / "bad"), "--group-similar", "-1"])
+    assert r.exit_code == 2 and not (tmp_path / "bad").exists()

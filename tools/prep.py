@@ -50,6 +50,12 @@ def prep(
     label_source: Annotated[Optional[str], typer.Option(
         "--label-source", help="when labels.csv and the class folder disagree on an image's class: 'manifest' "
                                "or 'folder' wins (default: refuse)")] = None,
+    group_similar: Annotated[Optional[float], typer.Option(
+        "--group-similar", min=0.0, help="TAU: images within RMS pixel distance TAU of each other (transitively) "
+                                         "share a group and so a split; for data without patient ids")] = None,
+    audit: Annotated[bool, typer.Option(
+        "--audit", help="also write OUTPUT/audit.json: test images with a training image within RMS τ, and the "
+                        "shortcut baselines (1-NN on pixels, logistic regression on colour statistics)")] = False,
     preview: Annotated[Optional[Path], typer.Option(
         "--preview", help="also write a grid of 6 random training images per class to this .png/.pdf/.svg, "
                           "to look at what the models will see")] = None,
@@ -70,10 +76,11 @@ def prep(
         with cli.progress(disable=quiet) as prog:
             res = prepare(source, load_preset(preset), output, group_col=group_col, class_map=cmap,
                           candidates=candidates, skip_bad=skip_bad, label_source=label_source, seed=seed, n=n,
+                          group_similar=group_similar,
                           command=" ".join(["rdm-prep", *sys.argv[1:]]),
                           arguments=dict(source=source, preset=preset, output=output, group_col=group_col,
                                          class_map=cmap, candidates=candidates, n=n, skip_bad=skip_bad,
-                                         label_source=label_source, seed=seed),
+                                         label_source=label_source, group_similar=group_similar, seed=seed),
                           warn=cli.warn, progress=prog)
         if res.skipped:
             cli.console.print(f"skipped {len(res.skipped)} bad input(s):", style="yellow", markup=False)
@@ -81,6 +88,13 @@ def prep(
                 cli.console.print(f"  {b}", markup=False, soft_wrap=True)
         if not quiet:
             cli.console.print(summary_table(res))
+        if audit:
+            from rdm.audit import write_audit
+
+            path, a = write_audit(output, seed=seed)
+            if not quiet:
+                for line in a.lines():
+                    cli.say(line)
         if preview is not None:
             from rdm.figures import fig_samples
 

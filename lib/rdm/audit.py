@@ -153,6 +153,18 @@ class Audit:
     shared_groups: int                    # groups present in both train and test (0 for a sound split)
     taus: list[float] = field(default_factory=list)
 
+    def lines(self) -> list[str]:
+        """The audit in a few plain lines (what ``rdm-prep --audit`` prints)."""
+        b = self.baselines
+        near = ", ".join(f"{n} within {t}" for t, n in self.near_train.items())
+        return [f"audit: {self.n_test} test images; with a training image at RMS distance ≤ τ: {near}; "
+                f"nearest median {self.nearest_rms_quantiles['median']:.3f}; groups in both train and test: "
+                f"{self.shared_groups}",
+                f"audit: shortcut baselines on the test split: 1-NN on pixels {b['knn1_pixels']:.1%} "
+                f"(balanced {b['knn1_pixels_balanced']:.1%}), logistic regression on colour statistics "
+                f"{b['colour_logreg']:.1%} (balanced {b['colour_logreg_balanced']:.1%}), majority class "
+                f"{b['majority']:.1%}"]
+
     def to_dict(self) -> dict[str, Any]:
         return {"n_train": self.n_train, "n_test": self.n_test, "taus": self.taus,
                 "near_train": self.near_train, "nearest_rms_quantiles": self.nearest_rms_quantiles,
@@ -191,3 +203,18 @@ def audit_split(train: os.PathLike | str, test: os.PathLike | str, *,
         baselines=shortcut_baselines(tx, ty, sx, sy, seed=seed),
         shared_groups=shared,
     )
+
+
+def write_audit(folder: os.PathLike | str, *, taus: Sequence[float] = DEFAULT_TAUS, seed: int = 0
+                ) -> tuple[Path, Audit]:
+    """Audit ``folder``/train.h5 against ``folder``/test.h5 into ``folder``/audit.json (atomic)."""
+    import json
+
+    from .atomic import atomic_output
+
+    folder = Path(folder)
+    a = audit_split(folder / "train.h5", folder / "test.h5", taus=taus, seed=seed)
+    out = folder / "audit.json"
+    with atomic_output(out) as tmp:
+        Path(tmp).write_text(json.dumps(a.to_dict(), indent=1) + "\n")
+    return out, a

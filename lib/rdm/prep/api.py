@@ -95,6 +95,7 @@ def prepare(
     candidates: str | os.PathLike | None = None,
     skip_bad: bool = False,
     label_source: str | None = None,
+    group_similar: float | None = None,
     seed: int = 0,
     n: int | None = None,
     command: str | None = None,
@@ -176,6 +177,15 @@ def prepare(
     empty = [c for c, k in zip(classes, counts) if k == 0]
     if empty:
         raise RdmError(f"no usable images of class {', '.join(repr(c) for c in empty)}")
+    if group_similar is not None:
+        # no patient ids: near-duplicate images (within RMS τ, transitively) share a group, so
+        # slices of one patient or shots of one field cannot straddle two splits
+        from ..audit import similarity_groups
+
+        before = len(set(groups.tolist()))
+        groups = similarity_groups(x, float(group_similar), groups)
+        extra["group_similar"] = {"tau": float(group_similar), "groups_before": before,
+                                  "groups_after": len(set(groups.tolist()))}
     split = grouped_stratified_split(y, groups, preset.split, len(classes), seed=seed)
     table = split_table(y, split, len(classes))
     if (table.sum(0) == 0).any():
