@@ -346,10 +346,33 @@ def main_cuda(args, libs: dict) -> int:
             log(f"[compile] failed ({type(e).__name__}: {e})")
     result["load"]["end"] = loadavg()
     result["wall_s"] = time.perf_counter() - t_start
+    result["targets"] = cuda_targets(result)
     _write(out, result)
     print_cuda(result)
     print(f"\nwall time {result['wall_s']:.0f} s; written {out}")
     return 0
+
+
+def cuda_targets(result: dict) -> dict:
+    """Issue 14's GPU targets, read off this run (largest batch, brain): FGSM/PGD ≥ 2× torchattacks
+    (bf16 counts), APGD ≥ 1× torchattacks, the training loop ≥ 0.8× the bare loop."""
+    t: dict = {}
+    rows = [r for r in result.get("attacks", []) if r["preset"] == "brain"]
+    if rows:
+        r = max(rows, key=lambda r: r["batch"])
+        res = r["results"]
+        for att, goal in (("fgsm", 2.0), ("pgd3", 2.0), ("pgd10", 2.0), ("apgd", 1.0)):
+            best = max([v for v in (res.get("rdm", {}).get(att, {}).get("speedup_vs", {}).get("torchattacks"),
+                                    res.get("rdm_bf16", {}).get(att, {}).get("speedup_vs", {}).get("torchattacks"))
+                        if v is not None], default=None)
+            if best is not None:
+                t[f"{att}_over_torchattacks_brain_{r['batch']}"] = {"value": best, "target": f">= {goal}",
+                                                                    "met": best >= goal}
+    runs = (result.get("training") or {}).get("runs", [])
+    for run in runs:
+        t[f"training_shared_over_bare_batch{run['batch']}_{run['precision']}"] = {
+            "value": run["shared_over_bare"], "target": ">= 0.8", "met": run["shared_over_bare"] >= 0.8}
+    return t
 
 
 def print_cuda(result: dict) -> None:
@@ -374,3 +397,6 @@ def print_cuda(result: dict) -> None:
     print()
     if "compile" in result:
         print(f"torch.compile: {result['compile']}")
+    print("targets:")
+    for k, v in result.get("targets", {}).items():
+        print(f"  {k:45s} {v['value']:6.2f}  ({v['target']})  {'ok' if v['met'] else 'MISSED'}")
