@@ -34,9 +34,9 @@ DEMO_TRAIN_FLAGS ?= --epochs 8 --batch-size 32
 DEMO_N ?= 240
 DEMO_SUBSET_N ?= 24
 JOBS ?= 2
-# the modalities `make tables` runs (default: every one in the grid); their data folders must exist
-MODALITIES ?= lung brain leukemia
-DATA_DIRS := $(foreach m,$(MODALITIES),$(if $(filter lung,$(m)),lung-nodule,$(if $(filter brain,$(m)),brain-mri,$(m))))
+# the modalities `make tables` runs (empty: every one in the grid); their data folders (the grid's
+# `source`) must exist under DATA_ROOT
+MODALITIES ?=
 DEMO_MODALITIES ?= lung
 TIMED = $(PY) -m rdm.grid timed $(OUT)/timings.jsonl
 
@@ -63,10 +63,7 @@ test: $(STAMP)
 # only out-of-date cells rebuild, `make -j2 tables` runs branches in parallel and an
 # interrupted run resumes.
 tables: $(STAMP)
-	@for d in $(DATA_DIRS); do test -d "$(DATA_ROOT)/$$d" || { \
-	  echo "error: DATA_ROOT=$(DATA_ROOT) lacks $$d/ (needed for MODALITIES=$(MODALITIES))." >&2; \
-	  echo "       Put the dataset folders there (README: 'Getting the data') or run: make tables DATA_ROOT=/path/to/data" >&2; \
-	  exit 1; }; done
+	@$(PY) -m rdm.grid check-data --grid $(GRID) --data-root $(DATA_ROOT) $(addprefix --modality ,$(MODALITIES))
 	@mkdir -p $(OUT)
 	@$(PY) -m rdm.grid makefile --mode tables --grid $(GRID) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
 	$(MAKE) --no-print-directory MODE=tables GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) report

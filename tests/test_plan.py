@@ -234,3 +234,17 @@ def test_bash_script_runs_what_make_runs(tmp_path):
     assert len(made) == len(plan.modality("lung").steps)
     assert ran == sorted(made)
     assert any(f"-o {out}/lung/adv/test-fgsm-{{eps}}.h5" in c for c in ran)
+
+
+def test_missing_data_folder_is_one_line_naming_the_grids_source(tmp_path):
+    """`make tables` and the Slurm submission check the data folders the grid names (no second list)."""
+    def check(*mods):
+        return subprocess.run([sys.executable, "-m", "rdm.grid", "check-data", "--data-root", str(tmp_path),
+                               *[a for m in mods for a in ("--modality", m)]], capture_output=True, text=True)
+
+    r = check("brain")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "lacks brain-mri/ (the data of brain" in r.stderr
+    (tmp_path / "brain-mri").mkdir()
+    assert check("brain").returncode == 0
+    assert "lacks lung-nodule/" in check().stderr
+    assert "unknown modality 'kidney'" in check("kidney").stderr

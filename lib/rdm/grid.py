@@ -3,7 +3,7 @@ and ``shell/reproduce.sh`` call it. The logic lives in :mod:`rdm.pipeline` (the 
 renderings and the small steps); this module only parses and prints.
 
 Sub-commands: ``makefile`` (make rules), ``script`` (one modality as bash), ``cells`` (the Slurm
-levels), ``matched`` (matched.json), ``get`` (a value of a JSON file, for a recipe), ``subset``,
+levels), ``check-data`` (each modality's data folder is there), ``matched`` (matched.json), ``get`` (a value of a JSON file, for a recipe), ``subset``,
 ``fingerprint`` and ``stamp`` (the content stamps), ``timed`` (run a command, log its wall time).
 """
 
@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=MODES, default="tables")
     p.add_argument("--modality", action="append")
     p.add_argument("--level", type=int, help="only this level's targets, one per line")
+    p = sub.add_parser("check-data", help="exit 1 with one line when a modality's data folder is missing")
+    p.add_argument("--grid", default=None)
+    p.add_argument("--modality", action="append")
+    p.add_argument("--data-root", required=True)
     p = sub.add_parser("matched")
     p.add_argument("--grid", default=None)
     p.add_argument("--modality", required=True)
@@ -71,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(target)
         elif a.cmd == "script":
             sys.stdout.write(render.shell_script(Plan(a.grid, a.mode, [a.modality]), a.modality))
+        elif a.cmd == "check-data":
+            steps.check_data(load_grid(a.grid), a.data_root, a.modality)
         elif a.cmd == "matched":
             paper = load_grid(a.grid).get("paper", {}).get(a.modality, {})
             steps.write_matched(paper, a.modality, a.sweeps, a.output)

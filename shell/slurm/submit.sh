@@ -22,15 +22,12 @@ else
   export DEVICE=${DEVICE:-cpu}; gpu=()
 fi
 source shell/slurm/env.sh
-if [ "$MODE" = tables ]; then
-  for d in lung-nodule brain-mri leukemia; do
-    [ -d "${DATA_ROOT:-$(mkvar DATA_ROOT)}/$d" ] || {
-      echo "error: DATA_ROOT=${DATA_ROOT:-$(mkvar DATA_ROOT)} lacks $d/ (README: 'Getting the data')" >&2; exit 1; }
-  done
-fi
 [ -x "$PY" ] || { echo "error: $PY not found: run 'make install' first" >&2; exit 1; }
 mods=()
 for m in $MODALITIES; do mods+=(--modality "$m"); done
+if [ "$MODE" = tables ]; then   # each modality's data folder (the grid's `source`) under DATA_ROOT
+  "$PY" -m rdm.grid check-data --grid "$GRID" --data-root "${DATA_ROOT:-$(mkvar DATA_ROOT)}" "${mods[@]}" || exit 1
+fi
 mkdir -p "$OUT/slurm"
 "$PY" -m rdm.grid makefile --mode "$MODE" --grid "$GRID" "${mods[@]}" > "$OUT/grid.mk.tmp"
 "$PY" -m rdm.grid cells --mode "$MODE" --grid "$GRID" "${mods[@]}" > "$CELLS.tmp"

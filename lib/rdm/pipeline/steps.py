@@ -91,6 +91,19 @@ def write_subset(src: str, n: int, out: str, seed: int = 0) -> None:
             w.append(data["x"], data["y"], **{c: data[c] for c in cols})
 
 
+# --------------------------------------------------------------------------- the raw data
+def check_data(grid: dict[str, Any], data_root: str | Path, modalities: list[str] | None = None) -> None:
+    """RdmError (one line) unless each modality's data folder (the grid's ``source``) is under ``data_root``."""
+    names = modalities or list(grid["modalities"])
+    for m in names:
+        if m not in grid["modalities"]:
+            raise RdmError(f"unknown modality '{m}' (grid has {', '.join(grid['modalities'])})")
+        src = grid["modalities"][m]["source"]
+        if not (Path(data_root) / src).is_dir():
+            raise RdmError(f"DATA_ROOT={data_root} lacks {src}/ (the data of {m}; README: 'Getting the data'), "
+                           "or run: make tables DATA_ROOT=/path/to/data")
+
+
 # --------------------------------------------------------------------------- content stamps
 def write_if_changed(path: str | Path, text: str) -> bool:
     """Replace ``path`` atomically with ``text`` unless it already holds it (its mtime is then kept)."""
