@@ -39,6 +39,7 @@ from .checkpoint import Checkpoint, input_checks, load_checkpoint
 from .errors import RdmError, UsageError
 from .metrics import perturbation_norms
 from .models import predict
+from .pipeline.labels import fmt_eps   # the one spelling of ε in file names (the plan's targets use it)
 from .precision import autocast, check_precision
 from .prefetch import prefetch
 from .sets import SetReader, SetWriter, make_provenance, sha256_file, validate_set
@@ -50,10 +51,6 @@ EXTRAS = {"linf": np.float32, "l2": np.float32, "pred_clean": np.int64, "pred_ad
 
 
 # --------------------------------------------------------------------------- arguments
-def fmt_eps(eps: float) -> str:
-    return f"{eps:g}"
-
-
 def output_paths(output: os.PathLike | str, specs: Sequence[AttackSpec], set_path: Path,
                  shard: tuple[int, int] | None = None) -> list[Path]:
     """One path per spec: ``{eps}`` pattern, a directory, or (one ε) a file path."""
