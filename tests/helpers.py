@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +173,24 @@ def one_line_error(res, code: int = 1) -> str:
 
 def files(d: Path) -> set[str]:
     return {p.name for p in d.rglob("*")}
+
+
+BIN = Path(sys.executable).parent          # where the rdm-* commands are installed
+TOOLS = ("rdm-prep", "rdm-train-cnn", "rdm-pretrain-dcae", "rdm-finetune", "rdm-advtrain", "rdm-attack", "rdm-eval",
+         "rdm-certify")
+def error_line(res, code: int) -> str:
+    """The one `error:` line of a failed command, with its exit code."""
+    assert res.exit_code == code, (res.exit_code, res.stdout, res.stderr)
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("error: "), res.stderr
+    assert sum(ln.startswith("error") for ln in lines) == 1 and "Traceback" not in res.stderr
+    return lines[-1]
+
+
+def tool_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "RDM_THREADS"}
+    env.update(RDM_THREADS="1", RDM_NO_PBAR="1", **extra)
+    return env
 
 
 # --------------------------------------------------------------------------- the report's data, fabricated

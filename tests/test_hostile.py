@@ -18,31 +18,13 @@ from typer.testing import CliRunner
 from rdm.atomic import atomic_output, check_outputs, remove_stale_temps, temp_path_for
 from rdm.errors import RdmError, UsageError
 from rdm.sets import SetReader, SetWriter, make_provenance
-from helpers import make_ckpt, phantoms, tiny_preset
+from helpers import BIN, TOOLS, error_line, make_ckpt, phantoms, tiny_preset, tool_env
 
-BIN = Path(sys.executable).parent
-TOOLS = ("rdm-prep", "rdm-train-cnn", "rdm-pretrain-dcae", "rdm-finetune", "rdm-advtrain", "rdm-attack", "rdm-eval",
-         "rdm-certify")
 runner = CliRunner()
 
 
 def invoke(app, *args, env=None):
     return runner.invoke(app, [str(a) for a in args], env=env)
-
-
-def error_line(res, code: int) -> str:
-    """The one `error:` line of a failed command, with its exit code."""
-    assert res.exit_code == code, (res.exit_code, res.stdout, res.stderr)
-    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("error: "), res.stderr
-    assert sum(ln.startswith("error") for ln in lines) == 1 and "Traceback" not in res.stderr
-    return lines[-1]
-
-
-def tool_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "RDM_THREADS"}
-    env.update(RDM_THREADS="1", RDM_NO_PBAR="1", **extra)
-    return env
 
 
 # --------------------------------------------------------------------------- 1. data loss

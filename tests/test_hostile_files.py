@@ -23,8 +23,7 @@ from typer.testing import CliRunner
 from rdm.checkpoint import load_checkpoint
 from rdm.errors import RdmError
 from rdm.sets import SetReader, validate_set
-from helpers import make_ckpt
-from test_hostile import BIN, error_line, tool_env
+from helpers import BIN, error_line, make_ckpt, tool_env
 
 runner = CliRunner()
 

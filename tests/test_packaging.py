@@ -48,7 +48,7 @@ def test_fresh_venv_pip_install_runs_the_pipeline(tmp_path):
         assert res.returncode == 0, (args[0], res.stderr[-3000:])
         return res.stdout
 
-    from test_hostile import TOOLS
+    from helpers import TOOLS
 
     for tool in TOOLS:
         assert "(rdm)" in run(b / tool, "--version")
