@@ -8,7 +8,7 @@
 # .whl/ with the torchattacks 3.5.1 and ART 1.20.1 wheels (plus six and tqdm, which ART imports: without
 # them the bench skips ART with a message); .gpudata/brain-mri (the raw folder, as in shared/data).
 # Each part has its own time limit, so a hang costs that part only; `set -x` logs every step.
-#   parts: install (≤ 90 + 60 s) · CUDA bench (≤ BENCH_T = 150 s) · brain grid (≤ GRID_T = 240 s) · collect
+#   parts: install (≤ 30 + 20 s; about 5 s) · CUDA bench (≤ BENCH_T = 150 s) · brain grid (≤ GRID_T = 240 s) · collect
 # Settings (environment): DEVICE=cuda (cpu: a dry run of every part on the CPU at tiny sizes),
 #   JOBS=6 and RDM_THREADS=2 (6 processes share the card, 12 of the 16 cores), DATA=.gpudata, WHL=.whl,
 #   PYTHON=python3, TRAIN_FLAGS (passed to the training commands), BENCH_T, GRID_T,
@@ -53,9 +53,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 "$PYTHON" -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda, torch.cuda.is_available())"
 
 # ---- 1. install rdm (editable, no index) and the comparison libraries (into $SITE, no deps)
-part install-rdm 90 "$PYTHON" -m pip install -q --no-deps --no-build-isolation --no-index -e .
+part install-rdm 30 "$PYTHON" -m pip install -q --no-deps --no-build-isolation --no-index -e .
 rm -rf "$SITE" && mkdir -p "$SITE"
-ls "$WHL"/*.whl && part install-wheels 60 "$PYTHON" -m pip install -q --no-index --no-deps --target "$SITE" "$WHL"/*.whl
+ls "$WHL"/*.whl && part install-wheels 20 "$PYTHON" -m pip install -q --no-index --no-deps --target "$SITE" "$WHL"/*.whl
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 # the rdm-* commands: where pip put them, else small wrappers (the grid calls them by name)
 SCRIPTS=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
