@@ -173,3 +173,14 @@ def test_rdm_prep_group_similar_and_audit(tmp_path):
     assert json.loads((grouped / "audit.json").read_text())["near_train"]["0.02"] == 0
     r = run(app, [str(src), "--preset", "lung", "-o", str(tmp_path / "bad"), "--group-similar", "-1"])
     assert r.exit_code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_a_folder_named_like_a_preset_does_not_shadow_it(tmp_path, monkeypatch):
+    from rdm.presets import load_preset
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "brain").mkdir()                     # rdm-prep -o brain made this folder
+    assert load_preset("brain").name == "brain"
+    (tmp_path / "odd").mkdir()
+    with pytest.raises(RdmError, match="not a readable preset file"):
+        load_preset("odd")

@@ -49,7 +49,9 @@ class Preset:
 
 def preset_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    # a built-in name is the built-in preset even where a folder of that name sits in the
+    # working directory (rdm-prep -o lung makes one); a file of any name is a preset file
+    if p.suffix == ".toml" or p.is_file() or (p.exists() and name_or_path not in BUILTIN):
         return p
     if name_or_path not in BUILTIN:
         raise RdmError(f"unknown preset '{name_or_path}' (built-in: {', '.join(BUILTIN)}; or a .toml path)")
@@ -62,6 +64,8 @@ def load_preset(name_or_path: str) -> Preset:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise RdmError(f"{path}: no such preset file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise RdmError(f"{path}: not a readable preset file ({type(e).__name__})") from None
     except tomllib.TOMLDecodeError as e:
         raise RdmError(f"{path}: not valid TOML ({e})") from None
     return preset_from_dict(data, source=str(path))
