@@ -45,7 +45,7 @@ def certify(
     with cli.guard(debug):
         from rdm import certify as cert
         from rdm.atomic import atomic_output
-        from rdm.attack_api import parse_shard
+        from rdm.shards import parse_shard
         from rdm.errors import RdmError, UsageError
 
         if merge:

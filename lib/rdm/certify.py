@@ -158,12 +158,13 @@ def certify_set(model_path, set_path, *, sigma: float, n0: int = 100, n: int = 1
     ``rows``/``y``/``pred``/``radius``/``p_lower`` and certified accuracy at :func:`summary_radii`."""
     from pathlib import Path
 
-    from .attack_api import load_attack_model, shard_range
+    from .checkpoint import load_checkpoint
     from .sets import SetReader, sha256_file, validate_set
+    from .shards import shard_range
 
     check_params(sigma, n0, n, alpha, batch_size)
     device = torch.device(device)
-    ck = load_attack_model(model_path, device)
+    ck = load_checkpoint(model_path, device, expect_kind=("cnn", "purified"))
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=Path(model_path).name)
     a, b = shard_range(info.n, shard)
