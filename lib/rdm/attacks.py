@@ -20,7 +20,8 @@ Every attack is a pure tensor → tensor function (torchattacks style):
 * ``ε = 0`` returns ``x`` unchanged.
 
 Restarts keep, per image, the first restart that fools the model, else the one with
-the highest loss.
+the highest loss; a later restart runs only on the rows no earlier one fooled (their pick
+is final, so the output is the same as running every row).
 
 Performance (measured by ``make bench``): 4-D batches are worked on in channels-last
 layout (convolutions run about 1.4–1.6× faster on CPU; elementwise results are
