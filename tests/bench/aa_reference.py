@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 
 import numpy as np
@@ -89,11 +90,13 @@ def main() -> None:
         t = time.perf_counter()
         xa = apgd_ce(model, xr, yr, eps, 100, seed=a.seed, row_ids=ids)
         cell["apgd_ce"] = {"robust": float(_right(model, xa, yr).sum() / len(y)), "s": time.perf_counter() - t}
+        print(json.dumps({"eps": eps, **cell}), file=sys.stderr, flush=True)
         t = time.perf_counter()
         xa, by = autoattack(model, xr, yr, eps, queries=a.queries, seed=a.seed, row_ids=ids)
         by = by.numpy()
         cell["rdm_aa"] = {"robust": float((by == -1).sum() / len(y)), "s": time.perf_counter() - t,
                           "fooled_by": {s: int((by == i + 1).sum()) for i, s in enumerate(STAGES)}}
+        print(json.dumps({"eps": eps, **cell}), file=sys.stderr, flush=True)
         if not a.no_reference:
             import pyautoattack
 
@@ -113,6 +116,7 @@ def main() -> None:
                                     "s": time.perf_counter() - t,
                                     "log": [m for m in log.lines if m.startswith("robust accuracy after")]}
         out["eps"][str(eps)] = cell
+        print(json.dumps({"eps": eps, **cell}), file=sys.stderr, flush=True)     # progress: one line per ε
     print(json.dumps(out, indent=2))
 
 
