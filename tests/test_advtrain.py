@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rdm.checkpoint import load_checkpoint, read_raw
-from rdm.train_api import Common, advtrain
+from rdm.advtrain_api import advtrain
+from rdm.train_api import Common
 from rdm_tools.advtrain import app
 from helpers import accuracy, noisy_copy, phantoms, same_weights, tiny_preset, weights
 

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from rdm.checkpoint import load_checkpoint
 from rdm.sets import SetReader
-from rdm.train_api import Common, advtrain, train_cnn
+from rdm.advtrain_api import advtrain
+from rdm.train_api import Common, train_cnn
 from rdm_tools.advtrain import app
 from helpers import phantoms, same_weights, tiny_preset, weights
 

@@ -263,14 +263,14 @@ def test_a_set_is_validated_and_hashed_once_per_run(model_and_set, tmp_path, mon
     clean set's pixels three times and hash it three times; now once each."""
     import hashlib
 
-    from rdm import sets
+    from rdm import provenance, sets
     from rdm_tools.attack import app as attack_app
     from rdm_tools.eval import app as eval_app
 
     ck, s = model_and_set
     adv = tmp_path / "adv.h5"
     assert invoke(attack_app, ck, s, "--attack", "fgsm", "--eps", "0.01", "--device", "cpu", "-q", "-o", adv).exit_code == 0
-    sets._SHA_CACHE.clear()
+    provenance._SHA_CACHE.clear()
     sets._VALUES_OK.clear()
     hashed, scanned = [], []
 
@@ -290,7 +290,7 @@ def test_a_set_is_validated_and_hashed_once_per_run(model_and_set, tmp_path, mon
             return real(*a)
 
     monkeypatch.setattr(sets, "np", Np())
-    monkeypatch.setattr(sets, "hashlib", Hashlib())
+    monkeypatch.setattr(provenance, "hashlib", Hashlib())
     res = invoke(eval_app, ck, s, adv, "--attack", "fgsm", "--eps", "0.02", "--device", "cpu", "-q")
     assert res.exit_code == 0, res.stderr
     assert len(hashed) == 3                    # the checkpoint, the clean set, the adversarial set

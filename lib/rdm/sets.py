@@ -20,12 +20,8 @@ pandas), written through :func:`rdm.atomic.atomic_output`, and read in batches.
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 import os
-import platform
-import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +30,10 @@ from typing import Any, Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
-from . import __version__
 from .atomic import atomic_output
 from .errors import RdmError
+# hashes and provenance live in rdm.provenance; re-exported for the callers of rdm.sets
+from .provenance import _identity, _jsonable, make_provenance, sha256_bytes, sha256_file  # noqa: F401
 
 REQUIRED_ATTRS = ("classes", "modality", "preset", "provenance")
 OPTIONAL_COLUMNS = ("group", "id", "source_index")
@@ -53,30 +50,7 @@ VALIDATE_BYTES = 64 << 20           # the value check reads about this much per 
 
 
 # --------------------------------------------------------------------------- provenance
-def _identity(path: os.PathLike | str) -> tuple:
-    """A file's identity for the per-run caches: same path, inode, size and mtime = same bytes."""
-    st = os.stat(path)
-    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-_SHA_CACHE: dict[tuple, str] = {}
 _VALUES_OK: set[tuple] = set()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: os.PathLike | str, bufsize: int = 1 << 20) -> str:
-    """sha256 of a file's bytes; each file is read once per process while it is unchanged."""
-    key = _identity(path)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(bufsize):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
 
 
 def recorded_sources(paths: Sequence[os.PathLike | str]) -> list[Path]:
@@ -112,50 +86,6 @@ def mse_to_constant(path: os.PathLike | str, mean: list[float], batch_size: int 
             sq += float(((b["x"] - mu) ** 2).sum())
             px += b["x"].size
     return sq / max(px, 1)
-
-
-def make_provenance(
-    *,
-    command: str | None = None,
-    arguments: Mapping[str, Any] | None = None,
-    seed: int | None = None,
-    inputs: Sequence[os.PathLike | str] = (),
-    input_hashes: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> dict:
-    """What made a file: command line, version, arguments, seed, sha256 of every input."""
-    hashes = dict(input_hashes or {})
-    for p in inputs:
-        p = Path(p)
-        if p.is_file():
-            hashes[str(p)] = sha256_file(p)
-    prov = {
-        "command": command if command is not None else " ".join(sys.argv),
-        "rdm_version": __version__,
-        "arguments": {k: _jsonable(v) for k, v in (arguments or {}).items()},
-        "seed": seed,
-        "inputs": hashes,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-    }
-    prov.update({k: _jsonable(v) for k, v in extra.items()})
-    return prov
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, Path):
-        return str(v)
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if hasattr(v, "value"):  # enums
-        return _jsonable(v.value)
-    if isinstance(v, np.generic):
-        return v.item()
-    return str(v)
 
 
 # --------------------------------------------------------------------------- writing
