@@ -68,8 +68,9 @@ def trades_adversary(model: nn.Module, x: torch.Tensor, eps: float, alpha: float
     return x_adv.detach()
 
 
-class Trades:
-    """TRADES: clean CE + β·KL(clean ‖ adversarial) (the batch carries ``x_adv``)."""
+class _CleanAndAdversarial:
+    """An objective on the clean batch and its ``x_adv`` (one forward pass, so batch norm sees
+    both); evaluation, monitoring and summaries are the base objective's (plain classification)."""
 
     name = "classification"
     monitor = "balanced_accuracy"
@@ -78,31 +79,31 @@ class Trades:
     def __init__(self, base, beta: float):
         self.base, self.beta = base, float(beta)
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    @staticmethod
+    def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         n = batch["x"].shape[0]
-        logits = model(torch.cat([batch["x"], batch["x_adv"]]))     # one forward: BN sees both
-        clean, adv = logits[:n], logits[n:]
-        loss = classification_loss(clean, batch["y"]) + self.beta * _kl(clean, adv).mean()
-        return loss, {"correct": (predict(clean.detach()) == batch["y"]).sum()}
+        both = as_class_logits(model(torch.cat([batch["x"], batch["x_adv"]])))
+        return both[:n], both[n:]
 
-    def __getattr__(self, name):          # evaluation, monitoring, summaries: as plain classification
+    def __getattr__(self, name):
         return getattr(self.base, name)
 
 
-class Mart:
-    """MART: boosted CE on the adversarial image + β·KL(clean ‖ adv)·(1 − p_y(clean))."""
-
-    name = "classification"
-    monitor = "balanced_accuracy"
-    with_target = False
-
-    def __init__(self, base, beta: float):
-        self.base, self.beta = base, float(beta)
+class Trades(_CleanAndAdversarial):
+    """TRADES: clean CE + β·KL(clean ‖ adversarial)."""
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        y, n = batch["y"], batch["x"].shape[0]
-        logits = as_class_logits(model(torch.cat([batch["x"], batch["x_adv"]])))
-        clean, adv = logits[:n], logits[n:]
+        clean, adv = self.logits(model, batch)
+        loss = classification_loss(clean, batch["y"]) + self.beta * _kl(clean, adv).mean()
+        return loss, {"correct": (predict(clean.detach()) == batch["y"]).sum()}
+
+
+class Mart(_CleanAndAdversarial):
+    """MART: boosted CE on the adversarial image + β·KL(clean ‖ adv)·(1 − p_y(clean))."""
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        y = batch["y"]
+        clean, adv = self.logits(model, batch)
         p_adv = F.softmax(adv, dim=1)
         # the most likely wrong class of the adversarial image
         wrong = p_adv.masked_fill(F.one_hot(y, p_adv.shape[1]).bool(), -1.0).argmax(1)
@@ -111,9 +112,6 @@ class Mart:
         robust = (_kl(clean, adv) * (1.0000001 - p_y)).mean()
         loss = boosted + self.beta * robust
         return loss, {"correct": (predict(clean.detach()) == y).sum()}
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
 
 
 def make(recipe: str, base_objective, *, eps: float | None = None, alpha: float | None = None,
