@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from rdm import eval_api
-from rdm.attacks import AttackSpec, apgd_ce, fgsm, pgd
+from rdm.attack_registry import AttackSpec
+from rdm.attacks import apgd_ce, fgsm, pgd
 from rdm.checkpoint import load_checkpoint
 from rdm.errors import RdmError
 from rdm.metrics import _ssim_psnr_torch, ssim_psnr

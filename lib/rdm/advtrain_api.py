@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .attack_registry import default_alpha
 from .errors import UsageError
 from .models import build, cnn_arch
 from .train import Classification, epoch_seed
@@ -75,7 +76,7 @@ def advtrain(train: Path, *, output: Path, val: Path | None = None, adv: Sequenc
     online = "pgd" if recipe == "pgd" else None
     transform, extra, objective = None, {}, Classification()
     if online:
-        alpha = float(alpha) if alpha is not None else 2.5 * float(eps) / steps
+        alpha = float(alpha) if alpha is not None else default_alpha(eps, steps)
         extra = {"online": {"attack": "pgd", "eps": float(eps), "alpha": alpha, "steps": int(steps),
                             "random_start": True}}
     preset, _, cfg, device = _classifier_setup(train, val, adv, c)

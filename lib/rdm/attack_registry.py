@@ -340,6 +340,20 @@ def _fmt(v: Any) -> str:
 
 # --------------------------------------------------------------------------- the registry
 _REGISTRY: dict[str, type[Attack]] = {}
+# the built-in attacks are a plugin module of this registry (they subclass Attack and register
+# themselves), loaded by name on the first lookup, so the registry itself imports no attack
+BUILTINS = "rdm.attack_zoo"
+_builtins_loaded = False
+
+
+def _registry() -> dict[str, type[Attack]]:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        import importlib
+
+        importlib.import_module(BUILTINS)
+    return _REGISTRY
 
 
 def register(cls: type[Attack], *, replace: bool = False) -> type[Attack]:
@@ -347,27 +361,29 @@ def register(cls: type[Attack], *, replace: bool = False) -> type[Attack]:
     name = str(cls.name).lower()
     if not name or not isinstance(cls, type) or not issubclass(cls, Attack):
         raise ValueError(f"{cls!r}: an attack is an Attack subclass with a name")
-    if name in _REGISTRY and _REGISTRY[name] is not cls and not replace:
-        raise ValueError(f"attack '{name}' is registered already ({_REGISTRY[name].__name__})")
-    _REGISTRY[name] = cls
+    reg = _registry()
+    if name in reg and reg[name] is not cls and not replace:
+        raise ValueError(f"attack '{name}' is registered already ({reg[name].__name__})")
+    reg[name] = cls
     return cls
 
 
 def unregister(name: str) -> None:
-    _REGISTRY.pop(str(name).lower(), None)
+    _registry().pop(str(name).lower(), None)
 
 
 def names() -> list[str]:
-    return list(_REGISTRY)
+    return list(_registry())
 
 
 def get(name: str) -> type[Attack]:
     """The class registered as ``name`` (one-line error listing the choices if none)."""
     key = str(getattr(name, "value", name)).strip().lower()
+    reg = _registry()
     try:
-        return _REGISTRY[key]
+        return reg[key]
     except KeyError:
-        raise UsageError(f"unknown attack '{name}' (choose from {', '.join(_REGISTRY)})") from None
+        raise UsageError(f"unknown attack '{name}' (choose from {', '.join(reg)})") from None
 
 
 def _spec(spec: AttackSpec | Mapping[str, Any]) -> AttackSpec:
@@ -437,5 +453,3 @@ def run_attack_sweep(specs: Sequence[AttackSpec], model: nn.Module, x: torch.Ten
         return next(iter(classes)).sweep(specs, model, x, y, row_ids)
     return [run_attack(s, model, x, y, row_ids) for s in specs]
 
-
-from . import attack_zoo  # noqa: E402,F401  (registers the built-in attacks)

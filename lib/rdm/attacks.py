@@ -521,13 +521,3 @@ def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum, loss_
                 since_check = 0
                 period = max(period - decr, min_period)
     return out, out_loss, out_fooled
-
-
-# --------------------------------------------------------------------------- moved names
-def __getattr__(name: str):
-    """``AttackSpec``, ``run_attack`` and ``run_attack_sweep`` live in :mod:`rdm.attack_registry`;
-    importing them from here still works."""
-    if name in ("AttackSpec", "run_attack", "run_attack_sweep"):
-        from . import attack_registry
-        return getattr(attack_registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attack_registry import default_alpha
 from .models import as_class_logits, classification_loss, predict
 
 RECIPES = ("fast", "trades", "mart", "gaussian")
@@ -138,7 +139,7 @@ def make(recipe: str, base_objective, *, eps: float | None = None, alpha: float 
             return {**batch, "x": x.detach()}
         return fgsm_rs, base_objective, {"eps": float(eps), "alpha": a, "steps": 1, "random_start": True}
 
-    a = float(alpha) if alpha is not None else 2.5 * float(eps) / int(steps)
+    a = float(alpha) if alpha is not None else default_alpha(eps, steps)
     record = {"eps": float(eps), "alpha": a, "steps": int(steps), "beta": float(beta)}
     if recipe == "trades":
         def kl_adv(model, batch, epoch, step):
