@@ -41,7 +41,7 @@ from ..errors import RdmError, UsageError
 from ..presets import Preset
 from ..sets import SetWriter, make_provenance, sha256_bytes
 from .images import BadInput
-from .reader import Reader, display_name
+from .reader import Reader
 from .split import SPLITS, class_targets, grouped_stratified_split, split_table, split_totals
 
 OUT_NAMES = tuple(f"{s}.h5" for s in SPLITS)

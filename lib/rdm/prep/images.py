@@ -11,6 +11,7 @@ converted to grey (Pillow's ``L``: ITU-R 601-2 luma) where it has one.
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 import warnings
 
@@ -21,6 +22,11 @@ from ..errors import RdmError
 
 RESAMPLE = Image.Resampling.LANCZOS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def display_name(path: os.PathLike | str) -> str:
+    """A file name as text, whatever its bytes: undecodable bytes become ``\\xNN``."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
 
 
 class BadInput(RdmError):
@@ -37,8 +43,6 @@ def read_input(path) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as e:
-        from .reader import display_name
-
         raise BadInput(display_name(path), f"cannot read ({e.strerror or e})") from None
 
 

@@ -13,13 +13,12 @@ File names are kept by their bytes: an id or a message shows a name that is not 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from .images import BadInput
+from .images import BadInput, display_name  # noqa: F401  (display_name: re-exported for the readers)
 
 
 @dataclass
@@ -47,8 +46,3 @@ class Reader(Protocol):
     def load(self, entry: Entry) -> tuple[np.ndarray, str]: ...
 
     def close(self) -> None: ...
-
-
-def display_name(path: os.PathLike | str) -> str:
-    """A file name as text, whatever its bytes: undecodable bytes become ``\\xNN``."""
-    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
