@@ -117,3 +117,29 @@ def test_device_ssim_psnr_equals_scikit_image(shape):
     assert np.allclose(s0, s1, rtol=0, atol=1e-12)
     assert np.array_equal(np.isinf(p0), np.isinf(p1)) and np.isinf(p1[0])
     assert np.allclose(p0[1:], p1[1:], rtol=1e-12)
+
+
+def test_bf16_cascade_decides_with_the_reported_predictions(trained, tmp_path):
+    runner = CliRunner()
+    """Under bf16 the aa cascade must decide "fooled" as the fp32 report does: every row it calls
+    robust is right in the report, every row it calls fooled is wrong; and a bf16 part never
+    merges with an fp32 part."""
+    import json
+
+    from rdm_tools.eval import app as eval_app
+
+    flags = ["--attack", "aa", "--eps", "0.05", "--steps", "5", "--queries", "40", "--device", "cpu", "-q"]
+    out = tmp_path / "bf16.json"
+    r = runner.invoke(eval_app, [str(trained["ckpt"]), str(trained["test"]), *flags, "--precision", "bf16",
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.stderr
+    pr = json.loads(out.read_text())["results"][1]["per_row"]
+    assert all((b is None) == (p == t) for b, p, t in zip(pr["fooled_by"], pr["pred"], pr["y"]))
+    parts = []
+    for i, prec in enumerate(("fp32", "bf16")):
+        parts.append(tmp_path / f"p{i}.json")
+        r = runner.invoke(eval_app, [str(trained["ckpt"]), str(trained["test"]), *flags, "--precision", prec,
+                                     "--shard", f"{i}/2", "-o", str(parts[-1])])
+        assert r.exit_code == 0, r.stderr
+    r = runner.invoke(eval_app, ["--merge", *map(str, parts), "-o", str(tmp_path / "m.json")])
+    assert r.exit_code == 1 and "precision" in r.stderr and not (tmp_path / "m.json").exists()

@@ -42,8 +42,11 @@ CLEAN, ROBUST = 0, -1          # codes of fooled_by besides 1 + stage index
 
 
 def _classes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return as_class_logits(model(x)).float()
+    """Class logits in float32 with autocast off: the cascade decides which rows are fooled with
+    the same precision as the reported predictions (under ``--precision bf16`` a row fooled in
+    bf16 but not in fp32 would otherwise leave the cascade early and be counted robust)."""
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        return as_class_logits(model(x.float())).float()
 
 
 def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 100, *,

@@ -296,6 +296,8 @@ def _differs(a: dict[str, Any], b: dict[str, Any]) -> str | None:
         return "set sha256"
     if json.dumps(a.get("attack"), sort_keys=True) != json.dumps(b.get("attack"), sort_keys=True):
         return "attack spec"
+    if a.get("precision") != b.get("precision"):
+        return "precision"
     if (a.get("protocol"), bool(a.get("on_the_fly")), a["rows"].get("of")) != \
             (b.get("protocol"), bool(b.get("on_the_fly")), b["rows"].get("of")):
         return "protocol or set size"
