@@ -15,7 +15,7 @@ from rdm_tools.advtrain import app
 from helpers import phantoms, same_weights, tiny_preset, weights
 
 runner = CliRunner()
-EPS = 0.06
+EPS = 0.03
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def data(tmp_path_factory):
     pre = tiny_preset(d)
     return {"dir": d, "preset": pre, "train": phantoms(d / "train.h5", pre, 256, seed=0),
             "val": phantoms(d / "val.h5", pre, 96, seed=1), "test": phantoms(d / "test.h5", pre, 120, seed=2),
-            "c": Common(preset=str(pre), quiet=True, device="cpu", command="test", epochs=5)}
+            "c": Common(preset=str(pre), quiet=True, device="cpu", command="test", epochs=8)}
 
 
 def _c(data, **kw):

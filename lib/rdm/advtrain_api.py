@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch import nn
 
-from .attack_registry import default_alpha
 from .errors import UsageError
 from .models import build, cnn_arch
-from .train import Classification, epoch_seed
+from .train import Classification
 from .train_api import (Common, _check_output, _classifier_setup, _hashes, _recipe, _run, _sources,
                         refuse_held_out_sources)
 
@@ -73,29 +71,14 @@ def advtrain(train: Path, *, output: Path, val: Path | None = None, adv: Sequenc
     adv = [Path(p) for p in adv]
     refuse_held_out_sources(adv, allow_held_out)
     recipe = _check_recipe(recipe, adv, online, eps, steps, beta, sigma, alpha)
-    online = "pgd" if recipe == "pgd" else None
-    transform, extra, objective = None, {}, Classification()
-    if online:
-        alpha = float(alpha) if alpha is not None else default_alpha(eps, steps)
-        extra = {"online": {"attack": "pgd", "eps": float(eps), "alpha": alpha, "steps": int(steps),
-                            "random_start": True}}
     preset, _, cfg, device = _classifier_setup(train, val, adv, c)
-    if online:
-        from .attacks import pgd  # the shared attack code; never a private copy
-
-        seed0 = cfg.seed
-
-        def transform(model: nn.Module, batch: dict, epoch: int, step: int) -> dict:
-            s = (epoch_seed(seed0, epoch) + 104729 * step) % (2 ** 31)
-            x = pgd(model, batch["x"], batch["y"], float(eps), alpha, int(steps), random_start=True, seed=s)
-            return {**batch, "x": x.detach()}
-
-    elif recipe != "paper":
+    transform, objective, extra = None, Classification(), {}
+    if recipe != "paper":
         from . import recipes
 
         transform, objective, settings = recipes.make(recipe, objective, eps=eps, alpha=alpha, steps=steps,
                                                       beta=beta, sigma=sigma, seed=cfg.seed)
-        extra = {recipe: settings}
+        extra = {"online" if recipe == "pgd" else recipe: settings}     # "online": as the pgd recipe always said
     arch = cnn_arch(preset)
     torch.manual_seed(cfg.seed)
     model = build(arch)

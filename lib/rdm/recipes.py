@@ -30,7 +30,7 @@ from torch import nn
 from .attack_registry import default_alpha
 from .models import as_class_logits, classification_loss, predict
 
-RECIPES = ("fast", "trades", "mart", "gaussian")
+RECIPES = ("pgd", "fast", "trades", "mart", "gaussian")
 
 
 def batch_generator(seed: int, epoch: int, step: int, device: torch.device) -> torch.Generator:
@@ -115,31 +115,40 @@ class Mart(_CleanAndAdversarial):
         return loss, {"correct": (predict(clean.detach()) == y).sum()}
 
 
+def pgd_examples(eps: float, alpha: float, steps: int, seed: int, key: str = "x") -> Callable:
+    """A transform putting PGD examples of the current model (random start, the shared attack
+    code) into ``batch[key]``: ``"x"`` replaces the batch (Madry et al.'s on-line PGD, fast AT),
+    ``"x_adv"`` keeps the clean images beside them (MART). The start is seeded by
+    (seed, epoch, step) exactly as the on-line recipe always was, so its models are unchanged."""
+    from .attacks import pgd
+    from .train import epoch_seed
+
+    def transform(model, batch, epoch, step):
+        s = (epoch_seed(seed, epoch) + 104729 * step) % (2 ** 31)
+        x = pgd(model, batch["x"], batch["y"], float(eps), float(alpha), int(steps), random_start=True, seed=s)
+        return {**batch, key: x.detach()}
+    return transform
+
+
 def make(recipe: str, base_objective, *, eps: float | None = None, alpha: float | None = None,
          steps: int = 10, beta: float = 6.0, sigma: float | None = None, seed: int = 0
          ) -> tuple[Callable, object, dict]:
-    """(transform, objective, recipe record) for ``recipe``; parameters checked by the caller."""
+    """(transform, objective, the recipe's record in the checkpoint) for an on-line recipe;
+    the parameters are checked by the caller (:func:`rdm.advtrain_api.advtrain`)."""
     if recipe == "gaussian":
         def noise(model, batch, epoch, step):
             g = batch_generator(seed, epoch, step, batch["x"].device)
             x = batch["x"]
             return {**batch, "x": x + float(sigma) * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)}
         return noise, base_objective, {"sigma": float(sigma)}
-
-    from .attacks import pgd   # the shared attack code
-
-    def seed_of(epoch: int, step: int) -> int:
-        return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, epoch, step]).generate_state(1)[0] % (2 ** 31))
-
     if recipe == "fast":
         a = 1.25 * float(eps)
-
-        def fgsm_rs(model, batch, epoch, step):
-            x = pgd(model, batch["x"], batch["y"], float(eps), a, 1, random_start=True, seed=seed_of(epoch, step))
-            return {**batch, "x": x.detach()}
-        return fgsm_rs, base_objective, {"eps": float(eps), "alpha": a, "steps": 1, "random_start": True}
-
+        return (pgd_examples(eps, a, 1, seed), base_objective,
+                {"eps": float(eps), "alpha": a, "steps": 1, "random_start": True})
     a = float(alpha) if alpha is not None else default_alpha(eps, steps)
+    if recipe == "pgd":
+        return (pgd_examples(eps, a, steps, seed), base_objective,
+                {"attack": "pgd", "eps": float(eps), "alpha": a, "steps": int(steps), "random_start": True})
     record = {"eps": float(eps), "alpha": a, "steps": int(steps), "beta": float(beta)}
     if recipe == "trades":
         def kl_adv(model, batch, epoch, step):
@@ -147,9 +156,5 @@ def make(recipe: str, base_objective, *, eps: float | None = None, alpha: float 
             return {**batch, "x_adv": trades_adversary(model, batch["x"], float(eps), a, int(steps), g)}
         return kl_adv, Trades(base_objective, beta), record
     if recipe == "mart":
-        def ce_adv(model, batch, epoch, step):
-            x = pgd(model, batch["x"], batch["y"], float(eps), a, int(steps), random_start=True,
-                    seed=seed_of(epoch, step))
-            return {**batch, "x_adv": x.detach()}
-        return ce_adv, Mart(base_objective, beta), record
+        return pgd_examples(eps, a, steps, seed, key="x_adv"), Mart(base_objective, beta), record
     raise ValueError(f"unknown recipe {recipe!r} (choose from {', '.join(RECIPES)})")
