@@ -102,7 +102,9 @@ def test_bad_settings_are_one_clear_error(kw, msg):
 def test_a_set_certified_in_shards_equals_one_run(tmp_path, phantom_set):
     import dataclasses
 
-    from rdm.certify import certify_set, merge_certificates
+    import json
+
+    from rdm.certify import certify_set, merge_certificate_files
     from rdm.checkpoint import save_checkpoint
     from rdm.models import build, cnn_arch
     from rdm.presets import load_preset
@@ -115,14 +117,21 @@ def test_a_set_certified_in_shards_equals_one_run(tmp_path, phantom_set):
     s = phantom_set("test.h5", preset="lung", n=10, shape=(1, 16, 16))
     kw = dict(sigma=0.25, n0=10, n=200, alpha=0.01, batch_size=64, eps=[0.005])
     whole = certify_set(ck, s, **kw)
-    parts = [certify_set(ck, s, shard=(i, 3), **kw) for i in (2, 0, 1)]
-    merged = merge_certificates(parts)
+    paths = []
+    for i in (2, 0, 1):
+        paths.append(tmp_path / f"part{i}.json")
+        paths[-1].write_text(json.dumps(certify_set(ck, s, shard=(i, 3), **kw)))
+    merged = merge_certificate_files(paths)
     assert merged["per_row"] == whole["per_row"]
     assert merged["certified_accuracy"] == whole["certified_accuracy"]
     assert whole["eps_l2"] == {"0.005": pytest.approx(0.005 * 16)}
     assert f"{0.005 * 16:g}" in whole["certified_accuracy"]
-    with pytest.raises(RdmError, match="cover"):
-        merge_certificates(parts[:2])
+    with pytest.raises(RdmError, match="missing"):
+        merge_certificate_files(paths[:2])
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(certify_set(ck, s, shard=(0, 3), **(kw | {"sigma": 0.5}))))
+    with pytest.raises(RdmError, match="another model, set, settings"):
+        merge_certificate_files([*paths[:2], other])
 
 
 def test_rdm_certify_cli_writes_a_report_and_refuses_bad_settings(tmp_path, phantom_set):

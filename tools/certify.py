@@ -54,15 +54,7 @@ def certify(
             parts = [model, *(sets or [])]
             if output is not None:
                 cli.check_output_path(output, parts)
-            loaded = []
-            for p in parts:
-                try:
-                    loaded.append(json.loads(Path(p).read_text()))
-                except (OSError, ValueError) as e:
-                    raise RdmError(f"{p}: not a certificate part ({type(e).__name__})") from None
-                if not isinstance(loaded[-1], dict) or "per_row" not in loaded[-1]:
-                    raise RdmError(f"{p}: not a certificate part (no per_row)")
-            report = cert.merge_certificates(loaded)
+            report = cert.merge_certificate_files(parts)
         else:
             if not sets or len(sets) != 1:
                 raise UsageError("expected MODEL.ckpt and one SET.h5")

@@ -200,26 +200,39 @@ def certify_set(model_path, set_path, *, sigma: float, n0: int = 100, n: int = 1
     }
 
 
-def merge_certificates(parts: Sequence[dict]) -> dict:
-    """One report from shard parts of the same model, set and settings, in row order."""
-    if not parts:
-        raise RdmError("no parts to merge")
-    key = lambda p: (p["model_sha256"], p["set_sha256"], json_key(p["settings"]), p["rows_of"])  # noqa: E731
-    if len({key(p) for p in parts}) != 1:
-        raise RdmError("the parts differ in model, set, settings or set size")
-    parts = sorted(parts, key=lambda p: p["per_row"]["rows"][0])
-    rows = [r for p in parts for r in p["per_row"]["rows"]]
-    if rows != list(range(parts[0]["rows_of"])):
-        raise RdmError(f"the parts cover {len(set(rows))} of {parts[0]['rows_of']} rows, or overlap")
-    out = {k: [v for p in parts for v in p["per_row"][k]] for k in parts[0]["per_row"]}
-    merged = dict(parts[0], shard=None, per_row=out)
-    radii = [float(r) for r in parts[0]["certified_accuracy"]]
+_PART_KEYS = ("model_sha256", "set_sha256", "settings", "rows_of", "shard", "per_row", "certified_accuracy")
+
+
+def merge_certificate_files(paths: Sequence) -> dict:
+    """One report from the JSON parts that ``rdm-certify --shard i/n -o …`` wrote: the same model,
+    set and settings, every shard once (:mod:`rdm.shards`), rows in order."""
+    import json
+    from pathlib import Path
+
+    from .shards import check_coverage, in_shard_order
+
+    parts = []
+    for p in paths:
+        try:
+            rep = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as e:
+            raise RdmError(f"{p}: not a certificate part ({type(e).__name__})") from None
+        if not isinstance(rep, dict) or any(k not in rep for k in _PART_KEYS) or not rep["shard"]:
+            raise RdmError(f"{p}: not a certificate part of a --shard run")
+        parts.append((str(p), rep))
+    first = parts[0][1]
+    key = lambda r: (r["model_sha256"], r["set_sha256"], json.dumps(r["settings"], sort_keys=True),  # noqa: E731
+                     r["rows_of"], r["shard"]["count"])
+    for name, rep in parts[1:]:
+        if key(rep) != key(first):
+            raise RdmError(f"{name}: another model, set, settings or shard count than {parts[0][0]}")
+    ordered = in_shard_order([(n, int(r["shard"]["index"]), r) for n, r in parts], int(first["shard"]["count"]))
+    check_coverage([(n, r["per_row"]["rows"][0] if r["per_row"]["rows"] else 0,
+                     r["per_row"]["rows"][-1] + 1 if r["per_row"]["rows"] else 0) for n, r in ordered],
+                   int(first["rows_of"]))
+    out = {k: [v for _, r in ordered for v in r["per_row"][k]] for k in first["per_row"]}
+    merged = dict(first, shard=None, per_row=out)
+    radii = [float(r) for r in first["certified_accuracy"]]
     merged["certified_accuracy"] = certified_accuracy(out["pred"], out["radius"], out["y"], radii)
     merged["abstain"] = float(np.mean(np.asarray(out["pred"]) == ABSTAIN))
     return merged
-
-
-def json_key(d: dict) -> str:
-    import json
-
-    return json.dumps(d, sort_keys=True)
