@@ -44,6 +44,7 @@ def attack(
     """Attack MODEL.ckpt on SET.h5 and write the adversarial set(s); prints the path(s) written."""
     from rdm import attack_api
     from rdm.errors import UsageError
+    from rdm.shards import parse_shard
 
     command = " ".join(["rdm-attack", *sys.argv[1:]])
     with cli.guard(debug):
@@ -67,7 +68,7 @@ def attack(
                     **({"attack_param": attack_param} if attack_param else {}))
         with cli.progress(disable=quiet) as prog:
             res = attack_api.attack_set(inputs[0], inputs[1], specs, output, batch_size=batch_size,
-                                        device=dev, shard=attack_api.parse_shard(shard),
+                                        device=dev, shard=parse_shard(shard),
                                         command=command, arguments=args, progress=prog,
                                         precision=precision)
         if not quiet:

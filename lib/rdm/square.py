@@ -121,7 +121,6 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count):
     up = torch.stack([torch.rand(c, 1, w, generator=g) for g in rnd.gens]).to(dev) < 0.5
     cur = torch.where(up, hi, lo).contiguous(memory_format=_fast_layout(x))
     cur_m, fooled = forward(cur, y)
-    used = 1
     ii = torch.arange(h, device=dev).view(1, 1, h, 1)
     jj = torch.arange(w, device=dev).view(1, 1, 1, w)
     alive = (~fooled).nonzero().squeeze(1)
@@ -133,7 +132,7 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count):
         vh = (u[:, 0] * (h - s + 1)).long().clamp_(max=h - s).view(-1, 1, 1, 1)
         vw = (u[:, 1] * (w - s + 1)).long().clamp_(max=w - s).view(-1, 1, 1, 1)
         win = (ii >= vh) & (ii < vh + s) & (jj >= vw) & (jj < vw + s)          # (alive, 1, h, w)
-        xa, la, ha, ca = (t.index_select(0, alive) for t in (x, lo, hi, cur))
+        la, ha, ca = (t.index_select(0, alive) for t in (lo, hi, cur))
         sign = (u[:, 2:2 + c] < 0.5).view(-1, c, 1, 1)
         cand = torch.where(win, torch.where(sign, ha, la), ca)
         same = ~((cand != ca) & win).flatten(1).any(1)              # the window would not change
@@ -145,7 +144,6 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count):
             cand = torch.where(win, torch.where(sign, ha, la), ca)
         cand = cand.contiguous(memory_format=_fast_layout(x))
         m, f = forward(cand, y.index_select(0, alive))
-        used += 1
         take = (m < cur_m.index_select(0, alive)) | f
         keep_rows = alive[take]
         cur[keep_rows] = cand[take]

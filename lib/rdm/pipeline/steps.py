@@ -63,9 +63,10 @@ def write_matched(paper: dict[str, Any], modality: str, sweeps: list[str | Path]
     for f in sweeps:
         kind = sweep_kind(f)
         target = float(paper.get(kind, 0.5))
-        eps, reached = matched_eps(accuracy_curve(f), target)
+        curve = accuracy_curve(f)
+        eps, reached = matched_eps(curve, target)
         res[kind] = eps
-        res[f"{kind}_detail"] = {"paper_accuracy": target, "reached": reached, "curve": accuracy_curve(f),
+        res[f"{kind}_detail"] = {"paper_accuracy": target, "reached": reached, "curve": curve,
                                  "sweep": str(f)}
     with atomic_output(out) as tmp:
         Path(tmp).write_text(json.dumps(res, indent=2) + "\n")
