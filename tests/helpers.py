@@ -262,8 +262,10 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
                 n = SIZES["test-sub"] if c.rows == P.SUBSET else SIZES["test"]
                 eps = c.eps if c.eps_from is None else float(matched[c.eps_from])
                 attack = None if c.attack is None else {"name": c.attack.kind, "eps": eps}
-                results.append(fake_result(str(work / s), c.protocol, attack, designed_accuracy(c, eps, rng),
-                                           n, classes, rng))
+                r = fake_result(str(work / s), c.protocol, attack, designed_accuracy(c, eps, rng), n, classes, rng)
+                if s not in (P.set_path(m, "test"), P.set_path(m, "test-sub")):
+                    r["source"] = str(work / P.set_path(m, "test"))   # rdm-eval names an adversarial set's clean source
+                results.append(r)
             p = work / out
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps({"model": str(work / cells[0].inputs[0]), "model_sha256": "0" * 64,
