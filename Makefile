@@ -22,6 +22,10 @@ endif
 GRID ?= experiments/grid.toml
 DATA_ROOT ?= ../shared/data
 SEED ?= 0
+# every model, crafted set and evaluation is repeated for seeds SEED … SEED+SEEDS-1 (the split is
+# SEED's, shared); the report gives each cell's mean and 95 % interval over them
+SEEDS ?= 3
+DEMO_SEEDS ?= 1
 DEVICE ?= auto
 SUBSET_N ?= 300
 MODE ?= tables
@@ -65,13 +69,13 @@ test: $(STAMP)
 tables: $(STAMP)
 	@$(PY) -m rdm.grid check-data --grid $(GRID) --data-root $(DATA_ROOT) $(addprefix --modality ,$(MODALITIES))
 	@mkdir -p $(OUT)
-	@$(PY) -m rdm.grid makefile --mode tables --grid $(GRID) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
-	$(MAKE) --no-print-directory MODE=tables GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) report
+	@$(PY) -m rdm.grid makefile --mode tables --grid $(GRID) --seed $(SEED) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
+	$(MAKE) --no-print-directory MODE=tables GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) SEEDS=$(SEEDS) report
 
 demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
-	@$(PY) -m rdm.grid makefile --mode demo --grid $(GRID) $(addprefix --modality ,$(DEMO_MODALITIES)) > $(DEMO_OUT)/grid.mk
-	RDM_THREADS=$${RDM_THREADS:-1} $(MAKE) --no-print-directory -j$(JOBS) MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) \
+	@$(PY) -m rdm.grid makefile --mode demo --grid $(GRID) --seed $(SEED) --seeds $(DEMO_SEEDS) $(addprefix --modality ,$(DEMO_MODALITIES)) > $(DEMO_OUT)/grid.mk
+	RDM_THREADS=$${RDM_THREADS:-1} $(MAKE) --no-print-directory -j$(JOBS) MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) SEEDS=$(DEMO_SEEDS) \
 	  TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)" SUBSET_N=$(DEMO_SUBSET_N) report
 	@echo "demo report: $(DEMO_RESULTS)/REPORT.md" >&2
 
@@ -79,7 +83,7 @@ ifdef GRID_MK
 include $(GRID_MK)
 report: $(RESULTS)/REPORT.md
 $(RESULTS)/REPORT.md: $(GRID_METRICS) $(GRID)
-	$(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE)
+	$(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE) --seed $(SEED) --seeds $(SEEDS)
 endif
 
 # the comparison libraries are installed for the benchmark only, never pulling another torch

@@ -275,13 +275,17 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
         for o, cs in by_file.items():
             if o not in later:
                 write(o, cs)
-        sweeps = [work / P.metrics_path(m, "baseline", P.sweep_job(k)) for k in ("fgsm", "pgd")]
-        matched = steps.write_matched(plan.paper.get(m, {}), m, sweeps, work / P.matched_path(m))
+        matched = {}
+        for sd in plan.seeds:
+            sweeps = [work / P.metrics_path(m, "baseline", P.sweep_job(k), sd) for k in ("fgsm", "pgd")]
+            matched[sd] = steps.write_matched(plan.paper.get(m, {}), m, sweeps, work / P.matched_path(m, sd))
         for o, cs in later.items():
-            write(o, cs, matched)
+            write(o, cs, matched[cs[0].seed])
     with open(work / "timings.jsonl", "w") as f:
         for m in plan.run:
-            for stage, sec in (("prep", 3.0), ("baseline", 60.0), ("attack-test-fgsm", 5.0),
-                               ("eval-rdmaa-clean", 2.0), ("eval-rdmaa-wb-pgd", 7.5)):
-                f.write(json.dumps({"stage": P.stage_name(m, stage), "seconds": sec, "rc": 0}) + "\n")
-        f.write(json.dumps({"stage": "lung/baseline", "seconds": 9.0, "rc": 1}) + "\n")
+            f.write(json.dumps({"stage": P.stage_name(m, "prep"), "seconds": 3.0, "rc": 0}) + "\n")
+            for sd in plan.seeds:
+                for stage, sec in (("baseline", 60.0), ("attack-test-fgsm", 5.0),
+                                   ("eval-rdmaa-clean", 2.0), ("eval-rdmaa-wb-pgd", 7.5)):
+                    f.write(json.dumps({"stage": P.stage_name(m, stage, sd), "seconds": sec, "rc": 0}) + "\n")
+        f.write(json.dumps({"stage": P.stage_name("lung", "baseline", plan.seeds[0]), "seconds": 9.0, "rc": 1}) + "\n")

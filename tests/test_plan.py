@@ -49,7 +49,7 @@ def test_touching_one_modality_rebuilds_only_that_modality():
                     dirty |= set(targets)
                     changed = True
         rebuilt = dirty - {f"$(OUT)/{P.source_stamp_path(m)}"}
-        assert f"$(OUT)/{m}/metrics/rdmaa/transfer.json" in rebuilt
+        assert f"$(OUT)/{m}/s0/metrics/rdmaa/transfer.json" in rebuilt
         assert all(t.startswith(f"$(OUT)/{m}/") for t in rebuilt), sorted(t for t in rebuilt if not t.startswith(f"$(OUT)/{m}/"))
 
 
@@ -152,9 +152,9 @@ def test_plan_lists_every_cell_with_its_output():
     mp = plan.modality("lung")
     assert len(lines) == len(mp.cells) > 200
     # every metrics file make builds holds at least one cell, and no cell points anywhere else
-    assert {line.split("\t")[0] for line in lines} == set(mp.metrics) - {P.matched_path("lung")}
-    assert "lung/metrics/rdmaa/transfer.json\tset=test-fgsm-0.005.h5\tlung / RDMAA / transfer / FGSM ε=.005" in lines
-    assert "lung/metrics/baseline/wb-apgd.json\teps=0.005\tlung / No defence / white-box / APGD-CE ε=.005, 20 steps" \
+    assert {line.split("\t")[0] for line in lines} == set(mp.metrics) - {P.matched_path("lung", 0)}
+    assert "lung/s0/metrics/rdmaa/transfer.json\tset=test-fgsm-0.005.h5\tlung / RDMAA / transfer / FGSM ε=.005" in lines
+    assert "lung/s0/metrics/baseline/wb-apgd.json\teps=0.005\tlung / No defence / white-box / APGD-CE ε=.005, 20 steps" \
         in lines
     r = subprocess.run([sys.executable, "-m", "rdm.pipeline.plan", "--modality", "nowhere"], capture_output=True,
                        text=True)
@@ -162,7 +162,7 @@ def test_plan_lists_every_cell_with_its_output():
 
 
 def test_every_path_reads_back_through_its_inverse():
-    plan = P.Plan(None, "tables")
+    plan = P.Plan(None, "tables", seed=4, seeds=2)
     for s in plan.steps():
         for path in [*s.outputs, *s.inputs]:
             kind, fields = P.parse_path(path)
@@ -170,7 +170,8 @@ def test_every_path_reads_back_through_its_inverse():
             again = {"set": P.set_path, "model": P.model_path, "metrics": P.metrics_path,
                      "matched": P.matched_path, "matched-set": P.matched_set_path,
                      "source-stamp": P.source_stamp_path, "subset-stamp": P.subset_stamp_path,
-                     "adv": lambda m, split, attack, eps: P.adv_path(m, split, attack, eps)}[kind](**fields)
+                     "adv": lambda m, split, attack, eps, seed: P.adv_path(m, split, attack, eps, seed)}[kind](**fields)
+            assert fields.get("seed", s.seed) == s.seed or kind == "set" or s.kind == "prep", (path, s.stage)
             assert again == path, (kind, fields)
     with pytest.raises(RdmError, match="not a path of the experiment plan"):
         P.parse_path("lung/elsewhere/x.json")
@@ -233,7 +234,7 @@ def test_bash_script_runs_what_make_runs(tmp_path):
                                   *words[4 if name == "py" else 1:]]))
     assert len(made) == len(plan.modality("lung").steps)
     assert ran == sorted(made)
-    assert any(f"-o {out}/lung/adv/test-fgsm-{{eps}}.h5" in c for c in ran)
+    assert any(f"-o {out}/lung/s0/adv/test-fgsm-{{eps}}.h5" in c for c in ran)
 
 
 def test_missing_data_folder_is_one_line_naming_the_grids_source(tmp_path):
@@ -248,3 +249,53 @@ def test_missing_data_folder_is_one_line_naming_the_grids_source(tmp_path):
     assert check("brain").returncode == 0
     assert "lacks lung-nodule/" in check().stderr
     assert "unknown modality 'kidney'" in check("kidney").stderr
+
+
+# --------------------------------------------------------------------------- seeds
+def test_seeds_repeat_every_model_set_and_evaluation_on_one_shared_split():
+    plan = P.Plan(None, "demo", ["lung"], seed=5, seeds=3)
+    mp = plan.modality("lung")
+    assert plan.seeds == [5, 6, 7]
+    shared = [s for s in mp.steps if s.seed is None]
+    assert sorted(s.kind for s in shared) == ["prep", "subset"]
+    assert all("--seed 5" in " ".join(render.make_word(w) for w in s.command) for s in shared)
+    # every other step exists once per seed, with its seed in the command and its files under s<seed>/
+    per = {}
+    for s in mp.steps:
+        if s.seed is not None:
+            per.setdefault(re.sub(r"^lung/s\d+/", "", s.stage), []).append(s)
+            assert all(o.startswith(f"lung/s{s.seed}/") for o in s.outputs), s.outputs
+    assert per and all(sorted(x.seed for x in v) == [5, 6, 7] for v in per.values())
+    words = {x.seed: " ".join(render.make_word(w) for w in x.command) for x in per["control"]}
+    assert all(f"--seed {sd + 1000} " in words[sd] for sd in (5, 6, 7)), words
+    base = {x.seed: " ".join(render.make_word(w) for w in x.command) for x in per["baseline"]}
+    assert all(f"--seed {sd} " in base[sd] for sd in (5, 6, 7))
+    # the transfer sets a seed's RDMAA is tested on were crafted on that seed's baseline
+    for sd in (6, 7):
+        c = mp.transfer("rdmaa", plan.test_attacks[0], plan.test_attacks[0].eps[0])
+        same = mp.seeds_of(c)
+        assert [x.seed for x in same] == [5, 6, 7] and len({x.output for x in same}) == 3
+        craft = next(s for s in mp.steps if s.seed == sd and same[sd - 5].inputs[1] in s.outputs)
+        assert P.model_path("lung", "baseline", sd) in craft.inputs
+    assert mp.find("rdmaa", "clean", seed=7).seed == 7 and mp.clean("rdmaa").seed == 5
+    assert mp.seeds_of(None) == []
+
+
+def test_the_seed_control_is_judged_under_transfer_only():
+    plan = P.Plan(None, "demo", ["lung"])
+    mp = plan.modality("lung")
+    fams = {c.family for c in mp.cells if c.model == "control"}
+    assert fams == {"clean", "transfer", "sweep-transfer", "matched-transfer"}
+    assert "control" not in plan.defended and "control" in plan.controls
+    assert all(c.protocol in ("clean", "transfer") for c in mp.cells if c.model == "control")
+    g = config.load_grid()
+    g["evaluate"]["controls"] = ["nobody"]
+    with pytest.raises(RdmError, match="names model 'nobody'"):
+        P.Plan(g, "demo", ["lung"])
+
+
+def test_stage_names_of_seeds_sum_in_the_wall_time_table():
+    assert P.stage_name("lung", "baseline", 2) == "lung/s2/baseline"
+    assert P.parse_stage("lung/s2/baseline", ["baseline"]) == ("lung", "train", "baseline")
+    assert P.parse_stage("lung/s11/eval-rdmaa-clean", ["rdmaa"]) == ("lung", "eval", "eval-rdmaa")
+    assert P.parse_stage("lung/prep", []) == ("lung", "prep", "prep")

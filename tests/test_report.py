@@ -158,7 +158,7 @@ def test_every_number_comes_from_its_metrics_file(built):
 @pytest.mark.slow
 def test_cells_mean_what_their_headers_say(built):
     """Independent of report.json's bookkeeping: read chosen metrics files and find them in the table."""
-    work, rep = built / "work" / "lung", json.loads((built / "results" / "report.json").read_text())
+    work, rep = built / "work" / "lung" / "s0", json.loads((built / "results" / "report.json").read_text())
     t = rep["tables"]["table-III-accuracy-lung"]
     col = {c: i - 1 for i, c in enumerate(t["columns"])}
     rows = {r["label"]: [c["text"] for c in r["cells"]] for r in t["rows"]}
@@ -221,7 +221,7 @@ def test_second_make_does_no_work(built):
 def test_partial_run_prints_na_and_lists_the_file(built, tmp_path):
     work = tmp_path / "work"
     shutil.copytree(built / "work", work)
-    gone = work / "lung" / "metrics" / "rdmaa" / "transfer.json"
+    gone = work / "lung" / "s0" / "metrics" / "rdmaa" / "transfer.json"
     gone.unlink()
     rep = R.build(built / "tiny.toml", work, tmp_path / "results", "demo", figures=True)
     assert str(gone) in rep["missing"]
@@ -309,24 +309,25 @@ def test_modality_not_run_is_said_once(fabricated, tmp_path):
 def test_renamed_outputs_the_report_follows(tmp_path, monkeypatch):
     """Rename the metrics files and the adversarial sets in the plan (its path templates) and
     nothing else: make's rules, the files written and the report all follow; no n/a."""
-    monkeypatch.setitem(P.PATHS, "metrics", "{m}/numbers/{model}--{job}.json")
-    monkeypatch.setitem(P.PATHS, "adv", "{m}/crafted/{attack}@{eps}.{split}.h5")
+    monkeypatch.setitem(P.PATHS, "metrics", "{m}/numbers/{model}--{job}.s{seed}.json")
+    monkeypatch.setitem(P.PATHS, "adv", "{m}/crafted/{attack}@{eps}.{split}.s{seed}.h5")
     plan = P.Plan(config.DEFAULT_GRID, "tables", ["lung"])
     work = tmp_path / "work"
     fabricate(work, plan)
-    assert not (work / "lung" / "metrics").exists() and (work / "lung" / "numbers" / "rdmaa--transfer.json").exists()
+    assert not (work / "lung" / "s0" / "metrics").exists() and (work / "lung" / "numbers" / "rdmaa--transfer.s0.json").exists()
     from rdm.pipeline import render
 
     mk = render.makefile(plan)
-    assert "$(OUT)/lung/numbers/rdmaa--transfer.json: $(OUT)/lung/models/rdmaa.ckpt $(OUT)/lung/crafted/fgsm@0.002.test.h5" in mk
-    assert "'$(OUT)/lung/crafted/fgsm@{eps}.test.h5'" in mk and "/metrics/" not in mk
+    assert "$(OUT)/lung/numbers/rdmaa--transfer.s0.json: $(OUT)/lung/s0/models/rdmaa.ckpt " \
+           "$(OUT)/lung/crafted/fgsm@0.002.test.s0.h5" in mk
+    assert "'$(OUT)/lung/crafted/fgsm@{eps}.test.s0.h5'" in mk and "/metrics/" not in mk
     rep = R.build(config.DEFAULT_GRID, work, tmp_path / "results", "tables", figures=False)
     assert rep["missing"] == [] and rep["problems"] == []
     md = (tmp_path / "results" / "REPORT.md").read_text()
     assert "| n/a" not in md and "/numbers/" in json.dumps(rep["tables"]["table-III-accuracy-lung"])
     assert _check_report(tmp_path / "results") > 500
-    assert P.parse_path("lung/crafted/pgd-a02@0.005.test.h5") == \
-        ("adv", {"m": "lung", "attack": "pgd-a02", "eps": 0.005, "split": "test"})
+    assert P.parse_path("lung/crafted/pgd-a02@0.005.test.s2.h5") == \
+        ("adv", {"m": "lung", "attack": "pgd-a02", "eps": 0.005, "split": "test", "seed": 2})
 
 
 TOY_GRID = """
@@ -372,9 +373,9 @@ def test_a_toy_attack_in_one_class_runs_from_the_grid_and_the_report_labels_it(t
         grid = tmp_path / "toy.toml"
         grid.write_text(TOY_GRID)
         plan = P.Plan(grid, "tables")
-        step = next(s for s in plan.steps() if s.stage == "lung/eval-baseline-wb-shift")
+        step = next(s for s in plan.steps() if s.stage == "lung/s0/eval-baseline-wb-shift")
         work = tmp_path / "work"
-        make_ckpt(work / P.model_path("lung", "baseline"), preset="lung", size=(16, 16))
+        make_ckpt(work / P.model_path("lung", "baseline", 0), preset="lung", size=(16, 16))
         test = phantom_set("t.h5", preset="lung", n=24, shape=(1, 16, 16))
         shutil.copy(test, work / P.set_path("lung", "test"))
         args = render.argv(step.command, {"RDM": "", "OUT": str(work), "SEED": "0", "DEVICE": "cpu"})

@@ -200,9 +200,9 @@ def test_rerun_after_preemption_skips_finished_cells(runs):
     env, work = runs["env"], runs["dir"] / "work"
     level1 = [x.split("\t")[2] for x in (work / "slurm" / "cells.tsv").read_text().splitlines()
               if x.startswith("1\t")]
-    ck = work / "lung" / "models" / "baseline.ckpt"
+    ck = work / "lung" / "s0" / "models" / "baseline.ckpt"
     before = ck.stat().st_mtime_ns
-    r = _task(env, 1, level1.index("$(OUT)/lung/models/baseline.ckpt"))
+    r = _task(env, 1, level1.index("$(OUT)/lung/s0/models/baseline.ckpt"))
     assert "up to date" in r.stdout + r.stderr and ck.stat().st_mtime_ns == before
     sub = work / "lung" / "test-sub.h5"      # a lost output is rebuilt by its own task alone
     sub.unlink()

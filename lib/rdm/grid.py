@@ -23,18 +23,17 @@ from .pipeline.plan import Plan
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rdm.grid", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("makefile")
-    p.add_argument("--grid", default=None)
-    p.add_argument("--mode", choices=MODES, default="tables")
-    p.add_argument("--modality", action="append")
-    p = sub.add_parser("script")
-    p.add_argument("--grid", default=None)
-    p.add_argument("--mode", choices=MODES, default="tables")
-    p.add_argument("--modality", required=True)
-    p = sub.add_parser("cells", help="the steps as LEVEL<TAB>STAGE<TAB>TARGET lines (levels run in order)")
-    p.add_argument("--grid", default=None)
-    p.add_argument("--mode", choices=MODES, default="tables")
-    p.add_argument("--modality", action="append")
+    for name, kw in (("makefile", {}), ("script", {}),
+                     ("cells", {"help": "the steps as LEVEL<TAB>STAGE<TAB>TARGET lines (levels run in order)"})):
+        p = sub.add_parser(name, **kw)
+        p.add_argument("--grid", default=None)
+        p.add_argument("--mode", choices=MODES, default="tables")
+        if name == "script":
+            p.add_argument("--modality", required=True)
+        else:
+            p.add_argument("--modality", action="append")
+        p.add_argument("--seed", type=int, default=0, help="the base seed (the split's)")
+        p.add_argument("--seeds", type=int, default=1, help="how many seeds: SEED, SEED+1, …")
     p.add_argument("--level", type=int, help="only this level's targets, one per line")
     p = sub.add_parser("check-data", help="exit 1 with one line when a modality's data folder is missing")
     p.add_argument("--grid", default=None)
@@ -66,15 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "makefile":
-            sys.stdout.write(render.makefile(Plan(a.grid, a.mode, a.modality)))
+            sys.stdout.write(render.makefile(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds)))
         elif a.cmd == "cells":
-            for lv, stage, target in render.levels(Plan(a.grid, a.mode, a.modality)):
+            for lv, stage, target in render.levels(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds)):
                 if a.level is None:
                     print(f"{lv}\t{stage}\t{target}")
                 elif lv == a.level:
                     print(target)
         elif a.cmd == "script":
-            sys.stdout.write(render.shell_script(Plan(a.grid, a.mode, [a.modality]), a.modality))
+            sys.stdout.write(render.shell_script(Plan(a.grid, a.mode, [a.modality], a.seed, a.seeds), a.modality))
         elif a.cmd == "check-data":
             steps.check_data(load_grid(a.grid), a.data_root, a.modality)
         elif a.cmd == "matched":

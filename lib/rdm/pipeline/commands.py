@@ -1,7 +1,7 @@
 """How each step of the plan is run: the rdm-* command lines as typed words.
 
 A command is a list of :class:`Word`; a word is literal text, a run setting (:class:`Var`: ``OUT``,
-``SEED``, ``TRAIN_FLAGS`` …) or the output of another command (:class:`Sub`), so that
+``DEVICE``, ``TRAIN_FLAGS`` …) or the output of another command (:class:`Sub`), so that
 :mod:`rdm.pipeline.render` writes it in make syntax (``$(OUT)``, ``$$(…)``) or bash syntax
 (``"${OUT}"``, ``$(…)``) from the same words. Paths come from :mod:`rdm.pipeline.plan` (relative
 to ``$(OUT)``); this module only knows the commands' flags.
@@ -63,8 +63,14 @@ def module(name: str) -> list[Word]:
     return [var("PY"), *lit("-m", name)]
 
 
-SEED = [*lit("--seed"), var("SEED")]
-RUN = [*SEED, *lit("--device"), var("DEVICE"), *lit("-q")]
+def seed_flags(seed: int) -> list[Word]:
+    """``--seed N``: seeds are written into the plan (each trained model, crafted set and evaluation
+    belongs to one seed of the run; the split to the base seed)."""
+    return lit("--seed", str(int(seed)))
+
+
+def run_flags(seed: int) -> list[Word]:
+    return [*seed_flags(seed), *lit("--device"), var("DEVICE"), *lit("-q")]
 
 
 # --------------------------------------------------------------------------- attacks
@@ -100,20 +106,21 @@ def eps_flags(eps: Iterable[float] | Word) -> list[Word]:
 
 
 # --------------------------------------------------------------------------- the steps
-def prep(out_dir: str, preset: str, source: str | None) -> list[Word]:
+def prep(out_dir: str, preset: str, source: str | None, seed: int) -> list[Word]:
     """Raw data (``$(DATA_ROOT)/source``) or, with no source, synthetic phantoms → train/val/test."""
     src = [*lit("synthetic", "--preset", preset, "--n"), var("DEMO_N")] if source is None else \
         [Word((Var("DATA_ROOT"), "/" + source)), *lit("--preset", preset)]
-    return [tool("rdm-prep"), *src, *lit("-o"), out(out_dir), *SEED, *lit("-q")]
+    return [tool("rdm-prep"), *src, *lit("-o"), out(out_dir), *seed_flags(seed), *lit("-q")]
 
 
-def subset(test: str, output: str) -> list[Word]:
-    return [*module("rdm.grid"), *lit("subset"), out(test), var("SUBSET_N"), *lit("-o"), out(output), *SEED]
+def subset(test: str, output: str, seed: int) -> list[Word]:
+    return [*module("rdm.grid"), *lit("subset"), out(test), var("SUBSET_N"), *lit("-o"), out(output), *seed_flags(seed)]
 
 
-def craft(model: str, clean: str, attack: Any, eps: Sequence[float] | Word, output: str, pattern: bool) -> list[Word]:
+def craft(model: str, clean: str, attack: Any, eps: Sequence[float] | Word, output: str, pattern: bool,
+          seed: int) -> list[Word]:
     return [tool("rdm-attack"), out(model), out(clean), *attack_flags(attack), *eps_flags(eps),
-            *lit("-o"), out(output, pattern=pattern), *RUN]
+            *lit("-o"), out(output, pattern=pattern), *run_flags(seed)]
 
 
 def matched(m: str, output: str, sweeps: Sequence[str]) -> list[Word]:
@@ -126,18 +133,20 @@ def read_key(path: str, key: str) -> Word:
     return Word((Sub((*module("rdm.grid"), *lit("get"), out(path), *lit(key))),))
 
 
-def evaluate(model: str, sets: Sequence[str], output: str, attack: Any = None,
+def evaluate(model: str, sets: Sequence[str], output: str, seed: int, attack: Any = None,
              eps: Sequence[float] | Word = ()) -> list[Word]:
     attacked = [*attack_flags(attack), *eps_flags(eps)] if attack is not None else []
-    return [tool("rdm-eval"), out(model), *[out(s) for s in sets], *attacked, *lit("-o"), out(output), *RUN]
+    return [tool("rdm-eval"), out(model), *[out(s) for s in sets], *attacked, *lit("-o"), out(output),
+            *run_flags(seed)]
 
 
 def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, adv: Sequence[str],
-          dcae: str | None, cnn: str | None) -> tuple[list[str], list[Word]]:
-    """(inputs, command) of a model's training by its grid recipe."""
+          dcae: str | None, cnn: str | None, seed: int) -> tuple[list[str], list[Word]]:
+    """(inputs, command) of a model's training by its grid recipe, with training seed ``seed``."""
+    run = run_flags(seed)
     # a model's own epochs come first, so $(TRAIN_FLAGS) (the demo's --epochs) overrides them;
     # --resume-partial: a training killed mid-way continues from its last finished epoch
-    flags = [*RUN, *lit("--resume-partial"), *(lit("--epochs", str(opts["epochs"])) if "epochs" in opts else []),
+    flags = [*run, *lit("--resume-partial"), *(lit("--epochs", str(opts["epochs"])) if "epochs" in opts else []),
              var("TRAIN_FLAGS", split=True)]
     advf = [w for a in adv for w in (*lit("--adv"), out(a))]
     o, tr, va = out(output), out(train), [*lit("--val"), out(val)]
@@ -150,7 +159,7 @@ def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, 
                                           *lit("-o"), o, *flags]
     if recipe == "purify":
         return [train, dcae, cnn], [tool("rdm-finetune"), tr, *lit("--dcae"), out(dcae), *lit("--purify", "--cnn"),
-                                    out(cnn), *lit("-o"), o, *RUN]
+                                    out(cnn), *lit("-o"), o, *run]
     if recipe == "advtrain":
         return [train, val, *adv], [tool("rdm-advtrain"), tr, *advf, *va, *lit("-o"), o, *flags]
     if recipe == "advtrain-online":

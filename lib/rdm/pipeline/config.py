@@ -153,6 +153,14 @@ class Grid:
         self.models = {n: ModelSpec(n, s["recipe"], {k: v for k, v in s.items() if k != "recipe"})
                        for n, s in g["models"].items()}
         self.eval_models: list[str] = list(ev["models"])
+        # controls: models judged only under transfer (CONTROL_JOBS of the plan), never as a defence
+        self.controls: list[str] = list(ev.get("controls", []))
+        for name in (*self.eval_models, *self.controls):
+            if name not in self.models:
+                raise RdmError(f"{self.path}: [evaluate] names model '{name}', which [models] does not define")
+        both = sorted(set(self.eval_models) & set(self.controls))
+        if both:
+            raise RdmError(f"{self.path}: [evaluate] lists {', '.join(both)} both as a model and as a control")
         self.defended = [x for x in DEFENDED_ORDER if x in self.eval_models] + \
                         [x for x in self.eval_models if x not in DEFENDED_ORDER and x != "baseline"]
         self.whitebox = [Attack.from_grid(w, self.paper_eps) for w in ev.get("whitebox", [])]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 MODEL_LABELS = {
+    "control": "Seed control (undefended, another seed)",
     "baseline": "No defence",
     "rdmaa": "RDMAA",
     "purified": "Purifier",

@@ -15,17 +15,24 @@ Two kinds of object:
   whole test set or the seeded subset), seed, its inputs, its output (the metrics file) and which
   result of that file it is, and its label.
 
+Seeds: a run has one or more seeds (``Plan(seed=S, seeds=K)``: S, S+1, …, S+K−1). The split and the
+seeded subset belong to the base seed S and are shared (the rows every seed is tested on are the
+same, so cells pair row by row across models and seeds); every trained model, crafted set and
+evaluation is repeated per seed under ``<m>/s<seed>/``. The transfer sets of seed s are crafted on
+seed s's baseline. A model's ``seed_offset`` (the seed-control baseline: 1000) shifts its training
+seed only.
+
 Layout under ``$(OUT)`` (one function per path below, each with its inverse, :func:`parse_path`)::
 
-    <m>/source.sha256                        content hash of the raw data (tables mode)
-    <m>/train.h5 val.h5 test.h5              rdm-prep
-    <m>/subset-n  <m>/test-sub.h5            SUBSET_N of the last run; the seeded subset
-    <m>/models/<model>.ckpt                  the four training commands
-    <m>/adv/<split>-<attack>-<eps>.h5        crafted on the baseline (transfer protocol)
-    <m>/adv/test-sweep-<fgsm|pgd>-<eps>.h5   the ε sweep's transfer sets
-    <m>/adv/test-matched-<fgsm|pgd>.h5       at the matched ε
-    <m>/matched.json                         ε where the baseline falls to the paper's accuracy
-    <m>/metrics/<model>/<job>.json           one rdm-eval run (several cells)
+    <m>/source.sha256                           content hash of the raw data (tables mode)
+    <m>/train.h5 val.h5 test.h5                 rdm-prep (split of the base seed)
+    <m>/subset-n  <m>/test-sub.h5               SUBSET_N of the last run; the seeded subset
+    <m>/s<seed>/models/<model>.ckpt             the training commands
+    <m>/s<seed>/adv/<split>-<attack>-<eps>.h5   crafted on that seed's baseline (transfer protocol)
+    <m>/s<seed>/adv/test-sweep-<fgsm|pgd>-<eps>.h5   the ε sweep's transfer sets
+    <m>/s<seed>/adv/test-matched-<fgsm|pgd>.h5  at the matched ε
+    <m>/s<seed>/matched.json                    ε where that baseline falls to the paper's accuracy
+    <m>/s<seed>/metrics/<model>/<job>.json      one rdm-eval run (several cells)
 
 ``python -m rdm.pipeline.plan --list`` prints every cell with its output.
 """
@@ -56,13 +63,14 @@ PATHS = {
     "source-stamp": "{m}/source.sha256",
     "subset-stamp": "{m}/subset-n",
     "set": "{m}/{split}.h5",
-    "model": "{m}/models/{model}.ckpt",
-    "matched-set": "{m}/adv/test-matched-{kind}.h5",
-    "adv": "{m}/adv/{split}-{attack}-{eps}.h5",
-    "matched": "{m}/matched.json",
-    "metrics": "{m}/metrics/{model}/{job}.json",
+    "model": "{m}/s{seed}/models/{model}.ckpt",
+    "matched-set": "{m}/s{seed}/adv/test-matched-{kind}.h5",
+    "adv": "{m}/s{seed}/adv/{split}-{attack}-{eps}.h5",
+    "matched": "{m}/s{seed}/matched.json",
+    "metrics": "{m}/s{seed}/metrics/{model}/{job}.json",
 }
-_FIELD = {"split": r"train|val|test|test-sub", "eps": r"[0-9][0-9.e+-]*|\{eps\}"}
+_FIELD = {"split": r"train|val|test|test-sub", "eps": r"[0-9][0-9.e+-]*|\{eps\}", "seed": r"[0-9]+",
+          "m": r"[^/]+"}
 
 
 def modality_dir(m: str) -> str:
@@ -82,29 +90,30 @@ def subset_stamp_path(m: str) -> str:
     return PATHS["subset-stamp"].format(m=m)
 
 
-def model_path(m: str, model: str) -> str:
-    return PATHS["model"].format(m=m, model=model)
+def model_path(m: str, model: str, seed: int) -> str:
+    return PATHS["model"].format(m=m, seed=seed, model=model)
 
 
-def adv_path(m: str, split: str, attack: str, eps: float | str) -> str:
-    """An adversarial set crafted on the baseline; ``eps`` may be the pattern ``{eps}``."""
-    return PATHS["adv"].format(m=m, split=split, attack=attack, eps=eps if isinstance(eps, str) else fmt_eps(eps))
+def adv_path(m: str, split: str, attack: str, eps: float | str, seed: int) -> str:
+    """An adversarial set crafted on seed ``seed``'s baseline; ``eps`` may be the pattern ``{eps}``."""
+    return PATHS["adv"].format(m=m, seed=seed, split=split, attack=attack,
+                               eps=eps if isinstance(eps, str) else fmt_eps(eps))
 
 
-def sweep_set_path(m: str, kind: str, eps: float | str) -> str:
-    return adv_path(m, "test", f"sweep-{kind}", eps)
+def sweep_set_path(m: str, kind: str, eps: float | str, seed: int) -> str:
+    return adv_path(m, "test", f"sweep-{kind}", eps, seed)
 
 
-def matched_set_path(m: str, kind: str) -> str:
-    return PATHS["matched-set"].format(m=m, kind=kind)
+def matched_set_path(m: str, kind: str, seed: int) -> str:
+    return PATHS["matched-set"].format(m=m, seed=seed, kind=kind)
 
 
-def matched_path(m: str) -> str:
-    return PATHS["matched"].format(m=m)
+def matched_path(m: str, seed: int) -> str:
+    return PATHS["matched"].format(m=m, seed=seed)
 
 
-def metrics_path(m: str, model: str, job: str) -> str:
-    return PATHS["metrics"].format(m=m, model=model, job=job)
+def metrics_path(m: str, model: str, job: str, seed: int) -> str:
+    return PATHS["metrics"].format(m=m, seed=seed, model=model, job=job)
 
 
 def sweep_job(kind: str) -> str:
@@ -124,22 +133,26 @@ def parse_path(path: str) -> tuple[str, dict[str, Any]]:
             d: dict[str, Any] = dict(hit.groupdict())
             if d.get("eps") not in (None, "{eps}"):
                 d["eps"] = float(d["eps"])
+            if "seed" in d:
+                d["seed"] = int(d["seed"])
             return kind, d
     raise RdmError(f"{path}: not a path of the experiment plan")
 
 
-def stage_name(m: str, what: str) -> str:
-    """The key of a step in ``timings.jsonl``: ``lung/attack-test-fgsm``, ``lung/eval-rdmaa-clean``."""
-    return f"{m}/{what}"
+def stage_name(m: str, what: str, seed: int | None = None) -> str:
+    """The key of a step in ``timings.jsonl``: ``lung/prep`` (shared by the seeds),
+    ``lung/s0/attack-test-fgsm``, ``lung/s1/eval-rdmaa-clean`` (one seed's)."""
+    return f"{m}/{what}" if seed is None else f"{m}/s{seed}/{what}"
 
 
 def parse_stage(stage: str, models: Iterable[str]) -> tuple[str, str, str]:
     """The inverse of :func:`stage_name`: ``(modality, kind, detail)`` where kind is prep, train,
     attack, eval, other or (no modality) the stage itself, and detail names the stage with an
-    evaluation summed per model (``eval-rdmaa``)."""
+    evaluation summed per model (``eval-rdmaa``) and the seeds summed together."""
     if "/" not in stage:
         return "", stage, stage
     m, s = stage.split("/", 1)
+    s = re.sub(r"^s[0-9]+/", "", s)
     if s.startswith("eval-"):
         body = s[5:]
         detail = "eval-" + next((n for n in sorted(models, key=len, reverse=True) if body.startswith(n + "-")), body)
@@ -162,8 +175,7 @@ class Step:
     outputs: list[str]
     inputs: list[str]
     command: list[C.Word]
-    model: str | None = None       # train/eval: the model; eval: the job name too
-    job: str | None = None
+    seed: int | None = None        # None: shared by the run's seeds (prep, subset)
 
 
 @dataclass(frozen=True)
@@ -178,7 +190,8 @@ class Pick:
 
 @dataclass(frozen=True)
 class Cell:
-    """One number-bearing result: what was evaluated, how, on which rows, and where it is."""
+    """One number-bearing result: what was evaluated, how, on which rows, with which seed, and where
+    it is."""
 
     modality: str
     model: str
@@ -190,8 +203,14 @@ class Cell:
     output: str            # the metrics file (relative to OUT)
     pick: Pick
     inputs: tuple[str, ...] = ()
-    seed: int | None = None  # None: the run's --seed (make's $(SEED))
+    seed: int = 0          # the run's seed the model, its transfer sets and the attack belong to
     eps_from: str | None = None  # the matched ε: the key of matched.json it is read from (fgsm, pgd)
+
+    @property
+    def key(self) -> tuple:
+        """What the cell measures, whatever the seed: equal for the same cell of two seeds."""
+        return (self.modality, self.model, self.family, self.protocol, self.attack.name if self.attack else None,
+                self.eps, self.rows, self.pick, self.eps_from)
 
     @property
     def label(self) -> str:
@@ -199,21 +218,31 @@ class Cell:
         return f"{self.modality} / {model_label(self.model)} / {self.protocol} / {what}"
 
 
+#: the evaluation jobs of a control model (an undefended network judged only under transfer)
+CONTROL_JOBS = ("clean", "transfer", "sweep-transfer", "matched-transfer")
+
+
 # =========================================================================== the plan
 class ModalityPlan:
-    """One modality's steps and cells, and the lookups the report and figures make by meaning."""
+    """One modality's steps and cells (every seed's), and the lookups the report and figures make
+    by meaning."""
 
     def __init__(self, plan: "Plan", m: str):
         self.plan, self.m = plan, m
         self.steps: list[Step] = []
         self.cells: list[Cell] = []
         self.metrics: list[str] = []           # what `make` builds for this modality (metrics + matched)
+        self.crafted: dict[tuple[int, str, str], list[str]] = {}
         self._build()
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.plan.seeds
 
     # ----- building
     def _add(self, kind: str, what: str, outputs: list[str], inputs: list[str], command: list[C.Word],
-             model: str | None = None, job: str | None = None) -> Step:
-        s = Step(self.m, stage_name(self.m, what), kind, outputs, inputs, command, model, job)
+             seed: int | None = None) -> Step:
+        s = Step(self.m, stage_name(self.m, what, seed), kind, outputs, inputs, command, seed)
         self.steps.append(s)
         return s
 
@@ -222,57 +251,69 @@ class ModalityPlan:
         train, val, test, sub = (set_path(m, s) for s in (*SPLITS, SUBSET))
         spec = p.modalities[m]
         demo = p.mode == "demo"
+        split_seed = p.seeds[0]
         # tables: the content hash of the raw files is the prerequisite, not their mtimes
         self._add("prep", "prep", [train, val, test], [] if demo else [source_stamp_path(m)],
-                  C.prep(modality_dir(m), spec["preset"], None if demo else spec["source"]))
-        self._add("subset", "subset", [sub], [test, subset_stamp_path(m)], C.subset(test, sub))
+                  C.prep(modality_dir(m), spec["preset"], None if demo else spec["source"], split_seed))
+        self._add("subset", "subset", [sub], [test, subset_stamp_path(m)], C.subset(test, sub, split_seed))
+        for seed in p.seeds:
+            self._build_seed(seed, train, val, test, sub)
 
-        base = model_path(m, "baseline")
-        self.crafted: dict[tuple[str, str], list[str]] = {}
+    def _build_seed(self, seed: int, train: str, val: str, test: str, sub: str) -> None:
+        p, m = self.plan, self.m
+        base = model_path(m, "baseline", seed)
         for a in p.attacks:
             for split in a.splits:
                 eps = a.eps_for(split)
-                outs = [adv_path(m, split, a.name, e) for e in eps]
-                self.crafted[(a.name, split)] = outs
+                outs = [adv_path(m, split, a.name, e, seed) for e in eps]
+                self.crafted[(seed, a.name, split)] = outs
                 self._add("attack", f"attack-{split}-{a.name}", outs, [base, set_path(m, split)],
-                          C.craft(base, set_path(m, split), a, eps, adv_path(m, split, a.name, "{eps}"), True))
+                          C.craft(base, set_path(m, split), a, eps, adv_path(m, split, a.name, "{eps}", seed), True,
+                                  seed), seed)
         for ms in p.models.values():
-            adv = [a for an in ms.get("adv", []) for a in self._training_sets(an, ms)]
-            dcae, cnn = (model_path(m, ms.get(k)) if ms.get(k) else None for k in ("dcae", "cnn"))
+            adv = [a for an in ms.get("adv", []) for a in self._training_sets(an, ms, seed)]
+            dcae, cnn = (model_path(m, ms.get(k), seed) if ms.get(k) else None for k in ("dcae", "cnn"))
             try:
-                inputs, cmd = C.train(ms.recipe, ms.options, model_path(m, ms.name), train, val, adv, dcae, cnn)
+                inputs, cmd = C.train(ms.recipe, ms.options, model_path(m, ms.name, seed), train, val, adv, dcae, cnn,
+                                      seed + int(ms.get("seed_offset", 0)))
             except RdmError as e:
                 raise RdmError(f"{p.path}: model {ms.name}: {e}") from None
-            self._add("train", ms.name, [model_path(m, ms.name)], inputs, cmd, model=ms.name)
+            self._add("train", ms.name, [model_path(m, ms.name, seed)], inputs, cmd, seed)
 
-        sweep = {k: [sweep_set_path(m, k, e) for e in p.sweep_eps] for k in ("fgsm", "pgd")}
+        sweep = {k: [sweep_set_path(m, k, e, seed) for e in p.sweep_eps] for k in ("fgsm", "pgd")}
         for k in ("fgsm", "pgd"):
             self._add("attack", f"attack-sweep-{k}", sweep[k], [base, test],
-                      C.craft(base, test, p.sweep_attacks[k], p.sweep_eps, sweep_set_path(m, k, "{eps}"), True))
-        matched = matched_path(m)
-        base_sweeps = [metrics_path(m, "baseline", sweep_job(k)) for k in ("fgsm", "pgd")]
-        self._add("matched", "matched", [matched], base_sweeps, C.matched(m, matched, base_sweeps))
+                      C.craft(base, test, p.sweep_attacks[k], p.sweep_eps, sweep_set_path(m, k, "{eps}", seed), True,
+                              seed), seed)
+        matched = matched_path(m, seed)
+        base_sweeps = [metrics_path(m, "baseline", sweep_job(k), seed) for k in ("fgsm", "pgd")]
+        self._add("matched", "matched", [matched], base_sweeps, C.matched(m, matched, base_sweeps), seed)
         for k in ("fgsm", "pgd"):
-            self._add("attack", f"attack-matched-{k}", [matched_set_path(m, k)], [base, test, matched],
-                      C.craft(base, test, p.matched_attacks[k], C.read_key(matched, k), matched_set_path(m, k), False))
+            self._add("attack", f"attack-matched-{k}", [matched_set_path(m, k, seed)], [base, test, matched],
+                      C.craft(base, test, p.matched_attacks[k], C.read_key(matched, k), matched_set_path(m, k, seed),
+                              False, seed), seed)
 
-        test_adv = [(a, e, adv_path(m, "test", a.name, e)) for a in p.test_attacks for e in a.eps_for("test")]
+        test_adv = [(a, e, adv_path(m, "test", a.name, e, seed)) for a in p.test_attacks for e in a.eps_for("test")]
         sw, sw_rows = (sub, SUBSET) if p.sweep_on_subset else (test, "test")
-        for model in p.eval_models:
-            ck = model_path(m, model)
+        for model in (*p.eval_models, *p.controls):
+            ck = model_path(m, model, seed)
             crafted_on_it = model == "baseline"
             adv_proto = "white-box" if crafted_on_it else "transfer"
+            wanted = CONTROL_JOBS if model in p.controls else None
+
+            def runs(name: str) -> bool:
+                return wanted is None or name in wanted
 
             def job(name: str, sets: list[str], attack: Attack | None = None, eps=(), deps=()) -> str:
-                o = metrics_path(m, model, name)
+                o = metrics_path(m, model, name, seed)
                 self._add("eval", f"eval-{model}-{name}", [o], [ck, *sets, *deps],
-                          C.evaluate(ck, sets, o, attack, eps), model=model, job=name)
+                          C.evaluate(ck, sets, o, seed, attack, eps), seed)
                 self.metrics.append(o)
                 return o
 
             def cell(family, protocol, attack, eps, rows, o, pick, inputs, eps_from=None) -> None:
                 self.cells.append(Cell(m, model, family, protocol, attack, eps, rows, o, pick,
-                                       (ck, *inputs), p.seed, eps_from))
+                                       (ck, *inputs), seed, eps_from))
 
             o = job("clean", [test])
             cell("clean", "clean", None, None, "test", o, Pick("clean"), [test])
@@ -280,12 +321,16 @@ class ModalityPlan:
             for a, e, s in test_adv:
                 cell("transfer", adv_proto, a, e, "test", o, Pick("set", Path(s).name), [s])
             for w in p.whitebox:
+                if not runs(f"wb-{w.name}"):
+                    continue
                 rows = SUBSET if w.subset else "test"
                 s = set_path(m, rows)
                 o = job(f"wb-{w.name}", [s], w, w.eps)
                 for e in w.eps:
                     cell("whitebox", "white-box", w, e, rows, o, Pick("eps", e), [s])
             for k in ("fgsm", "pgd"):
+                if not runs(sweep_job(k)):
+                    continue
                 a = p.sweep_attacks[k]
                 o = job(sweep_job(k), [sw], a, p.sweep_eps)
                 cell(f"sweep-{k}", "clean", None, None, sw_rows, o, Pick("clean"), [sw])
@@ -297,23 +342,25 @@ class ModalityPlan:
                     for e, s in zip(p.sweep_eps, sweep[k]):
                         cell("sweep-transfer", "transfer", p.sweep_attacks[k], e, "test", o,
                              Pick("set", Path(s).name), [s])
-            msets = [matched_set_path(m, k) for k in ("fgsm", "pgd")]
+            msets = [matched_set_path(m, k, seed) for k in ("fgsm", "pgd")]
             o = job("matched-transfer", msets)
             for k, s in zip(("fgsm", "pgd"), msets):
                 cell("matched-transfer", adv_proto, p.matched_attacks[k], None, "test", o, Pick("set", Path(s).name),
                      [s], eps_from=k)
             # APGD at the matched ε: PGD's ε, on the seeded subset
             for k, s, eps_of in (("fgsm", test, "fgsm"), ("pgd", sw, "pgd"), ("apgd", sub, "pgd")):
+                if not runs(f"matched-wb-{k}"):
+                    continue
                 a = p.matched_attacks[k]
                 o = job(f"matched-wb-{k}", [s], a, C.read_key(matched, eps_of), deps=[matched])
                 cell("matched", "white-box", a, None, SUBSET if s == sub else "test", o, Pick("attacked"),
                      [s, matched], eps_from=eps_of)
         self.metrics.append(matched)
 
-    def _training_sets(self, attack_name: str, ms: ModelSpec) -> list[str]:
-        if (attack_name, "train") not in self.crafted:
+    def _training_sets(self, attack_name: str, ms: ModelSpec, seed: int) -> list[str]:
+        if (seed, attack_name, "train") not in self.crafted:
             raise RdmError(f"model uses attack '{attack_name}' but the grid crafts no train-split set for it")
-        paths = self.crafted[(attack_name, "train")]
+        paths = self.crafted[(seed, attack_name, "train")]
         only = ms.get("adv_eps")
         if only:
             a = next(a for a in self.plan.attacks if a.name == attack_name)
@@ -326,13 +373,22 @@ class ModalityPlan:
 
     # ----- lookups by meaning (None: the grid defines no such cell)
     def find(self, model: str, family: str, attack: Attack | str | None = None,
-             eps: float | None = None) -> Cell | None:
+             eps: float | None = None, seed: int | None = None) -> Cell | None:
+        """The cell of ``seed`` (default: the run's first seed)."""
         name = attack.name if isinstance(attack, Attack) else attack
+        seed = self.seeds[0] if seed is None else seed
         for c in self.cells:
-            if c.model == model and c.family == family and (name is None or (c.attack and c.attack.name == name)) \
-                    and (eps is None or same_eps(c.eps, eps)):
+            if c.seed == seed and c.model == model and c.family == family \
+                    and (name is None or (c.attack and c.attack.name == name)) and (eps is None or same_eps(c.eps, eps)):
                 return c
         return None
+
+    def seeds_of(self, cell: Cell | None) -> list[Cell]:
+        """The same cell for every seed of the run, in seed order ([] for None)."""
+        if cell is None:
+            return []
+        key = cell.key
+        return sorted((c for c in self.cells if c.key == key), key=lambda c: c.seed)
 
     def clean(self, model: str) -> Cell | None:
         return self.find(model, "clean")
@@ -366,8 +422,11 @@ class ModalityPlan:
         w = self.plan.whitebox_twin(a)
         return None if w is None else self.whitebox(model, w, eps)
 
-    def transfer_set(self, attack: Attack, eps: float) -> str:
-        return adv_path(self.m, "test", attack.name, eps)
+    def transfer_set(self, attack: Attack, eps: float, seed: int | None = None) -> str:
+        return adv_path(self.m, "test", attack.name, eps, self.seeds[0] if seed is None else seed)
+
+    def model_file(self, model: str, seed: int | None = None) -> str:
+        return model_path(self.m, model, self.seeds[0] if seed is None else seed)
 
 
 class Plan(Grid):
@@ -375,9 +434,12 @@ class Plan(Grid):
     :class:`ModalityPlan` (its steps and cells) per modality run."""
 
     def __init__(self, grid: dict[str, Any] | str | Path | None = None, mode: str = "tables",
-                 modalities: list[str] | None = None, seed: int | None = None):
+                 modalities: list[str] | None = None, seed: int = 0, seeds: int = 1):
         super().__init__(grid, mode)
-        self.seed = seed
+        if int(seeds) < 1 or int(seed) < 0:
+            raise RdmError(f"seeds: expected a base seed >= 0 and at least one seed, got seed {seed}, seeds {seeds}")
+        self.seed = int(seed)
+        self.seeds: list[int] = [self.seed + i for i in range(int(seeds))]
         names = modalities or list(self.modalities)
         for m in names:
             if m not in self.modalities:
@@ -403,11 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", default=None, help="the grid TOML (default: experiments/grid.toml)")
     ap.add_argument("--mode", choices=MODES, default="tables")
     ap.add_argument("--modality", action="append", help="only these modalities (repeat)")
+    ap.add_argument("--seed", type=int, default=0, help="the base seed (the split's)")
+    ap.add_argument("--seeds", type=int, default=1, help="how many seeds: SEED, SEED+1, …")
     ap.add_argument("--list", action="store_true", help="every cell: OUTPUT<TAB>RESULT<TAB>LABEL (the default)")
     ap.add_argument("--steps", action="store_true", help="every step instead: STAGE<TAB>OUTPUTS")
     a = ap.parse_args(argv)
     try:
-        plan = Plan(a.grid, a.mode, a.modality)
+        plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds)
     except RdmError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1

@@ -47,15 +47,18 @@ def data_table(work: Path, m: str) -> tuple[Table | None, dict]:
     return t, info
 
 
-def models_table(work: Path, m: str, models: Iterable[str]) -> tuple[Table | None, dict]:
+def models_table(work: Path, m: str, models: Iterable[str], seeds: Iterable[int] = (0,)) -> tuple[Table | None, dict]:
+    """One row per model and seed (``name`` alone with one seed, ``name (seed s)`` with several)."""
     from ..checkpoint import read_raw
 
     info: dict[str, Any] = {}
     t = Table(f"models-{m}", f"Models trained, {m}", ["Model", "kind", "recipe", "epochs", "best epoch",
                                                        "val accuracy", "val bal. acc", "val reconstruction",
                                                        "training wall time (s)"])
-    for name in models:
-        p = Path(work) / model_path(m, name)
+    seeds = list(seeds)
+    for name, seed in ((n, sd) for n in models for sd in seeds):
+        p = Path(work) / model_path(m, name, seed)
+        name = name if len(seeds) == 1 else f"{name} (seed {seed})"
         if not p.exists():
             continue
         try:

@@ -37,17 +37,17 @@ from .tables import Table
 
 
 def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: str = "tables",
-          figures: bool = True, plan: Plan | None = None) -> dict[str, Any]:
+          figures: bool = True, plan: Plan | None = None, seed: int = 0, seeds: int = 1) -> dict[str, Any]:
     """Write REPORT.md, report.json, tables/ and figures/ under ``results`` from what the plan's
     graph wrote under ``work``; returns report.json's content. ``plan``: an already built plan of
     ``grid_path`` (default: built here)."""
     work, results = Path(work), Path(results)
-    full = plan or Plan(grid_path, mode)
+    full = plan or Plan(grid_path, mode, seed=seed, seeds=seeds)
     present = [m for m in full.modalities if (work / modality_dir(m)).is_dir()]
     absent = [m for m in full.modalities if m not in present]
     if not present:
         raise RdmError(f"{work}: no modality folder ({', '.join(full.modalities)}); run the graph first")
-    plan = full if list(full.run) == present else Plan(full.raw, mode, present, full.seed)
+    plan = full if list(full.run) == present else Plan(full.raw, mode, present, full.seed, len(full.seeds))
     store = Results(work)
     md: list[str] = []
     tables: list[Table] = []
@@ -60,6 +60,11 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
            "`paper` columns hold the paper's numbers; `n/a` marks a missing metrics file (listed at the end), "
            "`—` a cell the grid does not define. *transfer*: adversarial images crafted on the undefended baseline "
            "(the paper's protocol); *white-box*: crafted on the evaluated model itself.", ""]
+    md += [f"Seeds: {', '.join(map(str, plan.seeds))}. Every model is trained, attacked and evaluated once per seed "
+           f"on one split (seed {plan.seeds[0]}'s), so the cells of different models and seeds pair row by row; "
+           f"the seed-control model is the baseline's recipe trained with seed + "
+           f"{plan.models['control'].get('seed_offset', 0) if 'control' in plan.models else '—'}.", ""]
+    rep["seeds"] = plan.seeds
     if absent:
         md += [f"Modalities in the grid but not run: {', '.join(absent)}.", ""]
 
@@ -87,7 +92,7 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
                    f"`$(DATA_ROOT)/{plan.modalities[m].get('source', '?')}` via `rdm-prep`")
             sections["data"] += [f"### {m}\n", f"Source: {how}; preset `{plan.modalities[m].get('preset')}`; "
                                  f"seed {prov.get('seed', '?')}.\n", dt.markdown()]
-        mt, minfo = records.models_table(work, m, plan.models)
+        mt, minfo = records.models_table(work, m, plan.models, plan.seeds)
         rep["modalities"][m]["models"] = minfo
         if mt is not None:
             tables.append(mt)
@@ -158,11 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", required=True, help="the graph's output folder (OUT)")
     ap.add_argument("--results", required=True, help="where REPORT.md, tables/ and figures/ go")
     ap.add_argument("--mode", choices=MODES, default="tables")
+    ap.add_argument("--seed", type=int, default=0, help="the run's base seed (make's SEED)")
+    ap.add_argument("--seeds", type=int, default=1, help="how many seeds the run trained (make's SEEDS)")
     ap.add_argument("--no-figures", action="store_true", help="tables only")
     ap.add_argument("--debug", action="store_true")
     a = ap.parse_args(argv)
     try:
-        rep = build(a.grid or DEFAULT_GRID, a.work, a.results, a.mode, figures=not a.no_figures)
+        rep = build(a.grid or DEFAULT_GRID, a.work, a.results, a.mode, figures=not a.no_figures,
+                    seed=a.seed, seeds=a.seeds)
     except RdmError as e:
         if a.debug:
             raise

@@ -97,9 +97,9 @@ class Results:
         self.problems.append(f"{self.path(cell.output)}: holds no result for {what}")
         return None
 
-    def matched(self, m: str) -> dict | None:
-        """``matched.json`` of a modality (None, and remembered, when missing or unreadable)."""
-        p = self.path(matched_path(m))
+    def matched(self, m: str, seed: int) -> dict | None:
+        """``matched.json`` of a modality and seed (None, and remembered, when missing or unreadable)."""
+        p = self.path(matched_path(m, seed))
         if not p.exists():
             self.missing.append(str(p))
             return None
@@ -117,7 +117,7 @@ class View:
         self.plan, self.r, self.m = plan, results, m
         self.p: ModalityPlan = plan.modality(m)
         self.paper: dict[str, Any] = plan.paper.get(m, {})
-        self.matched: dict | None = results.matched(m)
+        self.matched: dict | None = results.matched(m, plan.seeds[0])   # the first seed's matched ε
         self.subset_n: int | None = None          # rows of the seeded subset (set by the report)
 
     # ----- the grid
