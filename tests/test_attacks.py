@@ -218,6 +218,75 @@ def test_random_start_seeded_per_row_not_per_batch():
     assert not torch.equal(other, pgd(model, x, y, 0.05, 0.01, 2, random_start=True, seed=3, row_ids=ids))
 
 
+def _lowbias32(v: int) -> int:
+    """Wellons' lowbias32 in plain 32-bit arithmetic (Python ints), the reference of the tensor mixer."""
+    v ^= v >> 16
+    v = (v * 0x7FEB352D) & 0xFFFFFFFF
+    v ^= v >> 15
+    v = (v * 0x846CA68B) & 0xFFFFFFFF
+    return v ^ (v >> 16)
+
+
+def test_the_tensor_mixer_is_32_bit_lowbias32_without_int64_overflow():
+    from rdm.attacks import _mix32_
+
+    rng = np.random.default_rng(0)
+    vals = [0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF, *rng.integers(0, 1 << 32, 200).tolist()]
+    got = _mix32_(torch.tensor(vals, dtype=torch.int64)).tolist()
+    assert got == [_lowbias32(v) for v in vals]
+
+
+def test_uniform_rows_are_uniform_on_0_1():
+    from scipy.stats import kstest
+
+    from rdm.attacks import uniform_rows
+
+    u = uniform_rows((64, 3, 8, 8), 0, range(64))
+    assert u.dtype == torch.float32 and float(u.min()) >= 0.0 and float(u.max()) < 1.0
+    assert torch.equal(u * 2 ** 24, (u * 2 ** 24).round())           # 24-bit multiples, exact
+    flat = u.flatten().double().numpy()
+    assert kstest(flat, "uniform").pvalue > 1e-3
+    assert abs(flat.mean() - 0.5) < 0.01 and abs(flat.var() - 1 / 12) < 0.005
+    # rows are not copies or shifts of each other: adjacent rows and adjacent elements uncorrelated
+    r = u.reshape(64, -1).double()
+    assert abs(float(torch.corrcoef(torch.stack([r[:-1].flatten(), r[1:].flatten()]))[0, 1])) < 0.05
+    assert abs(float(torch.corrcoef(torch.stack([r[:, :-1].flatten(), r[:, 1:].flatten()]))[0, 1])) < 0.05
+
+
+def test_uniform_rows_depend_on_seed_row_and_stream_only():
+    from rdm.attacks import _hashed_rows, _uniform_rows, uniform_rows
+
+    ids = np.array([0, 5, 2, 10 ** 6, (1 << 32) + 7, 3])
+    full = uniform_rows((6, 2, 5, 5), 9, ids, 1)
+    perm = [3, 0, 5, 1]
+    assert torch.equal(uniform_rows((4, 2, 5, 5), 9, ids[perm], 1), full[perm])     # any batch, any order
+    assert torch.equal(uniform_rows((2, 2, 5, 5), 9, torch.tensor(ids[4:]), 1), full[4:])   # a shard
+    for chunk in (1, 50, 1 << 20):                                                  # pieces change nothing
+        assert torch.equal(_hashed_rows((6, 2, 5, 5), 9, ids, 1, torch.device("cpu"), 2.0 ** -24, 0.0, chunk), full)
+    for other in (uniform_rows((6, 2, 5, 5), 10, ids, 1), uniform_rows((6, 2, 5, 5), 9, ids, 2),
+                  uniform_rows((6, 2, 5, 5), 9 + (1 << 32), ids, 1)):          # seed, stream, the seed's high bits
+        assert (other == full).float().mean() < 0.01
+    distinct = full.reshape(6, -1)
+    assert all(not torch.equal(distinct[i], distinct[j]) for i in range(6) for j in range(i))
+    like = torch.zeros(1, 2, 5, 5).to(memory_format=torch.channels_last)
+    noise = _uniform_rows(torch.Size((6, 2, 5, 5)), 9, list(ids), 1, like)
+    assert noise.is_contiguous(memory_format=torch.channels_last) and torch.equal(noise, full * 2 - 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_uniform_rows_are_the_same_numbers_on_cuda():
+    from rdm.attacks import _uniform_rows, uniform_rows
+
+    ids = [4, 1, 99, 7]
+    cpu = uniform_rows((4, 3, 16, 16), 2, ids, 3)
+    assert torch.equal(uniform_rows((4, 3, 16, 16), 2, ids, 3, device="cuda").cpu(), cpu)
+    like = torch.zeros(1, 3, 16, 16, device="cuda")
+    assert torch.equal(_uniform_rows(torch.Size((4, 3, 16, 16)), 2, ids, 3, like).cpu(), cpu * 2 - 1)
+    model, (x, y) = Tiny(k=3, seed=7), data(n=4, k=3)
+    xa = apgd_ce(copy.deepcopy(model).cuda(), x.cuda(), y.cuda(), 0.05, 4, seed=3, row_ids=ids)
+    exactly_inside(x, xa.cpu(), 0.05)
+
+
 # --------------------------------------------------------------------------- spec
 def test_spec_validation_and_description():
     for bad in (dict(eps=-0.1), dict(eps=1.5), dict(eps=0.1, steps=0), dict(eps=0.1, alpha=0.0),
