@@ -194,28 +194,26 @@ def tool_env(**extra) -> dict:
 
 
 # --------------------------------------------------------------------------- the report's data, fabricated
-def _confusion(acc: float, n: int, k: int, rng) -> np.ndarray:
-    right = int(round(acc * n))
-    per = np.full(k, n // k)
-    per[: n - per.sum()] += 1
+def fake_result(set_path: str, protocol: str, attack: dict | None, acc: float, n: int, classes, rng,
+                y=None, right=None) -> dict:
+    """One rdm-eval result with accuracy ``acc`` on ``n`` rows, with its per-row lists (rows 0..n−1 of
+    its set, labels ``y``, default ``i mod K``); ``right``: which rows it gets right (default: a
+    random ``round(acc·n)`` of them). Wrong rows are predicted as the next class."""
+    k = len(classes)
+    y = np.arange(n) % k if y is None else np.asarray(y)
+    if right is None:
+        right = np.zeros(n, bool)
+        right[rng.permutation(n)[: int(round(acc * n))]] = True
+    right = np.asarray(right, bool)
+    pred = np.where(right, y, (y + 1) % k)
     cm = np.zeros((k, k), dtype=np.int64)
-    hits = np.zeros(k, dtype=np.int64)
-    for _ in range(right):                     # spread the right answers over the classes
-        i = int(rng.choice(np.flatnonzero(hits < per)))
-        hits[i] += 1
-    for i in range(k):
-        cm[i, i] = hits[i]
-        for _ in range(per[i] - hits[i]):
-            cm[i, (i + 1 + int(rng.integers(k - 1))) % k] += 1
-    return cm
-
-
-def fake_result(set_path: str, protocol: str, attack: dict | None, acc: float, n: int, classes, rng) -> dict:
-    """One rdm-eval result with accuracy ``acc`` on ``n`` rows (a confusion matrix that gives it)."""
-    c = Counts(list(classes), _confusion(acc, n, len(classes), rng),
+    np.add.at(cm, (y, pred), 1)
+    c = Counts(list(classes), cm,
                AdvCounts(n=n, clean_correct=n // 2, fooled=n // 4, linf_sum=0.005 * n, linf_max=0.005,
                          l2_sum=0.1 * n, ssim_sum=0.99 * n, psnr_sum=46.0 * n, psnr_finite=n) if attack else None)
-    return {"set": set_path, "protocol": protocol, "attack": attack, "counts": c.to_dict(), "metrics": summarize(c)}
+    per_row = {"index": list(range(n)), "y": y.tolist(), "pred": pred.tolist()}
+    return {"set": set_path, "protocol": protocol, "attack": attack, "counts": c.to_dict(), "metrics": summarize(c),
+            "per_row": per_row}
 
 
 def designed_accuracy(cell: P.Cell, eps: float | None, rng) -> float:
@@ -248,9 +246,14 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
     for m, mp in plan.run.items():
         classes = list(load_preset(plan.modalities[m]["preset"]).classes)
         for split, n in SIZES.items():
+            if split == "test-sub":          # the seeded subset of the test set, as the graph makes it
+                steps.write_subset(str(work / P.set_path(m, "test")), n, str(work / P.set_path(m, split)), 0)
+                continue
             with SetWriter(work / P.set_path(m, split), shape=(1, 4, 4), classes=classes, modality="x",
                            preset=plan.modalities[m]["preset"], provenance=make_provenance(seed=0)) as w:
                 w.append(np.zeros((n, 1, 4, 4), np.float32), np.arange(n) % len(classes))
+        test_y = np.arange(SIZES["test"]) % len(classes)
+        sub_y = test_y[steps.subset_rows(SIZES["test"], SIZES["test-sub"], 0)]
         by_file: dict[str, list[P.Cell]] = {}
         for c in mp.cells:
             by_file.setdefault(c.output, []).append(c)
@@ -262,7 +265,8 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
                 n = SIZES["test-sub"] if c.rows == P.SUBSET else SIZES["test"]
                 eps = c.eps if c.eps_from is None else float(matched[c.eps_from])
                 attack = None if c.attack is None else {"name": c.attack.kind, "eps": eps}
-                r = fake_result(str(work / s), c.protocol, attack, designed_accuracy(c, eps, rng), n, classes, rng)
+                r = fake_result(str(work / s), c.protocol, attack, designed_accuracy(c, eps, rng), n, classes, rng,
+                                y=sub_y if c.rows == P.SUBSET else test_y)
                 if s not in (P.set_path(m, "test"), P.set_path(m, "test-sub")):
                     r["source"] = str(work / P.set_path(m, "test"))   # rdm-eval names an adversarial set's clean source
                 results.append(r)

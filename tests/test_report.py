@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import fabricate
@@ -116,19 +118,37 @@ def _parts(cell_json):
         yield p
 
 
+def _file_metric(file: str, index: int, metric: str) -> float:
+    m = json.loads(Path(file).read_text())["results"][index]["metrics"]
+    if metric.startswith("recall:"):
+        return m["per_class"][metric[7:]]["recall"]
+    return m[metric] if metric in m else m["adversarial"][metric]
+
+
 def _check_part(p: dict) -> None:
+    """A shown number is its metrics file's number (or the mean over its seeds' files), with its
+    interval; a difference is of two numbers on the SAME rows and seeds."""
     if p.get("source") == "metrics":
-        doc = json.loads(Path(p["file"]).read_text())
-        m = doc["results"][p["index"]]["metrics"]
-        want = m[p["metric"]] if p["metric"] in m else m["adversarial"][p["metric"]]
+        want = _file_metric(p["file"], p["index"], p["metric"])
         assert p["value"] == want, p
-        assert p["text"] == f"{100 * want:.1f}", p
+        assert p["text"] == f"{100 * want:.1f}" + (f" ± {50 * (p['hi'] - p['lo']):.1f}" if "lo" in p else ""), p
+        if "lo" in p:
+            assert p["lo"] <= p["value"] <= p["hi"], p
+    elif p.get("source") == "per-row":
+        rows = p["rows"]
+        assert rows["n_seeds"] == len(rows["files"]) and 0 <= p["value"] <= 1, p
+        if not rows["restricted"] and p["metric"] in ("accuracy", "balanced_accuracy"):
+            want = np.mean([_file_metric(f["file"], f["index"], p["metric"]) for f in rows["files"]])
+            assert p["value"] == pytest.approx(want, abs=1e-12), p
     elif p.get("source") == "difference":
         a, b = p["of"]
         _check_part(a)
         _check_part(b)
+        assert a["rows"]["rows_id"] == b["rows"]["rows_id"] == p["rows"]["rows_id"], p   # the same rows
+        assert a["rows"]["seeds"] == b["rows"]["seeds"] and a["metric"] == b["metric"], p
         assert p["value"] == pytest.approx(a["value"] - b["value"], abs=1e-12)
-        assert p["text"] == f"{100 * (a['value'] - b['value']):+.1f}"
+        assert p["text"].startswith(f"{100 * (a['value'] - b['value']):+.1f} [")
+        assert p["verdict"] in ("better", "worse", "within noise") and 0 < p["p"] <= 1
 
 
 def _check_report(res: Path) -> int:
@@ -163,26 +183,26 @@ def test_cells_mean_what_their_headers_say(built):
     col = {c: i - 1 for i, c in enumerate(t["columns"])}
     rows = {r["label"]: [c["text"] for c in r["cells"]] for r in t["rows"]}
 
-    def txt(m):
-        return f"{100 * m['accuracy']:.1f} / {100 * m['balanced_accuracy']:.1f}"
+    def txt(m):      # accuracy ± CI / balanced accuracy ± CI (one seed: a bootstrap over rows)
+        return f"{100 * m['accuracy']:.1f} ± [0-9.]+ / {100 * m['balanced_accuracy']:.1f} ± [0-9.]+"
 
     clean = json.loads((work / "metrics" / "baseline" / "clean.json").read_text())["results"][0]["metrics"]
-    assert rows["No attack"][col["No defence"]] == txt(clean)
+    assert re.fullmatch(txt(clean), rows["No attack"][col["No defence"]])
     tr = json.loads((work / "metrics" / "rdmaa" / "transfer.json").read_text())["results"]
     fg = next(r for r in tr if Path(r["set"]).name == "test-fgsm-0.005.h5")
     assert fg["protocol"] == "transfer"
-    assert rows["FGSM ε=.005"][col["RDMAA transfer"]] == txt(fg["metrics"])
+    assert re.fullmatch(txt(fg["metrics"]), rows["FGSM ε=.005"][col["RDMAA transfer"]])
     wb = json.loads((work / "metrics" / "rdmaa" / "wb-pgd.json").read_text())["results"]
     pg = next(r for r in wb if r.get("attack") and math.isclose(r["attack"]["eps"], 0.005))
     assert pg["protocol"] == "white-box"
-    assert rows["PGD ε=.005, α=.002, 3 steps"][col["RDMAA white-box"]] == txt(pg["metrics"])
+    assert re.fullmatch(txt(pg["metrics"]), rows["PGD ε=.005, α=.002, 3 steps"][col["RDMAA white-box"]])
     assert rows["FGSM ε=.005"][col["paper"]] == "35"
     assert rows["Majority-class rate (test set)"][col["No defence"]] == f"{100 * clean['majority_rate']:.1f}"
     # enhancement = RDMAA − baseline under the same transfer set
     base = json.loads((work / "metrics" / "baseline" / "transfer.json").read_text())["results"]
     bfg = next(r for r in base if Path(r["set"]).name == "test-fgsm-0.005.h5")
     enh = fg["metrics"]["accuracy"] - bfg["metrics"]["accuracy"]
-    assert rows["FGSM ε=.005"][col["Enhancement transfer"]] == f"{100 * enh:+.1f}"
+    assert rows["FGSM ε=.005"][col["Enhancement transfer"]].startswith(f"{100 * enh:+.1f} [")
     # the subset size is stated
     assert "(n = 12)" in (built / "results" / "REPORT.md").read_text()
 

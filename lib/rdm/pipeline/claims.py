@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from .labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
 from .paper import conditions
 from .config import PAPER_EPS
+from . import verdicts as V
 from .results import Ref, View
 from .tables import DASH, NA, Entry, Table
 
@@ -171,7 +172,8 @@ def masking_words(x: View, flags: list[dict]) -> str:
 def claims_table(x: View) -> Table:
     """The paper's claims, checked at the paper's ε and at the matched ε, transfer and white-box."""
     cols = ["Claim", "ε=.005 transfer", "ε=.005 white-box", "matched ε transfer", "matched ε white-box"]
-    t = Table(f"claims-{x.m}", f"The paper's claims, {x.m}: do they hold here? (accuracy, %)", cols)
+    t = Table(f"claims-{x.m}", f"The paper's claims, {x.m}: do they hold here? (paired verdicts on "
+              f"{V.METRIC_WORDS[V.decide_on(x)]}, %)", cols)
     p, e = x.paper, PAPER_EPS
     conds = conditions(x, [e])
     first = {c[1].kind: c for c in reversed(conds)}   # first of each kind wins
@@ -182,12 +184,13 @@ def claims_table(x: View) -> Table:
         return Entry([], na=(ok if isinstance(ok, str) else ("yes" if ok else "no")) + f" ({txt})")
 
     def above(a: Ref | None, b: Ref | None) -> Entry:
-        if a is None or b is None or a.metric("accuracy") is None or b.metric("accuracy") is None:
+        """The paired verdict of A over B on the same rows, in the modality's deciding metric."""
+        if a is None or b is None:
             return NA
-        if not same_rows(a, b):     # a subset cell against a whole-test-set cell says nothing
-            return Entry([], na=f"n/a (rows differ: {rows_of(a)} vs {rows_of(b)})")
-        ok = True if beyond_noise(a, b) else False if beyond_noise(b, a) else "within noise"
-        return verdict(ok, f"{pct(a.metric('accuracy'))} vs {pct(b.metric('accuracy'))}")
+        v = V.compare(x, a, b)
+        if v is None:               # no per-row data, or rows that cannot be matched: nothing to say
+            return Entry([], na=V.ROWS_DIFFER)
+        return verdict(CLAIM_WORD[v.verdict], claim_numbers(x, v, a, b))
 
     def best(refs: list[Ref | None]) -> Ref | None:
         refs = [r for r in refs if r is not None and r.metric("accuracy") is not None]
@@ -199,8 +202,9 @@ def claims_table(x: View) -> Table:
         name, a = kind.upper(), c[1]
         b = x.transfer("baseline", a, e)
         if kind in p and b is not None:
-            v = b.metric("accuracy")
-            entry = verdict(v <= p[kind] + 0.05, f"{pct(v)}; paper {100 * p[kind]:.0f}")
+            v, half = V.mean_and_half(x, b, "accuracy")
+            entry = verdict(v <= p[kind] + 0.05, f"{pct(v)}{f' ± {100 * half:.1f}' if half else ''}; "
+                                                 f"paper {100 * p[kind]:.0f}")
         else:
             entry = NA if b is None else DASH
         t.add(f"{name} at ε=.005 brings the baseline down to the paper's accuracy", [entry, DASH, DASH, DASH])
@@ -221,17 +225,40 @@ def claims_table(x: View) -> Table:
                   [above(rt, at), above(rw, aw) if rw_def else DASH, above(mrt, mat), above(mrw, maw)])
     bc, rc = x.clean("baseline"), x.clean("rdmaa")
     if bc is not None and rc is not None:
-        entry = verdict(not beyond_noise(bc, rc), f"{pct(rc.metric('accuracy'))} vs {pct(bc.metric('accuracy'))}")
+        v = V.compare(x, rc, bc)
+        entry = (Entry([], na=V.ROWS_DIFFER) if v is None else
+                 verdict({"worse": "no", "better": "yes", "within noise": "within noise"}[v.verdict],
+                         claim_numbers(x, v, rc, bc)))
     else:
         entry = NA
-    t.add("RDMAA keeps the baseline's clean accuracy (no significant loss)", [entry, DASH, DASH, DASH])
-    t.notes += ["Our numbers (RDMAA first) against the comparison. yes / no: more / less accurate by more than "
-                "2 points and two standard errors, else \"within noise\"; \"the paper's accuracy\": within 5 "
-                "points of it or below.",
-                "Each comparison is on the same rows (whole test set, or the seeded subset for the white-box cells "
-                "run there); at the matched ε the baseline is attacked by its own attack; best adversarial training: "
-                "the most accurate of " + (", ".join(model_label(m) for m in x.advtrain) or "none") + " in that cell."]
+    t.add(f"RDMAA keeps the baseline's clean {V.METRIC_WORDS[V.decide_on(x)]} (not worse by the paired test)",
+          [entry, DASH, DASH, DASH])
+    t.notes += ["Our numbers (RDMAA first) against the comparison, in " + V.METRIC_WORDS[V.decide_on(x)] +
+                (f" with {V.positive_class(x)} recall (sensitivity) beside" if V.positive_class(x) else "") +
+                ": A vs B, A − B [95 % interval], the rows × seeds behind it. yes / no: A is more / less accurate "
+                "by the paired test; \"within noise\": the test cannot tell them apart at this number of rows and "
+                "seeds (neither claim is shown). \"The paper's accuracy\": our accuracy within 5 points of it or "
+                "below.",
+                "Each comparison is on the same rows and seeds (a whole-test-set cell is cut to the seeded subset's "
+                "rows when the other cell ran there, †); at the matched ε the baseline is attacked by its own attack; "
+                "best adversarial training: the most accurate of " +
+                (", ".join(model_label(m) for m in x.advtrain) or "none") + " in that cell.",
+                V.rule(x)]
     return t
+
+
+CLAIM_WORD = {"better": "yes", "worse": "no", "within noise": "within noise"}
+
+
+def claim_numbers(x: View, v: "V.Verdict", a: Ref, b: Ref) -> str:
+    """``bal 80.1 vs 82.3, −2.2 [−6.0, +1.5]; nodule recall 72.6 vs 85.2; 100 rows × 1 seed †``."""
+    txt = (f"{pct(v.va)} vs {pct(v.vb)}, {100 * v.cmp.diff:+.1f} [{100 * v.cmp.lo:+.1f}, {100 * v.cmp.hi:+.1f}]")
+    pos = V.positive_class(x)
+    if pos is not None:
+        r = V.compare(x, a, b, "recall:" + pos)
+        if r is not None:
+            txt += f"; {pos} recall {pct(r.va)} vs {pct(r.vb)}"
+    return txt + f"; {v.behind()}" + (" †" if v.restricted or v.a.subset else "")
 
 
 def findings(x: View, flags: list[dict]) -> list[str]:
@@ -252,6 +279,10 @@ def findings(x: View, flags: list[dict]) -> list[str]:
     s.append(f"The baseline classifies {f(a(bc))} of the {bc.n} test images right (balanced accuracy "
              f"{f(bc.metric('balanced_accuracy'))}; always answering the majority class would give {f(maj)}); "
              f"the paper reports {p['clean'] * 100:.0f} %." if "clean" in p else "")
+    rc = x.clean("rdmaa")
+    if rc is not None:
+        s.append(f"RDMAA classifies {f(a(rc))} of the clean test images right (against the baseline: "
+                 f"{V.said(x, rc, bc)}).")
     e = PAPER_EPS
     conds = conditions(x, [e])
     falls = []
@@ -276,20 +307,23 @@ def findings(x: View, flags: list[dict]) -> list[str]:
         if rt is None or b is None:
             continue
         pk = "fgsm" if c[1].kind == "fgsm" else "pgd"
-        paper_enh = (f" (paper: {(p['rdmaa_' + pk] - p[pk]) * 100:+.0f} points)" if f"rdmaa_{pk}" in p and pk in p else "")
-        txt = (f"Under {c[0]} crafted on the baseline (transfer), RDMAA keeps {f(rt)} against the baseline's {f(b)}, "
-               f"{(rt - b) * 100:+.1f} points{paper_enh}")
+        enh = p.get(f"enh_{pk}", p[f"rdmaa_{pk}"] - p[pk] if f"rdmaa_{pk}" in p and pk in p else None)
+        paper_enh = f"; the paper prints {enh * 100:+.0f} points of accuracy" if enh is not None else ""
+        txt = (f"Under {c[0]} crafted on the baseline (transfer), RDMAA keeps {f(rt)} against the baseline's {f(b)} "
+               f"({V.said(x, x.transfer('rdmaa', c[1], e), x.transfer('baseline', c[1], e))}{paper_enh})")
         if rw_def and a(rw) is not None:
-            txt += f"; attacked directly (white-box) it keeps {f(a(rw))}"
+            bw = x.transfer("baseline", c[1], e)      # the baseline's own attack: its white-box
+            txt += f"; attacked directly (white-box) it keeps {f(a(rw))} (against the baseline's own attack: {V.said(x, rw, bw)})"
         s.append(txt + ".")
     # stronger white-box
     for w in x.plan.whitebox_extra():
         if not any(same_eps(e, v) for v in w.eps):
             continue
-        r, b = a(x.whitebox("rdmaa", w, e)), a(x.whitebox("baseline", w, e))
+        rr, br = x.whitebox("rdmaa", w, e), x.whitebox("baseline", w, e)
+        r, b = a(rr), a(br)
         if r is not None and b is not None:
             where = f", subset of {x.subset_n} test images" if w.subset else ""
-            s.append(f"{attack_label(w, e)} (white-box{where}): RDMAA {f(r)}, baseline {f(b)}.")
+            s.append(f"{attack_label(w, e)} (white-box{where}): RDMAA {f(r)}, baseline {f(b)} ({V.said(x, rr, br)}).")
     # RDMAA vs adversarial training
     if x.advtrain and pg is not None:
         rt = a(x.transfer("rdmaa", pg[1], e))
@@ -297,9 +331,13 @@ def findings(x: View, flags: list[dict]) -> list[str]:
         ats = [(m, v) for m, v in ats if v is not None]
         if rt is not None and ats:
             top = max(ats, key=lambda t: t[1])
-            verdict = "above" if rt > top[1] + MASK_TOL else "below" if rt < top[1] - MASK_TOL else "level with"
+            v = V.compare(x, x.transfer("rdmaa", pg[1], e), x.transfer(top[0], pg[1], e))
+            verdict = ("not comparable on the same rows with" if v is None else
+                       {"better": "above", "worse": "below", "within noise": "within noise of"}[v.verdict])
             s.append(f"Against {pg[0]} (transfer), RDMAA at {f(rt)} is {verdict} the best adversarially trained model "
-                     f"({model_label(top[0])}, {f(top[1])}); the paper claims RDMAA is above adversarial training.")
+                     f"({model_label(top[0])}, {f(top[1])}"
+                     f"{'; ' + V.said(x, x.transfer('rdmaa', pg[1], e), x.transfer(top[0], pg[1], e)) if v else ''}); "
+                     "the paper claims RDMAA is above adversarial training.")
         w = x.plan.whitebox_twin(pg[1])
         if w is not None:
             rw = a(x.whitebox("rdmaa", w, e))
@@ -308,7 +346,7 @@ def findings(x: View, flags: list[dict]) -> list[str]:
             if rw is not None and aws:
                 top = max(aws, key=lambda t: t[1])
                 s.append(f"Attacked white-box with the same PGD, RDMAA keeps {f(rw)} and {model_label(top[0])} "
-                         f"{f(top[1])}.")
+                         f"{f(top[1])} ({V.said(x, x.whitebox('rdmaa', w, e), x.whitebox(top[0], w, e))}).")
     # matched ε
     me = x.matched or {}
     for kind in ("fgsm", "pgd"):

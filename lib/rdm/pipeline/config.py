@@ -58,6 +58,28 @@ def for_mode(g: dict[str, Any], mode: str) -> dict[str, Any]:
     return g
 
 
+DECIDE_ON = ("accuracy", "balanced_accuracy")
+
+
+def check_verdict_keys(path: str, m: str, spec: dict[str, Any]) -> None:
+    """``decide_on`` (the metric a modality's verdicts decide on) and ``positive_class`` (whose recall,
+    the sensitivity, is shown beside them) name a metric and a class of the modality's preset."""
+    d = spec.get("decide_on", "accuracy")
+    if d not in DECIDE_ON:
+        raise RdmError(f"{path}: [modalities.{m}] decide_on = {d!r}: expected one of {', '.join(DECIDE_ON)}")
+    pos = spec.get("positive_class")
+    if pos is not None:
+        from ..presets import load_preset
+
+        try:
+            classes = list(load_preset(spec.get("preset", m)).classes)
+        except (RdmError, OSError, ValueError):
+            return
+        if pos not in classes:
+            raise RdmError(f"{path}: [modalities.{m}] positive_class = {pos!r} is not a class of preset "
+                           f"{spec.get('preset', m)!r} ({', '.join(classes)})")
+
+
 def param_default(kind: str, name: str) -> Any:
     """The registry's default of one hyper-parameter of an attack (None: computed, or no such one)."""
     from ..attack_registry import get
@@ -147,6 +169,8 @@ class Grid:
         self.mode = mode
         g = for_mode(g, mode)
         self.modalities: dict[str, dict[str, Any]] = dict(g["modalities"])
+        for m, spec in self.modalities.items():
+            check_verdict_keys(self.path, m, spec)
         ev = g["evaluate"]
         self.paper_eps: list[float] = [float(e) for e in ev.get("paper_eps", [PAPER_EPS])]
         self.attacks = [Attack.from_grid(a) for a in g["attacks"]]

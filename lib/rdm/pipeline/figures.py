@@ -75,6 +75,18 @@ def fig_examples(x: View, out_dir: Path, n_max: int = 4) -> list[str]:
 
 
 # --------------------------------------------------------------------------- Fig. 9
+def ci_of(x: View, r) -> tuple[float | None, float, float | None]:
+    """(lo, mean, hi) of a cell's accuracy over its seeds (rdm.pipeline.verdicts); no interval
+    without per-row results."""
+    from . import verdicts as V
+
+    rows = V.rows_of(x, r)
+    if rows is None:
+        return None, float(r.metric("accuracy")), None
+    p = V.value_part(rows, "accuracy", r)
+    return p.lo, float(p.value), p.hi
+
+
 def fig_sweep(x: View, out_dir: Path) -> list[str]:
     if not x.sweep_eps:
         return []
@@ -88,13 +100,20 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
             for proto, ls, get in (("white-box", "-", x.sweep), ("transfer", "--", x.sweep_transfer)):
                 if m == "baseline" and proto == "transfer":
                     continue
-                pts = []
+                pts, band = [], []
                 for e in x.sweep_eps:
                     r = get(m, kind, e)
                     if r is not None and r.metric("accuracy") is not None:
-                        pts.append((e, 100 * r.metric("accuracy")))
+                        lo, mean, hi = ci_of(x, r)
+                        pts.append((e, 100 * mean))
+                        if lo is not None:
+                            band.append((e, 100 * lo, 100 * hi))
                 if pts:
                     drew = True
+                    if len(band) > 1:      # the 95 % interval: over seeds, or a bootstrap over rows for one
+                        be, blo, bhi = zip(*band)
+                        ax.fill_between(be, blo, bhi, color=c, alpha=0.12 if proto == "white-box" else 0.07,
+                                        lw=0, hatch=None if proto == "white-box" else "////")
                     ax.plot(*zip(*pts), ls=ls, marker=MARKERS.get(m, "o"), ms=4, color=c, lw=1.4,
                             mfc=c if proto == "white-box" else "white",
                             label=f"{model_label(m)} ({proto})" if m != "baseline" else f"{model_label(m)}")
@@ -124,7 +143,10 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
     seen = dict(zip(l0 + l, h0 + h))
     fig.legend(seen.values(), seen.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                title="solid: white-box\ndashed: transfer", title_fontsize=8)
-    fig.suptitle(f"Fig. 9 ({x.m}): accuracy vs ε", fontsize=11)
+    seeds = max((len(x.p.seeds_of(x.p.clean("baseline"))) if hasattr(x.p, "seeds_of") and x.p.clean("baseline")
+                 else 1), 1)
+    fig.suptitle(f"Fig. 9 ({x.m}): accuracy vs ε; bands: 95 % interval "
+                 + (f"over {seeds} seeds" if seeds > 1 else "(bootstrap over rows, one seed)"), fontsize=11)
     fig.tight_layout()
     return save_figure(fig, out_dir, f"fig9-accuracy-vs-eps-{x.m}")
 

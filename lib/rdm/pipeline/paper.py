@@ -12,8 +12,9 @@ from typing import Iterable
 from .labels import attack_label, eps_txt, model_label, same_eps, short_attack
 from ..attack_registry import default_alpha
 from .config import PAPER_EPS, Attack
+from . import verdicts as V
 from .results import Ref, View, acc_entry, diff_entry
-from .tables import DASH, NA, Entry, Part, Table
+from .tables import DASH, NA, Entry, Part, Table, words
 
 TABLE_NO = {"lung": ("III", "VI", "IX"), "leukemia": ("IV", "VII", "X"), "brain": ("V", "VIII", "XI")}
 
@@ -32,10 +33,58 @@ def paper_entry(paper: dict, key: str, idx: int | None = None) -> Entry:
     return Entry([Part("paper", float(v), paper=True)])
 
 
-def paper_diff(paper: dict, a: str, b: str) -> Entry:
+def paper_diff(paper: dict, a: str, b: str, printed: str | None = None) -> Entry:
+    """The paper's difference of two of its numbers: the one its table PRINTS (``printed``, e.g.
+    ``enh_pgd``) when the grid has it, else ``a − b``."""
+    if printed is not None and printed in paper:
+        return Entry([Part("paper", float(paper[printed]), paper=True)])
     if a not in paper or b not in paper:
         return DASH
     return Entry([Part("paper", float(paper[a]) - float(paper[b]), paper=True)])
+
+
+def paper_contradictions(x: View) -> list[str]:
+    """Notes where the paper's printed numbers disagree with each other (grid ``[paper.<m>]``)."""
+    p, out = x.paper, []
+    no = TABLE_NO.get(x.m, ("", "", ""))
+    for pk in ("fgsm", "pgd"):
+        other = (p.get("prf_acc") or {}).get(pk)
+        if f"enh_{pk}" in p and f"rdmaa_{pk}" in p and pk in p:
+            calc = float(p[f"rdmaa_{pk}"]) - float(p[pk])
+            if abs(calc - float(p[f"enh_{pk}"])) > 0.005:
+                why = (f"; {100 * float(p[f'rdmaa_{pk}']):.0f} − {100 * float(other):.0f} (Table {no[1]}'s no-defence "
+                       f"number for the same cell) = {100 * (float(p[f'rdmaa_{pk}']) - float(other)):.0f}"
+                       if other is not None else "")
+                out.append(f"The paper's Table {no[0]} prints Enhancement {100 * float(p[f'enh_{pk}']):.0f} for "
+                           f"{pk.upper()}, yet its own numbers give {100 * float(p[f'rdmaa_{pk}']):.0f} − "
+                           f"{100 * float(p[pk]):.0f} = {100 * calc:.0f}{why}; the printed number is shown.")
+        if other is not None and pk in p and abs(float(other) - float(p[pk])) > 0.005:
+            out.append(f"The paper contradicts itself on the no-defence {pk.upper()} accuracy: Table {no[0]} prints "
+                       f"{100 * float(p[pk]):.0f} %, Table {no[1]} {100 * float(other):.0f} % for the same cell; each "
+                       "table here shows what that table prints.")
+    return out
+
+
+def verdict_notes(x: View, entries) -> list[str]:
+    """The rows/seeds footnote, the subset mark and the verdict rule, for a table with verdicts."""
+    out = [n for n in (V.rows_note(x, entries),) if n]
+    out.append("†: on the rows of the seeded subset (test-sub.h5); a difference marked † compares both cells on "
+               "those rows, the whole-test-set cell restricted to them through the per-row index.")
+    out.append(V.rule(x))
+    return out
+
+
+def add_rows_note(t: Table, x: View) -> None:
+    """The rows and seeds behind a table's cells, as its last footnote."""
+    n = V.rows_note(x, [c for _, cells in t.rows for c in cells])
+    if n:
+        t.notes.append(n)
+
+
+def cells_words(x: View) -> str:
+    """What an accuracy cell shows, for a table's title."""
+    pos = V.positive_class(x)
+    return "accuracy ± CI / balanced accuracy ± CI" + (f" / {pos} recall ± CI" if pos else "") + ", %"
 
 
 def conditions(x: View, eps_list: Iterable[float]) -> list[tuple[str, Attack, float, str | None]]:
@@ -74,7 +123,8 @@ def table_accuracy(x: View) -> Table:
     cols += ["Enhancement transfer", "Enhancement white-box", "paper enh.",
              "Difference transfer", "Difference white-box", "paper diff."]
     t = Table(f"table-{no or x.m}-accuracy-{x.m}",
-              f"Table {no} ({x.m}): accuracy, no defence vs RDMAA (cells: accuracy / balanced accuracy, %)", cols)
+              f"Table {no} ({x.m}): accuracy, no defence vs RDMAA (cells: {cells_words(x)}; differences in "
+              f"{V.METRIC_WORDS[V.decide_on(x)]}, points)", cols)
     p = x.paper
     base_c, rd_c = x.clean("baseline"), x.clean("rdmaa")
     row = [acc_entry(base_c), paper_entry(p, "clean"), acc_entry(rd_c), DASH, paper_entry(p, "rdmaa_clean")]
@@ -92,9 +142,9 @@ def table_accuracy(x: View) -> Table:
         if has_pur:
             row += [acc_entry(x.transfer("purified", a, e)), _twin_entry(x, "purified", a, e)]
         row += [diff_entry(rt, b), diff_entry(rw, bw) if rw_def else DASH,
-                paper_diff(p, f"rdmaa_{pk}", pk) if pk else DASH,
+                paper_diff(p, f"rdmaa_{pk}", pk, f"enh_{pk}") if pk else DASH,
                 diff_entry(rd_c, rt), diff_entry(rd_c, rw) if rw_def else DASH,
-                paper_diff(p, "rdmaa_clean", f"rdmaa_{pk}") if pk else DASH]
+                paper_diff(p, "rdmaa_clean", f"rdmaa_{pk}", f"diff_{pk}") if pk else DASH]
         t.add(lab, row)
     # the stronger white-box attacks (no transfer twin), on the seeded subset
     for w in x.plan.whitebox_extra():
@@ -112,15 +162,15 @@ def table_accuracy(x: View) -> Table:
     t.notes += [
         "transfer: adversarial images crafted on the undefended baseline (the paper's protocol); white-box: "
         "crafted on the model itself. For the baseline both are the same.",
-        "Enhancement = RDMAA − no defence under the same attack; Difference = RDMAA clean − RDMAA attacked "
-        "(percentage points, from accuracy).",
+        f"Enhancement = RDMAA − no defence under the same attack; Difference = RDMAA clean − RDMAA attacked "
+        f"(percentage points of {V.METRIC_WORDS[V.decide_on(x)]}, on the rows both cells share; the paper's "
+        "columns are accuracy, as its tables print them).",
         "paper: Tables III–V, ε=.005. The paper's tables print α=.02 for PGD, its Table II says α=.002: "
         "both are run and the paper's number is shown beside both.",
     ]
     t.notes.append(subset_note(x))
-    if x.m == "leukemia":
-        t.notes.append("Paper: Table IV gives 36 % for leukemia under PGD, Table VII 47 % for the same cell; "
-                       "36 % is shown.")
+    t.notes += paper_contradictions(x)
+    t.notes += verdict_notes(x, [c for _, cells in t.rows for c in cells])
     return t
 
 
@@ -135,33 +185,47 @@ def table_prf(x: View) -> Table:
               f"Table {no} ({x.m}): accuracy, balanced accuracy, macro precision, recall, F1 (%)", cols)
     p = x.paper
 
-    def metric_entries(ref: Ref | None) -> list[Entry]:
-        if ref is None:
-            return [NA] * len(keys)
-        return [Entry([ref.part(k, short)]) for k, short in keys]
+    def metric_entries(ref: Ref | None, rows=None) -> list[Entry]:
+        return V.metric_entries(x, ref, keys, rows)
+
+    def side_by_side(refs: list) -> list[Entry]:
+        """The row's cells on the same rows: cut to the subset's when one of them ran there."""
+        cut = V.side_by_side(x, [r for r, d in refs if d])
+        it = iter(cut or [])
+        return [c for r, d in refs for c in (metric_entries(r, next(it) if cut else None) if d
+                                             else [DASH] * len(keys))]
 
     def paper_entries(pk: str | None, model: str) -> list[Entry]:
         if pk is None or model == "purified":
             return [DASH] * len(keys)
         pre = "" if model == "baseline" else "rdmaa_"
-        acc = paper_entry(p, pre + ("clean" if pk == "clean" else pk))
+        acc_key = pre + ("clean" if pk == "clean" else pk)
+        other = (p.get("prf_acc") or {}).get(pk) if pre == "" else None    # what Tables VI–VIII print, if other
+        acc = Entry([Part("paper", float(other), paper=True)]) if other is not None else paper_entry(p, acc_key)
         prf = [paper_entry(p, f"{pre}prf_{pk}", i) if f"{pre}prf_{pk}" in p else DASH for i in range(3)]
         return [acc, DASH] + prf
 
-    t.add("No attack", [c for m in models for c in metric_entries(x.clean(m))])
+    t.add("No attack", side_by_side([(x.clean(m), True) for m in models]))
     t.add("No attack — paper", [c for m in models for c in paper_entries("clean", m)])
     for lab, a, e, pk in conditions(x, [PAPER_EPS]):
-        t.add(f"{lab} — transfer", [c for m in models for c in metric_entries(x.transfer(m, a, e))])
+        t.add(f"{lab} — transfer", side_by_side([(x.transfer(m, a, e), True) for m in models]))
         wb = []
         for m in models:
             ref, defined = x.twin(m, a, e)
             if m == "baseline":   # its own adversarial set is already white-box
                 ref, defined = x.transfer(m, a, e), True
-            wb += metric_entries(ref) if defined else [DASH] * len(keys)
-        t.add(f"{lab} — white-box", wb)
+            wb.append((ref, defined))
+        t.add(f"{lab} — white-box", side_by_side(wb))
         t.add(f"{lab} — paper", [c for m in models for c in paper_entries(pk, m)])
-    t.notes += ["P, R, F1: macro averages over the classes (scikit-learn, zero_division=0).",
-                "For the baseline the transfer and white-box rows are the same images (crafted on it)."]
+    t.notes += ["P, R, F1: macro averages over the classes (scikit-learn, zero_division=0); ACC and BAcc: mean ± "
+                "half the 95 % interval.",
+                "For the baseline the transfer and white-box rows are the same images (crafted on it).",
+                "A row whose models ran on different rows (a white-box cell on the seeded subset beside whole-test "
+                "cells) shows every model on the subset's rows (†), cut from the per-row results."]
+    t.notes += [n for n in paper_contradictions(x) if "contradicts itself" in n]
+    rn = V.rows_note(x, [c for _, cells in t.rows for c in cells])
+    if rn:
+        t.notes.append(rn)
     return t
 
 
@@ -172,7 +236,7 @@ def table_advtrain(x: View) -> Table:
     cols = ["Attack"] + [f"{model_label(m)} {proto}" for m in models for proto in ("transfer", "white-box")] + \
         ["paper AdvTrain", "paper RDMAA"]
     t = Table(f"table-{no or x.m}-advtrain-{x.m}",
-              f"Table {no} ({x.m}): adversarial training vs RDMAA (cells: accuracy / balanced accuracy, %)", cols)
+              f"Table {no} ({x.m}): adversarial training vs RDMAA (cells: {cells_words(x)})", cols)
     p = x.paper
     t.add("No attack", [c for m in models for c in (acc_entry(x.clean(m)), DASH)] + [DASH, paper_entry(p, "rdmaa_clean")])
     for lab, a, e, pk in conditions(x, x.paper_eps):
@@ -188,6 +252,7 @@ def table_advtrain(x: View) -> Table:
                 "paper AdvTrain: Tables IX–XI (the paper does not say which adversarial set trained the model "
                 "of each row)."]
     t.notes.append(subset_note(x))
+    add_rows_note(t, x)
     return t
 
 
@@ -197,7 +262,7 @@ def table_sweep(x: View, kind: str) -> Table:
                                            for proto in ("white-box", "transfer")]
     steps = x.plan.sweep_pgd_steps
     desc = "FGSM" if kind == "fgsm" else f"PGD ({steps} steps, α = {default_alpha(1.0, steps):.3g}·ε)"
-    t = Table(f"sweep-{kind}-{x.m}", f"ε sweep, {desc}, {x.m} (cells: accuracy / balanced accuracy, %)", cols)
+    t = Table(f"sweep-{kind}-{x.m}", f"ε sweep, {desc}, {x.m} (cells: {cells_words(x)})", cols)
     t.add("0 (clean)", [acc_entry(x.sweep_clean("baseline", kind))] +
           [c for m in x.defended for c in (acc_entry(x.sweep_clean(m, kind)), acc_entry(x.clean(m)))])
     for e in x.sweep_eps:
@@ -208,6 +273,7 @@ def table_sweep(x: View, kind: str) -> Table:
     if x.plan.sweep_on_subset:
         t.notes.append(f"The white-box sweep runs on the seeded subset test-sub.h5 (n = {x.subset_n}), and so does"
                        " its clean row; the transfer columns, clean row included, are on the whole test set.")
+    add_rows_note(t, x)
     return t
 
 
@@ -218,7 +284,7 @@ def table_matched(x: View) -> Table:
     ps = f"PGD ε={eps_txt(pe)}" if pe is not None else "PGD matched ε"
     cols = ["Model", f"{fs} transfer", f"{fs} white-box", f"{ps} transfer", f"{ps} white-box",
             f"APGD-CE-{x.plan.apgd_steps} ε={eps_txt(pe) if pe is not None else 'matched'} white-box (subset)"]
-    t = Table(f"matched-{x.m}", f"Every model at the matched ε, {x.m} (cells: accuracy / balanced accuracy, %)", cols)
+    t = Table(f"matched-{x.m}", f"Every model at the matched ε, {x.m} (cells: {cells_words(x)})", cols)
     for m in ["baseline"] + x.defended:
         t.add(model_label(m), [acc_entry(x.matched_ref(m, "fgsm", "transfer")),
                                acc_entry(x.matched_ref(m, "fgsm", "white-box")),
@@ -227,6 +293,7 @@ def table_matched(x: View) -> Table:
                                acc_entry(x.matched_ref(m, "apgd", "white-box"))])
     t.notes.append("For the baseline the transfer column is its own (white-box) attack.")
     t.notes.append(subset_note(x))
+    add_rows_note(t, x)
     return t
 
 
@@ -242,3 +309,53 @@ def matched_lines(x: View) -> list[str]:
                          f"{det.get('paper_accuracy', 0) * 100:.0f} %" +
                          ("" if det.get("reached", True) else " — NOT reached within the sweep; the largest ε is used"))
     return lines + [""] if lines else ["- matched ε: n/a (matched.json missing)", ""]
+
+
+# --------------------------------------------------------------------------- Tables I and II
+TABLE1_KEYS = {"train": "train", "val": "val", "test": "test"}
+
+
+def add_table1(t: Table | None, x: View) -> None:
+    """Table I's numbers beside ours: a ``paper (Table I)`` column on the data table (rows per split)."""
+    t1 = x.paper.get("table1")
+    if t is None or not isinstance(t1, dict):
+        return
+    t.columns.append("paper (Table I)")
+    for lab, cells in t.rows:
+        key = TABLE1_KEYS.get(lab)
+        cells.append(Entry([Part("paper", t1[key], count=True)]) if key in t1 else DASH)
+    t.notes.append("paper (Table I): the paper's rows per split as printed (its adversarial test set: "
+                   f"{t1.get('adv_test', '—')} rows).")
+    if x.m == "brain":
+        t.notes.append("The paper's Table I row for MRI reads 276 / 307 / 307 / 2481 under Train / Validate / Test / "
+                       "AdversTest; 2481 + 276 + 307 = 3064, the data set's size, and its text says 80/10/10, so "
+                       "the row reads as train 2481, validation 276, test 307 with the columns out of order in print.")
+    if x.m == "leukemia":
+        t.notes.append("The paper's text says 71 % for testing and 20 % for training and validation; its Table I "
+                       "gives 652 of 3256 rows (20 %) to the test set.")
+
+
+def table_attacks(plan) -> Table:
+    """Table II: the attacks the grid runs, each beside the paper's settings (its Table II)."""
+    t = Table("table-II-attacks", "Table II: attack settings, ours beside the paper's",
+              ["Attack", "role", "ε", "α", "steps", "restarts", "rows", "paper (Table II)"])
+    paper = {"fgsm": "FGSM, ε .002 and .005", "pgd": "PGD, ε .002 and .005, α .002, 3 steps "
+                                                       "(Tables III–XI print α .02)"}
+
+    def row(a, role: str, eps, rows: str) -> None:
+        alpha = a.alpha if a.alpha is not None else ("2.5·ε/steps" if a.kind in ("pgd", "bim") else None)
+        same = paper.get(a.kind) if role != "ε sweep" and (a.kind == "fgsm" or a.steps == 3) else None
+        t.add(f"{short_attack(a)} ({a.name})", [words(role), words(", ".join(eps_txt(e) for e in eps) if eps else "matched"),
+                                words(eps_txt(alpha) if isinstance(alpha, float) else (alpha or "—")),
+                                words(a.steps or "—"), words(a.restarts if a.restarts and a.restarts > 1 else 1),
+                                words(rows), words(same or "—")])
+
+    for a in plan.test_attacks:
+        row(a, "transfer (crafted on the baseline)", a.eps_for("test"), "test set")
+    for w in plan.whitebox:
+        row(w, "white-box", w.eps, "seeded subset" if w.subset else "test set")
+    for k, a in plan.sweep_attacks.items():
+        row(a, "ε sweep", plan.sweep_eps, "seeded subset" if plan.sweep_on_subset else "test set")
+    t.notes.append("ε: L∞ on pixels in [0, 1]. The ε sweep's PGD uses α = 2.5·ε/steps; the sweep's transfer sets "
+                   "are on the whole test set.")
+    return t

@@ -85,6 +85,7 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
         sections["eps"] += [f"### {m}\n", ts.markdown(), tp.markdown(), *paper.matched_lines(x), tm.markdown(),
                             f"**Gradient-masking check, {m}.** " + claims.masking_words(x, flags) + "\n"]
         sections["words"] += [f"**{m}.** " + " ".join(claims.findings(x, flags)) + "\n", tc.markdown()]
+        paper.add_table1(dt, x)
         if dt is not None:
             tables.append(dt)
             prov = dinfo.get("provenance", {})
@@ -108,7 +109,9 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
            "Each model is swept over ε white-box (FGSM, and PGD with α = 2.5·ε/steps) and under transfer from the baseline; "
            "the *matched ε* is the ε at which our baseline falls to the paper's attacked accuracy (white-box sweep, "
            "log-linear interpolation), and every model is evaluated there too.", ""] + sections["eps"]
-    md += ["## Data used and wall time", ""] + sections["data"] + [t.markdown() for t in tt]
+    t2 = paper.table_attacks(plan)
+    tables.append(t2)
+    md += ["## Data used and wall time", "", t2.markdown()] + sections["data"] + [t.markdown() for t in tt]
 
     figs: list[str] = []
     if figures:

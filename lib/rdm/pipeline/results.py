@@ -23,11 +23,14 @@ class Ref:
     index: int
     result: dict[str, Any]
     cell: Cell | None = None
+    view: Any = None          # the View that looked it up (its rows and seeds: rdm.pipeline.verdicts)
 
     def metric(self, key: str) -> float | None:
         m = self.result.get("metrics") or {}
         if key in m:
             return m[key]
+        if key.startswith("recall:"):          # one class's recall (sensitivity): recall:nodule
+            return ((m.get("per_class") or {}).get(key[7:]) or {}).get("recall")
         return (m.get("adversarial") or {}).get(key)
 
     def part(self, key: str, short: str | None = None) -> Part:
@@ -143,7 +146,10 @@ class View:
 
     # ----- results by meaning (None: missing, or not in the grid)
     def get(self, cell: Cell | None) -> Ref | None:
-        return self.r.get(cell)
+        ref = self.r.get(cell)
+        if ref is not None:
+            ref.view = self
+        return ref
 
     def clean(self, model: str) -> Ref | None:
         return self.get(self.p.clean(model))
@@ -174,16 +180,24 @@ class View:
 
 # --------------------------------------------------------------------------- entries from results
 def acc_entry(ref: Ref | None) -> Entry:
-    """``accuracy / balanced accuracy`` of a result (``n/a`` when missing)."""
+    """``accuracy ± CI / balanced accuracy ± CI`` of a result over its seeds (``n/a`` when missing);
+    see :func:`rdm.pipeline.verdicts.acc_entry`."""
     if ref is None:
         return NA
-    return Entry([ref.part("accuracy", "acc"), ref.part("balanced_accuracy", "bal")])
+    if ref.view is None:
+        return Entry([ref.part("accuracy", "acc"), ref.part("balanced_accuracy", "bal")])
+    from . import verdicts
+
+    return verdicts.acc_entry(ref.view, ref)
 
 
-def diff_entry(a: Ref | None, b: Ref | None, key: str = "accuracy") -> Entry:
+def diff_entry(a: Ref | None, b: Ref | None, key: str | None = None) -> Entry:
+    """A − B on the same rows and seeds with its verdict (:func:`rdm.pipeline.verdicts.diff_entry`)."""
     if a is None or b is None:
         return NA
-    pa, pb = a.part(key), b.part(key)
-    if pa.value is None or pb.value is None:
-        return NA
-    return Entry([Part("diff", pa.value - pb.value, minus=(pa, pb))])
+    from . import verdicts
+
+    view = a.view or b.view
+    if view is None:
+        return Entry([], na=verdicts.ROWS_DIFFER)
+    return verdicts.diff_entry(view, a, b, key)

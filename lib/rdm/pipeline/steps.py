@@ -74,6 +74,32 @@ def write_matched(paper: dict[str, Any], modality: str, sweeps: list[str | Path]
 
 
 # --------------------------------------------------------------------------- the seeded subset
+def subset_rows(of: int, n: int, seed: int = 0):
+    """The rows of a set of ``of`` rows that :func:`write_subset` keeps (sorted): ``n`` of them, seeded."""
+    import numpy as np
+
+    return np.sort(np.random.default_rng(seed).permutation(int(of))[:min(int(n), int(of))])
+
+
+def subset_index(sub: str | Path, full: str | Path):
+    """The row of ``full`` each row of the subset ``sub`` came from (from the subset's provenance:
+    its seed, rows and the size of its source), or None when that cannot be told: no such
+    provenance, or the labels of those rows of ``full`` are not the subset's labels."""
+    import numpy as np
+
+    from ..sets import SetReader
+
+    with SetReader(sub) as rs, SetReader(full) as rf:
+        prov = rs.info.provenance
+        args = prov.get("arguments") or {}
+        if not isinstance(args, dict) or args.get("of") != rf.n or args.get("rows") != rs.n or prov.get("seed") is None:
+            return None
+        rows = subset_rows(rf.n, rs.n, int(prov["seed"]))
+        if len(rows) != rs.n or not np.array_equal(rf.column("y")[rows], rs.column("y")):
+            return None
+    return rows
+
+
 def write_subset(src: str, n: int, out: str, seed: int = 0) -> None:
     """A seeded random subset of ``n`` rows (order kept), for the expensive white-box attacks."""
     import numpy as np
@@ -82,8 +108,8 @@ def write_subset(src: str, n: int, out: str, seed: int = 0) -> None:
 
     validate_set(src, check_values=False)
     with SetReader(src) as r:
-        k = min(int(n), r.n)
-        rows = np.sort(np.random.default_rng(seed).permutation(r.n)[:k])
+        rows = subset_rows(r.n, n, seed)
+        k = len(rows)
         cols = [c for c in ("group", "id") if r.has(c)]
         data = r.read_rows(rows, names=["x", "y", *cols])
         prov = make_provenance(arguments={"rows": k, "of": r.n}, seed=seed, inputs=[src])

@@ -29,6 +29,13 @@ class Part:
     minus: tuple["Part", "Part"] | None = None   # value = minus[0] − minus[1]
     count: bool = False                            # an integer (rows), not a rate
     metric: str | None = None                      # the key in the metrics file ("accuracy", ...)
+    # a number over rows and seeds (rdm.pipeline.verdicts): its 95 % interval and what is behind it
+    lo: float | None = None
+    hi: float | None = None
+    rows: dict[str, Any] | None = None             # n_rows, n_seeds, method, rows_id, restricted, files
+    # a difference's paired test (rdm.stats.paired_test): p and the verdict
+    p: float | None = None
+    verdict: str | None = None
 
     def text(self) -> str:
         if self.value is None:
@@ -38,19 +45,37 @@ class Part:
         if self.paper:
             return f"{100 * self.value:.0f}"
         if self.minus is not None:
-            return f"{100 * self.value:+.1f}"
+            s = f"{100 * self.value:+.1f}"
+            if self.lo is not None and self.hi is not None:
+                s += f" [{100 * self.lo:+.1f}, {100 * self.hi:+.1f}]"
+            return s + (f" {VERDICT_MARK[self.verdict]}" if self.verdict in VERDICT_MARK else "")
+        if self.lo is not None and self.hi is not None:
+            return f"{pct(self.value)} ± {50 * (self.hi - self.lo):.1f}"
         return pct(self.value)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"key": self.key, "value": self.value, "text": self.text()}
+        if self.lo is not None:
+            d.update(lo=self.lo, hi=self.hi)
+        if self.rows is not None:
+            d["rows"] = self.rows
         if self.paper:
             d["source"] = "paper"
         elif self.minus is not None:
             d["source"] = "difference"
             d["of"] = [self.minus[0].to_json(), self.minus[1].to_json()]
+            if self.verdict is not None:
+                d.update(p=self.p, verdict=self.verdict)
+        elif self.rows is not None and (self.rows.get("n_seeds", 1) > 1 or self.rows.get("restricted")):
+            # a mean over seeds, or a cell restricted to fewer rows: computed from the per-row results
+            d.update(source="per-row", metric=self.metric)
         elif self.file is not None:
             d.update(source="metrics", file=self.file, index=self.index, metric=self.metric)
         return d
+
+
+#: how a difference's verdict is marked in a table (the legend is printed under it)
+VERDICT_MARK = {"better": "↑", "worse": "↓", "within noise": "≈"}
 
 
 @dataclass
@@ -59,11 +84,12 @@ class Entry:
 
     parts: list[Part] = field(default_factory=list)
     na: str = "—"
+    mark: str = ""          # appended to the text: "†" for a cell on the seeded subset's rows
 
     def text(self) -> str:
         if not self.parts:
             return self.na
-        return " / ".join(p.text() for p in self.parts)
+        return " / ".join(p.text() for p in self.parts) + self.mark
 
     def to_json(self) -> dict[str, Any]:
         return {"text": self.text(), "parts": [p.to_json() for p in self.parts]}
@@ -136,7 +162,8 @@ class Table:
 
 _TEX = [("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"),
         ("ε", "$\\varepsilon$"), ("α", "$\\alpha$"), ("×", "$\\times$"), ("—", "---"), ("→", "$\\to$"),
-        ("−", "$-$"), ("≤", "$\\le$"), ("≥", "$\\ge$"), ("∞", "$\\infty$")]
+        ("−", "$-$"), ("±", "$\\pm$"), ("↑", "$\\uparrow$"), ("↓", "$\\downarrow$"), ("≈", "$\\approx$"),
+        ("†", "$^\\dagger$"), ("≤", "$\\le$"), ("≥", "$\\ge$"), ("∞", "$\\infty$")]
 
 
 def tex(s: str) -> str:

@@ -1,0 +1,159 @@
+"""The report's arithmetic on the same rows (rdm.pipeline.verdicts): designed per-row results where
+the old arithmetic (a subset number minus a whole-test number) and the paired one disagree, rows
+that cannot be matched, a two-seed interval, noise on few rows, and lung deciding on balanced
+accuracy. Small metrics files written by hand; no model runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import fake_result
+from rdm.pipeline import plan as P
+from rdm.pipeline import steps
+from rdm.pipeline import verdicts as V
+from rdm.pipeline.results import Ref, Results, View, acc_entry, diff_entry
+from rdm.sets import SetWriter, make_provenance
+from test_report import TINY
+
+CLASSES = ["non-nodule", "nodule"]
+
+
+def _setup(tmp_path, y, n_sub: int = 0, lung_balanced: bool = False) -> View:
+    grid = TINY
+    if lung_balanced:
+        grid = grid.replace('source = "lung-nodule"\n',
+                            'source = "lung-nodule"\ndecide_on = "balanced_accuracy"\npositive_class = "nodule"\n', 1)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "g.toml").write_text(grid)
+    plan = P.Plan(tmp_path / "g.toml", "tables", ["lung"])
+    work = tmp_path / "work"
+    test = work / P.set_path("lung", "test")
+    y = np.asarray(y)
+    with SetWriter(test, shape=(1, 4, 4), classes=CLASSES, modality="x", preset="lung",
+                   provenance=make_provenance(seed=0)) as w:
+        w.append(np.zeros((len(y), 1, 4, 4), np.float32), y)
+    if n_sub:
+        steps.write_subset(str(test), n_sub, str(work / P.set_path("lung", P.SUBSET)), 0)
+    return View(plan, Results(work), "lung")
+
+
+def _ref(x: View, name: str, right, y, on: str = "test", cell=None) -> Ref:
+    """A result whose per-row lists get ``right`` rows right (rows 0..n−1 of ``on``: test, test-sub,
+    or an adversarial set of the test set)."""
+    work = x.r.work
+    s = work / (P.set_path("lung", "test-sub") if on == "test-sub" else
+                P.set_path("lung", "test") if on == "test" else f"lung/adv/{on}.h5")
+    clean = on == "test"
+    r = fake_result(str(s), "clean" if clean else "white-box", None if clean else {"name": "fgsm", "eps": 0.005},
+                    0, len(y), CLASSES, np.random.default_rng(0), y=y, right=right)
+    if on not in ("test", "test-sub"):
+        r["source"] = str(work / P.set_path("lung", "test"))
+    f = work / "lung" / "metrics" / f"{name}.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({"results": [r]}))
+    return Ref(str(f), 0, r, cell, x)
+
+
+def test_subset_minus_whole_test_is_computed_on_the_subsets_rows(tmp_path):
+    """RDMAA on the 8-row subset (6 right) against the baseline on all 20 rows (right exactly on the
+    subset's rows): 75 − 40 = +35 across rows, 75 − 100 = −25 on the same rows."""
+    y = np.arange(20) % 2
+    x = _setup(tmp_path, y, n_sub=8)
+    sub = steps.subset_rows(20, 8, 0)
+    base_right = np.zeros(20, bool)
+    base_right[sub] = True
+    base = _ref(x, "base", base_right, y, on="test-fgsm-0.005")
+    rd = _ref(x, "rdmaa", [True] * 6 + [False] * 2, y[sub], on="test-sub")
+    assert rd.metric("accuracy") - base.metric("accuracy") == pytest.approx(0.35)      # the old arithmetic
+    e = diff_entry(rd, base)
+    d = e.parts[0]
+    assert d.value == pytest.approx(-0.25) and e.text().startswith("-25.0 [")
+    assert e.text().endswith("†") and d.rows["n_rows"] == 8 and d.rows["restricted"]
+    a, b = d.minus
+    assert a.rows["rows_id"] == b.rows["rows_id"] and b.value == pytest.approx(1.0)
+    # the cell itself keeps its own rows, marked as the subset's
+    assert acc_entry(rd).text().startswith("75.0 ± ") and acc_entry(rd).text().endswith("†")
+
+
+def test_rows_that_cannot_be_matched_read_na(tmp_path):
+    y = np.arange(20) % 2
+    x = _setup(tmp_path, y, n_sub=8)
+    base = _ref(x, "base", np.ones(20, bool), y)
+    no_rows = _ref(x, "old", np.ones(20, bool), y)
+    del no_rows.result["per_row"]                        # a result written before per-row results
+    assert diff_entry(no_rows, base).text() == "n/a (rows differ)"
+    # a subset whose provenance does not say which test rows it holds
+    (x.r.work / P.set_path("lung", P.SUBSET)).unlink()
+    with SetWriter(x.r.work / P.set_path("lung", P.SUBSET), shape=(1, 4, 4), classes=CLASSES, modality="x",
+                   preset="lung", provenance=make_provenance(seed=0)) as w:
+        w.append(np.zeros((8, 1, 4, 4), np.float32), np.arange(8) % 2)
+    x2 = View(x.plan, Results(x.r.work), "lung")
+    sub = _ref(x2, "sub", np.ones(8, bool), np.arange(8) % 2, on="test-sub")
+    assert diff_entry(sub, Ref(base.file, 0, base.result, None, x2)).text() == "n/a (rows differ)"
+    assert V.compare(x2, sub, base) is None
+
+
+def test_two_seeds_give_a_t_interval_over_seeds(tmp_path, monkeypatch):
+    y = np.arange(40) % 2
+    x = _setup(tmp_path, y)
+    cell = x.p.clean("rdmaa")
+    cell1 = dataclasses.replace(cell, seed=1, output="lung/s1/metrics/rdmaa/clean.json")
+    r0 = _ref(x, "s0", np.arange(40) < 32, y, cell=cell)                 # 80 %
+    r1 = _ref(x, "s1", np.arange(40) < 36, y, cell=cell1)                # 90 %
+    (x.r.work / cell1.output).parent.mkdir(parents=True, exist_ok=True)
+    (x.r.work / cell1.output).write_text(Path(r1.file).read_text())
+    monkeypatch.setattr(x.p, "seeds_of", lambda c: [c, cell1] if c == cell else [c], raising=False)
+    p = acc_entry(r0).parts[0]
+    half = 12.706 * np.std([0.8, 0.9], ddof=1) / np.sqrt(2)             # t(0.975, 1 df)
+    assert p.value == pytest.approx(0.85) and (p.hi - p.lo) / 2 == pytest.approx(half, rel=1e-3)
+    assert p.rows["n_seeds"] == 2 and p.rows["method"] == "seeds (t)" and p.text() == f"85.0 ± {100 * half:.1f}"
+    assert p.to_json()["source"] == "per-row"
+
+
+def test_few_rows_are_within_noise_many_rows_are_not(tmp_path):
+    """The same 10-point gap: 'within noise' on 20 rows, 'better' on 400."""
+    for n, want in ((20, "within noise"), (400, "better")):
+        y = np.arange(n) % 2
+        x = _setup(tmp_path / str(n), y)
+        a = _ref(x, "a", np.arange(n) < int(0.9 * n), y)
+        b = _ref(x, "b", np.arange(n) < int(0.8 * n), y)
+        v = V.compare(x, a, b)
+        assert v.verdict == want and v.cmp.diff == pytest.approx(0.1)
+        assert diff_entry(a, b).text().endswith({"within noise": "≈", "better": "↑"}[want])
+
+
+def test_lung_decides_on_balanced_accuracy(tmp_path):
+    """A is more accurate (80 vs 75 %) by never finding a nodule: on balanced accuracy (50 vs 84 %)
+    it is worse, and the nodule recall (0 vs 100 %) is said beside."""
+    y = np.array([0] * 160 + [1] * 40)
+    x = _setup(tmp_path, y, lung_balanced=True)
+    a = _ref(x, "a", y == 0, y)
+    b_right = np.r_[np.arange(160) < 110, np.ones(40, bool)]
+    b = _ref(x, "b", b_right, y)
+    assert a.metric("accuracy") > b.metric("accuracy")
+    assert V.compare(x, a, b, "accuracy").cmp.diff == pytest.approx(0.05)
+    v = V.compare(x, a, b)
+    assert v.metric == "balanced_accuracy" and v.verdict == "worse"
+    assert v.cmp.diff == pytest.approx(0.5 - (110 / 160 + 1) / 2)
+    assert "recall nodule" in acc_entry(a).parts[2].key or acc_entry(a).parts[2].metric == "recall:nodule"
+    words = V.said(x, a, b)
+    assert words.startswith("balanced accuracy 50.0 % vs 84.4 %") and "worse" in words
+    assert "nodule recall 0.0 % vs 100.0 %" in words
+
+
+def test_bad_decide_on_is_one_clear_error(tmp_path):
+    from rdm.errors import RdmError
+
+    (tmp_path / "g.toml").write_text(TINY.replace('source = "lung-nodule"\n',
+                                                  'source = "lung-nodule"\ndecide_on = "f1"\n', 1))
+    with pytest.raises(RdmError, match="decide_on = 'f1'"):
+        P.Plan(tmp_path / "g.toml", "tables")
+    (tmp_path / "g.toml").write_text(TINY.replace('source = "lung-nodule"\n',
+                                                  'source = "lung-nodule"\npositive_class = "tumour"\n', 1))
+    with pytest.raises(RdmError, match="positive_class = 'tumour'"):
+        P.Plan(tmp_path / "g.toml", "tables")
