@@ -147,7 +147,7 @@ def _check_part(p: dict) -> None:
         assert a["rows"]["rows_id"] == b["rows"]["rows_id"] == p["rows"]["rows_id"], p   # the same rows
         assert a["rows"]["seeds"] == b["rows"]["seeds"] and a["metric"] == b["metric"], p
         assert p["value"] == pytest.approx(a["value"] - b["value"], abs=1e-12)
-        assert p["text"].startswith(f"{100 * (a['value'] - b['value']):+.1f} [")
+        assert p["text"].startswith(f"{100 * (a['value'] - b['value']) + 0.0:+.1f} [".replace("-0.0 [", "+0.0 ["))
         assert p["verdict"] in ("better", "worse", "within noise") and 0 < p["p"] <= 1
 
 

@@ -76,3 +76,13 @@ def test_balanced_weights_give_balanced_accuracy_and_decide_on_it():
 def test_cells_on_different_rows_are_refused():
     with pytest.raises(ValueError, match="same rows"):
         paired_test(np.ones((1, 10)), np.ones((1, 12)))
+
+
+def test_one_seed_with_every_row_right_is_not_called_exact():
+    """The bootstrap of 24 right rows out of 24 has no spread; the interval is the exact bound."""
+    i = interval(np.ones((1, 24)))
+    assert i.mean == pytest.approx(1.0) and i.hi == 1.0 and i.lo == pytest.approx(0.025 ** (1 / 24))
+    assert i.method.startswith("rows (exact")
+    y = np.r_[np.zeros(20, int), np.ones(4, int)]
+    j = interval(np.r_[np.ones(20), np.zeros(4)][None, :], weights=(y == 1).astype(float))   # recall 0 of 4
+    assert j.mean == 0.0 and j.lo == 0.0 and j.hi == pytest.approx(1 - 0.025 ** (1 / 4))

@@ -6,7 +6,8 @@ so two cells are compared only on the same rows and seeds, paired.
 
 * :func:`interval` — the cell's value with a 95 % interval: over seeds (mean ± t·sd/√k
   of the per-seed values) when there are at least two seeds, else a percentile
-  bootstrap over rows.
+  bootstrap over rows (the exact Clopper–Pearson bound when every row is right, or every row
+  wrong: there the bootstrap would say ±0).
 * :func:`paired_test` — A against B on the same rows: each row's difference (averaged
   over seeds) is the unit; the two-sided p-value of a sign-flip permutation test
   (exact McNemar-like for one seed) and a bootstrap interval of the difference.
@@ -81,6 +82,13 @@ def interval(correct, *, weights=None, level: float = 0.95, seed: int = 0) -> In
 
         half = float(t.ppf(0.5 + level / 2, k - 1) * per_seed.std(ddof=1) / math.sqrt(k))
         return Interval(mean, mean - half, mean + half, k, n, "seeds (t)")
+    used = c[0][w > 0]
+    if used.size and np.all(used == used[0]) and used[0] in (0.0, 1.0):
+        # every row right (or every row wrong): the bootstrap has nothing to resample and would say
+        # ±0; the exact (Clopper–Pearson) bound for 0 or n of n rows instead
+        edge = (0.5 - level / 2) ** (1.0 / used.size)
+        lo, hi = (edge, 1.0) if used[0] == 1.0 else (0.0, 1.0 - edge)
+        return Interval(mean, float(lo), float(hi), k, n, "rows (exact, every row alike)")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(2000, n))
     boot = (c[0][idx] * w[idx]).sum(1) / w[idx].sum(1)

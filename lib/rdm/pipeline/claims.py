@@ -23,7 +23,7 @@ from .paper import conditions
 from .config import PAPER_EPS
 from . import verdicts as V
 from .results import Ref, View
-from .tables import DASH, NA, Entry, Table
+from .tables import DASH, NA, Entry, Table, signed
 
 MASK_TOL = 0.02    # accuracy changes below 2 points are never called a rise or a fall
 LARGE_EPS = 0.1    # an ε at which an attack following true gradients can change an image outright
@@ -252,7 +252,7 @@ CLAIM_WORD = {"better": "yes", "worse": "no", "within noise": "within noise"}
 
 def claim_numbers(x: View, v: "V.Verdict", a: Ref, b: Ref) -> str:
     """``bal 80.1 vs 82.3, −2.2 [−6.0, +1.5]; nodule recall 72.6 vs 85.2; 100 rows × 1 seed †``."""
-    txt = (f"{pct(v.va)} vs {pct(v.vb)}, {100 * v.cmp.diff:+.1f} [{100 * v.cmp.lo:+.1f}, {100 * v.cmp.hi:+.1f}]")
+    txt = (f"{pct(v.va)} vs {pct(v.vb)}, {signed(v.cmp.diff)} [{signed(v.cmp.lo)}, {signed(v.cmp.hi)}]")
     pos = V.positive_class(x)
     if pos is not None:
         r = V.compare(x, a, b, "recall:" + pos)

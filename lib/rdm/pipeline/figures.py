@@ -88,18 +88,22 @@ def ci_of(x: View, r) -> tuple[float | None, float, float | None]:
 
 
 def fig_sweep(x: View, out_dir: Path) -> list[str]:
+    """Accuracy vs ε: FGSM and PGD (rows) × white-box and transfer (columns), one row set per panel,
+    each curve with its 95 % interval band (over seeds; a bootstrap over rows for one seed)."""
     if not x.sweep_eps:
         return []
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(11.5, 8.2), sharey=True, sharex=True)
     me = x.matched or {}
     drew = False
-    for ax, kind in zip(axes, ("fgsm", "pgd")):
-        for m in ["baseline"] + x.defended:
-            c = COLORS.get(m)
-            for proto, ls, get in (("white-box", "-", x.sweep), ("transfer", "--", x.sweep_transfer)):
+    sub = f"seeded subset, {x.subset_n} rows" if x.plan.sweep_on_subset else "whole test set"
+    for i, kind in enumerate(("fgsm", "pgd")):
+        for j, (proto, get) in enumerate((("white-box", x.sweep), ("transfer", x.sweep_transfer))):
+            ax = axes[i, j]
+            for m in ["baseline"] + x.defended:
                 if m == "baseline" and proto == "transfer":
-                    continue
+                    continue          # its transfer sets are its own (white-box) attack: left panel
+                c = COLORS.get(m)
                 pts, band = [], []
                 for e in x.sweep_eps:
                     r = get(m, kind, e)
@@ -108,43 +112,49 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
                         pts.append((e, 100 * mean))
                         if lo is not None:
                             band.append((e, 100 * lo, 100 * hi))
-                if pts:
-                    drew = True
-                    if len(band) > 1:      # the 95 % interval: over seeds, or a bootstrap over rows for one
-                        be, blo, bhi = zip(*band)
-                        ax.fill_between(be, blo, bhi, color=c, alpha=0.12 if proto == "white-box" else 0.07,
-                                        lw=0, hatch=None if proto == "white-box" else "////")
-                    ax.plot(*zip(*pts), ls=ls, marker=MARKERS.get(m, "o"), ms=4, color=c, lw=1.4,
-                            mfc=c if proto == "white-box" else "white",
-                            label=f"{model_label(m)} ({proto})" if m != "baseline" else f"{model_label(m)}")
-        for pe in x.paper_eps:
-            ax.axvline(pe, color="#888888", ls=":", lw=1)
-        ax.text(x.paper_eps[-1], 101, " paper ε", fontsize=7, color="#666666", va="bottom")
-        if me.get(kind) is not None:
-            ax.axvline(me[kind], color="#444444", ls="-.", lw=1)
-            ax.text(me[kind], 1, f" matched ε={fmt_eps(me[kind])}", fontsize=7, rotation=90, va="bottom")
-        pk = x.paper.get(kind)
-        if pk is not None:
-            ax.plot([PAPER_EPS], [100 * pk], marker="*", ms=11, color="#222222", ls="none", label="paper, no defence")
-        if x.paper.get(f"rdmaa_{kind}") is not None:
-            ax.plot([PAPER_EPS], [100 * x.paper[f"rdmaa_{kind}"]], marker="*", ms=11, color=COLORS["rdmaa"],
-                    ls="none", label="paper, RDMAA")
-        ax.set_xscale("log")
-        ax.set_ylim(-2, 105)
-        ax.set_xlabel("ε (L∞, pixels in [0, 1])")
-        ax.set_title(f"{kind.upper()}" + (" (white-box: PGD on each model)" if kind == "pgd" else ""), fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("accuracy (%)")
+                if not pts:
+                    continue
+                drew = True
+                if len(band) > 1:
+                    be, blo, bhi = zip(*band)
+                    ax.fill_between(be, blo, bhi, color=c, alpha=0.13, lw=0)
+                ax.plot(*zip(*pts), ls="-" if proto == "white-box" else "--", marker=MARKERS.get(m, "o"), ms=4,
+                        color=c, lw=1.4, label=model_label(m))
+            for pe in x.paper_eps:
+                ax.axvline(pe, color="#888888", ls=":", lw=1)
+            if me.get(kind) is not None:
+                ax.axvline(me[kind], color="#444444", ls="-.", lw=1)
+                ax.annotate(f"matched ε = {fmt_eps(me[kind])}", (me[kind], 103), fontsize=7, ha="right",
+                            va="bottom", xytext=(-3, 0), textcoords="offset points")
+            ax.annotate("paper ε", (x.paper_eps[-1], 103), fontsize=7, color="#666666", va="bottom",
+                        xytext=(3, 0), textcoords="offset points")
+            for key, col, lab in ((kind, "#222222", "paper, no defence"),
+                                  (f"rdmaa_{kind}", COLORS["rdmaa"], "paper, RDMAA")):
+                if x.paper.get(key) is not None and (key == kind) == (proto == "white-box"):
+                    ax.plot([PAPER_EPS], [100 * x.paper[key]], marker="*", ms=11, color=col, ls="none", label=lab,
+                            markeredgecolor="white", zorder=5)
+            ax.set_xscale("log")
+            ax.set_ylim(-2, 112)
+            ax.grid(alpha=0.3, which="both")
+            rows = sub if proto == "white-box" else "whole test set"
+            what = "PGD on each model" if kind == "pgd" else "FGSM on each model"
+            ax.set_title(f"{kind.upper()}, {proto} " +
+                         (f"({what}; {rows})" if proto == "white-box" else f"(crafted on the baseline; {rows})"),
+                         fontsize=9)
+            if i == 1:
+                ax.set_xlabel("ε (L∞, pixels in [0, 1])")
+            if j == 0:
+                ax.set_ylabel("accuracy (%)")
     if not drew:
         plt.close(fig)
         return []
-    h, l = axes[1].get_legend_handles_labels()
-    h0, l0 = axes[0].get_legend_handles_labels()
-    seen = dict(zip(l0 + l, h0 + h))
+    seen: dict = {}
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
     fig.legend(seen.values(), seen.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                title="solid: white-box\ndashed: transfer", title_fontsize=8)
-    seeds = max((len(x.p.seeds_of(x.p.clean("baseline"))) if hasattr(x.p, "seeds_of") and x.p.clean("baseline")
-                 else 1), 1)
+    seeds = len(x.p.seeds_of(x.p.clean("baseline"))) if hasattr(x.p, "seeds_of") and x.p.clean("baseline") else 1
     fig.suptitle(f"Fig. 9 ({x.m}): accuracy vs ε; bands: 95 % interval "
                  + (f"over {seeds} seeds" if seeds > 1 else "(bootstrap over rows, one seed)"), fontsize=11)
     fig.tight_layout()

@@ -56,10 +56,14 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
     if mode == "demo":
         md += ["> **Demo run on synthetic phantoms.** The numbers below test the pipeline; they say nothing "
                "about the paper's claims. Run `make tables` on the real data for those.", ""]
-    md += [f"Grid: `{grid_path}`; outputs: `{work}`. Cells read *accuracy / balanced accuracy* in %; "
-           "`paper` columns hold the paper's numbers; `n/a` marks a missing metrics file (listed at the end), "
-           "`—` a cell the grid does not define. *transfer*: adversarial images crafted on the undefended baseline "
-           "(the paper's protocol); *white-box*: crafted on the evaluated model itself.", ""]
+    md += [f"Grid: `{grid_path}`; outputs: `{work}`. Cells read *accuracy ± CI / balanced accuracy ± CI* in % "
+           "(mean over the seeds ± half its 95 % interval; each table says the rows and seeds behind it; for a "
+           "modality with a positive class, its recall follows); differences are on the same rows and seeds, "
+           "with a paired verdict (↑ better, ↓ worse, ≈ within noise; the rule is printed under each table) and "
+           "`n/a (rows differ)` where the rows cannot be matched; † marks the seeded subset's rows. "
+           "`paper` columns hold the paper's numbers as its tables print them; `n/a` marks a missing metrics file "
+           "(listed at the end), `—` a cell the grid does not define. *transfer*: adversarial images crafted on "
+           "the undefended baseline (the paper's protocol); *white-box*: crafted on the evaluated model itself.", ""]
     md += [f"Seeds: {', '.join(map(str, plan.seeds))}. Every model is trained, attacked and evaluated once per seed "
            f"on one split (seed {plan.seeds[0]}'s), so the cells of different models and seeds pair row by row; "
            f"the seed-control model is the baseline's recipe trained with seed + "

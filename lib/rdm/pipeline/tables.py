@@ -45,9 +45,9 @@ class Part:
         if self.paper:
             return f"{100 * self.value:.0f}"
         if self.minus is not None:
-            s = f"{100 * self.value:+.1f}"
+            s = signed(self.value)
             if self.lo is not None and self.hi is not None:
-                s += f" [{100 * self.lo:+.1f}, {100 * self.hi:+.1f}]"
+                s += f" [{signed(self.lo)}, {signed(self.hi)}]"
             return s + (f" {VERDICT_MARK[self.verdict]}" if self.verdict in VERDICT_MARK else "")
         if self.lo is not None and self.hi is not None:
             return f"{pct(self.value)} ± {50 * (self.hi - self.lo):.1f}"
@@ -72,6 +72,12 @@ class Part:
         elif self.file is not None:
             d.update(source="metrics", file=self.file, index=self.index, metric=self.metric)
         return d
+
+
+def signed(v: float) -> str:
+    """A difference in points with its sign, one decimal; never ``-0.0``."""
+    t = f"{100 * v:+.1f}"
+    return "+0.0" if t == "-0.0" else t
 
 
 #: how a difference's verdict is marked in a table (the legend is printed under it)

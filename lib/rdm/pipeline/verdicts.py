@@ -33,7 +33,7 @@ from .. import stats
 from ..errors import RdmError
 from .labels import pct
 from .plan import SUBSET, set_path
-from .tables import NA, Entry, Part
+from .tables import NA, Entry, Part, signed
 
 if TYPE_CHECKING:
     from .results import Ref, View
@@ -49,8 +49,10 @@ def rule(x: "View") -> str:
     d = decide_on(x)
     how = ("" if d == "accuracy" else
            " Rows are weighted 1/(classes × rows of their class), so the test decides on balanced accuracy.")
-    return (f"Verdicts (↑ better, ↓ worse, ≈ within noise) on {METRIC_WORDS[d]}, A − B on the same rows and seeds: "
-            + stats.RULE + how + " [lo, hi]: 95 % bootstrap interval of the difference over rows.")
+    return (f"Verdicts (↑ better, ↓ worse, ≈ within noise) on {METRIC_WORDS[d]}, A − B on the same rows and seeds "
+            "[lo, hi: the 95 % bootstrap interval of the difference over rows]: A beats B when a paired sign-flip "
+            "test over the rows (each row's result averaged over the seeds) gives p < 0.05, the difference is "
+            "positive and its interval excludes 0; otherwise 'within noise'." + how)
 
 
 # --------------------------------------------------------------------------- the grid's keys
@@ -125,6 +127,8 @@ class Rows:
             return np.array([summarize(counts_from_predictions(self.y, p, self.classes))[metric] for p in self.pred])
         w = self.weights(metric)
         c = self.correct.astype(np.float64)
+        if w is not None and not w.sum():            # a class with no row here: no recall
+            return np.full(self.n_seeds, np.nan)
         return c.mean(1) if w is None else (c @ w) / w.sum()
 
     def info(self) -> dict[str, Any]:
@@ -253,12 +257,12 @@ def _label(metric: str, classes: list[str]) -> str:
 def value_part(rows: Rows, metric: str, ref: "Ref | None" = None, interval: bool = True) -> Part:
     """``metric`` of the cell on these rows: the mean over seeds, with its 95 % interval."""
     vals = rows.per_seed(metric)
-    mean = float(vals.mean())
+    mean = None if np.isnan(vals).any() else float(vals.mean())
     if ref is not None and rows.n_seeds == 1 and not rows.restricted and ref.metric(metric) is not None:
         mean = float(ref.metric(metric))          # the file's own number (the same, to the last bit)
     lo = hi = None
     w = rows.weights(metric) if metric in DECIDE or metric.startswith("recall:") else None
-    if interval and (w is None or np.count_nonzero(w) >= 2) and metric not in ("precision_macro", "recall_macro",
+    if interval and mean is not None and (w is None or np.count_nonzero(w) >= 2) and metric not in ("precision_macro", "recall_macro",
                                                                                 "f1_macro"):
         iv = stats.interval(rows.correct, weights=w)
         lo, hi = iv.lo, iv.hi
@@ -296,7 +300,12 @@ class Verdict:
 
     @property
     def verdict(self) -> str:
-        return self.cmp.verdict
+        """The paired test's verdict, kept only when the difference's interval also excludes 0 (on few
+        rows the percentile interval and the sign-flip test can disagree at the margin)."""
+        v = self.cmp.verdict
+        if v != "within noise" and (self.cmp.lo <= 0 <= self.cmp.hi):
+            return "within noise"
+        return v
 
     @property
     def restricted(self) -> bool:
@@ -309,8 +318,8 @@ class Verdict:
 
     def words(self) -> str:
         """``bal 80.1 vs 82.3, −2.2 [−6.0, +1.5], within noise``."""
-        return (f"{_label(self.metric, self.a.classes)} {pct(self.va)} vs {pct(self.vb)}, {100 * self.cmp.diff:+.1f} "
-                f"[{100 * self.cmp.lo:+.1f}, {100 * self.cmp.hi:+.1f}], {self.verdict}")
+        return (f"{_label(self.metric, self.a.classes)} {pct(self.va)} vs {pct(self.vb)}, {signed(self.cmp.diff)} "
+                f"[{signed(self.cmp.lo)}, {signed(self.cmp.hi)}], {self.verdict}")
 
 
 def compare(x: "View", a: "Ref | None", b: "Ref | None", metric: str | None = None) -> Verdict | None:
@@ -412,8 +421,8 @@ def said(x: "View", a: "Ref | None", b: "Ref | None") -> str:
     v = compare(x, a, b)
     if v is None:
         return "no verdict: their rows cannot be matched"
-    txt = (f"{METRIC_WORDS[v.metric]} {pct(v.va)} % vs {pct(v.vb)} %, {100 * v.cmp.diff:+.1f} points "
-           f"[{100 * v.cmp.lo:+.1f}, {100 * v.cmp.hi:+.1f}]: {v.verdict} on {v.behind()}")
+    txt = (f"{METRIC_WORDS[v.metric]} {pct(v.va)} % vs {pct(v.vb)} %, {signed(v.cmp.diff)} points "
+           f"[{signed(v.cmp.lo)}, {signed(v.cmp.hi)}]: {v.verdict} on {v.behind()}")
     pos = positive_class(x)
     if pos is not None:
         r = compare(x, a, b, "recall:" + pos)
