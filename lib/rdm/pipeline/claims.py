@@ -194,7 +194,7 @@ def claims_table(x: View) -> Table:
 
     def best(refs: list[Ref | None]) -> Ref | None:
         refs = [r for r in refs if r is not None and r.metric("accuracy") is not None]
-        return max(refs, key=lambda r: r.metric("accuracy")) if refs else None
+        return max(refs, key=lambda r: V.mean_and_half(x, r, "accuracy", interval=False)[0]) if refs else None
 
     for kind, c in (("fgsm", fg), ("pgd", pg)):
         if c is None:
@@ -266,8 +266,8 @@ def findings(x: View, flags: list[dict]) -> list[str]:
     s: list[str] = []
     p = x.paper
 
-    def a(r: Ref | None) -> float | None:
-        return None if r is None else r.metric("accuracy")
+    def a(r: Ref | None) -> float | None:      # the mean over the cell's seeds
+        return None if r is None else V.mean_and_half(x, r, "accuracy", interval=False)[0]
 
     def f(v: float | None) -> str:
         return f"{pct(v)} %"
@@ -276,8 +276,10 @@ def findings(x: View, flags: list[dict]) -> list[str]:
     if bc is None:
         return [f"{x.m}: the baseline's clean metrics are missing; nothing to say yet."]
     maj = bc.metric("majority_rate")
-    s.append(f"The baseline classifies {f(a(bc))} of the {bc.n} test images right (balanced accuracy "
-             f"{f(bc.metric('balanced_accuracy'))}; always answering the majority class would give {f(maj)}); "
+    acc, half = V.mean_and_half(x, bc, "accuracy")
+    s.append(f"The baseline classifies {pct(acc)}{f' ± {100 * half:.1f}' if half is not None else ''} % of the {bc.n} "
+             f"test images right (balanced accuracy {f(V.mean_and_half(x, bc, 'balanced_accuracy', interval=False)[0])}"
+             f"; always answering the majority class would give {f(maj)}); "
              f"the paper reports {p['clean'] * 100:.0f} %." if "clean" in p else "")
     rc = x.clean("rdmaa")
     if rc is not None:

@@ -404,12 +404,14 @@ def metric_entries(x: "View", ref: "Ref | None", keys: list[tuple[str, str]], ro
     return out
 
 
-def mean_and_half(x: "View", ref: "Ref", metric: str = "accuracy") -> tuple[float | None, float | None]:
-    """A cell's ``metric`` (mean over its seeds) and half its 95 % interval (None without per-row data)."""
+def mean_and_half(x: "View", ref: "Ref", metric: str = "accuracy",
+                  interval: bool = True) -> tuple[float | None, float | None]:
+    """A cell's ``metric`` (mean over its seeds) and half its 95 % interval (None without per-row
+    data, or when ``interval`` is False)."""
     rows = rows_of(x, ref)
     if rows is None:
         return ref.metric(metric), None
-    p = value_part(rows, metric, ref)
+    p = value_part(rows, metric, ref, interval=interval)
     return p.value, (None if p.lo is None else (p.hi - p.lo) / 2)
 
 
