@@ -166,7 +166,7 @@ def _check_report(res: Path) -> int:
             for c in row["cells"]:
                 for p in _parts(c):
                     _check_part(p)
-                    checked += p.get("source") in ("metrics", "difference")
+                    checked += p.get("source") in ("metrics", "per-row", "difference")
     return checked
 
 
@@ -414,3 +414,19 @@ def test_a_toy_attack_in_one_class_runs_from_the_grid_and_the_report_labels_it(t
                                               )["metrics"]["accuracy"]
     assert "Shift ε=.1, direction=-1 (white-box only)" in rows
     assert "| Shift ε=.05, direction=-1 (white-box only) | " in (tmp_path / "results" / "REPORT.md").read_text()
+
+
+def test_two_seeds_every_cell_is_a_mean_over_seeds_with_a_t_interval(tmp_path):
+    """SEEDS=2: each accuracy cell is the mean of its two seeds' files with a t interval, each
+    difference pairs the same seeds and rows, and the footnotes say 2 seeds."""
+    plan = P.Plan(config.DEFAULT_GRID, "tables", ["lung"], seeds=2)
+    fabricate(tmp_path / "work", plan)
+    rep = R.build(config.DEFAULT_GRID, tmp_path / "work", tmp_path / "results", "tables", figures=False, plan=plan)
+    assert rep["missing"] == [] and _check_report(tmp_path / "results") > 500
+    t = rep["tables"]["table-III-accuracy-lung"]
+    cell = next(r for r in t["rows"] if r["label"] == "FGSM ε=.005")["cells"][t["columns"].index("RDMAA transfer") - 1]
+    acc = cell["parts"][0]
+    assert acc["source"] == "per-row" and acc["rows"]["n_seeds"] == 2 and acc["rows"]["method"] == "seeds (t)"
+    files = [f["file"] for f in acc["rows"]["files"]]
+    assert len(set(files)) == 2 and all("/s0/" in f or "/s1/" in f for f in files)
+    assert "× 2 seeds" in " ".join(t["notes"])
