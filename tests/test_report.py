@@ -430,3 +430,28 @@ def test_two_seeds_every_cell_is_a_mean_over_seeds_with_a_t_interval(tmp_path):
     files = [f["file"] for f in acc["rows"]["files"]]
     assert len(set(files)) == 2 and all("/s0/" in f or "/s1/" in f for f in files)
     assert "× 2 seeds" in " ".join(t["notes"])
+
+
+def test_paper_numbers_as_each_table_prints_them(fabricated):
+    """Table IV prints enhancement 40 for PGD (its own 87 − 36 would be 51) and Table VII prints 47 % for
+    the no-defence PGD cell that Table IV prints as 36 %: each table shows what it prints, with a note.
+    Tables I and II carry the paper's columns."""
+    _, rep = fabricated
+
+    def row(name, label):
+        t = rep["tables"][name]
+        r = next(r for r in t["rows"] if r["label"] == label)
+        return {c: cell["text"] for c, cell in zip(t["columns"][1:], r["cells"])}, t["notes"]
+
+    t4, notes4 = row("table-IV-accuracy-leukemia", "PGD ε=.005, α=.002, 3 steps")
+    assert (t4["paper"], t4["paper RDMAA"], t4["paper enh."], t4["paper diff."]) == ("36", "87", "40", "3")
+    assert any("87 − 36 = 51" in n and "47" in n for n in notes4)
+    t7, notes7 = row("table-VII-prf-leukemia", "PGD ε=.005, α=.002, 3 steps — paper")
+    assert t7["No defence ACC"] == "47" and t7["RDMAA ACC"] == "87"
+    assert any("Table IV prints 36 %, Table VII 47 %" in n for n in notes7)
+    t3, _ = row("table-III-accuracy-lung", "FGSM ε=.005")
+    assert (t3["paper enh."], t3["paper diff."]) == ("53", "3")
+    t1, _ = row("data-lung", "train")
+    assert t1["paper (Table I)"] == "5187"
+    t2 = rep["tables"]["table-II-attacks"]
+    assert any(r["cells"][-1]["text"].startswith("PGD, ε .002 and .005, α .002, 3 steps") for r in t2["rows"])

@@ -62,6 +62,10 @@ def paper_contradictions(x: View) -> list[str]:
             out.append(f"The paper contradicts itself on the no-defence {pk.upper()} accuracy: Table {no[0]} prints "
                        f"{100 * float(p[pk]):.0f} %, Table {no[1]} {100 * float(other):.0f} % for the same cell; each "
                        "table here shows what that table prints.")
+    for key, v in (p.get("text") or {}).items():
+        if key in p and abs(float(v) - float(p[key])) > 0.005:
+            out.append(f"The paper's text quotes {100 * float(v):.0f} % where its Table {no[0]} prints "
+                       f"{100 * float(p[key]):.0f} % ({key.replace('_', ' ')}); the table's number is shown.")
     return out
 
 
