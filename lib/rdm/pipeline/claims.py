@@ -9,6 +9,10 @@ and by the report:
 * **high at large ε**: at the largest ε of a curve, if ε ≥ :data:`LARGE_EPS` (0.1, 25 grey levels),
   accuracy above 10 % by more than two standard errors says the attack does not follow true gradients;
 * **transfer stronger**: a white-box attack must be at least as strong as a transfer attack.
+
+The claims table and the findings compare models with the paired verdicts of
+:mod:`rdm.pipeline.verdicts` (same rows and seeds, :func:`rdm.stats.paired_test`, in the modality's
+deciding metric), not with the noise rule above, which only the masking checks still use.
 """
 
 from __future__ import annotations
