@@ -227,6 +227,11 @@ def claims_table(x: View) -> Table:
             maw = best([x.matched_ref(m, kind, "white-box") for m in x.advtrain])
             t.add(f"RDMAA is more accurate than the best adversarial training under {name}",
                   [above(rt, at), above(rw, aw) if rw_def else DASH, above(mrt, mat), above(mrw, maw)])
+        for c in getattr(x.plan, "controls", []):
+            # issue 16: does RDMAA resist the baseline's images better than ANY other network would?
+            t.add(f"RDMAA is more accurate under {name} transfer than the seed control" +
+                  (f" ({c})" if c != "control" else "") + " (the baseline's recipe, another seed: undefended)",
+                  [above(rt, x.transfer(c, a, e)), DASH, above(mrt, x.matched_ref(c, kind, "transfer")), DASH])
     bc, rc = x.clean("baseline"), x.clean("rdmaa")
     if bc is not None and rc is not None:
         v = V.compare(x, rc, bc)
