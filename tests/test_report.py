@@ -90,7 +90,7 @@ rdmaa_prf_fgsm = [0.80, 0.77, 0.78]
 def _make_vars(d: Path) -> list[str]:
     return [f"VENV={sys.prefix}", f"STAMP={d / 'stamp'}", "MODE=demo", f"GRID={d / 'tiny.toml'}",
             f"GRID_MK={d / 'grid.mk'}", f"OUT={d / 'work'}", f"RESULTS={d / 'results'}", "DEMO_N=60",
-            "SUBSET_N=20", "TRAIN_FLAGS=--epochs 1", "DEVICE=cpu", "SEED=0"]
+            "SUBSET_N=20", "TRAIN_FLAGS=--epochs 1", "DEVICE=cpu", "SEED=0", "SEEDS=1"]   # grid.mk: 1 seed
 
 
 def _env() -> dict[str, str]:
