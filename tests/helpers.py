@@ -193,6 +193,85 @@ def tool_env(**extra) -> dict:
     return env
 
 
+# --------------------------------------------------------------------------- two runs of the graph
+#: what differs between any two runs of the same step: creation and wall times, and the sha256 of
+#: files that embed them (HDF5 object times, provenance ``created``)
+VOLATILE = ("created", "wall_time_s", "seconds", "time_s")
+
+
+def _same(a, b, where: str, roots: tuple[str, str], out: list[str]) -> None:
+    import re
+
+    def text(v, root):
+        return re.sub(r"[0-9a-f]{64}", "<sha256>", v.replace(root, "<OUT>"))
+
+    if isinstance(a, bytes) and isinstance(b, bytes):
+        if a != b:
+            out.append(f"{where}: bytes differ")
+    elif isinstance(a, str) and isinstance(b, str):
+        if a[:1] in "{[" and b[:1] in "{[":
+            try:
+                a, b = json.loads(a), json.loads(b)
+            except ValueError:
+                pass
+            else:
+                return _same(a, b, where, roots, out)
+        if text(a, roots[0]) != text(b, roots[1]):
+            out.append(f"{where}: {a[:200]!r} != {b[:200]!r}")
+    elif isinstance(a, dict) and isinstance(b, dict):
+        ka = {text(str(k), roots[0]): k for k in a if k not in VOLATILE}
+        kb = {text(str(k), roots[1]): k for k in b if k not in VOLATILE}
+        if set(ka) != set(kb):
+            out.append(f"{where}: keys {sorted(set(ka) ^ set(kb))}")
+        for k in set(ka) & set(kb):
+            _same(a[ka[k]], b[kb[k]], f"{where}.{k}", roots, out)
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            out.append(f"{where}: {len(a)} != {len(b)} items")
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{where}[{i}]", roots, out)
+    elif isinstance(a, torch.Tensor) or isinstance(a, np.ndarray):
+        if not (type(a) is type(b) and a.shape == b.shape and a.dtype == b.dtype
+                and (torch.equal(a, b) if isinstance(a, torch.Tensor)
+                     else np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))):
+            out.append(f"{where}: arrays differ")
+    elif a != b and not (isinstance(a, float) and math.isnan(a) and math.isnan(b)):
+        out.append(f"{where}: {a!r} != {b!r}")
+
+
+def _content(path: Path):
+    """A graph output as plain values: an HDF5 set's datasets and attributes (JSON ones parsed), a
+    checkpoint's whole dict, a JSON file's object, else the text."""
+    import h5py
+
+    if path.suffix == ".h5":
+        with h5py.File(path, "r") as f:
+            return {"attrs": dict(f.attrs), **{k: f[k][()] for k in f}}
+    if path.suffix == ".ckpt":
+        return read_raw(path)
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    data = path.read_bytes()
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
+
+
+def output_differences(a: Path, b: Path, skip: tuple[str, ...] = ()) -> list[str]:
+    """Where the graph outputs under ``a`` and ``b`` differ (every file under ``a`` but the ``skip``
+    names; the output folder's own path and :data:`VOLATILE` fields aside). [] when they agree."""
+    out: list[str] = []
+    names = sorted(str(p.relative_to(a)) for p in Path(a).rglob("*") if p.is_file() and p.name not in skip)
+    theirs = sorted(str(p.relative_to(b)) for p in Path(b).rglob("*") if p.is_file() and p.name not in skip)
+    if names != theirs:
+        out.append(f"files: {sorted(set(names) ^ set(theirs))}")
+    for n in names:
+        if (Path(b) / n).is_file():
+            _same(_content(Path(a) / n), _content(Path(b) / n), n, (str(a), str(b)), out)
+    return out
+
+
 # --------------------------------------------------------------------------- the report's data, fabricated
 def fake_result(set_path: str, protocol: str, attack: dict | None, acc: float, n: int, classes, rng,
                 y=None, right=None) -> dict:

@@ -4,7 +4,8 @@ renderings and the small steps); this module only parses and prints.
 
 Sub-commands: ``makefile`` (make rules), ``script`` (one modality as bash), ``cells`` (the Slurm
 levels), ``check-data`` (each modality's data folder is there), ``matched`` (matched.json), ``get`` (a value of a JSON file, for a recipe), ``subset``,
-``fingerprint`` and ``stamp`` (the content stamps), ``timed`` (run a command, log its wall time).
+``fingerprint`` and ``stamp`` (the content stamps), ``timed`` (run a command, log its wall time), ``run``
+(the needed steps in a pool of long-lived worker processes: :mod:`rdm.pipeline.runner`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import RdmError
-from .pipeline import render, steps
+from .errors import RdmError, UsageError
+from .pipeline import render, runner, steps
 from .pipeline.config import MODES, load_grid
 from .pipeline.plan import Plan
 
@@ -35,6 +36,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--seed", type=int, default=0, help="the base seed (the split's)")
         p.add_argument("--seeds", type=int, default=1, help="how many seeds: SEED, SEED+1, …")
     p.add_argument("--level", type=int, help="only this level's targets, one per line")
+    p = sub.add_parser("run", help="run the needed steps in JOBS long-lived worker processes (make's rules, "
+                                   "one torch import per worker)")
+    p.add_argument("--grid", default=None)
+    p.add_argument("--mode", choices=MODES, default="tables")
+    p.add_argument("--modality", action="append")
+    p.add_argument("--seed", type=int, default=0, help="the base seed (the split's)")
+    p.add_argument("--seeds", type=int, default=1, help="how many seeds: SEED, SEED+1, …")
+    p.add_argument("-j", "--jobs", type=int, default=2, help="worker processes")
+    p.add_argument("--results", help="also write the report (REPORT.md …) here, as `make report` does")
+    p.add_argument("settings", nargs="*", metavar="NAME=VALUE",
+                   help="make's variables the commands use: " + ", ".join(runner.DEFAULTS))
     p = sub.add_parser("check-data", help="exit 1 with one line when a modality's data folder is missing")
     p.add_argument("--grid", default=None)
     p.add_argument("--modality", action="append")
@@ -74,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(target)
         elif a.cmd == "script":
             sys.stdout.write(render.shell_script(Plan(a.grid, a.mode, [a.modality], a.seed, a.seeds), a.modality))
+        elif a.cmd == "run":
+            plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds)
+            settings = runner.parse_settings(a.settings, {**runner.DEFAULTS, "PY": sys.executable})
+            settings["GRID"] = a.grid or plan.path
+            return runner.run_plan(plan, settings, a.jobs, a.results)
         elif a.cmd == "check-data":
             steps.check_data(load_grid(a.grid), a.data_root, a.modality)
         elif a.cmd == "matched":
@@ -93,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             if rc == 0:
                 sys.stderr.write(f"[{a.stage}] {dt:.1f}s\n")
             return rc
+    except UsageError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
     except RdmError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1

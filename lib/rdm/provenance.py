@@ -24,6 +24,16 @@ def _identity(path: os.PathLike | str) -> tuple:
 
 
 _SHA_CACHE: dict[tuple, str] = {}
+#: every per-process cache keyed by :func:`_identity` (emptied by :func:`forget_files`)
+FILE_CACHES: list = [_SHA_CACHE]
+
+
+def forget_files() -> None:
+    """Empty the per-process file caches (hashes, validated sets): what a process that runs one step
+    after another (the grid's worker pool) does between steps, so that a file rewritten with the same
+    size, a reused inode and an mtime within the clock's granularity never hits a stale entry."""
+    for cache in FILE_CACHES:
+        cache.clear()
 
 
 def sha256_bytes(data: bytes) -> str:

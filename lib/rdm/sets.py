@@ -33,7 +33,7 @@ import numpy as np
 from .atomic import atomic_output
 from .errors import RdmError
 # hashes and provenance live in rdm.provenance; re-exported for the callers of rdm.sets
-from .provenance import _identity, _jsonable, make_provenance, sha256_bytes, sha256_file  # noqa: F401
+from .provenance import FILE_CACHES, _identity, _jsonable, make_provenance, sha256_bytes, sha256_file  # noqa: F401
 
 REQUIRED_ATTRS = ("classes", "modality", "preset", "provenance")
 OPTIONAL_COLUMNS = ("group", "id", "source_index")
@@ -51,6 +51,7 @@ VALIDATE_BYTES = 64 << 20           # the value check reads about this much per 
 
 # --------------------------------------------------------------------------- provenance
 _VALUES_OK: set[tuple] = set()
+FILE_CACHES.append(_VALUES_OK)
 
 
 def recorded_sources(paths: Sequence[os.PathLike | str]) -> list[Path]:
