@@ -56,9 +56,11 @@ from .render import dependency_order, needed_steps
 DEFAULTS = {"OUT": "work", "DEVICE": "auto", "SUBSET_N": "300", "DEMO_N": "240", "TRAIN_FLAGS": "",
             "DATA_ROOT": "../shared/data", "PY": "python3", "RDM": ""}
 
-#: what the workers' server imports once (then forks a worker per slot)
+#: what the workers' server imports once (then forks a worker per slot). Not rdm.grid: a worker
+#: started from ``python -m rdm.grid`` runs that module again as ``__mp_main__``, and runpy warns
+#: when it is imported already.
 PRELOAD = ["torch", "h5py", "numpy", "typer", "rich", "rdm.cli", "rdm.sets", "rdm.checkpoint", "rdm.models",
-           "rdm.train_api", "rdm.attack_api", "rdm.eval_api", "rdm.advtrain_api", "rdm.grid",
+           "rdm.train_api", "rdm.attack_api", "rdm.eval_api", "rdm.advtrain_api",
            "rdm_tools.prep", "rdm_tools.train_cnn", "rdm_tools.pretrain_dcae", "rdm_tools.finetune",
            "rdm_tools.advtrain", "rdm_tools.attack", "rdm_tools.eval"]
 
