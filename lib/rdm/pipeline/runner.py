@@ -496,7 +496,11 @@ def run_plan(plan: Plan, settings: dict[str, str], jobs: int, results: str | Non
     write_stamps(plan, settings)
     todo = plan_jobs(plan, settings, results)
     t0 = time.time()
-    res = run_jobs(todo, settings, jobs, _real(settings, "timings.jsonl"))
+    try:
+        res = run_jobs(todo, settings, jobs, _real(settings, "timings.jsonl"))
+    except KeyboardInterrupt:        # the workers were stopped; finished outputs stay, as with make
+        sys.stderr.write("error: interrupted\n")
+        return 130
     wall = time.time() - t0
     sys.stderr.write(f"{len(res.ran)} steps run, {len(res.up_to_date)} up to date, in {wall:.1f}s wall "
                      f"on {jobs} workers\n")
