@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from . import attacks as A
 from . import autoattack as AA
-from .attack_registry import Attack, Param, default_alpha, register
+from .attack_registry import FORWARD, Attack, Param, default_alpha, register
 from .errors import UsageError
 from .square import square_linf
 
@@ -30,6 +30,9 @@ class FGSM(Attack):
 
     def forward(self, model, x, y, row_ids):
         return A.fgsm(model, x, y, self.eps)
+
+    def passes(self, classes):
+        return 1.0
 
     @classmethod
     def sweep(cls, specs, model, x, y, row_ids=None):
@@ -62,6 +65,9 @@ class PGD(Attack):
     def forward(self, model, x, y, row_ids):
         return A.pgd(model, x, y, self.eps, self.alpha, self.steps, random_start=self.random_start,
                      restarts=self.restarts, seed=self.seed, row_ids=row_ids, keep=self.keep)
+
+    def passes(self, classes):
+        return float(self.steps * self.restarts)
 
     def describe(self) -> str:
         rs = f", random_start={self.random_start}" if self.name == "pgd" else ""
@@ -102,6 +108,9 @@ class APGD(Attack):
         return A.apgd_ce(model, x, y, self.eps, self.steps, restarts=self.restarts, seed=self.seed,
                          row_ids=row_ids)
 
+    def passes(self, classes):
+        return float(self.steps * self.restarts)
+
     def describe(self) -> str:
         return f"APGD-CE(eps={self.eps:g}, steps={self.steps}, restarts={self.restarts}, seed={self.seed})"
 
@@ -125,6 +134,9 @@ class APGDT(Attack):
         return AA.apgd_targeted(model, x, y, self.eps, self.steps, targets=self.targets,
                                 restarts=self.restarts, seed=self.seed, row_ids=row_ids)
 
+    def passes(self, classes):
+        return float(self.steps * self.restarts * AA.n_targets(self.targets, classes))
+
 
 @register
 class Square(Attack):
@@ -147,6 +159,25 @@ class Square(Attack):
         return square_linf(model, x, y, self.eps, self.queries, p_init=self.p_init, restarts=self.restarts,
                            seed=self.seed, row_ids=row_ids)
 
+    def passes(self, classes):
+        return self.queries * self.restarts * FORWARD
+
+
+@register
+class Noise(Attack):
+    """The control: random sign noise of the same ε, no gradients (:func:`rdm.attacks.sign_noise`)."""
+
+    name = "noise"
+    label = "Noise"
+    title = "random sign noise x + ε·s, s a seeded ±1 pattern per row; no model, no gradient (a control)"
+    ignores = ("alpha", "steps", "restarts", "random_start", "keep", "queries")
+
+    def forward(self, model, x, y, row_ids):
+        return A.sign_noise(x, self.eps, seed=self.seed, row_ids=row_ids)
+
+    def passes(self, classes):
+        return 0.0
+
 
 @register
 class AutoAttackSuite(Attack):
@@ -163,6 +194,10 @@ class AutoAttackSuite(Attack):
 
     def forward(self, model, x, y, row_ids):
         return self.run_with_info(model, x, y, row_ids)[0]
+
+    def passes(self, classes):
+        """Every row through every stage (an upper bound: each stage runs only on the rows left)."""
+        return FORWARD + self.steps * (1 + AA.n_targets(self.targets, classes)) + self.queries * FORWARD
 
     def run_with_info(self, model, x, y, row_ids=None):
         with A.attack_mode(model):

@@ -49,7 +49,7 @@ from .models import as_class_logits, classification_loss
 
 __all__ = [
     "attack_mode", "fgsm", "fgsm_sweep", "pgd", "apgd", "apgd_ce", "eps_bounds", "project", "row_generator",
-    "uniform_rows", "check_eps",
+    "uniform_rows", "check_eps", "sign_noise",
 ]
 
 KEEP_CHOICES = ("fooled", "best", "last")
@@ -344,6 +344,28 @@ def _select_at(rows: torch.Tensor | None, best: torch.Tensor, best_loss: torch.T
     b, bl, bf = _take(best, rows), best_loss[rows], best_fooled[rows]
     _select(b, bl, bf, cand, cand_loss, cand_fooled)
     best[rows], best_loss[rows], best_fooled[rows] = b, bl, bf
+
+
+# --------------------------------------------------------------------------- the control
+#: the stream of the noise control's per-row signs: a block of its own, so the noise never equals a
+#: PGD/APGD random start (streams = restarts 0, 1, …) nor the cascade's stages (blocks 0–2000)
+NOISE_RESTART = 3000
+
+
+def sign_noise(x: torch.Tensor, eps: float, *, seed: int | None = None,
+               row_ids: Sequence[int] | None = None) -> torch.Tensor:
+    """Random sign noise, the control of the masking checks: ``x + ε·s``, ``s`` a ±1 pattern per
+    row drawn from the random starts' per-row uniform (:func:`uniform_rows`, stream
+    :data:`NOISE_RESTART`): the same row gets the same pattern in any batch, shard or device. No
+    model, no gradient. Each pixel is one of its bounds ``[max(x−ε, 0), min(x+ε, 1)]`` (selected,
+    not computed), so the ε-ball and [0, 1] hold exactly."""
+    eps = check_eps(eps)
+    x = x.detach().clone(memory_format=_fast_layout(x))
+    if eps == 0:
+        return x.contiguous()
+    u = uniform_rows(x.shape, seed, _row_ids(row_ids, x.shape[0]), NOISE_RESTART, x.device)
+    lo, hi = eps_bounds(x, eps)
+    return torch.where(u < 0.5, lo, hi).contiguous()
 
 
 # --------------------------------------------------------------------------- FGSM

@@ -49,6 +49,11 @@ def _classes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return as_class_logits(model(x.float())).float()
 
 
+def n_targets(targets: int | None, classes: int) -> int:
+    """How many other classes APGD-T targets: all C − 1 unless fewer are asked for."""
+    return classes - 1 if targets is None else min(int(targets), classes - 1)
+
+
 def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 100, *,
                   targets: int | None = None, restarts: int = 1, seed: int | None = None,
                   row_ids: Sequence[int] | None = None, first_restart: int = 0) -> torch.Tensor:
@@ -60,7 +65,7 @@ def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     with attack_mode(model):
         logits = _classes(model, x)
         k = logits.shape[1]
-        n_t = k - 1 if targets is None else min(int(targets), k - 1)
+        n_t = n_targets(targets, k)
         if n_t < 1:
             raise RdmError(f"targets must be at least 1, got {targets}")
         # the other classes, most likely first (the true class never is a target, even on a
