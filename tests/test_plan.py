@@ -153,9 +153,10 @@ def test_plan_lists_every_cell_with_its_output():
     assert len(lines) == len(mp.cells) > 200
     # every metrics file make builds holds at least one cell, and no cell points anywhere else
     assert {line.split("\t")[0] for line in lines} == set(mp.metrics) - {P.matched_path("lung", 0)}
-    assert "lung/s0/metrics/rdmaa/transfer.json\tset=test-fgsm-0.005.h5\tlung / RDMAA / transfer / FGSM ε=.005" in lines
-    assert "lung/s0/metrics/baseline/wb-apgd.json\teps=0.005\tlung / No defence / white-box / APGD-CE ε=.005, 20 steps" \
-        in lines
+    assert ("lung/s0/metrics/rdmaa/transfer.json\tset=test-fgsm-0.005.h5\tlung / RDMAA / transfer / FGSM ε=.005 / "
+            "whole test set") in lines
+    assert ("lung/s0/metrics/baseline/wb-apgd.json\teps=0.005\tlung / No defence / white-box / APGD-CE ε=.005, "
+            "20 steps / seeded subset") in lines
     r = subprocess.run([sys.executable, "-m", "rdm.pipeline.plan", "--modality", "nowhere"], capture_output=True,
                        text=True)
     assert r.returncode == 1 and r.stderr.startswith("error: unknown modality 'nowhere'") and not r.stdout

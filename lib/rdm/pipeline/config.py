@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import RdmError
+from .cost import Cost
 from .labels import DEFENDED_ORDER, attack_label, same_opt
 
 DEFAULT_GRID = Path(__file__).resolve().parents[3] / "experiments" / "grid.toml"
@@ -104,15 +105,20 @@ class Attack:
     splits: tuple[str, ...] = ("test",)
     train_eps: tuple[float, ...] | None = None
     subset: bool = False
+    auto_rows: bool = False      # limit = "auto": the plan's cost estimate picks the rows, per modality
 
     @classmethod
     def from_grid(cls, d: dict[str, Any], default_eps: Iterable[float] = ()) -> "Attack":
+        limit = d.get("limit", False)
+        if limit not in (True, False, "auto"):
+            raise RdmError(f"attack '{d.get('name', d['attack'])}': limit must be true, false or \"auto\", "
+                           f"got {limit!r}")
         return cls(name=str(d.get("name", d["attack"])), kind=str(d["attack"]).lower(),
                    params=tuple((k, v) for k, v in d.items() if k not in PLAN_KEYS),
                    eps=tuple(float(e) for e in d.get("eps", default_eps)),
                    splits=tuple(d.get("splits", ["test"])),
                    train_eps=tuple(float(e) for e in d["train_eps"]) if "train_eps" in d else None,
-                   subset=bool(d.get("limit", False)))
+                   subset=limit is True, auto_rows=limit == "auto")
 
     def get(self, key: str, default: Any = None) -> Any:
         """A hyper-parameter as the grid set it (``default`` when it did not)."""
@@ -197,8 +203,14 @@ class Grid:
         self.apgd_steps = int(apgd.steps if apgd is not None and apgd.steps else param_default("apgd", "steps"))
         self.matched_attacks = {"fgsm": self.sweep_attacks["fgsm"], "pgd": self.sweep_attacks["pgd"],
                                 "apgd": Attack("matched-apgd", "apgd", (("steps", self.apgd_steps),))}
+        aa = next((w for w in self.whitebox if w.kind == "aa"), None)
+        if aa is not None:      # the standard suite at the matched ε too, with the grid's settings
+            self.matched_attacks["aa"] = replace(aa, name="matched-aa", eps=())
+        self.steps_curve = steps_curve(ev.get("steps_curve"), self.path)
+        self.cost = Cost.from_grid(ev.get("cost"), self.path)
         self.paper: dict[str, dict[str, Any]] = g.get("paper", {})
-        for a in (*self.attacks, *self.whitebox, *self.sweep_attacks.values(), self.matched_attacks["apgd"]):
+        for a in (*self.attacks, *self.whitebox, *self.sweep_attacks.values(), *self.matched_attacks.values(),
+                  *self.steps_curve):
             a.check(self.path)
 
     @property
@@ -221,3 +233,19 @@ class Grid:
         """White-box attacks with no transfer twin (PGD-50×5, APGD-CE): the stronger checks."""
         twins = {id(self.whitebox_twin(a)) for a in self.test_attacks}
         return [w for w in self.whitebox if id(w) not in twins]
+
+
+def steps_curve(d: dict[str, Any] | None, where: str) -> list[Attack]:
+    """``[evaluate] steps_curve``: one white-box attack at several step counts on the seeded subset
+    (the convergence check of :mod:`rdm.pipeline.claims`), as one :class:`Attack` per count."""
+    if not d:
+        return []
+    steps = d.get("steps")
+    if not isinstance(steps, list) or len(steps) < 2 or any(not isinstance(n, int) or n < 1 for n in steps) \
+            or len(set(steps)) != len(steps):
+        raise RdmError(f"{where}: steps_curve.steps must list at least two different step counts ≥ 1, got {steps!r}")
+    kind = str(d.get("attack", "pgd")).lower()
+    params = {k: v for k, v in d.items() if k not in ("attack", "steps", "eps")}
+    eps = tuple(float(e) for e in d.get("eps", [PAPER_EPS]))
+    return [Attack(f"steps-{n}", kind, tuple({**params, "steps": n}.items()), eps=eps, subset=True)
+            for n in sorted(steps)]

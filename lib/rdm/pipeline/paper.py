@@ -110,11 +110,19 @@ def _twin_entry(x: View, model: str, a: Attack, e: float) -> Entry:
 
 def subset_note(x: View) -> str:
     n = x.subset_n if x.subset_n is not None else "n/a"
-    lim = [short_attack(w) for w in x.plan.whitebox if w.subset]
+    lim = [short_attack(w) for w in x.plan.whitebox if x.p.on_subset(w)]
     what = lim + (["the ε sweeps (so the FGSM white-box cells)", "PGD at the matched ε"] if x.plan.sweep_on_subset else [])
     what.append("APGD-CE at the matched ε")
+    aa = x.plan.matched_attacks.get("aa")
+    if aa is not None and x.p.on_subset(aa, 1):
+        what.append(f"{short_attack(aa)} at the matched ε")
+    if x.plan.steps_curve:
+        what.append("the steps curve of the masking checks")
+    auto = [short_attack(w) for w in x.plan.whitebox if w.auto_rows]
+    why = (f" {', '.join(auto)} runs on the whole test set where the grid's cost estimate fits its budget "
+           "(`python -m rdm.pipeline.plan --cost`)." if auto else "")
     return (f"Run on test-sub.h5, a seeded random subset of the test set (n = {n}), to keep the expensive "
-            f"attacks affordable: {', '.join(dict.fromkeys(what))}. Everything else uses the whole test set.")
+            f"attacks affordable: {', '.join(dict.fromkeys(what))}. Everything else uses the whole test set.{why}")
 
 
 # --------------------------------------------------------------------------- Tables III–V
@@ -158,7 +166,7 @@ def table_accuracy(x: View) -> Table:
             if has_pur:
                 row += [DASH, acc_entry(x.whitebox("purified", w, e))]
             row += [DASH, diff_entry(r, b), DASH, DASH, DASH, DASH]
-            sub = " (white-box only, subset)" if w.subset else " (white-box only)"
+            sub = " (white-box only, subset)" if x.p.on_subset(w) else " (white-box only)"
             t.add(attack_label(w, e) + sub, row)
     if base_c is not None:
         t.add("Majority-class rate (test set)", [Entry([base_c.part("majority_rate", "majority")])] +
@@ -250,7 +258,7 @@ def table_advtrain(x: View) -> Table:
     for w in x.plan.whitebox_extra():
         for e in w.eps:
             row = [c for m in models for c in (DASH, acc_entry(x.whitebox(m, w, e)))] + [DASH, DASH]
-            t.add(attack_label(w, e) + (" (subset)" if w.subset else ""), row)
+            t.add(attack_label(w, e) + (" (subset)" if x.p.on_subset(w) else ""), row)
     t.notes += ["AdvTrain-FGSM / -PGD: the paper's recipe (clean ∪ adversarial train set crafted on the baseline, "
                 "ε=.005); AdvTrain-online: PGD adversarial training (Madry et al.), each batch attacked.",
                 "paper AdvTrain: Tables IX–XI (the paper does not say which adversarial set trained the model "
@@ -288,13 +296,18 @@ def table_matched(x: View) -> Table:
     ps = f"PGD ε={eps_txt(pe)}" if pe is not None else "PGD matched ε"
     cols = ["Model", f"{fs} transfer", f"{fs} white-box", f"{ps} transfer", f"{ps} white-box",
             f"APGD-CE-{x.plan.apgd_steps} ε={eps_txt(pe) if pe is not None else 'matched'} white-box (subset)"]
+    aa = x.plan.matched_attacks.get("aa")
+    if aa is not None:
+        cols.append(f"{short_attack(aa)} ε={eps_txt(pe) if pe is not None else 'matched'} white-box"
+                    f"{' (subset)' if x.p.on_subset(aa, 1) else ''}")
     t = Table(f"matched-{x.m}", f"Every model at the matched ε, {x.m} (cells: {cells_words(x)})", cols)
     for m in ["baseline"] + x.defended:
         t.add(model_label(m), [acc_entry(x.matched_ref(m, "fgsm", "transfer")),
                                acc_entry(x.matched_ref(m, "fgsm", "white-box")),
                                acc_entry(x.matched_ref(m, "pgd", "transfer")),
                                acc_entry(x.matched_ref(m, "pgd", "white-box")),
-                               acc_entry(x.matched_ref(m, "apgd", "white-box"))])
+                               acc_entry(x.matched_ref(m, "apgd", "white-box")),
+                               *([acc_entry(x.matched_ref(m, "aa", "white-box"))] if aa is not None else [])])
     t.notes.append("For the baseline the transfer column is its own (white-box) attack.")
     t.notes.append(subset_note(x))
     add_rows_note(t, x)
@@ -357,7 +370,13 @@ def table_attacks(plan) -> Table:
     for a in plan.test_attacks:
         row(a, "transfer (crafted on the baseline)", a.eps_for("test"), "test set")
     for w in plan.whitebox:
-        row(w, "white-box", w.eps, "seeded subset" if w.subset else "test set")
+        rows = "seeded subset" if w.subset else "test set"
+        if w.auto_rows:         # by the cost estimate, per modality (python -m rdm.pipeline.plan --cost)
+            rows = "by cost: " + ", ".join(f"{m} {'subset' if mp.on_subset(w) else 'test set'}"
+                                           for m, mp in plan.run.items())
+        row(w, "white-box", w.eps, rows)
+    for w in plan.steps_curve:
+        row(w, "white-box (masking check (a))", w.eps, "seeded subset")
     for k, a in plan.sweep_attacks.items():
         row(a, "ε sweep", plan.sweep_eps, "seeded subset" if plan.sweep_on_subset else "test set")
     t.notes.append("ε: L∞ on pixels in [0, 1]. The ε sweep's PGD uses α = 2.5·ε/steps; the sweep's transfer sets "

@@ -49,7 +49,8 @@ from typing import Any, Iterable, Iterator
 from ..errors import RdmError
 from . import commands as C
 from .config import MODES, Attack, Grid, ModelSpec
-from .labels import fmt_eps, model_label, same_eps
+from .cost import forward
+from .labels import fmt_eps, model_label, same_eps, short_attack
 
 SPLITS = ("train", "val", "test")
 SUBSET = "test-sub"
@@ -215,7 +216,8 @@ class Cell:
     @property
     def label(self) -> str:
         what = "clean" if self.attack is None else self.attack.label(self.eps)
-        return f"{self.modality} / {model_label(self.model)} / {self.protocol} / {what}"
+        rows = "seeded subset" if self.rows == SUBSET else "whole test set"
+        return f"{self.modality} / {model_label(self.model)} / {self.protocol} / {what} / {rows}"
 
 
 #: the evaluation jobs of a control model (an undefended network judged only under transfer)
@@ -323,11 +325,17 @@ class ModalityPlan:
             for w in p.whitebox:
                 if not runs(f"wb-{w.name}"):
                     continue
-                rows = SUBSET if w.subset else "test"
+                rows = SUBSET if self.on_subset(w) else "test"
                 s = set_path(m, rows)
                 o = job(f"wb-{w.name}", [s], w, w.eps)
                 for e in w.eps:
                     cell("whitebox", "white-box", w, e, rows, o, Pick("eps", e), [s])
+            for w in p.steps_curve:     # the masking check's accuracy against attack steps, on the subset
+                if not runs(f"wb-{w.name}"):
+                    continue
+                o = job(f"wb-{w.name}", [sub], w, w.eps)
+                for e in w.eps:
+                    cell("steps", "white-box", w, e, SUBSET, o, Pick("eps", e), [sub])
             for k in ("fgsm", "pgd"):
                 if not runs(sweep_job(k)):
                     continue
@@ -347,8 +355,10 @@ class ModalityPlan:
             for k, s in zip(("fgsm", "pgd"), msets):
                 cell("matched-transfer", adv_proto, p.matched_attacks[k], None, "test", o, Pick("set", Path(s).name),
                      [s], eps_from=k)
-            # APGD at the matched ε: PGD's ε, on the seeded subset
-            for k, s, eps_of in (("fgsm", test, "fgsm"), ("pgd", sw, "pgd"), ("apgd", sub, "pgd")):
+            # APGD at the matched ε: PGD's ε, on the seeded subset; the aa suite there on the rows its cost allows
+            aa = p.matched_attacks.get("aa")
+            aa_rows = [("aa", sub if self.on_subset(aa, 1) else test, "pgd")] if aa is not None else []
+            for k, s, eps_of in (("fgsm", test, "fgsm"), ("pgd", sw, "pgd"), ("apgd", sub, "pgd"), *aa_rows):
                 if not runs(f"matched-wb-{k}"):
                     continue
                 a = p.matched_attacks[k]
@@ -356,6 +366,27 @@ class ModalityPlan:
                 cell("matched", "white-box", a, None, SUBSET if s == sub else "test", o, Pick("attacked"),
                      [s, matched], eps_from=eps_of)
         self.metrics.append(matched)
+
+    # ----- the cost estimate (rdm.pipeline.cost)
+    @property
+    def classes(self) -> int:
+        """The number of classes of this modality's preset (4, the most of the paper's, if unknown)."""
+        from ..presets import load_preset
+
+        try:
+            return load_preset(self.plan.modalities[self.m]["preset"]).num_classes
+        except (RdmError, KeyError, OSError):
+            return 4
+
+    def estimate(self, w: Attack, n_eps: int | None = None, subset: bool = False):
+        """The cost estimate of one model's job of white-box attack ``w`` (all its ε, or ``n_eps``)."""
+        eps = w.eps if n_eps is None else (0.0,) * n_eps
+        return self.plan.cost.estimate(w, eps, self.classes, self.plan.cost.rows(self.m, subset))
+
+    def on_subset(self, w: Attack, n_eps: int | None = None) -> bool:
+        """Whether white-box attack ``w`` runs on the seeded subset here: ``limit = true``, or
+        ``limit = "auto"`` and its whole-test-set estimate is over the grid's budget."""
+        return w.subset or (w.auto_rows and not self.estimate(w, n_eps).fits)
 
     def _training_sets(self, attack_name: str, ms: ModelSpec, seed: int) -> list[str]:
         if (seed, attack_name, "train") not in self.crafted:
@@ -414,6 +445,11 @@ class ModalityPlan:
         fam = "matched-transfer" if protocol == "transfer" else "matched"
         return self.find(model, fam, self.plan.matched_attacks[kind])
 
+    def steps_curve(self, model: str) -> list[tuple[int, Cell]]:
+        """The grid's ``steps_curve`` cells of ``model``: ``[(steps, cell)]`` in step order."""
+        return [(int(w.steps), c) for w in self.plan.steps_curve
+                for c in [self.find(model, "steps", w)] if c is not None]
+
     def whitebox_of(self, model: str, a: Attack, eps: float) -> Cell | None:
         """The white-box cell of transfer attack ``a`` at ε: FGSM from the white-box sweep, any other
         from its white-box twin (:meth:`Plan.whitebox_twin`); None when the grid runs no such cell."""
@@ -458,6 +494,34 @@ class Plan(Grid):
             yield from mp.cells
 
 
+# =========================================================================== --cost
+def cost_lines(plan: Plan) -> list[str]:
+    """The cost estimate of every white-box job, one line each (``--cost``): one model's job and all
+    evaluated models'; a ``limit = "auto"`` job says why it runs on the rows it does."""
+    c = plan.cost
+    out = [f"# forward+backward passes of one row (a forward alone counts {forward():g}) × rows at {c.throughput:g} "
+           f"passes/s; limit = \"auto\" runs on the whole test set when one model's job fits {c.budget_hours:g} h "
+           "(every row through every stage: an upper bound)",
+           "modality\tjob\tattack\tε\tpasses/row\trows\th/model\th/all models\trows run"]
+    k = len(plan.eval_models)
+    for m, mp in plan.run.items():
+        jobs: dict[str, list[Cell]] = {}
+        for cell in mp.cells:
+            if cell.model == plan.eval_models[0] and cell.family in ("whitebox", "steps", "sweep", "matched"):
+                jobs.setdefault(cell.output, []).append(cell)
+        for o, cells in jobs.items():
+            w, sub = cells[0].attack, cells[0].rows == SUBSET
+            est, whole = mp.estimate(w, len(cells), sub), mp.estimate(w, len(cells), False)
+            rows = "subset" if sub else "test"
+            if w.auto_rows and whole.hours is not None:
+                rows += f" (auto: whole test set {whole.hours:.3g} h {'>' if sub else '≤'} {c.budget_hours:g} h)"
+            num = (lambda v, f: "?" if v is None else format(v, f))
+            out.append("\t".join([m, Path(o).stem, short_attack(w), str(len(cells)), num(est.passes, ".0f"),
+                                  str(est.rows), num(est.hours, ".3g"),
+                                  num(None if est.hours is None else est.hours * k, ".3g"), rows]))
+    return out
+
+
 # =========================================================================== --list
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rdm.pipeline.plan",
@@ -469,12 +533,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=1, help="how many seeds: SEED, SEED+1, …")
     ap.add_argument("--list", action="store_true", help="every cell: OUTPUT<TAB>RESULT<TAB>LABEL (the default)")
     ap.add_argument("--steps", action="store_true", help="every step instead: STAGE<TAB>OUTPUTS")
+    ap.add_argument("--cost", action="store_true", help="the white-box cost estimate per job, and the rows it picks")
     a = ap.parse_args(argv)
     try:
         plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds)
     except RdmError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
+    if a.cost:
+        print("\n".join(cost_lines(plan)))
+        return 0
     if a.steps:
         for s in plan.steps():
             print(f"{s.stage}\t{' '.join(s.outputs)}")

@@ -1,0 +1,102 @@
+"""The white-box cost estimate: which rows an expensive attack can afford (``limit = "auto"``).
+
+An attack's cost per row is its forward+backward passes (:meth:`rdm.attack_registry.Attack.passes`:
+PGD steps × restarts, APGD-T steps × targets, Square queries × a forward's share, the ``aa`` cascade
+every row through every stage — an upper bound, since each stage runs only on the rows left), plus
+the evaluation's own two forwards (clean and attacked image). A job (one model, one attack, its ε)
+costs that per ε × rows; at the grid's ``throughput`` (forward+backward passes of one row per
+second, on the machine that runs the grid) it takes ``passes × rows / throughput`` seconds. An
+attack with ``limit = "auto"`` runs on the whole test set when that fits ``budget_hours``, else on
+the seeded subset — decided per modality, the same rows for every model, and the cell says which.
+
+``[evaluate] cost`` in the grid::
+
+    cost = { throughput = 100, budget_hours = 1.0, subset_rows = 300,
+             test_rows = { lung = 1622, brain = 307, leukemia = 652 } }
+
+``test_rows`` (a number, or one per modality) and ``subset_rows`` are the rows the estimate assumes:
+the plan is written before the data are prepared, so it cannot count them.
+``python -m rdm.pipeline.plan --cost`` prints every white-box job's estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..errors import RdmError
+
+#: what the estimate assumes when the grid has no ``[evaluate] cost``
+DEFAULTS = {"throughput": 100.0, "budget_hours": 1.0, "subset_rows": 300, "test_rows": 1000}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One job's estimate: passes per row (all its ε), rows, hours, and whether it fits."""
+
+    passes: float | None         # None: the attack does not state its cost
+    rows: int
+    hours: float | None
+    fits: bool
+
+
+@dataclass(frozen=True)
+class Cost:
+    throughput: float
+    budget_hours: float
+    subset_rows: int
+    test_rows: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    default_rows: int = DEFAULTS["test_rows"]
+
+    @classmethod
+    def from_grid(cls, d: dict[str, Any] | None, where: str = "grid") -> "Cost":
+        d = {**DEFAULTS, **(d or {})}
+        unknown = sorted(set(d) - set(DEFAULTS))
+        if unknown:
+            raise RdmError(f"{where}: [evaluate] cost has no key {', '.join(unknown)} "
+                           f"(it takes {', '.join(DEFAULTS)})")
+        try:
+            thr, budget, sub = float(d["throughput"]), float(d["budget_hours"]), int(d["subset_rows"])
+            rows = d["test_rows"]
+            per = {str(k): int(v) for k, v in rows.items()} if isinstance(rows, dict) else {}
+            default = int(DEFAULTS["test_rows"] if isinstance(rows, dict) else rows)
+        except (TypeError, ValueError, AttributeError):
+            raise RdmError(f"{where}: [evaluate] cost: throughput, budget_hours, subset_rows and test_rows "
+                           "must be numbers (test_rows may be one per modality)") from None
+        if not thr > 0 or budget < 0 or sub < 1 or default < 1 or any(v < 1 for v in per.values()):
+            raise RdmError(f"{where}: [evaluate] cost: throughput must be > 0, budget_hours ≥ 0, rows ≥ 1")
+        return cls(thr, budget, sub, per, default)
+
+    def rows(self, m: str, subset: bool) -> int:
+        return self.subset_rows if subset else self.test_rows.get(m, self.default_rows)
+
+    def estimate(self, attack: Any, eps: Sequence[float], classes: int, rows: int) -> Estimate:
+        """The job that runs plan attack ``attack`` (a :class:`~rdm.pipeline.config.Attack`) at each ε
+        on ``rows`` rows of a ``classes``-class model."""
+        p = passes(attack, classes)
+        if p is None:
+            return Estimate(None, rows, None, True)
+        total = (p + 2 * forward()) * max(1, len(eps))
+        hours = total * rows / self.throughput / 3600
+        return Estimate(total, rows, hours, hours <= self.budget_hours)
+
+    def on_subset(self, attack: Any, eps: Sequence[float], classes: int, m: str) -> tuple[bool, Estimate]:
+        """Whether a ``limit = "auto"`` attack runs on the subset in modality ``m``, and the whole
+        test set's estimate that decided it."""
+        est = self.estimate(attack, eps, classes, self.rows(m, False))
+        return not est.fits, est
+
+
+def forward() -> float:
+    from ..attack_registry import FORWARD
+
+    return FORWARD
+
+
+def passes(attack: Any, classes: int) -> float | None:
+    """Forward+backward passes of one row for a plan attack (the registry's own count)."""
+    from ..attack_registry import get
+    from .config import PAPER_EPS
+
+    spec = get(attack.kind).make((attack.eps or (PAPER_EPS,))[0], **dict(attack.params))
+    return spec.attack().passes(classes)
