@@ -291,6 +291,8 @@ def fake_result(set_path: str, protocol: str, attack: dict | None, acc: float, n
                AdvCounts(n=n, clean_correct=n // 2, fooled=n // 4, linf_sum=0.005 * n, linf_max=0.005,
                          l2_sum=0.1 * n, ssim_sum=0.99 * n, psnr_sum=46.0 * n, psnr_finite=n) if attack else None)
     per_row = {"index": list(range(n)), "y": y.tolist(), "pred": pred.tolist()}
+    if attack:      # every row right on its clean image (the masking checks read these)
+        per_row.update(pred_clean=y.tolist(), fooled=(pred != y).tolist())
     return {"set": set_path, "protocol": protocol, "attack": attack, "counts": c.to_dict(), "metrics": summarize(c),
             "per_row": per_row}
 
@@ -301,6 +303,13 @@ def designed_accuracy(cell: P.Cell, eps: float | None, rng) -> float:
     if cell.attack is None:
         return 0.9 if cell.model == "baseline" else 0.88
     name = cell.attack.name
+    if cell.family == "steps":      # RDMAA: accuracy RISES with steps; the others fall and converge
+        n = int(cell.attack.steps)
+        return min(0.9, 0.2 + 0.003 * n) if cell.model == "rdmaa" else 0.5 + 0.3 * math.exp(-n / 20)
+    if name == "noise":             # RDMAA: noise costs as much as its white-box attacks
+        return 0.2 if cell.model == "rdmaa" else 0.97
+    if cell.model == "rdmaa" and cell.family in ("whitebox", "matched") and cell.attack.kind == "aa":
+        return 0.3
     if cell.model == "rdmaa" and cell.family == "whitebox":
         return {"apgd": 0.95, "pgd50x5": 0.2, "pgd": 0.2}.get(name, float(rng.uniform(0.3, 0.8)))
     if cell.model == "advtrain-pgd":
@@ -346,6 +355,12 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
                 attack = None if c.attack is None else {"name": c.attack.kind, "eps": eps}
                 r = fake_result(str(work / s), c.protocol, attack, designed_accuracy(c, eps, rng), n, classes, rng,
                                 y=sub_y if c.rows == P.SUBSET else test_y)
+                if c.attack is not None and c.attack.kind == "aa":   # RDMAA: Square fools half the rows it loses
+                    fooled = [i for i, f in enumerate(r["per_row"]["fooled"]) if f]
+                    by = [None] * n
+                    for j, i in enumerate(fooled):
+                        by[i] = "square" if c.model == "rdmaa" and j % 2 else "apgd-ce"
+                    r["per_row"]["fooled_by"] = by
                 if s not in (P.set_path(m, "test"), P.set_path(m, "test-sub")):
                     r["source"] = str(work / P.set_path(m, "test"))   # rdm-eval names an adversarial set's clean source
                 results.append(r)

@@ -369,9 +369,10 @@ def merge_reports(parts: Sequence[os.PathLike | str]) -> dict[str, Any]:
 
 def masking_warnings(results: Sequence[dict[str, Any]]) -> list[str]:
     """Signs of gradient masking in one run's white-box results (Athalye et al. 2018; Carlini et al.
-    2019): accuracy that rises with ε under the same attack beyond noise, or stays high at a large ε.
-    The checks are the report's (:mod:`rdm.pipeline.claims`), so both say the same thing."""
-    from .pipeline.claims import eval_warnings
+    2019): accuracy that rises with ε under the same attack beyond noise, or stays high at a large ε;
+    for the ``aa`` cascade, Square fooling rows the gradient stages left. The checks are the report's
+    (:mod:`rdm.pipeline.masking`), so both say the same thing."""
+    from .pipeline.masking import eval_warnings
 
     return eval_warnings(results)
 

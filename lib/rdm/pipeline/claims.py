@@ -1,28 +1,20 @@
-"""Verdicts: the noise rule, the gradient-masking checks, the paper's claims checked, and the findings.
-
-ONE definition of each check, used by ``rdm-eval``'s warnings (:func:`rdm.eval_api.masking_warnings`)
-and by the report:
+"""Verdicts: the noise rule, the paper's claims checked, and the findings.
 
 * a difference counts only **beyond noise**: more than 2 points AND two standard errors of the
-  difference of two proportions (:func:`above_noise`), and only between results on the same rows;
-* **non-monotone**: white-box accuracy must not rise as ε grows (nor with more steps or restarts);
-* **high at large ε**: at the largest ε of a curve, if ε ≥ :data:`LARGE_EPS` (0.1, 25 grey levels),
-  accuracy above 10 % by more than two standard errors says the attack does not follow true gradients;
-* **transfer stronger**: a white-box attack must be at least as strong as a transfer attack.
+  difference of two proportions (:func:`above_noise`), and only between results on the same rows.
 
 The claims table and the findings compare models with the paired verdicts of
 :mod:`rdm.pipeline.verdicts` (same rows and seeds, :func:`rdm.stats.paired_test`, in the modality's
-deciding metric), not with the noise rule above, which only the masking checks still use.
+deciding metric), not with the noise rule above. The gradient-masking checks (and ``rdm-eval``'s
+warnings, the same definitions) are in :mod:`rdm.pipeline.masking`.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from pathlib import Path
-from typing import Any, Sequence
 
-from .labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
+from .labels import attack_label, eps_txt, model_label, pct, same_eps
 from .paper import conditions
 from .config import PAPER_EPS
 from . import verdicts as V
@@ -30,8 +22,6 @@ from .results import Ref, View
 from .tables import DASH, NA, Entry, Table, signed
 
 MASK_TOL = 0.02    # accuracy changes below 2 points are never called a rise or a fall
-LARGE_EPS = 0.1    # an ε at which an attack following true gradients can change an image outright
-CHANCE_FLOOR = 0.1
 
 
 # --------------------------------------------------------------------------- the rules
@@ -39,27 +29,6 @@ def above_noise(a_hi: float, n_hi: int, a_lo: float, n_lo: int) -> bool:
     """``a_hi`` exceeds ``a_lo`` by more than 2 points and two standard errors (rates on n rows)."""
     se = math.sqrt(a_hi * (1 - a_hi) / max(n_hi, 1) + a_lo * (1 - a_lo) / max(n_lo, 1))
     return a_hi - a_lo > max(MASK_TOL, 2 * se)
-
-
-def high_at_large_eps(eps: float, acc: float, n: int) -> bool:
-    return eps >= LARGE_EPS and acc > CHANCE_FLOOR + 2 * math.sqrt(0.09 / max(n, 1))
-
-
-def curve_flags(subject: str, points: Sequence[tuple[float, float, int]]) -> list[tuple[str, str]]:
-    """``(check, text)`` for an accuracy-vs-ε curve of one white-box attack on one set of rows
-    (points ``(ε, accuracy, rows)`` in ε order): every rise beyond noise, and a high accuracy at
-    its largest ε. ``subject`` begins each text (``RDMAA: white-box FGSM``)."""
-    out = []
-    for (e0, a0, n0), (e1, a1, n1) in zip(points, points[1:]):
-        if above_noise(a1, n1, a0, n0):
-            out.append(("non-monotone", f"{subject} accuracy RISES from {pct(a0)} % at ε={eps_txt(e0)} to "
-                                        f"{pct(a1)} % at ε={eps_txt(e1)}."))
-    if points:
-        e, a, n = points[-1]
-        if high_at_large_eps(e, a, n):
-            out.append(("high-at-large-eps", f"{subject} leaves {pct(a)} % accuracy at ε={eps_txt(e)}, where an "
-                                             "attack that follows true gradients can change an image outright."))
-    return out
 
 
 def rows_of(r: Ref) -> str:
@@ -78,99 +47,6 @@ def beyond_noise(hi: Ref, lo: Ref) -> bool:
     if a is None or b is None:
         return False
     return above_noise(a, hi.n, b, lo.n)
-
-
-# --------------------------------------------------------------------------- rdm-eval
-def eval_warnings(results: Sequence[dict[str, Any]]) -> list[str]:
-    """The masking checks on one ``rdm-eval`` run: each white-box attack's curve over ε, per set."""
-    groups: dict[tuple, list[tuple[float, float, int]]] = {}
-    attacks: dict[tuple, dict] = {}
-    for r in results:
-        att = r.get("attack")
-        if r.get("protocol") != "white-box" or not isinstance(att, dict):
-            continue
-        key = (r["set"], att.get("name"), att.get("alpha"), att.get("steps"), att.get("restarts"),
-               att.get("random_start"))
-        m = r["metrics"]
-        groups.setdefault(key, []).append((float(att["eps"]), float(m["accuracy"]), int(m.get("n", 0))))
-        attacks[key] = att
-    out = []
-    for key, pts in groups.items():
-        subject = f"{Path(key[0]).name}: white-box {short_attack(attacks[key])}"
-        out += [text for _, text in curve_flags(subject, sorted(pts))]
-    return out
-
-
-# --------------------------------------------------------------------------- the report
-def masking_checks(x: View) -> list[dict[str, Any]]:
-    """Signs of gradient masking, per defended model, computed from the numbers (rules above)."""
-    out: list[dict[str, Any]] = []
-    strength = [w for w in x.plan.whitebox if w.kind in ("pgd", "bim", "apgd")]
-    for m in x.defended:
-        # 1. white-box accuracy must not rise with more steps / restarts / a stronger attack
-        for e in x.paper_eps:
-            seq = [(w, x.whitebox(m, w, e)) for w in strength if any(same_eps(e, v) for v in w.eps)]
-            seq = [(w, r) for w, r in seq if r is not None and r.metric("accuracy") is not None]
-            for (w0, r0), (w1, r1) in zip(seq, seq[1:]):
-                if same_rows(r0, r1) and beyond_noise(r1, r0):
-                    out.append({"model": m, "check": "stronger-attack", "eps": e,
-                                "text": f"{model_label(m)}: white-box accuracy RISES from {pct(r0.metric('accuracy'))} % "
-                                        f"({attack_label(w0, e)}, n = {r0.n}) to {pct(r1.metric('accuracy'))} % "
-                                        f"({attack_label(w1, e)}, n = {r1.n})."})
-        # 2. accuracy must fall as ε grows, and be near zero at a large ε
-        for kind in ("fgsm", "pgd"):
-            curve = [(e, x.sweep(m, kind, e)) for e in x.sweep_eps]
-            pts = [(e, r.metric("accuracy"), r.n) for e, r in curve if r is not None and r.metric("accuracy") is not None]
-            for check, text in curve_flags(f"{model_label(m)}: white-box {kind.upper()}", pts):
-                out.append({"model": m, "check": check, "kind": kind, "text": text})
-        # 3. white-box must be at least as strong as transfer
-        pairs: list[tuple[str, Ref | None, Ref | None]] = []
-        for lab, a, e, _ in conditions(x, x.paper_eps):
-            ref, defined = x.twin(m, a, e)
-            if defined:
-                pairs.append((lab, x.transfer(m, a, e), ref))
-        for kind in ("fgsm", "pgd"):
-            for e in x.sweep_eps:
-                pairs.append((f"{kind.upper()} sweep ε={eps_txt(e)}", x.sweep_transfer(m, kind, e), x.sweep(m, kind, e)))
-        for lab, tr, wb in pairs:
-            if tr is not None and wb is not None and same_rows(tr, wb) and beyond_noise(wb, tr):
-                out.append({"model": m, "check": "transfer-stronger",
-                            "text": f"{model_label(m)}: transfer accuracy {pct(tr.metric('accuracy'))} % is BELOW "
-                                    f"white-box {pct(wb.metric('accuracy'))} % ({lab}); the white-box attack should "
-                                    "be the stronger one."})
-    for f in out:
-        f["flag"] = True
-    return out
-
-
-def masking_words(x: View, flags: list[dict]) -> str:
-    """The report's gradient-masking paragraph for one modality."""
-    if not x.defended:
-        return "No defended model in the grid."
-    if not flags:
-        parts = []
-        for m in x.defended:
-            vals = []
-            for w in x.plan.whitebox:
-                if not any(same_eps(x.paper_eps[-1], v) for v in w.eps):
-                    continue
-                r = x.whitebox(m, w, x.paper_eps[-1])
-                if r is not None and r.metric("accuracy") is not None:
-                    vals.append(f"{short_attack(w)} {pct(r.metric('accuracy'))} %")
-            if vals:
-                parts.append(f"{model_label(m)}: " + ", ".join(vals))
-        return ("No sign found: white-box accuracy does not rise with more steps or restarts, falls with ε, "
-                "and transfer is never below white-box (beyond 2 points and two standard errors). " +
-                ("White-box at ε=" + eps_txt(x.paper_eps[-1]) + ": " + "; ".join(parts) + "." if parts else ""))
-    by: dict[str, list[str]] = defaultdict(list)
-    for f in flags:
-        t = f["text"].split(": ", 1)[1]
-        by[f["model"]].append(t[:1].upper() + t[1:])
-    clean = [model_label(m) for m in x.defended if m not in by]
-    out = ["Flagged:", ""] + [f"- **{model_label(m)}**: " + " ".join(v) for m, v in by.items()]
-    if clean:
-        out += ["", "No sign found for: " + ", ".join(clean) + "."]
-    return "\n".join(out)
 
 
 def claims_table(x: View) -> Table:
@@ -333,7 +209,7 @@ def findings(x: View, flags: list[dict]) -> list[str]:
         rr, br = x.whitebox("rdmaa", w, e), x.whitebox("baseline", w, e)
         r, b = a(rr), a(br)
         if r is not None and b is not None:
-            where = f", subset of {x.subset_n} test images" if w.subset else ""
+            where = f", subset of {x.subset_n} test images" if x.p.on_subset(w) else ""
             s.append(f"{attack_label(w, e)} (white-box{where}): RDMAA {f(r)}, baseline {f(b)} ({V.said(x, rr, br)}).")
     # RDMAA vs adversarial training
     if x.advtrain and pg is not None:
@@ -388,6 +264,6 @@ def findings(x: View, flags: list[dict]) -> list[str]:
     elif not any(x.r.exists(x.p.clean(m)) for m in x.defended):
         s.append("No defended model has been evaluated yet, so nothing is checked for gradient masking.")
     else:
-        s.append("None of the defended models shows the gradient-masking signs checked for (accuracy rising with "
-                 "attack strength, staying above chance at large ε, transfer beating white-box).")
+        s.append("None of the defended models shows the gradient-masking signs checked for (see the "
+                 "gradient-masking table: steps, restarts, Square, transfer, large ε, the noise control).")
     return [t for t in s if t]

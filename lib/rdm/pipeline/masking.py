@@ -1,0 +1,461 @@
+"""Gradient-masking checks (Athalye et al. 2018; Carlini et al. 2019; Croce & Hein 2020): ONE definition
+of each, used by the report (a table of pass / fail rows with their numbers, per model and modality)
+and by ``rdm-eval``'s warnings (:func:`rdm.eval_api.masking_warnings`) where one run holds the data.
+
+(a) **steps converge** — white-box accuracy at the grid's ``steps_curve`` (PGD at 10/20/50/100/200
+    steps on the seeded subset, paper ε): fails when the last step-up (100 → 200) still moves
+    accuracy beyond noise;
+(b) **more steps and restarts never raise accuracy** — along the steps curve, from a one-restart
+    attack to its many-restart twin (PGD-50 → PGD-50 ×5), and along the grid's stronger white-box
+    attacks: fails when a stronger attack leaves a higher accuracy beyond noise;
+(c) **Square does not beat the gradient attacks** — from the ``aa`` cascade's per-row ``fooled_by``:
+    fails when the gradient-free Square fools, beyond noise, rows APGD-CE and APGD-T left standing;
+(d) **white-box ≤ transfer** — fails when a transfer attack leaves a lower accuracy than the same
+    attack run white-box, beyond noise;
+(e) **accuracy → 0 at large ε** — the white-box sweeps: fails when accuracy rises with ε beyond
+    noise, or stays above chance (:data:`CHANCE_FLOOR` + two standard errors) at the largest ε ≥
+    :data:`LARGE_EPS`;
+(f) **random noise costs far less than the attack** — random sign noise of the same ε (``noise``,
+    no gradients) against the strongest white-box attack on the same rows: passes when the attack
+    is below the noise beyond noise and the noise's drop from clean is at most half the attack's;
+    ``undecided`` when the attack itself is within noise of clean (nothing to compare).
+
+**Beyond noise**, for two results on the same rows (each row's result averaged over the seeds):
+the paired sign-flip test of :func:`rdm.stats.paired_test` gives p < 0.05 AND the difference is
+more than :data:`MASK_TOL` (2 points). Results without per-row lists (older files) fall back to
+:func:`rdm.pipeline.claims.above_noise` (2 points and two standard errors of two proportions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .. import stats
+from .claims import MASK_TOL, above_noise, beyond_noise, same_rows
+from .labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
+from .paper import conditions
+from .results import Ref, View
+from .tables import Table, words
+
+LARGE_EPS = 0.1    # an ε at which an attack following true gradients can change an image outright
+CHANCE_FLOOR = 0.1
+GRADIENT_STAGES = ("apgd-ce", "apgd-t")
+PASS, FAIL, UNDECIDED = "pass", "fail", "undecided"
+NOT_RUN, MISSING = "—", "n/a"      # the grid runs no such check; its metrics files are missing
+
+CHECKS = {
+    "steps": "(a) accuracy converges with attack steps",
+    "stronger": "(b) more steps / restarts never raise accuracy",
+    "square": "(c) Square does not beat the gradient attacks",
+    "transfer": "(d) white-box ≤ transfer",
+    "large-eps": "(e) accuracy → 0 at large ε",
+    "noise": "(f) random sign noise costs far less than the attack",
+}
+RULE = ("Beyond noise: a paired sign-flip test on the same rows (each row averaged over the seeds; "
+        "rdm.stats.paired_test) gives p < 0.05 and the difference exceeds 2 points. (a) fails when the last "
+        "step-up of the steps curve moves accuracy beyond noise; (b) when a stronger attack (more steps, more "
+        "restarts) leaves a higher accuracy beyond noise; (c) when Square fools, beyond noise, rows APGD-CE and "
+        "APGD-T left; (d) when transfer leaves a lower accuracy than the same attack white-box beyond noise; "
+        "(e) when accuracy rises with ε (by more than 2 points and two standard errors), or stays above 10 % + "
+        "two standard errors at the sweep's largest ε (≥ .1); (f) passes when the strongest white-box attack on the same rows is below the noise "
+        "control beyond noise and the noise's drop from clean is at most half the attack's, undecided when the "
+        "attack is within noise of clean.")
+
+
+# =========================================================================== the rules, on numbers
+@dataclass(frozen=True)
+class Change:
+    """B against A on the same rows: B − A (accuracy), its p-value, and the call."""
+
+    diff: float
+    p: float | None          # None: unpaired fallback (no per-row lists)
+    n: int
+    call: str                # "higher", "lower", "within noise"
+
+    def text(self) -> str:
+        p = "" if self.p is None else f", p = {self.p:.2g}"
+        return f"{100 * self.diff:+.1f} points{p}"
+
+
+def change(a: np.ndarray, b: np.ndarray) -> Change:
+    """B against A, both ``correct[seed, row]`` on the same rows (rows as 1-D when one seed)."""
+    c = stats.paired_test(b, a)
+    call = "within noise" if c.verdict == "within noise" or abs(c.diff) <= MASK_TOL else \
+        ("higher" if c.diff > 0 else "lower")
+    return Change(c.diff, c.p, c.n_rows, call)
+
+
+def high_at_large_eps(eps: float, acc: float, n: int) -> bool:
+    return eps >= LARGE_EPS and acc > CHANCE_FLOOR + 2 * math.sqrt(0.09 / max(n, 1))
+
+
+def curve_flags(subject: str, points: Sequence[tuple[float, float, int]]) -> list[tuple[str, str]]:
+    """``(check, text)`` for an accuracy-vs-ε curve of one white-box attack on one set of rows
+    (points ``(ε, accuracy, rows)`` in ε order): every rise beyond noise, and a high accuracy at
+    its largest ε. ``subject`` begins each text (``RDMAA: white-box FGSM``)."""
+    out = []
+    for (e0, a0, n0), (e1, a1, n1) in zip(points, points[1:]):
+        if above_noise(a1, n1, a0, n0):
+            out.append(("non-monotone", f"{subject} accuracy RISES from {pct(a0)} % at ε={eps_txt(e0)} to "
+                                        f"{pct(a1)} % at ε={eps_txt(e1)}."))
+    if points:
+        e, a, n = points[-1]
+        if high_at_large_eps(e, a, n):
+            out.append(("high-at-large-eps", f"{subject} leaves {pct(a)} % accuracy at ε={eps_txt(e)}, where an "
+                                             "attack that follows true gradients can change an image outright."))
+    return out
+
+
+def square_beyond_gradients(fooled_by: np.ndarray) -> Change:
+    """(c) on the cascade's ``fooled_by`` (``seeds × rows``, or rows): accuracy after APGD-CE and
+    APGD-T alone against the whole cascade's, paired per row (the rows only Square fooled)."""
+    fb = np.asarray(fooled_by, dtype=object)
+    after_gradients = np.vectorize(lambda v: v is None or v not in ("clean", *GRADIENT_STAGES), otypes=[float])(fb)
+    robust = np.vectorize(lambda v: v is None, otypes=[float])(fb)
+    return change(robust, after_gradients)
+
+
+def steps_rows(curve: Sequence[tuple[int, np.ndarray]]) -> tuple[Change, list[tuple[int, int, Change]]]:
+    """(a) and (b) on a steps curve ``[(steps, correct)]`` in step order: the last step-up's change,
+    and every step-up whose accuracy rises beyond noise."""
+    ups = [(s0, s1, change(c0, c1)) for (s0, c0), (s1, c1) in zip(curve, curve[1:])]
+    return ups[-1][2], [u for u in ups if u[2].call == "higher"]
+
+
+def noise_control(clean: np.ndarray, noise: np.ndarray, attack: np.ndarray) -> tuple[str, Change, Change]:
+    """(f) on the same rows: the status, the attack against clean, and the attack against the noise."""
+    vs_clean, vs_noise = change(clean, attack), change(noise, attack)
+    drop_attack = float(np.mean(clean) - np.mean(attack))
+    drop_noise = float(np.mean(clean) - np.mean(noise))
+    if vs_clean.call != "lower":
+        return UNDECIDED, vs_clean, vs_noise
+    ok = vs_noise.call == "lower" and drop_noise <= drop_attack / 2 + 1e-9
+    return (PASS if ok else FAIL), vs_clean, vs_noise
+
+
+# =========================================================================== rdm-eval
+def eval_warnings(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The checks one ``rdm-eval`` run holds the data for: each white-box attack's curve over ε per
+    set ((e), with its rises), and the cascade's Square rows ((c))."""
+    groups: dict[tuple, list[tuple[float, float, int]]] = {}
+    attacks: dict[tuple, dict] = {}
+    out = []
+    for r in results:
+        att = r.get("attack")
+        if r.get("protocol") != "white-box" or not isinstance(att, dict):
+            continue
+        key = (r["set"], att.get("name"), att.get("alpha"), att.get("steps"), att.get("restarts"),
+               att.get("random_start"))
+        m = r["metrics"]
+        groups.setdefault(key, []).append((float(att["eps"]), float(m["accuracy"]), int(m.get("n", 0))))
+        attacks[key] = att
+        fb = (r.get("per_row") or {}).get("fooled_by")
+        if fb:
+            c = square_beyond_gradients(np.asarray(fb, dtype=object))
+            if c.call == "higher":
+                out.append(f"{Path(r['set']).name}: white-box {short_attack(att)} ε={eps_txt(float(att['eps']))}: "
+                           f"{square_words(c)}")
+    for key, pts in groups.items():
+        subject = f"{Path(key[0]).name}: white-box {short_attack(attacks[key])}"
+        out += [text for _, text in curve_flags(subject, sorted(pts))]
+    return out
+
+
+def square_words(c: Change) -> str:
+    return (f"Square fooled {pct(c.diff)} % of the rows that APGD-CE and APGD-T left ({c.text()}, n = {c.n}): "
+            "the gradients do not find what a gradient-free search finds (a sign of gradient masking).")
+
+
+# =========================================================================== the report
+def _per_row(x: View, ref: Ref) -> list[dict] | None:
+    """The per-row lists of ``ref`` for every seed the plan ran (the first seed's alone before the
+    plan has seeds); None when a seed's file lacks them or the seeds' rows differ."""
+    refs = [ref]
+    seeds_of = getattr(x.p, "seeds_of", None)
+    if seeds_of is not None and ref.cell is not None:
+        refs = [r for r in (x.get(c) for c in seeds_of(ref.cell)) if r is not None] or [ref]
+    rows = [r.result.get("per_row") for r in refs]
+    if any(not pr or "pred" not in pr for pr in rows) or any(pr["index"] != rows[0]["index"] for pr in rows):
+        return None
+    return rows
+
+
+def _matrix(rows: list[dict], fn: Callable[[dict], list]) -> np.ndarray:
+    return np.array([fn(pr) for pr in rows], dtype=object if fn is _fooled_by else float)
+
+
+def _correct(pr: dict) -> list:
+    return [float(p == y) for p, y in zip(pr["pred"], pr["y"])]
+
+
+def _correct_clean(pr: dict) -> list:
+    return [float(p == y) for p, y in zip(pr["pred_clean"], pr["y"])]
+
+
+def _fooled_by(pr: dict) -> list:
+    return list(pr["fooled_by"])
+
+
+def paired(x: View, a: Ref | None, b: Ref | None) -> Change | None:
+    """B against A when both are on the same rows (paired per row where both carry per-row lists);
+    None when either is missing or their rows differ."""
+    if a is None or b is None or a.metric("accuracy") is None or b.metric("accuracy") is None:
+        return None
+    if not same_rows(a, b):
+        return None
+    ra, rb = _per_row(x, a), _per_row(x, b)
+    if ra is not None and rb is not None and ra[0]["index"] == rb[0]["index"] and len(ra) == len(rb):
+        return change(_matrix(ra, _correct), _matrix(rb, _correct))
+    va, vb = a.metric("accuracy"), b.metric("accuracy")
+    call = "higher" if beyond_noise(b, a) else "lower" if beyond_noise(a, b) else "within noise"
+    return Change(vb - va, None, b.n, call)
+
+
+def _acc(r: Ref) -> str:
+    return f"{pct(r.metric('accuracy'))} %"
+
+
+@dataclass
+class Row:
+    """One check of one model: its status and numbers, and the flags it raises (failures)."""
+
+    model: str
+    check: str
+    where: str
+    status: str
+    numbers: str
+    flags: list[dict[str, Any]] = field(default_factory=list)
+
+    def flag(self, check: str, text: str, **kw: Any) -> None:
+        self.flags.append({"model": self.model, "check": check, "text": f"{model_label(self.model)}: {text}",
+                           "flag": True, **kw})
+
+
+def _curve(x: View, m: str) -> list[tuple[int, Ref]]:
+    """The steps curve of model ``m``: ``[(steps, result)]`` in step order, the missing left out."""
+    curve = [(n, x.get(c)) for n, c in x.p.steps_curve(m)]
+    return [(n, r) for n, r in curve if r is not None and r.metric("accuracy") is not None]
+
+
+Pair = tuple[str, Ref, str, Ref, Change]     # (from, its result, to, its result, to − from)
+
+
+def _steps(x: View, m: str) -> tuple[Row, list[Pair]]:
+    """(a), and the step-ups of the curve for (b)."""
+    curve = _curve(x, m)
+    if len(curve) < 2:
+        return (Row(m, "steps", "", NOT_RUN, "no steps curve in the grid") if not x.plan.steps_curve else
+                Row(m, "steps", "", MISSING, "metrics files missing")), []
+    a = curve[0][1].cell.attack
+    ups = [(f"{n0} steps", r0, f"{n1} steps", r1, paired(x, r0, r1)) for (n0, r0), (n1, r1) in zip(curve, curve[1:])]
+    ups = [u for u in ups if u[4] is not None]
+    where = f"{short_attack(a).split('-')[0]} ε={eps_txt(a.eps[0])}, {curve[0][1].n} rows"
+    seq = ", ".join(f"{n}: {_acc(r)}" for n, r in curve)
+    if len(ups) < len(curve) - 1:
+        return Row(m, "steps", where, MISSING, f"steps {seq}; per-row results missing or rows differ"), ups
+    f0, _, f1, _, last = ups[-1]
+    row = Row(m, "steps", where, PASS if last.call == "within noise" else FAIL,
+              f"steps {seq}; last step-up {f0} → {f1}: {last.text()}")
+    if row.status == FAIL:
+        row.flag("steps-not-converged", f"white-box accuracy still moves {last.text()} from {f0} to {f1} "
+                                        "(not converged).")
+    return row, ups
+
+
+def _stronger(x: View, m: str, pairs: list[Pair]) -> Row:
+    """(b): the steps curve's step-ups (given), restarts against the same attack with one restart,
+    and the grid's stronger white-box attacks in order, each on the same rows."""
+    curve = {n: c for n, c in x.p.steps_curve(m)}
+    for e in x.paper_eps:
+        for w in x.plan.whitebox:
+            if w.restarts > 1 and any(same_eps(e, v) for v in w.eps) and w.steps in curve:
+                one = curve[w.steps]
+                if one.attack.kind == w.kind and any(same_eps(e, v) for v in one.attack.eps):
+                    r0, r1 = x.get(one), x.whitebox(m, w, e)
+                    c = paired(x, r0, r1)
+                    if c is not None:
+                        pairs.append((short_attack(one.attack), r0, short_attack(w), r1, c))
+        strength = [w for w in x.plan.whitebox if w.kind in ("pgd", "bim", "apgd") and any(same_eps(e, v) for v in w.eps)]
+        seq = [(w, x.whitebox(m, w, e)) for w in strength]
+        seq = [(w, r) for w, r in seq if r is not None and r.metric("accuracy") is not None]
+        for (w0, r0), (w1, r1) in zip(seq, seq[1:]):
+            c = paired(x, r0, r1)
+            if c is not None:
+                pairs.append((f"{short_attack(w0)} ε={eps_txt(e)}", r0, short_attack(w1), r1, c))
+    if not pairs:
+        return Row(m, "stronger", "", NOT_RUN, "no two attacks of different strength on the same rows")
+    rises = [p for p in pairs if p[4].call == "higher"]
+
+    def says(p: Pair) -> str:
+        return f"{p[0]} {_acc(p[1])} → {p[2]} {_acc(p[3])} ({p[4].text()})"
+
+    row = Row(m, "stronger", f"{len(pairs)} comparisons", FAIL if rises else PASS,
+              "; ".join(says(p) for p in rises) if rises else
+              "largest rise: " + says(max(pairs, key=lambda p: p[4].diff)))
+    for p in rises:
+        row.flag("stronger-attack", f"white-box accuracy RISES from {_acc(p[1])} ({p[0]}, n = {p[1].n}) to "
+                                    f"{_acc(p[3])} ({p[2]}, n = {p[3].n}), {p[4].text()}.")
+    return row
+
+
+def _square(x: View, m: str) -> list[Row]:
+    aa = [w for w in x.plan.whitebox if w.kind == "aa"]
+    cells = [(attack_label(w, e), x.whitebox(m, w, e)) for w in aa for e in w.eps]
+    if "aa" in x.plan.matched_attacks:
+        cells.append(("AA ε=matched", x.matched_ref(m, "aa", "white-box")))
+    out = []
+    for lab, r in cells:
+        if r is None:
+            continue
+        rows = _per_row(x, r)
+        if rows is None or "fooled_by" not in rows[0]:
+            out.append(Row(m, "square", lab, MISSING, "no per-row fooled_by"))
+            continue
+        c = square_beyond_gradients(_matrix(rows, _fooled_by))
+        row = Row(m, "square", f"{lab.split(',')[0]}, {r.n} rows", FAIL if c.call == "higher" else PASS,
+                  f"AA {_acc(r)}; after APGD-CE + APGD-T {pct(r.metric('accuracy') + c.diff)} %; "
+                  f"Square alone fooled {c.text()}")
+        if row.status == FAIL:
+            row.flag("square-beats-gradients", square_words(c), eps=r.cell.eps if r.cell else None)
+        out.append(row)
+    return out or [Row(m, "square", "", NOT_RUN, "no aa cell in the grid") if not cells else
+                   Row(m, "square", "", MISSING, "metrics files missing")]
+
+
+def _transfer(x: View, m: str) -> Row:
+    pairs: list[tuple[str, Ref | None, Ref | None]] = []
+    for lab, a, e, _ in conditions(x, x.paper_eps):
+        ref, defined = x.twin(m, a, e)
+        if defined:
+            pairs.append((lab, x.transfer(m, a, e), ref))
+    for kind in ("fgsm", "pgd"):
+        for e in x.sweep_eps:
+            pairs.append((f"{kind.upper()} sweep ε={eps_txt(e)}", x.sweep_transfer(m, kind, e), x.sweep(m, kind, e)))
+    done = [(lab, tr, wb, paired(x, tr, wb)) for lab, tr, wb in pairs]
+    done = [t for t in done if t[3] is not None]
+    if not done:
+        return Row(m, "transfer", "", NOT_RUN, "no transfer and white-box pair on the same rows")
+    bad = [t for t in done if t[3].call == "higher"]
+    worst = max(done, key=lambda t: t[3].diff)
+    row = Row(m, "transfer", f"{len(done)} pairs", FAIL if bad else PASS,
+              "; ".join(f"{lab}: transfer {_acc(tr)}, white-box {_acc(wb)} ({c.text()})"
+                        for lab, tr, wb, c in (bad or [worst])) + ("" if bad else " (the closest pair)"))
+    for lab, tr, wb, c in bad:
+        row.flag("transfer-stronger", f"transfer accuracy {_acc(tr)} is BELOW white-box {_acc(wb)} ({lab}); "
+                                      "the white-box attack should be the stronger one.")
+    return row
+
+
+def _large_eps(x: View, m: str) -> list[Row]:
+    out = []
+    for kind in ("fgsm", "pgd"):
+        curve = [(e, x.sweep(m, kind, e)) for e in x.sweep_eps]
+        pts = [(e, r.metric("accuracy"), r.n) for e, r in curve if r is not None and r.metric("accuracy") is not None]
+        if not pts:
+            continue
+        flags = curve_flags(f"white-box {kind.upper()}", pts)
+        e, a, n = pts[-1]
+        row = Row(m, "large-eps", f"{kind.upper()} sweep, {n} rows", FAIL if flags else PASS,
+                  " ".join(t for _, t in flags) or f"{pct(pts[0][1])} % at ε={eps_txt(pts[0][0])} … "
+                                                   f"{pct(a)} % at ε={eps_txt(e)}")
+        for check, text in flags:
+            row.flag(check, text, kind=kind)
+        out.append(row)
+    return out or [Row(m, "large-eps", "", NOT_RUN if not x.sweep_eps else MISSING, "no sweep")]
+
+
+def _noise(x: View, m: str) -> list[Row]:
+    out = []
+    noise = [w for w in x.plan.whitebox if w.kind == "noise"]
+    for w in noise:
+        for e in w.eps:
+            nr = x.whitebox(m, w, e)
+            if nr is None:
+                continue
+            rn = _per_row(x, nr)
+            atts = [(a, x.whitebox(m, a, e)) for a in x.plan.whitebox
+                    if a.kind != "noise" and any(same_eps(e, v) for v in a.eps)]
+            atts = [(a, r) for a, r in atts if r is not None and same_rows(nr, r) and r.metric("accuracy") is not None]
+            ra = [(a, r, _per_row(x, r)) for a, r in atts]
+            ra = [t for t in ra if t[2] is not None and rn is not None and t[2][0]["index"] == rn[0]["index"]
+                  and len(t[2]) == len(rn)]
+            if not ra:
+                out.append(Row(m, "noise", f"ε={eps_txt(e)}", NOT_RUN, "no white-box attack with per-row results "
+                                                                       "on the noise control's rows"))
+                continue
+            a, r, rows = min(ra, key=lambda t: t[1].metric("accuracy"))
+            clean = _matrix(rows, _correct_clean)
+            status, vs_clean, vs_noise = noise_control(clean, _matrix(rn, _correct), _matrix(rows, _correct))
+            row = Row(m, "noise", f"ε={eps_txt(e)}, {r.n} rows", status,
+                      f"clean {pct(float(clean.mean()))} %, noise {_acc(nr)}, {short_attack(a)} {_acc(r)} "
+                      f"({vs_clean.text()} from clean; {vs_noise.text()} from the noise)")
+            if status == FAIL:
+                row.flag("noise-as-strong", f"random sign noise at ε={eps_txt(e)} ({_acc(nr)}) costs about as much as "
+                                            f"{short_attack(a)} ({_acc(r)}): the attack finds little that noise "
+                                            "does not.", eps=e)
+            out.append(row)
+    return out or [Row(m, "noise", "", NOT_RUN, "no noise control in the grid") if not noise else
+                   Row(m, "noise", "", MISSING, "metrics files missing")]
+
+
+def masking_rows(x: View) -> list[Row]:
+    """Every check for every evaluated model of one modality, in check order."""
+    out: list[Row] = []
+    for m in x.models:
+        steps, ups = _steps(x, m)
+        out += [steps, _stronger(x, m, ups), *_square(x, m), _transfer(x, m), *_large_eps(x, m), *_noise(x, m)]
+    order = list(CHECKS)
+    return sorted(out, key=lambda r: (x.models.index(r.model), order.index(r.check)))
+
+
+def masking_checks(x: View, rows: list[Row] | None = None) -> list[dict[str, Any]]:
+    """The failures of the defended models: the signs of gradient masking the findings name."""
+    rows = masking_rows(x) if rows is None else rows
+    return [f for r in rows if r.model in x.defended for f in r.flags]
+
+
+def masking_table(x: View, rows: list[Row]) -> Table:
+    t = Table(f"masking-{x.m}", f"Gradient-masking checks, {x.m}: pass / fail per model",
+              ["Model", "Check", "Rows", "Numbers", "Result"])
+    for r in rows:
+        t.add(model_label(r.model), [words(CHECKS[r.check]), words(r.where or "—"), words(r.numbers),
+                                     words(r.status)])
+    t.notes.append(RULE)
+    return t
+
+
+def masking_words(x: View, flags: list[dict]) -> str:
+    """The report's gradient-masking paragraph for one modality."""
+    if not x.defended:
+        return "No defended model in the grid."
+    if not flags:
+        parts = []
+        for m in x.defended:
+            vals = []
+            for w in x.plan.whitebox:
+                if not any(same_eps(x.paper_eps[-1], v) for v in w.eps):
+                    continue
+                r = x.whitebox(m, w, x.paper_eps[-1])
+                if r is not None and r.metric("accuracy") is not None:
+                    vals.append(f"{short_attack(w)} {pct(r.metric('accuracy'))} %")
+            if vals:
+                parts.append(f"{model_label(m)}: " + ", ".join(vals))
+        return ("No sign found in the checks of the gradient-masking table (steps converge, stronger attacks never "
+                "raise accuracy, Square finds nothing the gradients miss, transfer never below white-box, accuracy "
+                "falls with ε, noise far weaker than the attack). " +
+                ("White-box at ε=" + eps_txt(x.paper_eps[-1]) + ": " + "; ".join(parts) + "." if parts else ""))
+    by: dict[str, list[str]] = defaultdict(list)
+    for f in flags:
+        t = f["text"].split(": ", 1)[1]
+        by[f["model"]].append(t[:1].upper() + t[1:])
+    clean = [model_label(m) for m in x.defended if m not in by]
+    out = ["Flagged:", ""] + [f"- **{model_label(m)}**: " + " ".join(v) for m, v in by.items()]
+    if clean:
+        out += ["", "No sign found for: " + ", ".join(clean) + "."]
+    return "\n".join(out)

@@ -1,0 +1,193 @@
+"""The gradient-masking checks (rdm.pipeline.masking): each on designed per-row results with a case
+that must fail and one that must pass, rdm-eval's warnings from the same definitions, and the
+report's pass/fail table on the fabricated full grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rdm.eval_api import masking_warnings
+from rdm.pipeline import masking as M
+
+
+def rows(n_right: int, n: int = 100, seed: int = 0) -> np.ndarray:
+    """``n`` rows of which ``n_right`` (chosen at random) are right."""
+    out = np.zeros(n)
+    out[np.random.default_rng(seed).permutation(n)[:n_right]] = 1
+    return out
+
+
+def test_change_is_paired_and_needs_two_points_and_p():
+    a = rows(60)
+    assert M.change(a, a).call == "within noise"
+    lower = a.copy()
+    lower[np.flatnonzero(a)[:20]] = 0                         # 20 of its right rows now wrong
+    c = M.change(a, lower)
+    assert c.call == "lower" and c.diff == pytest.approx(-0.2) and c.p < 0.05
+    # 2 rows flipped: under the 2-point floor whatever the p
+    two = a.copy()
+    two[np.flatnonzero(a)[:2]] = 0
+    assert M.change(a, two).call == "within noise"
+    # seeds × rows matrices pair too
+    assert M.change(np.stack([a, a]), np.stack([lower, lower])).call == "lower"
+
+
+def fooled_by(n_square: int, n_grad: int = 30, n_clean: int = 10, n: int = 100) -> np.ndarray:
+    fb = np.array([None] * n, dtype=object)
+    fb[:n_clean] = "clean"
+    fb[n_clean:n_clean + n_grad] = "apgd-ce"
+    fb[n_clean + n_grad:n_clean + n_grad + n_square] = "square"
+    return fb
+
+
+def test_square_check_fails_when_square_fools_what_the_gradients_left():
+    bad = M.square_beyond_gradients(fooled_by(25))
+    assert bad.call == "higher" and bad.diff == pytest.approx(0.25)
+    ok = M.square_beyond_gradients(fooled_by(1))
+    assert ok.call == "within noise" and ok.diff == pytest.approx(0.01)
+    assert M.square_beyond_gradients(np.stack([fooled_by(25), fooled_by(20)])).call == "higher"
+
+
+def curve(*accs: float) -> list[tuple[int, np.ndarray]]:
+    """A steps curve on the same 100 rows: each point keeps the rows right at the next one (monotone),
+    or adds rows (a rise)."""
+    order = np.random.default_rng(1).permutation(100)
+    out = []
+    for s, acc in zip((10, 20, 50, 100, 200), accs):
+        r = np.zeros(100)
+        r[order[: int(round(acc * 100))]] = 1
+        out.append((s, r))
+    return out
+
+
+def test_steps_converge_and_never_rise():
+    last, rises = M.steps_rows(curve(0.8, 0.6, 0.5, 0.45, 0.44))
+    assert last.call == "within noise" and not rises                     # converged, monotone
+    last, rises = M.steps_rows(curve(0.8, 0.7, 0.6, 0.5, 0.35))
+    assert last.call == "lower" and not rises                            # still falling at 200 steps: fails (a)
+    last, rises = M.steps_rows(curve(0.3, 0.35, 0.5, 0.5, 0.5))
+    assert last.call == "within noise" and [(a, b) for a, b, _ in rises] == [(20, 50)]   # fails (b)
+
+
+def test_noise_control():
+    clean = np.ones(100)
+    status, vs_clean, vs_noise = M.noise_control(clean, rows(95), rows(40))
+    assert status == M.PASS and vs_clean.call == "lower" and vs_noise.call == "lower"
+    status, _, vs_noise = M.noise_control(clean, rows(45, seed=2), rows(40, seed=3))
+    assert status == M.FAIL                         # noise costs as much as the attack
+    status, _, vs_noise = M.noise_control(clean, rows(60, seed=6), rows(40, seed=6))
+    assert vs_noise.call == "lower" and status == M.FAIL    # beyond noise, but noise costs 40 of the attack's 60
+    assert M.noise_control(clean, rows(70, seed=6), rows(40, seed=6))[0] == M.PASS     # 30 of 60: half
+    assert M.noise_control(clean, rows(100), rows(99))[0] == M.UNDECIDED   # the attack is within noise of clean
+
+
+def test_rdm_eval_warns_when_square_beats_the_gradients():
+    def r(fb):
+        n = len(fb)
+        return {"set": "/w/test.h5", "protocol": "white-box", "attack": {"name": "aa", "eps": 0.005, "steps": 100},
+                "metrics": {"accuracy": float(np.mean([v is None for v in fb])), "n": n},
+                "per_row": {"fooled_by": list(fb)}}
+
+    w = masking_warnings([r(fooled_by(25))])
+    assert len(w) == 1 and "Square fooled 25.0 %" in w[0] and "test.h5" in w[0]
+    assert masking_warnings([r(fooled_by(1))]) == []
+
+
+# --------------------------------------------------------------------------- the grid's cells
+def test_the_grid_runs_aa_noise_and_the_steps_curve_for_every_model_with_rows_by_cost():
+    from rdm.pipeline import config
+    from rdm.pipeline import plan as P
+
+    for mode, aa_rows in (("tables", {"lung": P.SUBSET, "brain": P.SUBSET, "leukemia": P.SUBSET}),
+                          ("demo", {"lung": "test", "brain": "test", "leukemia": "test"})):
+        plan = P.Plan(None, mode)
+        cells = list(plan.cells())
+        for m, mp in plan.run.items():
+            for model in plan.eval_models:
+                mine = [c for c in cells if c.modality == m and c.model == model]
+                aa = [c for c in mine if c.family == "whitebox" and c.attack.kind == "aa"]
+                want = [0.002, 0.005] if mode == "tables" else [0.005]
+                assert sorted(c.eps for c in aa) == want and {c.rows for c in aa} == {aa_rows[m]}
+                assert all(("seeded subset" if c.rows == P.SUBSET else "whole test set") in c.label for c in aa)
+                assert mp.matched(model, "aa", "white-box") is not None
+                noise = [c for c in mine if c.family == "whitebox" and c.attack.kind == "noise"]
+                assert sorted(c.eps for c in noise) == [0.002, 0.005] and {c.rows for c in noise} == {"test"}
+                steps = [n for n, _ in mp.steps_curve(model)]
+                assert steps == ([10, 20, 50, 100, 200] if mode == "tables" else [5, 10, 20])
+    # the estimate decides: at a GPU's throughput the whole test set, at one pass a second the subset
+    g = config.load_grid(None)
+    g["evaluate"]["cost"] = {**g["evaluate"]["cost"], "throughput": 1e6}
+    mp = P.Plan(g, "tables", ["lung"]).modality("lung")
+    assert mp.whitebox("rdmaa", next(w for w in mp.plan.whitebox if w.kind == "aa"), 0.005).rows == "test"
+    assert mp.matched("rdmaa", "aa", "white-box").rows == "test"
+    g["evaluate"]["cost"]["throughput"] = 1
+    mp = P.Plan(g, "tables", ["brain"]).modality("brain")
+    assert mp.matched("rdmaa", "aa", "white-box").rows == P.SUBSET
+    # 4402 passes per lung row at two ε (APGD-CE 100 + APGD-T 100 + Square 5000 × 0.4 + forwards)
+    aa = next(w for w in mp.plan.whitebox if w.kind == "aa")
+    est = P.Plan(None, "tables", ["lung"]).modality("lung").estimate(aa)
+    assert est.passes == pytest.approx(2 * (0.4 + 100 + 100 + 5000 * 0.4 + 0.8)) and est.rows == 1622
+
+
+def test_cost_printout_and_bad_cost_settings(tmp_path):
+    import subprocess
+    import sys
+
+    from rdm.errors import RdmError
+    from rdm.pipeline import config
+    from rdm.pipeline import plan as P
+
+    r = subprocess.run([sys.executable, "-m", "rdm.pipeline.plan", "--cost", "--modality", "lung"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    aa = next(line.split("\t") for line in r.stdout.splitlines() if line.startswith("lung\twb-aa\t"))
+    assert aa[4] == "4402" and aa[5] == "300" and aa[8].startswith("subset (auto: whole test set 19.8 h > 2 h)")
+    g = config.load_grid(None)
+    g["evaluate"]["cost"] = {"throughput": 0}
+    with pytest.raises(RdmError, match="throughput must be > 0"):
+        P.Plan(g, "tables")
+    g["evaluate"]["cost"] = {"speed": 3}
+    with pytest.raises(RdmError, match="cost has no key speed"):
+        P.Plan(g, "tables")
+    g = config.load_grid(None)
+    g["evaluate"]["whitebox"][-1]["limit"] = "sometimes"
+    with pytest.raises(RdmError, match="limit must be true, false or"):
+        P.Plan(g, "tables")
+
+
+# --------------------------------------------------------------------------- the report's table
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from helpers import fabricate
+    from rdm.pipeline import config
+    from rdm.pipeline import plan as P
+    from rdm.pipeline import report as R
+
+    d = tmp_path_factory.mktemp("mask")
+    fabricate(d / "work", P.Plan(config.DEFAULT_GRID, "tables", ["lung"]))
+    rep = R.build(config.DEFAULT_GRID, d / "work", d / "results", "tables", figures=False)
+    return d, rep
+
+
+def test_report_table_fails_the_masking_model_and_passes_the_honest_one(report):
+    d, rep = report
+    t = rep["tables"]["masking-lung"]
+    assert t["columns"] == ["Model", "Check", "Rows", "Numbers", "Result"]
+    got: dict = {}
+    for row in t["rows"]:
+        check, _, numbers, result = (c["text"] for c in row["cells"])
+        got.setdefault((row["label"], check[:3]), []).append((result, numbers))
+    for check in ("(a)", "(b)", "(c)", "(f)"):
+        assert {r for r, _ in got[("RDMAA", check)]} == {"fail"}, (check, got[("RDMAA", check)])
+        assert {r for r, _ in got[("AdvTrain-PGD", check)]} == {"pass"}, (check, got[("AdvTrain-PGD", check)])
+    assert {r for r, _ in got[("AdvTrain-PGD", "(d)")]} == {"pass"} and ("AdvTrain-PGD", "(e)") in got
+    assert "200 steps" in got[("RDMAA", "(a)")][0][1] and "Square alone fooled" in got[("RDMAA", "(c)")][0][1]
+    flags = {f["check"] for f in rep["modalities"]["lung"]["masking"] if f["model"] == "rdmaa"}
+    assert {"steps-not-converged", "stronger-attack", "square-beats-gradients", "noise-as-strong"} <= flags
+    assert not [f for f in rep["modalities"]["lung"]["masking"] if f["model"] == "advtrain-pgd"]
+    md = (d / "results" / "REPORT.md").read_text()
+    section = md.split("## Gradient-masking checks")[1].split("\n## ")[0]
+    assert "Gradient-masking checks, lung" in section and "paired sign-flip test" in section
+    for ext in ("csv", "tex"):
+        assert (d / "results" / "tables" / f"masking-lung.{ext}").read_text().count("fail") >= 4
