@@ -17,6 +17,8 @@ from .square import square_linf
 KEEP = Param("keep", str, "fooled", "which iterate PGD returns: fooled (final iterate of the first restart "
              "that fools), best (any iterate), last", choices=A.KEEP_CHOICES)
 RESTARTS = Param("restarts", int, 1, "random restarts; per image the first that fools is kept", min=1)
+#: the shared flags an attack without hyper-parameters accepts from stored specs and drops
+NO_PARAMS = ("alpha", "steps", "restarts", "random_start", "keep", "queries")
 
 
 @register
@@ -26,7 +28,7 @@ class FGSM(Attack):
     name = "fgsm"
     label = "FGSM"
     title = "fast gradient sign method (Goodfellow et al. 2015)"
-    ignores = ("alpha", "steps", "restarts", "random_start", "keep", "queries")
+    ignores = NO_PARAMS
 
     def forward(self, model, x, y, row_ids):
         return A.fgsm(model, x, y, self.eps)
@@ -170,7 +172,7 @@ class Noise(Attack):
     name = "noise"
     label = "Noise"
     title = "random sign noise x + ε·s, s a seeded ±1 pattern per row; no model, no gradient (a control)"
-    ignores = ("alpha", "steps", "restarts", "random_start", "keep", "queries")
+    ignores = NO_PARAMS
 
     def forward(self, model, x, y, row_ids):
         return A.sign_noise(x, self.eps, seed=self.seed, row_ids=row_ids)
