@@ -502,12 +502,13 @@ def cost_lines(plan: Plan) -> list[str]:
     out = [f"# forward+backward passes of one row (a forward alone counts {forward():g}) × rows at {c.throughput:g} "
            f"passes/s; limit = \"auto\" runs on the whole test set when one model's job fits {c.budget_hours:g} h "
            "(every row through every stage: an upper bound)",
-           "modality\tjob\tattack\tε\tpasses/row\trows\th/model\th/all models\trows run"]
-    k = len(plan.eval_models)
+           f"modality\tjob\tattack\tε\tpasses/row\trows\th/model\th/all models × {len(plan.seeds)} seeds\trows run"]
+    k = len(plan.eval_models) * len(plan.seeds)
     for m, mp in plan.run.items():
         jobs: dict[str, list[Cell]] = {}
         for cell in mp.cells:
-            if cell.model == plan.eval_models[0] and cell.family in ("whitebox", "steps", "sweep", "matched"):
+            if cell.model == plan.eval_models[0] and cell.seed == plan.seeds[0] and \
+                    cell.family in ("whitebox", "steps", "sweep", "matched"):
                 jobs.setdefault(cell.output, []).append(cell)
         for o, cells in jobs.items():
             w, sub = cells[0].attack, cells[0].rows == SUBSET
