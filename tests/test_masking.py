@@ -165,12 +165,13 @@ def report(tmp_path_factory):
     from rdm.pipeline import report as R
 
     d = tmp_path_factory.mktemp("mask")
-    fabricate(d / "work", P.Plan(config.DEFAULT_GRID, "tables", ["lung"]))
-    rep = R.build(config.DEFAULT_GRID, d / "work", d / "results", "tables", figures=False)
+    fabricate(d / "work", P.Plan(config.DEFAULT_GRID, "tables", ["lung"], seeds=2))
+    rep = R.build(config.DEFAULT_GRID, d / "work", d / "results", "tables", figures=False, seeds=2)
     return d, rep
 
 
 def test_report_table_fails_the_masking_model_and_passes_the_honest_one(report):
+    """Two seeds: every check pairs each row's result averaged over both."""
     d, rep = report
     t = rep["tables"]["masking-lung"]
     assert t["columns"] == ["Model", "Check", "Rows", "Numbers", "Result"]
@@ -183,6 +184,7 @@ def test_report_table_fails_the_masking_model_and_passes_the_honest_one(report):
         assert {r for r, _ in got[("AdvTrain-PGD", check)]} == {"pass"}, (check, got[("AdvTrain-PGD", check)])
     assert {r for r, _ in got[("AdvTrain-PGD", "(d)")]} == {"pass"} and ("AdvTrain-PGD", "(e)") in got
     assert "200 steps" in got[("RDMAA", "(a)")][0][1] and "Square alone fooled" in got[("RDMAA", "(c)")][0][1]
+    assert all("2 seeds" in n for _, n in got[("RDMAA", "(a)")] + got[("AdvTrain-PGD", "(c)")])  # paired over both
     flags = {f["check"] for f in rep["modalities"]["lung"]["masking"] if f["model"] == "rdmaa"}
     assert {"steps-not-converged", "stronger-attack", "square-beats-gradients", "noise-as-strong"} <= flags
     assert not [f for f in rep["modalities"]["lung"]["masking"] if f["model"] == "advtrain-pgd"]

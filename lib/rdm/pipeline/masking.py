@@ -77,10 +77,12 @@ class Change:
     p: float | None          # None: unpaired fallback (no per-row lists)
     n: int
     call: str                # "higher", "lower", "within noise"
+    seeds: int = 1
 
     def text(self) -> str:
         p = "" if self.p is None else f", p = {self.p:.2g}"
-        return f"{100 * self.diff:+.1f} points{p}"
+        k = f", {self.seeds} seeds" if self.seeds > 1 else ""
+        return f"{100 * self.diff:+.1f} points{p}{k}"
 
 
 def change(a: np.ndarray, b: np.ndarray) -> Change:
@@ -88,7 +90,7 @@ def change(a: np.ndarray, b: np.ndarray) -> Change:
     c = stats.paired_test(b, a)
     call = "within noise" if c.verdict == "within noise" or abs(c.diff) <= MASK_TOL else \
         ("higher" if c.diff > 0 else "lower")
-    return Change(c.diff, c.p, c.n_rows, call)
+    return Change(c.diff, c.p, c.n_rows, call, c.n_seeds)
 
 
 def high_at_large_eps(eps: float, acc: float, n: int) -> bool:
