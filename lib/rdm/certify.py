@@ -83,15 +83,17 @@ def _row_generator(seed: int, row_id: int, stage: int, device: torch.device) -> 
 @torch.no_grad()
 def sample_counts(model: nn.Module, x: torch.Tensor, num: int, sigma: float, num_classes: int, *,
                   gen: torch.Generator, batch_size: int) -> np.ndarray:
-    """Class counts of ``model`` on ``num`` noisy copies of the single image ``x`` (C×H×W)."""
-    from .models import predict
+    """Class counts of ``model`` on ``num`` noisy copies of the single image ``x`` (C×H×W); the
+    forward passes go through :func:`rdm.models.predict_rows`, as ``rdm-eval``'s (channels-last,
+    64-row pieces on CPU)."""
+    from .models import predict_rows
 
     counts = torch.zeros(num_classes, dtype=torch.int64, device=x.device)
     left = int(num)
     while left > 0:
         b = min(batch_size, left)
         noise = torch.randn((b, *x.shape), generator=gen, device=x.device, dtype=x.dtype)
-        pred = predict(model(x.unsqueeze(0) + sigma * noise))
+        pred = predict_rows(model, x.unsqueeze(0) + sigma * noise)
         counts += torch.bincount(pred, minlength=num_classes)[:num_classes]
         left -= b
     return counts.cpu().numpy()
@@ -165,6 +167,7 @@ def certify_set(model_path, set_path, *, sigma: float, n0: int = 100, n: int = 1
     check_params(sigma, n0, n, alpha, batch_size)
     device = torch.device(device)
     ck = load_checkpoint(model_path, device, expect_kind=("cnn", "purified"))
+    ck.model.to(memory_format=torch.channels_last)     # as rdm-eval: faster convolutions, same values
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=Path(model_path).name)
     a, b = shard_range(info.n, shard)

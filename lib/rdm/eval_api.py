@@ -38,7 +38,7 @@ from .errors import RdmError, UsageError
 from .metrics import Counts, adv_counts, summarize
 from .precision import autocast, check_precision
 from .prefetch import prefetch
-from .models import predict
+from .models import predict_rows
 from .per_row import PerRow, attack_for_eval, merge_per_row
 from .sets import SetReader, sha256_file, validate_set
 from .shards import check_coverage, in_shard_order, shard_range
@@ -48,25 +48,11 @@ CLASSIFIERS = ("cnn", "purified")   # checkpoint kinds that classify (a DCAE doe
 CLEAN, WHITE_BOX, TRANSFER = PROTOCOLS
 
 
-#: forward passes on CPU in pieces of this many rows: the activations stay in cache (lung CNN,
-#: one thread: 450 img/s at 64 rows, 347 at 256)
-CPU_PREDICT_ROWS = 64
-
-
 def _predict(model, x, device) -> np.ndarray:
-    """Predicted labels of a batch (numpy array or tensor), always at the model's float32 precision.
-
-    Images go in channels-last, as the attacks and the training loop run them (with the weights
-    made channels-last by :func:`evaluate`): the lung CNN's forward pass is 3.3× faster so on CPU,
-    and the forward passes were three quarters of an ``rdm-eval`` of transfer sets. On CPU the
-    rows go through in pieces of :data:`CPU_PREDICT_ROWS`."""
-    with torch.no_grad():
-        x = _tensor(x, device)
-        if x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        step = CPU_PREDICT_ROWS if x.device.type == "cpu" else max(len(x), 1)
-        return torch.cat([predict(model(x[i:i + step])) for i in range(0, len(x), step)]
-                         or [torch.zeros(0, dtype=torch.long)]).cpu().numpy()
+    """Predicted labels of a batch (numpy array or tensor), always at the model's float32 precision:
+    :func:`rdm.models.predict_rows` (channels-last, in 64-row pieces on CPU; the forward passes were
+    three quarters of an ``rdm-eval`` of transfer sets)."""
+    return predict_rows(model, _tensor(x, device)).cpu().numpy()
 
 
 def _tensor(x, device) -> torch.Tensor:

@@ -215,6 +215,26 @@ def predict(logits: torch.Tensor) -> torch.Tensor:
     return as_class_logits(logits).argmax(dim=1)
 
 
+#: forward passes on CPU in pieces of this many rows: the activations stay in cache (lung CNN,
+#: one thread: 450 img/s at 64 rows, 347 at 256)
+CPU_PREDICT_ROWS = 64
+
+
+def predict_rows(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Predicted labels of the images ``x`` (N×C×H×W, on the model's device), without gradients.
+
+    Images go in channels-last, as the attacks and the training loop run them (with the weights made
+    channels-last by the caller, ``model.to(memory_format=torch.channels_last)``): the lung CNN's
+    forward pass is 3.3× faster so on CPU. On CPU the rows go through in pieces of
+    :data:`CPU_PREDICT_ROWS`; on a GPU in one piece. ``rdm-eval`` and ``rdm-certify`` both predict here."""
+    with torch.no_grad():
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        step = CPU_PREDICT_ROWS if x.device.type == "cpu" else max(len(x), 1)
+        return torch.cat([predict(model(x[i:i + step])) for i in range(0, len(x), step)]
+                         or [torch.zeros(0, dtype=torch.long, device=x.device)])
+
+
 def classification_loss(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy for multi-class heads; equals BCE-with-logits for a single-logit head."""
     return F.cross_entropy(as_class_logits(logits), y, reduction=reduction)
