@@ -237,13 +237,22 @@ def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *
 
     ``shard=(i, n)``: only rows [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) of each set; the report is a part
     for :func:`merge_reports` and records the shard and ``seed``."""
-    if int(batch_size) < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if not sets:
-        raise RdmError("no set to evaluate")
-    check_precision(precision)
+    _check_run(sets, batch_size, precision)
     device = torch.device(device)
     ck = load_checkpoint(model_path, device=device, expect_kind=CLASSIFIERS)
+    return evaluate_checkpoint(ck, sets, source=source, specs=specs, batch_size=batch_size, device=device,
+                               progress=progress, shard=shard, seed=seed, precision=precision)
+
+
+def evaluate_checkpoint(ck: Checkpoint, sets: Sequence[os.PathLike | str], *,
+                        source: os.PathLike | str | None = None, specs: Sequence[AttackSpec] = (),
+                        batch_size: int = 256, device: torch.device | str = "cpu", progress=None,
+                        shard: tuple[int, int] | None = None, seed: int | None = None,
+                        precision: str = "fp32") -> dict[str, Any]:
+    """:func:`evaluate` of a model already in memory (a loaded checkpoint, or the wrapper
+    :mod:`rdm.adapter` puts around a user's ``nn.Module``)."""
+    _check_run(sets, batch_size, precision)
+    device = torch.device(device)
     ck.model.to(memory_format=torch.channels_last)     # faster convolutions (see _predict); values unchanged
     # cheap checks on every input before any expensive work
     protocols = []
@@ -266,13 +275,21 @@ def evaluate(model_path: os.PathLike | str, sets: Sequence[os.PathLike | str], *
         if specs and proto == CLEAN:  # on-the-fly attacks start from clean sets only
             results.extend(evaluate_on_the_fly(ck, s, specs, batch_size=batch_size, device=device,
                                                progress=progress, shard=shard, precision=precision))
-    report = {"model": str(model_path), "model_sha256": ck.sha256, "model_kind": ck.kind,
+    report = {"model": str(ck.path), "model_sha256": ck.sha256, "model_kind": ck.kind,
               "classes": ck.classes, "results": results}
     if shard is not None:   # a part: metrics of some rows only, so no masking verdict yet
         report.update(shard={"index": shard[0], "count": shard[1]}, seed=seed, warnings=[])
         return report
     report["warnings"] = masking_warnings(results)
     return report
+
+
+def _check_run(sets: Sequence, batch_size: int, precision: str) -> None:
+    if int(batch_size) < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    if not sets:
+        raise RdmError("no set to evaluate")
+    check_precision(precision)
 
 
 # --------------------------------------------------------------------------- merge shards
