@@ -323,6 +323,30 @@ def designed_accuracy(cell: P.Cell, eps: float | None, rng) -> float:
 SIZES = {"train": 300, "val": 60, "test": 100, "test-sub": 40}
 
 
+def fake_certificate(path: Path, n: int, k: int, sigma: float, cfg, eps, shape, rng) -> dict:
+    """An rdm-certify report of ``n`` rows with designed per-row results: a tenth abstain, a tenth
+    wrong, the rest right with radii spread up to the largest certifiable one at ``cfg``'s n and α."""
+    from rdm.certify import ABSTAIN, certified_accuracy, linf_to_l2, max_certifiable_radius, summary_radii
+
+    y = np.arange(n) % k
+    pred = y.copy()
+    order = rng.permutation(n)
+    pred[order[: n // 10]] = ABSTAIN
+    pred[order[n // 10: n // 5]] = (y[order[n // 10: n // 5]] + 1) % k
+    radius = np.where(pred == ABSTAIN, 0.0, rng.uniform(0, max_certifiable_radius(sigma, cfg.n, cfg.alpha), n))
+    radii = summary_radii(shape, eps)
+    rep = {"model": "m.ckpt", "model_sha256": "0" * 64, "set": "test-sub.h5", "set_sha256": "0" * 64, "classes": [],
+           "settings": {"sigma": sigma, "n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "seed": 0}, "rows_of": n,
+           "shard": None, "eps_l2": {f"{e:g}": linf_to_l2(e, shape) for e in eps},
+           "certified_accuracy": certified_accuracy(pred, radius, y, radii),
+           "abstain": float(np.mean(pred == ABSTAIN)),
+           "per_row": {"rows": list(range(n)), "y": y.tolist(), "pred": pred.tolist(), "radius": radius.tolist(),
+                       "p_lower": [0.9] * n}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rep))
+    return rep
+
+
 def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
     """Every set, metrics file, matched.json and timings.jsonl the plan's graph would write under
     ``work``, with designed numbers (no model runs). Files go where the plan's cells say."""
@@ -344,7 +368,8 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
         sub_y = test_y[steps.subset_rows(SIZES["test"], SIZES["test-sub"], 0)]
         by_file: dict[str, list[P.Cell]] = {}
         for c in mp.cells:
-            by_file.setdefault(c.output, []).append(c)
+            if c.family != "certified":        # certificates are written below, once matched.json is known
+                by_file.setdefault(c.output, []).append(c)
 
         def write(out: str, cells: list[P.Cell], matched: dict | None = None) -> None:
             results = []
@@ -379,6 +404,11 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
             matched[sd] = steps.write_matched(plan.paper.get(m, {}), m, sweeps, work / P.matched_path(m, sd))
         for o, cs in later.items():
             write(o, cs, matched[cs[0].seed])
+        for c in mp.cells:
+            if c.family == "certified":
+                eps = [*plan.paper_eps, float(matched[c.seed]["pgd"])]
+                fake_certificate(work / c.output, SIZES["test-sub"], len(classes), c.pick.value, plan.certify, eps,
+                                 (1, 4, 4), rng)
     with open(work / "timings.jsonl", "w") as f:
         for m in plan.run:
             f.write(json.dumps({"stage": P.stage_name(m, "prep"), "seconds": 3.0, "rc": 0}) + "\n")

@@ -171,6 +171,7 @@ def test_every_path_reads_back_through_its_inverse():
             again = {"set": P.set_path, "model": P.model_path, "metrics": P.metrics_path,
                      "matched": P.matched_path, "matched-set": P.matched_set_path,
                      "source-stamp": P.source_stamp_path, "subset-stamp": P.subset_stamp_path,
+                     "certificate": P.certificate_path,
                      "adv": lambda m, split, attack, eps, seed: P.adv_path(m, split, attack, eps, seed)}[kind](**fields)
             assert fields.get("seed", s.seed) == s.seed or kind == "set" or s.kind == "prep", (path, s.stage)
             assert again == path, (kind, fields)
@@ -202,7 +203,7 @@ def test_bash_script_runs_what_make_runs(tmp_path):
     bin_ = tmp_path / "bin"
     bin_.mkdir()
     for tool in ("rdm-prep", "rdm-train-cnn", "rdm-pretrain-dcae", "rdm-finetune", "rdm-advtrain", "rdm-attack",
-                 "rdm-eval"):
+                 "rdm-eval", "rdm-certify"):
         (bin_ / tool).write_text(STUB)
     (bin_ / "py").write_text(FAKE_PY)
     for f in bin_.iterdir():
@@ -266,7 +267,10 @@ def test_seeds_repeat_every_model_set_and_evaluation_on_one_shared_split():
         if s.seed is not None:
             per.setdefault(re.sub(r"^lung/s\d+/", "", s.stage), []).append(s)
             assert all(o.startswith(f"lung/s{s.seed}/") for o in s.outputs), s.outputs
-    assert per and all(sorted(x.seed for x in v) == [5, 6, 7] for v in per.values())
+    # randomized smoothing ([certify]) and the white-box runs beside it are the first seed's only
+    first = {k for k in per if k.startswith("certify-") or any(k.startswith(f"eval-{m}-") for m, _ in plan.certify.models)}
+    assert first and all(sorted(x.seed for x in per[k]) == [5] for k in first)
+    assert per and all(sorted(x.seed for x in v) == [5, 6, 7] for k, v in per.items() if k not in first)
     words = {x.seed: " ".join(render.make_word(w) for w in x.command) for x in per["control"]}
     assert all(f"--seed {sd + 1000} " in words[sd] for sd in (5, 6, 7)), words
     base = {x.seed: " ".join(render.make_word(w) for w in x.command) for x in per["baseline"]}

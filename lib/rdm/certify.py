@@ -68,6 +68,14 @@ def radius_of(p_lower: np.ndarray, sigma: float) -> np.ndarray:
     return np.where(p >= 0.5, sigma * norm.ppf(np.clip(p, 0.5, 1.0)), 0.0)
 
 
+def max_certifiable_radius(sigma: float, n: int, alpha: float) -> float:
+    """The largest radius CERTIFY can return with ``n`` samples at ``alpha``: when all ``n`` samples
+    give the top class the Clopper–Pearson bound is ``α^(1/n)``, so ``σ·Φ⁻¹(α^(1/n))``."""
+    from scipy.stats import norm
+
+    return float(sigma * norm.ppf(float(alpha) ** (1.0 / int(n))))
+
+
 def linf_to_l2(eps: float, shape: Sequence[int]) -> float:
     """Radius of the L2 ball that contains the L∞ ball of size ``eps`` in ``shape``'s pixel space."""
     return float(eps) * math.sqrt(float(np.prod(shape)))

@@ -63,14 +63,16 @@ def claims_table(x: View) -> Table:
     def verdict(ok: bool | str, txt: str) -> Entry:
         return Entry([], na=(ok if isinstance(ok, str) else ("yes" if ok else "no")) + f" ({txt})")
 
-    def above(a: Ref | None, b: Ref | None) -> Entry:
-        """The paired verdict of A over B on the same rows, in the modality's deciding metric."""
+    def above(a: Ref | None, b: Ref | None, named: bool = False) -> Entry:
+        """The paired verdict of A over B on the same rows, in the modality's deciding metric;
+        ``named``: B's model is named (the best adversarial training)."""
         if a is None or b is None:
             return NA
         v = V.compare(x, a, b)
         if v is None:               # no per-row data, or rows that cannot be matched: nothing to say
             return Entry([], na=V.ROWS_DIFFER)
-        return verdict(CLAIM_WORD[v.verdict], claim_numbers(x, v, a, b))
+        who = f"B = {model_label(b.cell.model)}: " if named and b.cell is not None else ""
+        return verdict(CLAIM_WORD[v.verdict], who + claim_numbers(x, v, a, b))
 
     def best(refs: list[Ref | None]) -> Ref | None:
         refs = [r for r in refs if r is not None and r.metric("accuracy") is not None]
@@ -102,7 +104,8 @@ def claims_table(x: View) -> Table:
             mat = best([x.matched_ref(m, kind, "transfer") for m in x.advtrain])
             maw = best([x.matched_ref(m, kind, "white-box") for m in x.advtrain])
             t.add(f"RDMAA is more accurate than the best adversarial training under {name}",
-                  [above(rt, at), above(rw, aw) if rw_def else DASH, above(mrt, mat), above(mrw, maw)])
+                  [above(rt, at, True), above(rw, aw, True) if rw_def else DASH, above(mrt, mat, True),
+                   above(mrw, maw, True)])
         for c in getattr(x.plan, "controls", []):
             # issue 16: does RDMAA resist the baseline's images better than ANY other network would?
             t.add(f"RDMAA is more accurate under {name} transfer than the seed control" +
@@ -127,7 +130,7 @@ def claims_table(x: View) -> Table:
                 "Each comparison is on the same rows and seeds (a whole-test-set cell is cut to the seeded subset's "
                 "rows when the other cell ran there, †); at the matched ε the baseline is attacked by its own attack; "
                 "best adversarial training: the most accurate of " +
-                (", ".join(model_label(m) for m in x.advtrain) or "none") + " in that cell.",
+                (", ".join(model_label(m) for m in x.advtrain) or "none") + " in that cell (named as B).",
                 V.rule(x)]
     return t
 

@@ -140,6 +140,14 @@ def evaluate(model: str, sets: Sequence[str], output: str, seed: int, attack: An
             *run_flags(seed)]
 
 
+def certify(model: str, clean: str, output: str, seed: int, sigma: float, cfg: Any, eps: list[Word]) -> list[Word]:
+    """rdm-certify of ``model`` on ``clean`` at noise ``sigma`` with ``cfg``'s n0, n, α; ``eps``: its
+    ``--eps`` words (the L∞ budgets whose containing L2 radii the summary gives)."""
+    return [tool("rdm-certify"), out(model), out(clean), *lit("--sigma", _num(float(sigma)), "--n0", str(cfg.n0),
+                                                                "--n", str(cfg.n), "--alpha", _num(float(cfg.alpha))),
+            *eps, *lit("-o"), out(output), *run_flags(seed)]
+
+
 def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, adv: Sequence[str],
           dcae: str | None, cnn: str | None, seed: int) -> tuple[list[str], list[Word]]:
     """(inputs, command) of a model's training by its grid recipe, with training seed ``seed``."""
@@ -162,8 +170,23 @@ def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, 
                                     out(cnn), *lit("-o"), o, *run]
     if recipe == "advtrain":
         return [train, val, *adv], [tool("rdm-advtrain"), tr, *advf, *va, *lit("-o"), o, *flags]
-    if recipe == "advtrain-online":
-        alpha = lit("--alpha", f"{opts['alpha']:g}") if "alpha" in opts else []
-        return [train, val], [tool("rdm-advtrain"), tr, *lit("--online", "pgd", "--eps", f"{opts['eps']:g}", "--steps",
-                                                             str(opts["steps"])), *alpha, *va, *lit("-o"), o, *flags]
+    if recipe.startswith("advtrain-"):      # an on-line recipe: rdm-advtrain --recipe X and its settings
+        return [train, val], [tool("rdm-advtrain"), tr, *advtrain_flags(recipe, opts), *va, *lit("-o"), o, *flags]
     raise RdmError(f"unknown recipe '{recipe}'")
+
+
+#: the grid keys of an on-line adversarial-training model that are rdm-advtrain flags
+ADVTRAIN_KEYS = ("eps", "alpha", "steps", "beta", "sigma")
+
+
+def advtrain_flags(recipe: str, opts: dict[str, Any]) -> list[Word]:
+    """``--recipe X`` for the grid recipe ``advtrain-X`` (``advtrain-online``: the on-line PGD recipe,
+    ``pgd``) and the model's settings as flags, checked against rdm-advtrain's recipes."""
+    from ..advtrain_api import RECIPES
+
+    name = recipe.split("-", 1)[1]
+    name = "pgd" if name == "online" else name
+    if name not in RECIPES or name == "paper":
+        raise RdmError(f"unknown recipe '{recipe}' (on-line: advtrain-online or advtrain-X for X in "
+                       f"{', '.join(r for r in RECIPES if r not in ('paper', 'pgd'))})")
+    return lit("--recipe", name) + [w for k in ADVTRAIN_KEYS if k in opts for w in lit(f"--{k}", _num(opts[k]))]

@@ -44,7 +44,7 @@ def for_mode(g: dict[str, Any], mode: str) -> dict[str, Any]:
     if mode != "demo" or "demo" not in g:
         return g
     over = g["demo"].get("whitebox", {})
-    bad = sorted(k for k in g["demo"] if k != "whitebox" and k not in g["evaluate"])
+    bad = sorted(k for k in g["demo"] if k not in ("whitebox", "certify") and k not in g["evaluate"])
     if bad:
         raise RdmError(f"{g['_path']}: [demo] sets {', '.join(bad)}, which [evaluate] does not have")
     names = {w["name"] for w in g["evaluate"]["whitebox"]}
@@ -55,7 +55,9 @@ def for_mode(g: dict[str, Any], mode: str) -> dict[str, Any]:
     g = copy.deepcopy(g)
     for w in g["evaluate"]["whitebox"]:
         w.update(over.get(w["name"], {}))
-    g["evaluate"].update({k: v for k, v in g["demo"].items() if k != "whitebox"})
+    g["evaluate"].update({k: v for k, v in g["demo"].items() if k not in ("whitebox", "certify")})
+    if "certify" in g["demo"]:       # fewer noise samples: [certify]'s keys, updated
+        g.setdefault("certify", {}).update(g["demo"]["certify"])
     return g
 
 
@@ -163,6 +165,43 @@ class ModelSpec:
 
 
 
+@dataclass(frozen=True)
+class Certify:
+    """``[certify]``: randomized smoothing of the noise-trained ``models`` (σ from each model's entry)
+    with ``n0`` selection and ``n`` estimation samples, failure probability ``alpha`` per row."""
+
+    models: tuple[tuple[str, float], ...] = ()   # (model, σ)
+    n0: int = 100
+    n: int = 10_000
+    alpha: float = 0.001
+
+    @classmethod
+    def from_grid(cls, d: dict[str, Any], models: dict[str, ModelSpec], where: str) -> "Certify":
+        from ..certify import check_params
+
+        pairs = []
+        for name in d.get("models", []):
+            ms = models.get(name)
+            if ms is None:
+                raise RdmError(f"{where}: [certify] names model '{name}', which [models] does not define")
+            if ms.recipe != "advtrain-gaussian" or ms.get("sigma") is None:
+                raise RdmError(f"{where}: [certify] model '{name}' must be noise-trained "
+                               "(recipe = \"advtrain-gaussian\" with a sigma)")
+            pairs.append((name, float(ms.get("sigma"))))
+        c = cls(tuple(pairs), int(d.get("n0", cls.n0)), int(d.get("n", cls.n)), float(d.get("alpha", cls.alpha)))
+        try:
+            check_params(pairs[0][1] if pairs else 1.0, c.n0, c.n, c.alpha, 1)
+        except RdmError as e:
+            raise RdmError(f"{where}: [certify]: {e}") from None
+        return c
+
+    def max_radius(self, sigma: float) -> float:
+        """The largest radius CERTIFY can return at these n and α (:func:`rdm.certify.max_certifiable_radius`)."""
+        from ..certify import max_certifiable_radius
+
+        return max_certifiable_radius(sigma, self.n, self.alpha)
+
+
 class Grid:
     """The grid as one mode runs it, typed."""
 
@@ -209,6 +248,7 @@ class Grid:
         self.steps_curve = steps_curve(ev.get("steps_curve"), self.path)
         self.cost = Cost.from_grid(ev.get("cost"), self.path)
         self.paper: dict[str, dict[str, Any]] = g.get("paper", {})
+        self.certify = Certify.from_grid(g.get("certify", {}), self.models, self.path)
         for a in (*self.attacks, *self.whitebox, *self.sweep_attacks.values(), *self.matched_attacks.values(),
                   *self.steps_curve):
             a.check(self.path)

@@ -14,12 +14,14 @@ from ..figures import fig_samples, image_of, pyplot, save_figure
 from .labels import fmt_eps, model_label
 from .config import PAPER_EPS
 from .plan import set_path
+from .certified import fig_certified
 from .results import View
 
 MARKERS = {"baseline": "o", "rdmaa": "s", "purified": "D", "advtrain-fgsm": "^", "advtrain-pgd": "v",
-           "advtrain-online": "P"}
+           "advtrain-online": "P", "advtrain-trades": "X", "advtrain-fast": "<"}
 COLORS = {"baseline": "#222222", "rdmaa": "#d62728", "purified": "#ff7f0e", "advtrain-fgsm": "#1f77b4",
-          "advtrain-pgd": "#2ca02c", "advtrain-online": "#9467bd"}
+          "advtrain-pgd": "#2ca02c", "advtrain-online": "#9467bd", "advtrain-trades": "#8c564b",
+          "advtrain-fast": "#17becf"}
 
 
 # --------------------------------------------------------------------------- Fig. 3/4
@@ -215,4 +217,5 @@ def make_all(views: dict[str, View], out_dir: Path) -> list[str]:
         out += fig_examples(x, out_dir)
         out += fig_sweep(x, out_dir)
         out += fig_confusion(x, out_dir)
+        out += fig_certified(x, out_dir)
     return out

@@ -20,9 +20,14 @@ MODEL_LABELS = {
     "advtrain-fgsm": "AdvTrain-FGSM",
     "advtrain-pgd": "AdvTrain-PGD",
     "advtrain-online": "AdvTrain-online",
+    "advtrain-trades": "AdvTrain-TRADES",
+    "advtrain-fast": "AdvTrain-fast",
+    "noise-12": "Noise σ=.12",
+    "noise-25": "Noise σ=.25",
 }
 # the order the defended models are shown in; models the grid adds come after, in grid order
-DEFENDED_ORDER = ["rdmaa", "purified", "advtrain-fgsm", "advtrain-pgd", "advtrain-online"]
+DEFENDED_ORDER = ["rdmaa", "purified", "advtrain-fgsm", "advtrain-pgd", "advtrain-online", "advtrain-trades",
+                  "advtrain-fast"]
 MODALITY_TITLE = {"lung": "Lung nodule (CT patches; the paper's \"X-ray\")", "leukemia": "Acute leukemia (microscopy)",
                   "brain": "Brain tumour (MRI)"}
 

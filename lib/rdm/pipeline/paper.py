@@ -7,6 +7,7 @@ number (III, VI, IX for lung …) is :data:`TABLE_NO`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable
 
 from .labels import attack_label, eps_txt, model_label, same_eps, short_attack
@@ -246,21 +247,43 @@ def table_advtrain(x: View) -> Table:
     no = TABLE_NO.get(x.m, ("", "", ""))[2]
     models = x.advtrain + [m for m in ("rdmaa", "purified") if m in x.models]
     cols = ["Attack"] + [f"{model_label(m)} {proto}" for m in models for proto in ("transfer", "white-box")] + \
-        ["paper AdvTrain", "paper RDMAA"]
+        ["best AdvTrain transfer", "best AdvTrain white-box", "paper AdvTrain", "paper RDMAA"]
     t = Table(f"table-{no or x.m}-advtrain-{x.m}",
               f"Table {no} ({x.m}): adversarial training vs RDMAA (cells: {cells_words(x)})", cols)
     p = x.paper
-    t.add("No attack", [c for m in models for c in (acc_entry(x.clean(m)), DASH)] + [DASH, paper_entry(p, "rdmaa_clean")])
+
+    def best(refs) -> Entry:
+        """The most accurate adversarially trained model of the row (accuracy, mean over the cell's
+        seeds), its cell as the other columns show it, named."""
+        from .verdicts import mean_and_half
+
+        ok = [(m, r, mean_and_half(x, r, "accuracy", interval=False)[0]) for m, r in refs if r is not None]
+        ok = [(m, r, v) for m, r, v in ok if v is not None]
+        if not ok:
+            return NA if x.advtrain else DASH
+        m, r, _ = max(ok, key=lambda t: t[2])
+        return dataclasses.replace(acc_entry(r), label=model_label(m))
+
+    t.add("No attack", [c for m in models for c in (acc_entry(x.clean(m)), DASH)] +
+          [best([(m, x.clean(m)) for m in x.advtrain]), DASH, DASH, paper_entry(p, "rdmaa_clean")])
     for lab, a, e, pk in conditions(x, x.paper_eps):
         row = [c for m in models for c in (acc_entry(x.transfer(m, a, e)), _twin_entry(x, m, a, e))]
+        twins = [(m, *x.twin(m, a, e)) for m in x.advtrain]
+        row += [best([(m, x.transfer(m, a, e)) for m in x.advtrain]),
+                best([(m, r) for m, r, defined in twins if defined]) if any(d for *_, d in twins) else DASH]
         row += [paper_entry(p, f"advtrain_{pk}") if pk else DASH, paper_entry(p, f"rdmaa_{pk}") if pk else DASH]
         t.add(lab, row)
     for w in x.plan.whitebox_extra():
         for e in w.eps:
-            row = [c for m in models for c in (DASH, acc_entry(x.whitebox(m, w, e)))] + [DASH, DASH]
+            row = [c for m in models for c in (DASH, acc_entry(x.whitebox(m, w, e)))]
+            row += [DASH, best([(m, x.whitebox(m, w, e)) for m in x.advtrain]), DASH, DASH]
             t.add(attack_label(w, e) + (" (subset)" if x.p.on_subset(w) else ""), row)
     t.notes += ["AdvTrain-FGSM / -PGD: the paper's recipe (clean ∪ adversarial train set crafted on the baseline, "
-                "ε=.005); AdvTrain-online: PGD adversarial training (Madry et al.), each batch attacked.",
+                "ε=.005); AdvTrain-online: PGD adversarial training (Madry et al.), each batch attacked; "
+                "AdvTrain-TRADES (Zhang et al. 2019) and AdvTrain-fast (FGSM from a random start, Wong et al. "
+                "2020): `rdm-advtrain --recipe trades|fast` (settings in the grid and the models table).",
+                "best AdvTrain: the most accurate of " + (", ".join(model_label(m) for m in x.advtrain) or "none") +
+                " in that row (accuracy, %), named.",
                 "paper AdvTrain: Tables IX–XI (the paper does not say which adversarial set trained the model "
                 "of each row)."]
     t.notes.append(subset_note(x))

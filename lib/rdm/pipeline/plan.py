@@ -33,6 +33,7 @@ Layout under ``$(OUT)`` (one function per path below, each with its inverse, :fu
     <m>/s<seed>/adv/test-matched-<fgsm|pgd>.h5  at the matched ε
     <m>/s<seed>/matched.json                    ε where that baseline falls to the paper's accuracy
     <m>/s<seed>/metrics/<model>/<job>.json      one rdm-eval run (several cells)
+    <m>/s<seed>/certify/<model>.json            rdm-certify of a noise-trained model ([certify], first seed)
 
 ``python -m rdm.pipeline.plan --list`` prints every cell with its output.
 """
@@ -69,6 +70,7 @@ PATHS = {
     "adv": "{m}/s{seed}/adv/{split}-{attack}-{eps}.h5",
     "matched": "{m}/s{seed}/matched.json",
     "metrics": "{m}/s{seed}/metrics/{model}/{job}.json",
+    "certificate": "{m}/s{seed}/certify/{model}.json",
 }
 _FIELD = {"split": r"train|val|test|test-sub", "eps": r"[0-9][0-9.e+-]*|\{eps\}", "seed": r"[0-9]+",
           "m": r"[^/]+"}
@@ -115,6 +117,10 @@ def matched_path(m: str, seed: int) -> str:
 
 def metrics_path(m: str, model: str, job: str, seed: int) -> str:
     return PATHS["metrics"].format(m=m, seed=seed, model=model, job=job)
+
+
+def certificate_path(m: str, model: str, seed: int) -> str:
+    return PATHS["certificate"].format(m=m, seed=seed, model=model)
 
 
 def sweep_job(kind: str) -> str:
@@ -172,7 +178,7 @@ class Step:
 
     modality: str
     stage: str
-    kind: str                      # prep, subset, attack, train, matched, eval
+    kind: str                      # prep, subset, attack, train, matched, eval, certify
     outputs: list[str]
     inputs: list[str]
     command: list[C.Word]
@@ -196,8 +202,8 @@ class Cell:
 
     modality: str
     model: str
-    family: str            # clean, transfer, whitebox, sweep, sweep-transfer, matched
-    protocol: str          # clean, transfer, white-box
+    family: str            # clean, transfer, whitebox, sweep, sweep-transfer, matched, certified, certify-clean
+    protocol: str          # clean, transfer, white-box, certified
     attack: Attack | None
     eps: float | None      # None: clean, or the matched ε (known once the sweep ran)
     rows: str              # test (the whole test set) or test-sub (the seeded subset)
@@ -306,16 +312,11 @@ class ModalityPlan:
             def runs(name: str) -> bool:
                 return wanted is None or name in wanted
 
-            def job(name: str, sets: list[str], attack: Attack | None = None, eps=(), deps=()) -> str:
-                o = metrics_path(m, model, name, seed)
-                self._add("eval", f"eval-{model}-{name}", [o], [ck, *sets, *deps],
-                          C.evaluate(ck, sets, o, seed, attack, eps), seed)
-                self.metrics.append(o)
-                return o
+            def job(name: str, sets: list[str], attack: Attack | None = None, eps=(), deps=(), model=model) -> str:
+                return self._job(model, seed, name, sets, attack, eps, deps)
 
-            def cell(family, protocol, attack, eps, rows, o, pick, inputs, eps_from=None) -> None:
-                self.cells.append(Cell(m, model, family, protocol, attack, eps, rows, o, pick,
-                                       (ck, *inputs), seed, eps_from))
+            def cell(family, protocol, attack, eps, rows, o, pick, inputs, eps_from=None, model=model) -> None:
+                self._cell(model, seed, family, protocol, attack, eps, rows, o, pick, inputs, eps_from)
 
             o = job("clean", [test])
             cell("clean", "clean", None, None, "test", o, Pick("clean"), [test])
@@ -366,6 +367,41 @@ class ModalityPlan:
                 cell("matched", "white-box", a, None, SUBSET if s == sub else "test", o, Pick("attacked"),
                      [s, matched], eps_from=eps_of)
         self.metrics.append(matched)
+        if seed == p.seeds[0]:      # randomized smoothing is costly: the first seed only
+            self._build_certify(seed, sub, matched)
+
+    def _job(self, model: str, seed: int, name: str, sets: list[str], attack: Attack | None = None, eps=(),
+             deps=()) -> str:
+        """An rdm-eval step of ``model`` (its metrics file, which the report needs)."""
+        ck, o = model_path(self.m, model, seed), metrics_path(self.m, model, name, seed)
+        self._add("eval", f"eval-{model}-{name}", [o], [ck, *sets, *deps], C.evaluate(ck, sets, o, seed, attack, eps),
+                  seed)
+        self.metrics.append(o)
+        return o
+
+    def _cell(self, model: str, seed: int, family, protocol, attack, eps, rows, o, pick, inputs,
+              eps_from=None) -> None:
+        self.cells.append(Cell(self.m, model, family, protocol, attack, eps, rows, o, pick,
+                               (model_path(self.m, model, seed), *inputs), seed, eps_from))
+
+    def _build_certify(self, seed: int, sub: str, matched: str) -> None:
+        """``[certify]``: rdm-certify of each noise-trained model on the seeded subset, its summary with the
+        L2 radii of the paper's ε and the matched PGD ε; beside it the white-box attacks that run on the
+        subset, on the same model, and its clean accuracy on those rows."""
+        p, m = self.plan, self.m
+        eps = [*C.eps_flags(p.paper_eps), *C.eps_flags(C.read_key(matched, "pgd"))]
+        for model, sigma in p.certify.models:
+            ck, o = model_path(m, model, seed), certificate_path(m, model, seed)
+            self._add("certify", f"certify-{model}", [o], [ck, sub, matched],
+                      C.certify(ck, sub, o, seed, sigma, p.certify, eps), seed)
+            self.metrics.append(o)
+            self._cell(model, seed, "certified", "certified", None, None, SUBSET, o, Pick("certificate", sigma), [sub])
+            for i, w in enumerate(w for w in p.whitebox if self.on_subset(w)):
+                o = self._job(model, seed, f"wb-{w.name}", [sub], w, w.eps)
+                if i == 0:
+                    self._cell(model, seed, "certify-clean", "clean", None, None, SUBSET, o, Pick("clean"), [sub])
+                for e in w.eps:
+                    self._cell(model, seed, "whitebox", "white-box", w, e, SUBSET, o, Pick("eps", e), [sub])
 
     # ----- the cost estimate (rdm.pipeline.cost)
     @property
@@ -457,6 +493,14 @@ class ModalityPlan:
             return self.sweep(model, "fgsm", eps)
         w = self.plan.whitebox_twin(a)
         return None if w is None else self.whitebox(model, w, eps)
+
+    def certified(self, model: str) -> Cell | None:
+        """The certificate of a noise-trained model (``[certify]``; first seed only)."""
+        return self.find(model, "certified")
+
+    def certified_clean(self, model: str) -> Cell | None:
+        """A noise-trained model's (base network's) clean result on the rows it was certified on."""
+        return self.find(model, "certify-clean")
 
     def transfer_set(self, attack: Attack, eps: float, seed: int | None = None) -> str:
         return adv_path(self.m, "test", attack.name, eps, self.seeds[0] if seed is None else seed)

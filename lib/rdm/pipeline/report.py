@@ -28,7 +28,7 @@ from typing import Any
 
 from ..atomic import atomic_output
 from ..errors import RdmError
-from . import claims, masking, paper, records
+from . import cards, certified, claims, masking, paper, records
 from .labels import modality_title
 from .config import DEFAULT_GRID, MODES
 from .plan import Plan, modality_dir
@@ -93,6 +93,11 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
                             f"**Gradient-masking check, {m}.** " + masking.masking_words(x, flags) + "\n"]
         sections["words"] += [f"**{m}.** " + " ".join(claims.findings(x, flags)) + "\n", tc.markdown()]
         paper.add_table1(dt, x)
+        tcert = certified.table_certified(x)
+        if tcert is not None:
+            tables.append(tcert)
+            sections["certified"] += [f"### {m}\n", " ".join(certified.certified_words(x)) + "\n", tcert.markdown()]
+            rep["modalities"][m]["certified"] = certified.summary(x)
         if dt is not None:
             tables.append(dt)
             prov = dinfo.get("provenance", {})
@@ -122,7 +127,18 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
            "no such check; `n/a`: its metrics files are missing.", ""] + sections["masking"]
     t2 = paper.table_attacks(plan)
     tables.append(t2)
+    if sections["certified"]:
+        md += ["## Certified robustness (randomized smoothing)", "",
+               "Beyond the paper: noise-trained models (`rdm-advtrain --recipe gaussian`) certified by randomized "
+               "smoothing (`rdm-certify`, Cohen et al. 2019) on the seeded subset, first seed only; certified "
+               "accuracy is a lower bound that holds for every attack within the L2 radius (with probability "
+               "1 − α per row).", ""] + sections["certified"]
     md += ["## Data used and wall time", "", t2.markdown()] + sections["data"] + [t.markdown() for t in tt]
+    rep["cards"] = cards.write_all(views, work, results / "models", tinfo.get("stages", {}))
+    md += ["## Model cards", "", f"One JSON per evaluated model in `models/` ({len(rep['cards'])} files, "
+           "`<modality>-<model>.json`): threat model, ε in pixels, grey levels and (CT) HU, clean and robust "
+           "accuracy per attack suite with rows and seeds, dataset and its sha256, split, training recipe and cost.",
+           ""]
 
     figs: list[str] = []
     if figures:

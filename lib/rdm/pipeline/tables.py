@@ -36,6 +36,7 @@ class Part:
     # a difference's paired test (rdm.stats.paired_test): p and the verdict
     p: float | None = None
     verdict: str | None = None
+    origin: str = "metrics"                        # what ``file`` is: an rdm-eval metrics file, or a certificate
 
     def text(self) -> str:
         if self.value is None:
@@ -70,7 +71,7 @@ class Part:
             # a mean over seeds, or a cell restricted to fewer rows: computed from the per-row results
             d.update(source="per-row", metric=self.metric)
         elif self.file is not None:
-            d.update(source="metrics", file=self.file, index=self.index, metric=self.metric)
+            d.update(source=self.origin, file=self.file, index=self.index, metric=self.metric)
         return d
 
 
@@ -91,14 +92,17 @@ class Entry:
     parts: list[Part] = field(default_factory=list)
     na: str = "—"
     mark: str = ""          # appended to the text: "†" for a cell on the seeded subset's rows
+    label: str | None = None       # words before the numbers (whose numbers they are)
 
     def text(self) -> str:
         if not self.parts:
             return self.na
-        return " / ".join(p.text() for p in self.parts) + self.mark
+        nums = " / ".join(p.text() for p in self.parts) + self.mark
+        return nums if self.label is None else f"{self.label} {nums}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text(), "parts": [p.to_json() for p in self.parts]}
+        d = {"text": self.text(), "parts": [p.to_json() for p in self.parts]}
+        return d if self.label is None else {**d, "label": self.label}
 
 
 DASH = Entry()

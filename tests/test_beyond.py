@@ -1,0 +1,199 @@
+"""Beyond the paper in the grid and the report (issue 17): TRADES and fast AT beside the other
+adversarial training, certified robustness (randomized smoothing) of noise-trained models, and the
+model cards. Everything runs on fabricated results (tests/helpers.fabricate): no model is trained."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from rdm.errors import RdmError
+from rdm.pipeline import commands as C
+from rdm.pipeline import report
+from rdm.pipeline.config import load_grid
+from rdm.pipeline.plan import SUBSET, Plan, set_path
+from rdm.pipeline.render import make_word
+
+from helpers import fabricate
+
+NEW = ("advtrain-trades", "advtrain-fast")
+
+
+def _cmd(step) -> str:
+    return " ".join(make_word(w) for w in step.command)
+
+
+def _steps(plan, kind):
+    return [s for s in plan.steps() if s.kind == kind]
+
+
+def test_grid_trains_trades_and_fast_at_by_one_recipe_mapping_and_evaluates_them():
+    plan = Plan(None, "demo", ["lung"])
+    assert all(m in plan.eval_models and m in plan.advtrain for m in NEW)
+    train = {s.stage.rsplit("/", 1)[1]: _cmd(s) for s in _steps(plan, "train")}
+    assert "--recipe trades --eps 0.005 --alpha 0.002 --steps 3 --beta 6 " in train["advtrain-trades"]
+    assert "--recipe fast --eps 0.005 " in train["advtrain-fast"]
+    assert "--recipe pgd --eps 0.005 --alpha 0.002 --steps 3 " in train["advtrain-online"]   # the same mapping
+    assert "--recipe gaussian --sigma 0.25 " in train["noise-25"]
+    for m in NEW:     # short epochs in the demo: the demo's $(TRAIN_FLAGS) come last
+        assert train[m].endswith("$(TRAIN_FLAGS)") and "--epochs 8" in train[m]
+        mp = plan.modality("lung")
+        assert mp.clean(m) is not None and mp.whitebox(m, plan.whitebox[0], 0.005) is not None
+    with pytest.raises(RdmError, match="unknown recipe 'advtrain-nope'"):
+        C.train("advtrain-nope", {}, "o", "t", "v", [], None, None, 0)
+
+
+def test_certify_steps_and_cells_first_seed_only_with_the_grids_settings():
+    plan = Plan(None, "tables", ["lung"], seed=0, seeds=2)
+    mp = plan.modality("lung")
+    cert = _steps(plan, "certify")
+    assert [s.stage for s in cert] == ["lung/s0/certify-noise-12", "lung/s0/certify-noise-25"]
+    c = _cmd(cert[1])
+    assert "--sigma 0.25 --n0 100 --n 10000 --alpha 0.001 --eps 0.002 --eps 0.005 --eps $$(" in c
+    assert "matched.json pgd)" in c and set_path("lung", SUBSET) in cert[1].inputs
+    cells = [x for x in mp.cells if x.family == "certified"]
+    assert [(x.model, x.seed, x.rows) for x in cells] == [("noise-12", 0, SUBSET), ("noise-25", 0, SUBSET)]
+    assert all(x.output in mp.metrics for x in cells)            # make builds them
+    # the same model attacked white-box on the same rows, and its clean result there
+    wb = [x for x in mp.cells if x.model == "noise-25" and x.family == "whitebox"]
+    assert {x.attack.name for x in wb} == {w.name for w in plan.whitebox if mp.on_subset(w)} and {x.rows for x in wb} == {SUBSET}
+    assert mp.certified_clean("noise-25").rows == SUBSET
+    demo = _cmd(_steps(Plan(None, "demo", ["lung"]), "certify")[0])
+    assert "--n0 20 --n 200 " in demo                          # the demo certifies with few samples
+    bad = copy.deepcopy(load_grid())
+    bad["certify"]["models"] = ["advtrain-fast"]
+    with pytest.raises(RdmError, match="must be noise-trained"):
+        Plan(bad, "tables", ["lung"])
+    bad = copy.deepcopy(load_grid())
+    bad["certify"]["n0"] = 20000
+    with pytest.raises(RdmError, match=r"\[certify\]: --n0"):
+        Plan(bad, "tables", ["lung"])
+
+
+@pytest.fixture(scope="module")
+def fab(tmp_path_factory):
+    """The whole grid's results, fabricated, with certificates at a small n (so that the matched ε's
+    radius is beyond σ = .12's largest certifiable one), and the report built from them."""
+    d = tmp_path_factory.mktemp("beyond")
+    g = copy.deepcopy(load_grid())
+    g["certify"].update(n=20, n0=10)
+    plan = Plan(g, "tables", ["lung"])
+    fabricate(d / "work", plan)
+    with open(d / "work" / "timings.jsonl", "a") as f:
+        f.write(json.dumps({"stage": "lung/s0/advtrain-trades", "seconds": 123.5, "rc": 0}) + "\n")
+    rep = report.build("experiments/grid.toml", d / "work", d / "results", "tables", figures=False, plan=plan)
+    return d, plan, rep
+
+
+def _table(rep, prefix):
+    name = next(n for n in rep["tables"] if n.startswith(prefix))
+    t = rep["tables"][name]
+    return t["columns"], t["rows"]
+
+
+def test_best_adversarial_training_ranges_over_every_recipe_and_is_named(fab):
+    d, plan, rep = fab
+    cols, rows = _table(rep, "table-IX-advtrain")
+    assert "AdvTrain-TRADES white-box" in cols and "AdvTrain-fast transfer" in cols
+    for row in rows:
+        for proto in ("transfer", "white-box"):
+            best = row["cells"][cols.index(f"best AdvTrain {proto}") - 1]
+            vals = {m: row["cells"][cols.index(f"{lab} {proto}") - 1] for m, lab in
+                    (("advtrain-fgsm", "AdvTrain-FGSM"), ("advtrain-pgd", "AdvTrain-PGD"),
+                     ("advtrain-online", "AdvTrain-online"), ("advtrain-trades", "AdvTrain-TRADES"),
+                     ("advtrain-fast", "AdvTrain-fast"))}
+            shown = {lab: c["parts"][0]["value"] for lab, c in vals.items() if c["parts"]}
+            if not shown:
+                continue
+            top = max(shown.values())
+            assert best["parts"][0]["value"] == top
+            assert best["text"].split(" ")[0] in {f"AdvTrain-{x}" for x in ("FGSM", "PGD", "online", "TRADES", "fast")}
+            winner = [m for m, v in shown.items() if v == top]
+            assert best["text"].startswith({"advtrain-fgsm": "AdvTrain-FGSM", "advtrain-pgd": "AdvTrain-PGD",
+                                            "advtrain-online": "AdvTrain-online", "advtrain-trades": "AdvTrain-TRADES",
+                                            "advtrain-fast": "AdvTrain-fast"}[winner[0]])
+    md = (d / "results" / "REPORT.md").read_text()
+    line = next(ln for ln in md.splitlines() if "best adversarial training under PGD" in ln)
+    assert any(f"(B = AdvTrain-{x}: " in line for x in ("FGSM", "PGD", "online", "TRADES", "fast"))
+
+
+def test_certified_table_recomputes_the_certificate(fab):
+    d, plan, rep = fab
+    cols, rows = _table(rep, "certified-lung")
+    work = d / "work"
+    cfg = plan.certify
+    matched = json.loads((work / "lung/s0/matched.json").read_text())["pgd"]
+    for (model, sigma), row in zip(cfg.models, rows):
+        cert = json.loads((work / f"lung/s0/certify/{model}.json").read_text())
+        pr = cert["per_row"]
+        y, pred, rad = (np.asarray(pr[k]) for k in ("y", "pred", "radius"))
+        sqrt_d = 4.0                                        # the fabricated sets are 1×4×4
+        cell = {c: row["cells"][i - 1] for i, c in enumerate(cols) if i}
+        assert cell["rows"]["parts"][0]["value"] == len(y) == 40
+        assert cell["abstained"]["parts"][0]["value"] == pytest.approx(np.mean(pred == -1))
+        for r, col in ((0.005 * sqrt_d, next(c for c in cols if "paper's ε = .005" in c)),
+                       (matched * sqrt_d, next(c for c in cols if "matched PGD" in c)),
+                       (0.25, "certified r=0.25"), (0.0, "certified r=0 (smoothed clean)")):
+            assert cell[col]["parts"][0]["value"] == pytest.approx(np.mean((pred == y) & (rad >= r))), col
+            assert cell[col]["parts"][0]["source"] == "certificate"
+        assert float(cell["largest certifiable r"]["text"]) == pytest.approx(
+            sigma * norm.ppf(cfg.alpha ** (1 / cfg.n)), abs=5e-4)
+        wb = next(c for c in cols if c.startswith("white-box APGD"))
+        part = cell[wb]["parts"][0]                          # the same model, attacked white-box on the same rows
+        assert part["file"] == str(work / f"lung/s0/metrics/{model}/wb-apgd.json")
+        res = json.loads(Path(part["file"]).read_text())["results"][part["index"]]
+        assert res["metrics"]["accuracy"] == part["value"] and res["metrics"]["n"] == len(y)
+    md = (d / "results" / "REPORT.md").read_text()
+    maxr = {s: s * norm.ppf(cfg.alpha ** (1 / cfg.n)) for _, s in cfg.models}
+    assert f"{maxr[0.12]:.3f} for σ = 0.12" in md
+    r_match = matched * 4.0
+    assert maxr[0.12] < r_match < maxr[0.25]               # the designed case: only σ = .25 can certify there
+    assert f"a certificate is possible there for Noise σ=.25 only" in md
+    assert rep["modalities"]["lung"]["certified"]["noise-25"]["max_radius"] == pytest.approx(maxr[0.25])
+
+
+def _report_parts(rep):
+    out = {}
+    for t in rep["tables"].values():
+        for row in t["rows"]:
+            for c in row["cells"]:
+                for p in c.get("parts", []):
+                    if p.get("source") == "metrics":
+                        out[(p["file"], p["index"], p["metric"])] = p["value"]
+    return out
+
+
+def test_model_cards_have_the_keys_and_the_reports_numbers(fab):
+    d, plan, rep = fab
+    cards = {Path(p).name: json.loads(Path(p).read_text()) for p in rep["cards"]}
+    want = {f"lung-{m}.json" for m in (*plan.eval_models, *plan.controls, "noise-12", "noise-25")}
+    assert set(cards) == want
+    shown = _report_parts(rep)
+    checked = 0
+    for name, c in cards.items():
+        assert {"card", "modality", "model", "threat_model", "dataset", "seeds", "clean", "robust", "training"} <= set(c)
+        assert c["dataset"]["rows"]["test"] == 100 and c["dataset"]["split_seed"] == 0 and c["seeds"] == [0]
+        assert set(c["dataset"]["sets_sha256"]) == {"train", "val", "test", "test-sub"}
+        assert c["threat_model"][0]["norm"] == "Linf"
+        for r in [c["clean"], *c["robust"]]:
+            assert r["accuracy"] is not None and r["rows"] in (40, 100) and r["seeds"] == [0]
+            for ps in r["per_seed"]:
+                key = (ps["file"], ps["index"], "accuracy")
+                if key in shown:              # every number the report shows too is the same number
+                    assert shown[key] == ps["accuracy"]
+                    checked += 1
+        for r in c["robust"]:
+            assert r["eps_grey_levels"] == pytest.approx(255 * r["eps"])
+            assert r["eps_hu"] == pytest.approx(1400 * r["eps"])        # lung: HU window [-1000, 400]
+    assert checked > 50
+    trades = cards["lung-advtrain-trades.json"]
+    assert trades["training"]["cost_s"] == {"0": 123.5} and trades["training"]["settings"]["beta"] == 6
+    assert {r["suite"] for r in trades["robust"]} >= {"pgd", "pgd50x5", "apgd", "fgsm"}
+    noise = cards["lung-noise-25.json"]
+    assert noise["threat_model"][1]["norm"] == "L2"
+    assert noise["certified"] == rep["modalities"]["lung"]["certified"]["noise-25"]
