@@ -153,3 +153,29 @@ def test_set_that_does_not_fit_the_preset(data, tmp_path):
     _fail([rgb, "--dcae", data["dcae"], "--preset", data["preset"]], tmp_path, "3 channels")
     _fail([data["train"], "--dcae", data["dcae"], "--preset", data["preset"], "--adv", rgb], tmp_path,
           "3 channels")
+
+
+def test_init_random_is_rdmaas_schedule_without_the_dcae_and_trains_the_baselines_weights(data, tmp_path):
+    """The ablation 'scratch': rdm-finetune --init random differs from rdm-train-cnn in nothing but
+    the recipe's name, so with the same seed and settings it gives the baseline's weights; RDMAA
+    (the DCAE's encoder) does not."""
+    c = _c(data, epochs=2)
+    scratch = finetune(data["train"], dcae=None, init="random", output=tmp_path / "s.ckpt", val=data["val"], c=c)
+    base = read_raw(data["cnn"])["state_dict"]
+    s = read_raw(scratch)
+    assert set(s["state_dict"]) == set(base) and all(torch.equal(s["state_dict"][k], base[k]) for k in base)
+    assert s["meta"]["recipe"]["name"] == "scratch" and s["meta"]["recipe"]["encoder_from"] == "random"
+    assert s["meta"]["parent"] is None
+    rdmaa = finetune(data["train"], dcae=data["dcae"], output=tmp_path / "r.ckpt", val=data["val"], c=c)
+    assert not all(torch.equal(read_raw(rdmaa)["state_dict"][k], base[k]) for k in base)
+
+
+@pytest.mark.parametrize("args,needle", [(["--init", "random", "--dcae", "DCAE"], "drop --dcae"),
+                                         ([], "--dcae is required"),
+                                         (["--init", "random", "--purify"], "--purify"),
+                                         (["--init", "zeros"], "--init zeros")])
+def test_init_and_dcae_must_agree(data, tmp_path, args, needle):
+    args = [str(data["dcae"]) if a == "DCAE" else a for a in args]
+    r = runner.invoke(app, [str(data["train"]), *args, "-o", str(tmp_path / "x.ckpt"), "--device", "cpu"])
+    assert r.exit_code == 2 and needle in r.stderr.strip().splitlines()[-1], (r.stdout, r.stderr)
+    assert not (tmp_path / "x.ckpt").exists()

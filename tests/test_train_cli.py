@@ -124,3 +124,30 @@ def test_pretrain_dcae_refuses_adversarial_sets_that_do_not_fit(data, tmp_path, 
                                   "--device", "cpu", "-o", out])
     one_line_error(code, so, se, needle)
     assert not out.exists()
+
+
+def test_patience_flag_sets_the_stopping_rule_over_the_presets(data, tmp_path):
+    """--patience replaces the preset's (3 in the tiny preset): the grid's one stopping rule reaches the loop."""
+    from rdm.checkpoint import read_raw
+
+    out = tmp_path / "p.ckpt"
+    code, _, se = run(cnn_app, [data["train"], "--val", data["val"], "--preset", data["preset"], "--epochs", 30,
+                                "--lr", 0.05, "--patience", 1, "--device", "cpu", "-q", "-o", out])
+    assert code == 0, se
+    m = read_raw(out)["meta"]
+    assert m["recipe"]["patience"] == 1
+    assert m["stopped_early"] and m["epochs_run"] == m["best_epoch"] + 1 < 30
+
+
+@pytest.mark.parametrize("tool", ["train-cnn", "pretrain-dcae", "finetune", "advtrain"])
+def test_a_negative_patience_is_a_usage_error_on_every_training_command(data, tmp_path, tool):
+    from rdm_tools.advtrain import app as adv_app
+    from rdm_tools.finetune import app as ft_app
+
+    app, extra = {"train-cnn": (cnn_app, []), "pretrain-dcae": (dcae_app, []),
+                  "finetune": (ft_app, ["--init", "random"]), "advtrain": (adv_app, ["--online", "pgd", "--eps", 0.01])}[tool]
+    r = runner.invoke(app, [str(a) for a in [data["train"], *extra, "--preset", data["preset"], "--patience", -1,
+                                             "--device", "cpu", "-o", tmp_path / "x.ckpt"]])
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert r.stderr.strip().splitlines()[-1].startswith("error: --patience must be 0")
+    assert not (tmp_path / "x.ckpt").exists()

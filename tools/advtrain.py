@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from rdm import cli
-from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
+from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PatienceOpt, PresetOpt, ResumeOpt,
                                  ResumePartialOpt, ValOpt, AllowHeldOutOpt)
 
 app = cli.make_app("Adversarially train the CNN: on given adversarial sets (paper) or on-line PGD (Madry).")
@@ -32,6 +32,7 @@ def advtrain(
     beta: Annotated[float, typer.Option("--beta", help="TRADES/MART weight of the robust term")] = 6.0,
     sigma: Annotated[Optional[float], typer.Option("--sigma", help="gaussian: noise std on [0, 1] pixels")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
+    patience: PatienceOpt = None,
     seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
     history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32",
     allow_held_out_adv: AllowHeldOutOpt = False, quiet: cli.QuietOpt = False,
@@ -41,7 +42,7 @@ def advtrain(
         from rdm.advtrain_api import advtrain as _advtrain
         from rdm.train_api import Common
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_advtrain(train, output=output, val=val, adv=adv or [], online=online, eps=eps, steps=steps,

@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from rdm import cli
-from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
+from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PatienceOpt, PresetOpt, ResumeOpt,
                                  ResumePartialOpt, ValOpt, AllowHeldOutOpt)
 
 app = cli.make_app("Fine-tune a CNN from a DCAE encoder (RDMAA), or put the DCAE in front of a CNN.")
@@ -14,11 +14,17 @@ app = cli.make_app("Fine-tune a CNN from a DCAE encoder (RDMAA), or put the DCAE
 
 @app.command(epilog="Examples: rdm-finetune train.h5 --dcae dcae.ckpt --val val.h5 -o rdmaa.ckpt\n\n"
                     "rdm-finetune train.h5 --dcae dcae.ckpt --purify --cnn baseline.ckpt --val val.h5 "
-                    "-o purified.ckpt")
+                    "-o purified.ckpt\n\n"
+                    "rdm-finetune train.h5 --init random --val val.h5 -o scratch.ckpt")
 def finetune(
     train: Annotated[Path, typer.Argument(help="clean training set (.h5)")],
-    dcae: Annotated[Path, typer.Option("--dcae", help="pre-trained DCAE checkpoint (rdm-pretrain-dcae)")],
-    output: OutOpt, val: ValOpt = None,
+    output: OutOpt,
+    dcae: Annotated[Optional[Path], typer.Option(
+        "--dcae", help="pre-trained DCAE checkpoint (rdm-pretrain-dcae); required unless --init random")] = None,
+    init: Annotated[str, typer.Option(
+        "--init", help="dcae: the encoder starts as the DCAE's (RDMAA); random: it starts at random, everything "
+                       "else as RDMAA (the ablation 'RDMAA without the DCAE')")] = "dcae",
+    val: ValOpt = None,
     adv: Annotated[Optional[List[Path]], typer.Option(
         "--adv", help="adversarial sets to train on as well (labels = their y); repeatable")] = None,
     freeze_encoder: Annotated[bool, typer.Option(
@@ -30,20 +36,23 @@ def finetune(
                          "trained CNN, no training; without: the CNN fine-tuned here)")] = False,
     cnn: Annotated[Optional[Path], typer.Option("--cnn", help="trained CNN checkpoint for --purify")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
+    patience: PatienceOpt = None,
     seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
     history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32",
     allow_held_out_adv: AllowHeldOutOpt = False, quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False):
-    """The CNN's convolutional encoder is initialised from the DCAE's (checked copy), the dense head
-    at random; then all layers are trained on the clean set (and --adv sets)."""
+    """The CNN's convolutional encoder is initialised from the DCAE's (checked copy; --init random:
+    left at random), the dense head at random; then all layers are trained on the clean set (and
+    --adv sets)."""
     with cli.guard(debug):
         from rdm.train_api import Common, finetune as _finetune
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_finetune(train, dcae=dcae, output=output, val=val, adv=adv or [],
-                               freeze_encoder=freeze_encoder, purify=purify, cnn=cnn, c=c, allow_held_out=allow_held_out_adv))
+                               freeze_encoder=freeze_encoder, purify=purify, cnn=cnn, c=c, allow_held_out=allow_held_out_adv,
+                               init=init.lower()))
 
 
 def main():

@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from rdm import cli
-from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PresetOpt, ResumeOpt,
+from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PatienceOpt, PresetOpt, ResumeOpt,
                                  ResumePartialOpt, ValOpt)
 
 app = cli.make_app("Pre-train the DCAE (paper section 3.B): clean and adversarial inputs, clean targets.")
@@ -23,6 +23,7 @@ def pretrain_dcae(
     val_adv: Annotated[Optional[List[Path]], typer.Option(
         "--val-adv", help="adversarial sets made from the --val set, also validated on")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
+    patience: PatienceOpt = None,
     seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
     history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False):
@@ -31,7 +32,7 @@ def pretrain_dcae(
     with cli.guard(debug):
         from rdm.train_api import Common, pretrain_dcae as _pretrain_dcae
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_pretrain_dcae(train, adv or [], output=output, val=val, val_adv=val_adv or [], c=c))

@@ -11,6 +11,9 @@ app = cli.make_app("Train the undefended CNN (the paper's baseline) on a clean s
 
 EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="epochs (default: the preset's [train])")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="batch size (default: the preset's [train])")]
+PatienceOpt = Annotated[Optional[int], typer.Option(
+    "--patience", help="stop after this many epochs without a better validation score (0: never stop early; "
+                       "default: the preset's [train])")]
 LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: the preset's [train])")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="preset name or .toml path (default: the set's)")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from OUTPUT.partial, or extend a finished OUTPUT")]
@@ -28,7 +31,8 @@ AllowHeldOutOpt = Annotated[bool, typer.Option(
 @app.command(epilog="Example: rdm-train-cnn train.h5 --val val.h5 -o baseline.ckpt")
 def train_cnn(train: Annotated[Path, typer.Argument(help="clean training set (.h5)")], output: OutOpt,
               val: ValOpt = None, preset: PresetOpt = None, epochs: EpochsOpt = None,
-              batch_size: BatchOpt = None, lr: LrOpt = None, seed: cli.SeedOpt = 0,
+              batch_size: BatchOpt = None, lr: LrOpt = None,
+              patience: PatienceOpt = None, seed: cli.SeedOpt = 0,
               device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, history: HistoryOpt = None,
               precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
               debug: cli.DebugOpt = False):
@@ -36,7 +40,7 @@ def train_cnn(train: Annotated[Path, typer.Argument(help="clean training set (.h
     with cli.guard(debug):
         from rdm.train_api import Common, train_cnn as _train_cnn
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_train_cnn(train, output=output, val=val, c=c))

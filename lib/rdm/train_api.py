@@ -57,6 +57,7 @@ class Common:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    patience: int | None = None      # epochs without a better validation score before stopping (0: never)
     seed: int = 0
     device: str = "auto"
     resume: bool = False
@@ -104,7 +105,7 @@ def config(preset: Preset, c: Common) -> TrainConfig:
     cfg = TrainConfig(epochs=int(c.epochs if c.epochs is not None else t.get("epochs", 20)),
                       batch_size=int(c.batch_size if c.batch_size is not None else t.get("batch_size", 64)),
                       lr=float(c.lr if c.lr is not None else t.get("lr", 1e-3)),
-                      seed=int(c.seed), patience=int(t.get("patience", 0)),
+                      seed=int(c.seed), patience=int(c.patience if c.patience is not None else t.get("patience", 0)),
                       weight_decay=float(t.get("weight_decay", 0.0)))
     if cfg.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {cfg.epochs}")
@@ -112,6 +113,8 @@ def config(preset: Preset, c: Common) -> TrainConfig:
         raise UsageError(f"--lr must be a positive number, got {cfg.lr}")
     if cfg.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if cfg.patience < 0:
+        raise UsageError(f"--patience must be 0 (never stop early) or more, got {cfg.patience}")
     return cfg
 
 
@@ -418,9 +421,12 @@ def _purified_arch(dcae_arch_: dict, cnn_arch_: dict) -> dict:
     return {"name": "purified", "dcae": dcae_arch_, "cnn": cnn_arch_}
 
 
-def finetune(train: Path, *, dcae: Path, output: Path, val: Path | None = None, adv: Sequence[Path] = (),
+INITS = ("dcae", "random")
+
+
+def finetune(train: Path, *, dcae: Path | None, output: Path, val: Path | None = None, adv: Sequence[Path] = (),
              freeze_encoder: bool = False, purify: bool = False, cnn: Path | None = None,
-             c: Common = Common(), allow_held_out: bool = False) -> Path:
+             c: Common = Common(), allow_held_out: bool = False, init: str = "dcae") -> Path:
     """RDMAA fine-tuning, or the purified composite DCAE → CNN.
 
     Default (the paper's "parameter sharing", section 3.C): the CNN's encoder starts
@@ -429,16 +435,33 @@ def finetune(train: Path, *, dcae: Path, output: Path, val: Path | None = None, 
     ``freeze_encoder`` keeps the copied encoder fixed. ``purify`` writes a checkpoint
     of kind ``purified``: with ``cnn`` the trained DCAE is put in front of that CNN
     without any training; without ``cnn`` in front of the CNN fine-tuned here.
+
+    ``init="random"`` (the ablation "RDMAA without the DCAE", recipe ``scratch``): no DCAE, the
+    encoder keeps its random initialisation, and everything else (the seeded head, the
+    schedule, the data, the stopping rule) is RDMAA's. With the same seed and settings this is
+    the weights :func:`train_cnn` trains: rdm-finetune differs from rdm-train-cnn only in the
+    encoder's start.
     """
+    if init not in INITS:
+        raise UsageError(f"--init {init}: choose from {', '.join(INITS)}")
+    if init == "random":
+        if dcae is not None:
+            raise UsageError("--init random starts the encoder at random; drop --dcae")
+        if purify:
+            raise UsageError("--purify puts a DCAE in front of the CNN; it needs --init dcae and --dcae")
+    elif dcae is None:
+        raise UsageError("--dcae is required (or --init random: the same training without the DCAE's encoder)")
     train, output = Path(train), _check_output(output, [train, val, dcae, cnn, *adv], c.history)
     adv = [Path(p) for p in adv]
     refuse_held_out_sources(adv, allow_held_out)
     if cnn is not None and not purify:
         raise UsageError("--cnn is only used with --purify")
     preset, infos, cfg, device = _classifier_setup(train, val, adv, c)
-    dck = load_checkpoint(dcae, device="cpu", expect_kind="dcae")
-    input_checks(dck, infos[0])
-    parent = {"path": str(dck.path), "sha256": dck.sha256}
+    dck, parent = None, None
+    if dcae is not None:
+        dck = load_checkpoint(dcae, device="cpu", expect_kind="dcae")
+        input_checks(dck, infos[0])
+        parent = {"path": str(dck.path), "sha256": dck.sha256}
     datasets = _hashes([train, *adv] + ([val] if val else []))
 
     if cnn is not None:   # compose two trained models, no training
@@ -449,12 +472,13 @@ def finetune(train: Path, *, dcae: Path, output: Path, val: Path | None = None, 
     arch = cnn_arch(preset)
     torch.manual_seed(cfg.seed)
     model = build(arch)
-    transfer_encoder(dck.model, model)
+    if dck is not None:
+        transfer_encoder(dck.model, model)
     if freeze_encoder:
         for p in model.encoder.parameters():
             p.requires_grad_(False)
-    recipe = _recipe("rdmaa", cfg, freeze_encoder=bool(freeze_encoder),
-                     adversarial_sets=[str(p) for p in adv], encoder_from="dcae")
+    recipe = _recipe("rdmaa" if dck is not None else "scratch", cfg, freeze_encoder=bool(freeze_encoder),
+                     adversarial_sets=[str(p) for p in adv], encoder_from=init)
     kind, out_arch, wrap = "cnn", arch, None
     if purify:
         out_arch = _purified_arch(dck.meta["arch"], arch)
