@@ -29,6 +29,9 @@ class Preset:
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    # what a pixel value in [0, 1] means physically: ``unit`` (e.g. "HU") over ``window`` [lo, hi]
+    # mapped linearly to [0, 1] (empty: no physical unit beyond 8-bit grey levels)
+    intensity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -44,6 +47,7 @@ class Preset:
             "channels": self.channels, "size": list(self.size), "split": dict(self.split),
             "group_col": self.group_col, "description": self.description,
             "model": dict(self.model), "train": dict(self.train),
+            **({"intensity": dict(self.intensity)} if self.intensity else {}),
         }
 
 
@@ -86,6 +90,7 @@ def preset_from_dict(data: dict[str, Any], source: str = "") -> Preset:
             model=dict(data.get("model", {})),
             train=dict(data.get("train", {})),
             source=source,
+            intensity=dict(data.get("intensity", {})),
         )
     except KeyError as e:
         raise RdmError(f"{where}: missing key {e}") from None
@@ -97,6 +102,11 @@ def preset_from_dict(data: dict[str, Any], source: str = "") -> Preset:
         raise RdmError(f"{where}: needs two or more distinct classes")
     if set(p.split) != {"train", "val", "test"} or abs(sum(p.split.values()) - 1) > 1e-6:
         raise RdmError(f"{where}: split must give train, val, test fractions summing to 1")
+    if p.intensity:
+        w = p.intensity.get("window")
+        if not (isinstance(p.intensity.get("unit"), str) and isinstance(w, list) and len(w) == 2
+                and all(isinstance(v, (int, float)) for v in w) and w[1] > w[0]):
+            raise RdmError(f"{where}: [intensity] needs unit = \"NAME\" and window = [lo, hi] with lo < hi")
     if p.model.get("binary") and len(p.classes) != 2:
         raise RdmError(f"{where}: a binary (single-logit) head needs exactly 2 classes")
     return p

@@ -24,12 +24,17 @@ MODEL_LABELS = {
     "advtrain-fast": "AdvTrain-fast",
     "noise-12": "Noise σ=.12",
     "noise-25": "Noise σ=.25",
+    # RDMAA's ablations (issue 16)
+    "rdmaa-cleandcae": "RDMAA, clean-only DCAE",
+    "scratch": "RDMAA schedule, random init",
+    "rdmaa-frozen": "RDMAA, frozen encoder",
 }
 # the order the defended models are shown in; models the grid adds come after, in grid order
 DEFENDED_ORDER = ["rdmaa", "purified", "advtrain-fgsm", "advtrain-pgd", "advtrain-online", "advtrain-trades",
                   "advtrain-fast"]
 MODALITY_TITLE = {"lung": "Lung nodule (CT patches; the paper's \"X-ray\")", "leukemia": "Acute leukemia (microscopy)",
-                  "brain": "Brain tumour (MRI)"}
+                  "brain": "Brain tumour (MRI)",
+                  "brain-grouped": "Brain tumour (MRI), near-duplicate slices grouped into one split"}
 
 
 def model_label(model: str) -> str:
@@ -60,6 +65,54 @@ def same_eps(a: float | None, b: float | None) -> bool:
 def same_opt(a: float | None, b: float | None) -> bool:
     """Both unset, or the same by :func:`same_eps`."""
     return (a is None and b is None) or same_eps(a, b)
+
+
+# --------------------------------------------------------------------------- ε in physical units
+GREY_LEVELS = 255     # ε on [0, 1] times this: ε in 8-bit grey levels (the literature's ε = k/255)
+
+
+def units_of(preset: Any) -> dict[str, Any]:
+    """What ε on [0, 1] pixels means physically for a preset (a name, a ``.toml`` path, a
+    :class:`~rdm.presets.Preset` or its ``as_dict()``, as checkpoints store it):
+    ``{"grey_levels": 255, "unit": "HU" | None, "per_unit": 1400.0 | None, "window": [lo, hi] | None}``.
+    The one source is the preset's ``[intensity]`` window (lung: HU in [−1000, 400]); the report
+    and the model cards both ask here."""
+    if isinstance(preset, str):
+        from ..presets import load_preset
+
+        preset = load_preset(preset)
+    inten = preset.get("intensity") if isinstance(preset, dict) else getattr(preset, "intensity", None)
+    out: dict[str, Any] = {"grey_levels": GREY_LEVELS, "unit": None, "per_unit": None, "window": None}
+    if inten:
+        lo, hi = (float(v) for v in inten["window"])
+        out.update(unit=str(inten["unit"]), per_unit=hi - lo, window=[lo, hi])
+    return out
+
+
+def eps_units(eps: float, units: dict[str, Any]) -> str:
+    """``.005 = 1.3/255 = 7 HU``: ε on [0, 1], in grey levels and, where the preset has one, in its unit."""
+    s = f"{eps_txt(eps)} = {eps * units['grey_levels']:.2g}/{units['grey_levels']}"
+    if units.get("per_unit"):
+        s += f" = {eps * units['per_unit']:.3g} {units['unit']}"
+    return s
+
+
+def units_note(texts: Any, units: dict[str, Any], eps: Any = ()) -> str | None:
+    """A line for under a table: every ε named in ``texts`` (its title, columns, row labels: ``ε=.005``)
+    and in ``eps`` in grey levels and physical units; None when there is none."""
+    import re
+
+    seen: list[float] = [float(e) for e in eps if e]
+    for t in texts:
+        for hit in re.findall(r"ε\s*=\s*([0-9]*\.[0-9]+(?:e-?[0-9]+)?|[0-9]+(?:e-?[0-9]+)?)", str(t)):
+            v = float(hit)
+            if v > 0 and not any(same_eps(v, e) for e in seen):
+                seen.append(v)
+    if not seen:
+        return None
+    return "ε in [0, 1] pixel units; the same ε in 8-bit grey levels" + \
+        (f" and in {units['unit']}" if units.get("per_unit") else "") + ": " + \
+        "; ".join(eps_units(e, units) for e in sorted(seen)) + "."
 
 
 def pct(v: float | None) -> str:

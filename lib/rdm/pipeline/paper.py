@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
-from .labels import attack_label, eps_txt, model_label, same_eps, short_attack
+from .labels import attack_label, eps_txt, eps_units, model_label, same_eps, short_attack
 from ..attack_registry import default_alpha
 from .config import PAPER_EPS, Attack
 from . import verdicts as V
@@ -337,15 +337,17 @@ def table_matched(x: View) -> Table:
     return t
 
 
-def matched_lines(x: View) -> list[str]:
-    """One line per matched ε (the ε-scale section), or a line saying matched.json is missing."""
+def matched_lines(x: View, units: dict | None = None) -> list[str]:
+    """One line per matched ε (the ε-scale section), or a line saying matched.json is missing;
+    ``units`` (:func:`~rdm.pipeline.labels.units_of`): the ε in grey levels and physical units too."""
     me = x.matched or {}
     lines = []
     for kind in ("fgsm", "pgd"):
         if me.get(kind) is not None:
             det = me.get(f"{kind}_detail", {})
+            phys = eps_units(float(me[kind]), units).split(" = ", 1)[1].replace(" = ", ", ") + "; " if units else ""
             lines.append(f"- matched ε for {kind.upper()}: **{eps_txt(me[kind])}** "
-                         f"({me[kind] / PAPER_EPS:.1f}× the paper's .005), where the baseline falls to the paper's "
+                         f"({phys}{me[kind] / PAPER_EPS:.1f}× the paper's .005), where the baseline falls to the paper's "
                          f"{det.get('paper_accuracy', 0) * 100:.0f} %" +
                          ("" if det.get("reached", True) else " — NOT reached within the sweep; the largest ε is used"))
     return lines + [""] if lines else ["- matched ε: n/a (matched.json missing)", ""]

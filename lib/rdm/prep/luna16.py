@@ -29,7 +29,7 @@ from ..sets import sha256_file
 from .images import BadInput, float_to_array
 from .reader import Entry, Scan, display_name
 
-HU_MIN, HU_MAX = -1000.0, 400.0
+HU_MIN, HU_MAX = -1000.0, 400.0      # the lung preset's [intensity] window (a test keeps them equal)
 MET_TYPES = {
     "MET_UCHAR": "u1", "MET_CHAR": "i1", "MET_USHORT": "u2", "MET_SHORT": "i2",
     "MET_UINT": "u4", "MET_INT": "i4", "MET_ULONG_LONG": "u8", "MET_LONG_LONG": "i8",
