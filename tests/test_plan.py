@@ -172,6 +172,7 @@ def test_every_path_reads_back_through_its_inverse():
                      "matched": P.matched_path, "matched-set": P.matched_set_path,
                      "source-stamp": P.source_stamp_path, "subset-stamp": P.subset_stamp_path,
                      "certificate": P.certificate_path,
+                     "audit": P.audit_path,
                      "adv": lambda m, split, attack, eps, seed: P.adv_path(m, split, attack, eps, seed)}[kind](**fields)
             assert fields.get("seed", s.seed) == s.seed or kind == "set" or s.kind == "prep", (path, s.stage)
             assert again == path, (kind, fields)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import RdmError, UsageError
 from .pipeline import render, runner, steps
-from .pipeline.config import MODES, load_grid
+from .pipeline.config import MODES, load_grid, paper_of
 from .pipeline.plan import Plan
 
 
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         elif a.cmd == "check-data":
             steps.check_data(load_grid(a.grid), a.data_root, a.modality)
         elif a.cmd == "matched":
-            paper = load_grid(a.grid).get("paper", {}).get(a.modality, {})
+            g = load_grid(a.grid)
+            paper = paper_of(g, a.modality) if a.modality in g["modalities"] else g.get("paper", {}).get(a.modality, {})
             steps.write_matched(paper, a.modality, a.sweeps, a.output)
         elif a.cmd == "get":
             print(json.loads(Path(a.file).read_text())[a.key])

@@ -106,11 +106,15 @@ def eps_flags(eps: Iterable[float] | Word) -> list[Word]:
 
 
 # --------------------------------------------------------------------------- the steps
-def prep(out_dir: str, preset: str, source: str | None, seed: int) -> list[Word]:
-    """Raw data (``$(DATA_ROOT)/source``) or, with no source, synthetic phantoms → train/val/test."""
+def prep(out_dir: str, preset: str, source: str | None, seed: int,
+         options: dict[str, Any] | None = None) -> list[Word]:
+    """Raw data (``$(DATA_ROOT)/source``) or, with no source, synthetic phantoms → train/val/test, and
+    the split's leakage audit (``audit.json``); ``options``: the modality's own rdm-prep options
+    (``group_similar`` → ``--group-similar``)."""
     src = [*lit("synthetic", "--preset", preset, "--n"), var("DEMO_N")] if source is None else \
         [Word((Var("DATA_ROOT"), "/" + source)), *lit("--preset", preset)]
-    return [tool("rdm-prep"), *src, *lit("-o"), out(out_dir), *seed_flags(seed), *lit("-q")]
+    opts = [w for k, v in (options or {}).items() for w in lit("--" + k.replace("_", "-"), _num(v))]
+    return [tool("rdm-prep"), *src, *opts, *lit("--audit", "-o"), out(out_dir), *seed_flags(seed), *lit("-q")]
 
 
 def subset(test: str, output: str, seed: int) -> list[Word]:
@@ -154,8 +158,9 @@ def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, 
     run = run_flags(seed)
     # a model's own epochs come first, so $(TRAIN_FLAGS) (the demo's --epochs) overrides them;
     # --resume-partial: a training killed mid-way continues from its last finished epoch
-    flags = [*run, *lit("--resume-partial"), *(lit("--epochs", str(opts["epochs"])) if "epochs" in opts else []),
-             var("TRAIN_FLAGS", split=True)]
+    # the stopping rule (the grid's [training], or the model's own): epoch cap and patience
+    rule = [w for k in ("epochs", "patience") if k in opts for w in lit(f"--{k}", str(int(opts[k])))]
+    flags = [*run, *lit("--resume-partial"), *rule, var("TRAIN_FLAGS", split=True)]
     advf = [w for a in adv for w in (*lit("--adv"), out(a))]
     o, tr, va = out(output), out(train), [*lit("--val"), out(val)]
     if recipe == "train-cnn":
@@ -163,8 +168,13 @@ def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, 
     if recipe == "pretrain-dcae":
         return [train, val, *adv], [tool("rdm-pretrain-dcae"), tr, *[out(a) for a in adv], *va, *lit("-o"), o, *flags]
     if recipe == "finetune":
-        return [train, val, dcae, *adv], [tool("rdm-finetune"), tr, *lit("--dcae"), out(dcae), *va, *advf,
-                                          *lit("-o"), o, *flags]
+        # init = "random": RDMAA's schedule without the DCAE (the 'scratch' ablation)
+        init = [*lit("--init", "random")] if opts.get("init") == "random" else [*lit("--dcae"), out(dcae)]
+        if opts.get("init", "dcae") not in ("dcae", "random") or (opts.get("init") == "random") == (dcae is not None):
+            raise RdmError("a finetune model names a DCAE (dcae = ...) or sets init = \"random\", one of the two")
+        frozen = lit("--freeze-encoder") if opts.get("freeze_encoder") else []
+        return [train, val, *([dcae] if dcae else []), *adv], [tool("rdm-finetune"), tr, *init, *frozen, *va, *advf,
+                                                               *lit("-o"), o, *flags]
     if recipe == "purify":
         return [train, dcae, cnn], [tool("rdm-finetune"), tr, *lit("--dcae"), out(dcae), *lit("--purify", "--cnn"),
                                     out(cnn), *lit("-o"), o, *run]

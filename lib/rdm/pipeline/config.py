@@ -83,6 +83,48 @@ def check_verdict_keys(path: str, m: str, spec: dict[str, Any]) -> None:
                            f"{spec.get('preset', m)!r} ({', '.join(classes)})")
 
 
+#: rdm-prep options a modality may set in the grid (``prep = { group_similar = 0.05 }``): key → type
+PREP_OPTIONS = {"group_similar": float, "group_col": str, "label_source": str}
+#: the training options every trained model takes from ``[training]`` unless it sets its own
+TRAINING_KEYS = ("epochs", "patience")
+UNTRAINED_RECIPES = ("purify",)
+
+
+def prep_options(g: dict[str, Any], m: str) -> dict[str, Any]:
+    """A modality's own rdm-prep options (``[modalities.<m>] prep``), checked."""
+    opts = g["modalities"][m].get("prep", {})
+    where = f"{g.get('_path', 'grid')}: [modalities.{m}] prep"
+    if not isinstance(opts, dict):
+        raise RdmError(f"{where}: expected a table such as {{ group_similar = 0.05 }}")
+    for k, v in opts.items():
+        if k not in PREP_OPTIONS:
+            raise RdmError(f"{where}: unknown option '{k}' (known: {', '.join(PREP_OPTIONS)})")
+        if PREP_OPTIONS[k] is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+            raise RdmError(f"{where}: {k} must be a number ≥ 0, got {v!r}")
+        if PREP_OPTIONS[k] is str and not isinstance(v, str):
+            raise RdmError(f"{where}: {k} must be a string, got {v!r}")
+    return dict(opts)
+
+
+def training_rule(g: dict[str, Any]) -> dict[str, int]:
+    """``[training]``: the one stopping rule (epoch cap, patience) of every trained model."""
+    t = g.get("training", {})
+    where = f"{g.get('_path', 'grid')}: [training]"
+    unknown = sorted(set(t) - set(TRAINING_KEYS))
+    if unknown:
+        raise RdmError(f"{where}: unknown key {', '.join(unknown)} (known: {', '.join(TRAINING_KEYS)})")
+    for k, v in t.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "epochs" else 0):
+            raise RdmError(f"{where}: {k} must be an integer ≥ {1 if k == 'epochs' else 0}, got {v!r}")
+    return dict(t)
+
+
+def paper_of(g: dict[str, Any], m: str) -> dict[str, Any]:
+    """The paper's numbers for a modality: ``[paper.<m>]``, or those of the modality it names with
+    ``paper = "brain"`` (the similarity-grouped brain split is the paper's brain task)."""
+    return g.get("paper", {}).get(g["modalities"][m].get("paper", m), {})
+
+
 def param_default(kind: str, name: str) -> Any:
     """The registry's default of one hyper-parameter of an attack (None: computed, or no such one)."""
     from ..attack_registry import get
@@ -219,17 +261,25 @@ class Grid:
         ev = g["evaluate"]
         self.paper_eps: list[float] = [float(e) for e in ev.get("paper_eps", [PAPER_EPS])]
         self.attacks = [Attack.from_grid(a) for a in g["attacks"]]
-        self.models = {n: ModelSpec(n, s["recipe"], {k: v for k, v in s.items() if k != "recipe"})
+        self.training = training_rule(g)
+        self.models = {n: ModelSpec(n, s["recipe"], {**({} if s["recipe"] in UNTRAINED_RECIPES else self.training),
+                                                     **{k: v for k, v in s.items() if k != "recipe"}})
                        for n, s in g["models"].items()}
+        self.prep = {m: prep_options(g, m) for m in self.modalities}
         self.eval_models: list[str] = list(ev["models"])
+        # RDMAA's ablations: evaluated clean, under transfer and by the transfer attacks' white-box twins only
+        self.ablations: list[str] = list(ev.get("ablations", []))
         # controls: models judged only under transfer (CONTROL_JOBS of the plan), never as a defence
         self.controls: list[str] = list(ev.get("controls", []))
-        for name in (*self.eval_models, *self.controls):
+        for name in (*self.eval_models, *self.controls, *self.ablations):
             if name not in self.models:
                 raise RdmError(f"{self.path}: [evaluate] names model '{name}', which [models] does not define")
-        both = sorted(set(self.eval_models) & set(self.controls))
-        if both:
-            raise RdmError(f"{self.path}: [evaluate] lists {', '.join(both)} both as a model and as a control")
+        for a, b, what in ((self.eval_models, self.controls, "a model and as a control"),
+                           (self.eval_models, self.ablations, "a model and as an ablation"),
+                           (self.controls, self.ablations, "a control and as an ablation")):
+            both = sorted(set(a) & set(b))
+            if both:
+                raise RdmError(f"{self.path}: [evaluate] lists {', '.join(both)} both as {what}")
         self.defended = [x for x in DEFENDED_ORDER if x in self.eval_models] + \
                         [x for x in self.eval_models if x not in DEFENDED_ORDER and x != "baseline"]
         self.whitebox = [Attack.from_grid(w, self.paper_eps) for w in ev.get("whitebox", [])]
@@ -247,7 +297,7 @@ class Grid:
             self.matched_attacks["aa"] = replace(aa, name="matched-aa", eps=())
         self.steps_curve = steps_curve(ev.get("steps_curve"), self.path)
         self.cost = Cost.from_grid(ev.get("cost"), self.path)
-        self.paper: dict[str, dict[str, Any]] = g.get("paper", {})
+        self.paper: dict[str, dict[str, Any]] = {m: paper_of(g, m) for m in self.modalities}
         self.certify = Certify.from_grid(g.get("certify", {}), self.models, self.path)
         for a in (*self.attacks, *self.whitebox, *self.sweep_attacks.values(), *self.matched_attacks.values(),
                   *self.steps_curve):

@@ -65,6 +65,7 @@ PATHS = {
     "source-stamp": "{m}/source.sha256",
     "subset-stamp": "{m}/subset-n",
     "set": "{m}/{split}.h5",
+    "audit": "{m}/audit.json",
     "model": "{m}/s{seed}/models/{model}.ckpt",
     "matched-set": "{m}/s{seed}/adv/test-matched-{kind}.h5",
     "adv": "{m}/s{seed}/adv/{split}-{attack}-{eps}.h5",
@@ -83,6 +84,11 @@ def modality_dir(m: str) -> str:
 def set_path(m: str, split: str) -> str:
     """``lung/test.h5``; ``split`` is train, val, test or test-sub (the seeded subset)."""
     return PATHS["set"].format(m=m, split=split)
+
+
+def audit_path(m: str) -> str:
+    """``lung/audit.json``: rdm-prep --audit's near-duplicates and shortcut baselines of the split."""
+    return PATHS["audit"].format(m=m)
 
 
 def source_stamp_path(m: str) -> str:
@@ -261,8 +267,9 @@ class ModalityPlan:
         demo = p.mode == "demo"
         split_seed = p.seeds[0]
         # tables: the content hash of the raw files is the prerequisite, not their mtimes
-        self._add("prep", "prep", [train, val, test], [] if demo else [source_stamp_path(m)],
-                  C.prep(modality_dir(m), spec["preset"], None if demo else spec["source"], split_seed))
+        self._add("prep", "prep", [train, val, test, audit_path(m)], [] if demo else [source_stamp_path(m)],
+                  C.prep(modality_dir(m), spec["preset"], None if demo else spec["source"], split_seed,
+                         p.prep[m]))
         self._add("subset", "subset", [sub], [test, subset_stamp_path(m)], C.subset(test, sub, split_seed))
         for seed in p.seeds:
             self._build_seed(seed, train, val, test, sub)
@@ -303,11 +310,12 @@ class ModalityPlan:
 
         test_adv = [(a, e, adv_path(m, "test", a.name, e, seed)) for a in p.test_attacks for e in a.eps_for("test")]
         sw, sw_rows = (sub, SUBSET) if p.sweep_on_subset else (test, "test")
-        for model in (*p.eval_models, *p.controls):
+        light = self.ablation_jobs()
+        for model in (*p.eval_models, *p.controls, *p.ablations):
             ck = model_path(m, model, seed)
             crafted_on_it = model == "baseline"
             adv_proto = "white-box" if crafted_on_it else "transfer"
-            wanted = CONTROL_JOBS if model in p.controls else None
+            wanted = CONTROL_JOBS if model in p.controls else light if model in p.ablations else None
 
             def runs(name: str) -> bool:
                 return wanted is None or name in wanted
@@ -345,17 +353,18 @@ class ModalityPlan:
                 cell(f"sweep-{k}", "clean", None, None, sw_rows, o, Pick("clean"), [sw])
                 for e in p.sweep_eps:
                     cell("sweep", "white-box", a, e, sw_rows, o, Pick("eps", e), [sw])
-            if not crafted_on_it:   # for the baseline the transfer sweep IS its white-box sweep
+            if not crafted_on_it and runs("sweep-transfer"):   # the baseline's transfer sweep IS its white-box sweep
                 o = job("sweep-transfer", sweep["fgsm"] + sweep["pgd"])
                 for k in ("fgsm", "pgd"):
                     for e, s in zip(p.sweep_eps, sweep[k]):
                         cell("sweep-transfer", "transfer", p.sweep_attacks[k], e, "test", o,
                              Pick("set", Path(s).name), [s])
             msets = [matched_set_path(m, k, seed) for k in ("fgsm", "pgd")]
-            o = job("matched-transfer", msets)
-            for k, s in zip(("fgsm", "pgd"), msets):
-                cell("matched-transfer", adv_proto, p.matched_attacks[k], None, "test", o, Pick("set", Path(s).name),
-                     [s], eps_from=k)
+            if runs("matched-transfer"):
+                o = job("matched-transfer", msets)
+                for k, s in zip(("fgsm", "pgd"), msets):
+                    cell("matched-transfer", adv_proto, p.matched_attacks[k], None, "test", o,
+                         Pick("set", Path(s).name), [s], eps_from=k)
             # APGD at the matched ε: PGD's ε, on the seeded subset; the aa suite there on the rows its cost allows
             aa = p.matched_attacks.get("aa")
             aa_rows = [("aa", sub if self.on_subset(aa, 1) else test, "pgd")] if aa is not None else []
@@ -423,6 +432,12 @@ class ModalityPlan:
         """Whether white-box attack ``w`` runs on the seeded subset here: ``limit = true``, or
         ``limit = "auto"`` and its whole-test-set estimate is over the grid's budget."""
         return w.subset or (w.auto_rows and not self.estimate(w, n_eps).fits)
+
+    def ablation_jobs(self) -> tuple[str, ...]:
+        """The evaluation jobs of an ablation of RDMAA: clean, transfer, and the white-box twins of the
+        transfer attacks (the same attack run against the model itself, on the whole test set)."""
+        twins = {self.plan.whitebox_twin(a) for a in self.plan.test_attacks} - {None}
+        return ("clean", "transfer", *(f"wb-{w.name}" for w in self.plan.whitebox if w in twins))
 
     def _training_sets(self, attack_name: str, ms: ModelSpec, seed: int) -> list[str]:
         if (seed, attack_name, "train") not in self.crafted:
