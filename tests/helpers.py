@@ -366,6 +366,7 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
                 w.append(np.zeros((n, 1, 4, 4), np.float32), np.arange(n) % len(classes))
         test_y = np.arange(SIZES["test"]) % len(classes)
         sub_y = test_y[steps.subset_rows(SIZES["test"], SIZES["test-sub"], 0)]
+        write_audit(work, m)              # rdm-prep --audit's audit.json beside the sets
         by_file: dict[str, list[P.Cell]] = {}
         for c in mp.cells:
             if c.family != "certified":        # certificates are written below, once matched.json is known
@@ -417,3 +418,46 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
                                    ("eval-rdmaa-clean", 2.0), ("eval-rdmaa-wb-pgd", 7.5)):
                     f.write(json.dumps({"stage": P.stage_name(m, stage, sd), "seconds": sec, "rc": 0}) + "\n")
         f.write(json.dumps({"stage": P.stage_name("lung", "baseline", plan.seeds[0]), "seconds": 9.0, "rc": 1}) + "\n")
+
+
+# --------------------------------------------------------------------------- designed per-row results (controls)
+def set_rows(work: Path, cell: P.Cell, correct, classes, seed: int = 0) -> None:
+    """Replace a fabricated result by one whose rows are right exactly where ``correct`` says (row i
+    of the test set, label i mod K): ``per_row`` as rdm-eval writes it, the counts and metrics from it."""
+    from rdm.metrics import counts_from_predictions
+    from rdm.pipeline.results import _matches
+
+    correct = np.asarray(correct, dtype=bool)
+    n, k = len(correct), len(classes)
+    y = np.arange(n) % k
+    pred = np.where(correct, y, (y + 1) % k)
+    path = Path(work) / cell.output
+    doc = json.loads(path.read_text())
+    pick, _ = _matches(cell.pick)
+    i = next(j for j, r in enumerate(doc["results"]) if pick(r))
+    r = doc["results"][i]
+    c = counts_from_predictions(y, pred, list(classes))
+    if r.get("attack"):
+        c.adv = AdvCounts(n=n, clean_correct=n, fooled=int((~correct).sum()))
+    # an adversarial set's rows in its own (shuffled) order, as a crafted set may hold them
+    order = np.random.default_rng(seed).permutation(n) if r.get("source") else np.arange(n)
+    r.update(counts=c.to_dict(), metrics=summarize(c),
+             per_row={"index": order.tolist(), "y": y[order].tolist(), "pred": pred[order].tolist()})
+    path.write_text(json.dumps(doc))
+
+
+def write_audit(work: Path, m: str, **over) -> Path:
+    """An ``audit.json`` as ``rdm-prep --audit`` writes it beside the modality's sets."""
+    d = {"n_train": 300, "n_test": 100, "taus": [0.02, 0.05, 0.1], "near_train": {"0.02": 0, "0.05": 3, "0.1": 40},
+         "nearest_rms_quantiles": {"min": 0.03, "p10": 0.06, "median": 0.12},
+         "baselines": {"knn1_pixels": 0.5, "knn1_pixels_balanced": 0.5, "colour_logreg": 0.4,
+                       "colour_logreg_balanced": 0.4, "majority": 0.5}, "shared_groups": 0}
+    for k, v in over.items():
+        if isinstance(v, dict):
+            d[k].update(v)
+        else:
+            d[k] = v
+    p = Path(work) / P.audit_path(m)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(d))
+    return p

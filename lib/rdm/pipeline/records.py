@@ -52,6 +52,7 @@ def models_table(work: Path, m: str, models: Iterable[str], seeds: Iterable[int]
     from ..checkpoint import read_raw
 
     info: dict[str, Any] = {}
+    flagged: list[str] = []
     t = Table(f"models-{m}", f"Models trained, {m}", ["Model", "kind", "recipe", "epochs", "best epoch",
                                                        "val accuracy", "val bal. acc", "val reconstruction",
                                                        "training wall time (s)"])
@@ -70,23 +71,44 @@ def models_table(work: Path, m: str, models: Iterable[str], seeds: Iterable[int]
         val = meta.get("val") or {}
         hist = meta.get("history") or []
         info[name] = {"kind": meta.get("kind"), "recipe": rec, "epochs_run": meta.get("epochs_run", len(hist)),
-                      "best_epoch": meta.get("best_epoch"), "val": val, "wall_time_s": meta.get("wall_time_s")}
+                      "best_epoch": meta.get("best_epoch"), "val": val, "wall_time_s": meta.get("wall_time_s"),
+                      "stopped_early": bool(meta.get("stopped_early")), "converged": converged(meta)}
+        best = meta.get("best_epoch") if meta.get("best_epoch") and hist else None
+        if best is not None and info[name]["converged"] is False:
+            best = f"{best} = last: NOT CONVERGED"
+            flagged.append(name)
         wt = meta.get("wall_time_s")
         recon = "—"
         if val.get("mse") is not None:
             recon, info[name]["mse_mean_image"] = _reconstruction(Path(work), m, val)
         t.add(name, [words(meta.get("kind", "?")), words(rec.get("name", "?") if isinstance(rec, dict) else rec),
                      words(meta.get("epochs_run", len(hist)) if hist or "epochs_run" in meta else "—"),
-                     words(meta.get("best_epoch") if meta.get("best_epoch") and hist else "—"),
+                     words(best if best is not None else "—"),
                      words(pct(val["accuracy"]) if val.get("accuracy") is not None else "—"),
                      words(pct(val["balanced_accuracy"]) if val.get("balanced_accuracy") is not None else "—"),
                      words(recon),
                      words(f"{wt:.1f}" if isinstance(wt, (int, float)) and hist else "—")])
+    if flagged:
+        t.notes.append(f"NOT CONVERGED ({', '.join(flagged)}): the best validation epoch is the last one run, so "
+                       "more epochs would likely have helped; a comparison with such a model under-trains one side "
+                       "(raise the epoch cap in the grid's [training]).")
     if any(i.get("kind") == "dcae" for i in info.values()):
         t.notes.append("val reconstruction: the DCAE's MSE on the validation set against the MSE of answering the "
                        "training set's mean colour everywhere; a DCAE near that floor has learnt little, and its "
                        "encoder is no better a start for RDMAA than a random one.")
     return (t if t.rows else None), info
+
+
+def converged(meta: dict) -> bool | None:
+    """Whether a trained model's best validation epoch came before its last one (None: not trained
+    here, e.g. a composed purifier, or no history). Early stopping ends ``patience`` epochs after the
+    best one, so a model it stopped has converged by this test; one that ran to its epoch cap with
+    its best epoch last has not."""
+    hist = meta.get("history") or []
+    best, run = meta.get("best_epoch"), meta.get("epochs_run", len(hist))
+    if not hist or not best or not run:
+        return None
+    return int(best) < int(run)
 
 
 def _reconstruction(work: Path, m: str, val: dict) -> tuple[str, float | None]:

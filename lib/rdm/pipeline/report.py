@@ -28,10 +28,10 @@ from typing import Any
 
 from ..atomic import atomic_output
 from ..errors import RdmError
-from . import cards, certified, claims, masking, paper, records
-from .labels import modality_title
+from . import cards, certified, claims, controls, masking, paper, records
+from .labels import modality_title, units_note, units_of
 from .config import DEFAULT_GRID, MODES
-from .plan import Plan, modality_dir
+from .plan import Plan, audit_path, modality_dir
 from .results import Results, View
 from .tables import Table
 
@@ -73,6 +73,7 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
         md += [f"Modalities in the grid but not run: {', '.join(absent)}.", ""]
 
     views: dict[str, View] = {}
+    audits: dict[str, Any] = {}
     sections: dict[str, list[str]] = defaultdict(list)
     for m in present:
         x = View(plan, store, m)
@@ -86,10 +87,22 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
         tables.append(tmask)
         sections["masking"] += [f"### {m}\n", tmask.markdown()]
         tc = claims.claims_table(x)
-        tables += [tc, t3, t6, t9, ts, tp, tm]
+        # the controls (issue 16): the seed control, the ablations, the leakage audit
+        extra, cmd, cinfo = controls.build(x, work / audit_path(m))
+        audits[m] = cinfo["audit"]
+        units = units_of(plan.modalities[m]["preset"])
+        for t in (tc, t3, t6, t9, ts, tp, tm, *extra):     # every ε also in grey levels (and HU)
+            note = units_note([t.title, *t.columns, *(lab for lab, _ in t.rows)], units,
+                              x.sweep_eps if t is ts or t is tp else ())
+            if note:
+                t.notes.append(note)
+        tables += [tc, t3, t6, t9, ts, tp, tm, *extra]
         sections["paper"] += [f"## {modality_title(m)}\n", t3.markdown(), t6.markdown(), t9.markdown()]
-        rep["modalities"][m] = {"matched": x.matched or {}, "masking": flags, "subset_n": x.subset_n, "data": dinfo}
-        sections["eps"] += [f"### {m}\n", ts.markdown(), tp.markdown(), *paper.matched_lines(x), tm.markdown(),
+        for k, lines in cmd.items():
+            sections[k] += lines
+        rep["modalities"][m] = {"matched": x.matched or {}, "masking": flags, "subset_n": x.subset_n, "data": dinfo,
+                                **cinfo, "units": units}
+        sections["eps"] += [f"### {m}\n", ts.markdown(), tp.markdown(), *paper.matched_lines(x, units), tm.markdown(),
                             f"**Gradient-masking check, {m}.** " + masking.masking_words(x, flags) + "\n"]
         sections["words"] += [f"**{m}.** " + " ".join(claims.findings(x, flags)) + "\n", tc.markdown()]
         paper.add_table1(dt, x)
@@ -125,6 +138,22 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
            "Each check per model, pass / fail with its numbers (the rule under each table; "
            "`rdm.pipeline.masking` holds the one definition `rdm-eval`'s warnings share). `—`: the grid runs "
            "no such check; `n/a`: its metrics files are missing.", ""] + sections["masking"]
+    md += ["## Seed control: is RDMAA's transfer gain about RDMAA?", "",
+           "The transfer sets are crafted on the baseline, and any independently trained network resists another "
+           "network's adversarial images to some degree. The control, an undefended CNN trained with another "
+           "seed, is evaluated on the same sets: RDMAA's gain counts only where it exceeds the control's.", ""] + \
+        sections["control"]
+    if sections["ablation"]:
+        md += ["## Ablations of RDMAA", "",
+               "Which part of RDMAA does anything: a DCAE trained on clean images only, the same schedule from a "
+               "random encoder, and a frozen encoder, each against RDMAA on the same rows.", ""] + sections["ablation"]
+    both = controls.same_source_table(views, audits)
+    tables += both
+    md += ["## Leakage audit: is the data sound?", "",
+           "`rdm-prep --audit` on each prepared split: test images with a near-duplicate in the training split, "
+           "and two shortcut classifiers that read no pathology (1-NN on raw pixels; a logistic regression on "
+           "each channel's mean and standard deviation) beside the CNN baseline on the same test split.", ""] + \
+        sections["audit"] + [t.markdown() for t in both]
     t2 = paper.table_attacks(plan)
     tables.append(t2)
     if sections["certified"]:

@@ -1,0 +1,378 @@
+"""The controls of issue 16 in the grid and the report: the seed-control verdict, RDMAA's ablations,
+equal training budgets, the leakage audit, brain both ways (per-modality prep options) and ε in
+physical units. Everything on fabricated results (no model runs) except where noted."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import fabricate, set_rows, write_audit
+from rdm.checkpoint import save_checkpoint
+from rdm.errors import RdmError
+from rdm.models import build, cnn_arch
+from rdm.pipeline import config, controls, records
+from rdm.pipeline import plan as P
+from rdm.pipeline import report as R
+from rdm.pipeline.labels import eps_units, units_note, units_of
+from rdm.pipeline.render import makefile
+from rdm.presets import load_preset
+
+GRID = """
+[modalities.lung]
+preset = "lung"
+source = "lung-nodule"
+
+[modalities.brain-grouped]
+preset = "brain"
+source = "brain-mri"
+paper = "brain"
+prep = { group_similar = 0.05 }
+
+[[attacks]]
+name = "fgsm"
+attack = "fgsm"
+eps = [0.005]
+splits = ["train", "test"]
+
+[[attacks]]
+name = "pgd"
+attack = "pgd"
+alpha = 0.002
+steps = 3
+eps = [0.002, 0.005]
+splits = ["test"]
+
+[training]
+epochs = 40
+patience = 6
+
+[models.baseline]
+recipe = "train-cnn"
+
+[models.control]
+recipe = "train-cnn"
+seed_offset = 1000
+
+[models.dcae]
+recipe = "pretrain-dcae"
+adv = ["fgsm"]
+
+[models.dcae-clean]
+recipe = "pretrain-dcae"
+adv = []
+
+[models.rdmaa]
+recipe = "finetune"
+dcae = "dcae"
+adv = []
+
+[models.rdmaa-cleandcae]
+recipe = "finetune"
+dcae = "dcae-clean"
+
+[models.scratch]
+recipe = "finetune"
+init = "random"
+
+[models.rdmaa-frozen]
+recipe = "finetune"
+dcae = "dcae"
+freeze_encoder = true
+patience = 3
+
+[models.purified]
+recipe = "purify"
+dcae = "dcae"
+cnn = "baseline"
+
+[evaluate]
+models = ["baseline", "rdmaa", "purified"]
+controls = ["control"]
+ablations = ["rdmaa-cleandcae", "scratch", "rdmaa-frozen"]
+paper_eps = [0.002, 0.005]
+whitebox = [{ name = "pgd", attack = "pgd", alpha = 0.002, steps = 3 },
+            { name = "apgd", attack = "apgd", steps = 10, limit = true, eps = [0.005] }]
+sweep_eps = [0.005, 0.05]
+sweep_pgd = { steps = 2 }
+sweep_on_subset = true
+
+[paper.lung]
+clean = 0.90
+fgsm = 0.35
+pgd = 0.40
+
+[paper.brain]
+clean = 0.95
+fgsm = 0.70
+pgd = 0.77
+"""
+
+N = 100      # fabricated test rows (helpers.SIZES)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    p = tmp_path_factory.mktemp("grid") / "grid.toml"
+    p.write_text(GRID)
+    return p
+
+
+def _words(step) -> str:
+    from rdm.pipeline.render import bash_word
+
+    return " ".join(bash_word(w) for w in step.command)
+
+
+def _pattern(rate: float, seed: int) -> np.ndarray:
+    """Exactly round(rate·N) right rows, at seeded random places."""
+    c = np.zeros(N, dtype=bool)
+    c[np.random.default_rng(seed).permutation(N)[:int(round(rate * N))]] = True
+    return c
+
+
+def _build(tmp_path: Path, grid: Path, designed: dict[str, np.ndarray], ablation: dict[str, np.ndarray] | None = None,
+           seeds: int = 1):
+    """Fabricate the grid's files, give the transfer cells (and ablation cells) designed rows, build the report."""
+    plan = P.Plan(grid, "tables", ["lung"], seed=0, seeds=seeds)
+    work = tmp_path / "work"
+    fabricate(work, plan)
+    mp = plan.modality("lung")
+    classes = list(load_preset("lung").classes)
+    conds = [(a, e) for a in plan.test_attacks for e in a.eps]
+    for i, (a, e) in enumerate(conds):
+        for model, right in designed.items():
+            for k, c in enumerate(mp.seeds_of(mp.transfer(model, a, e))):
+                # every seed after the first flips a few rows of the design: seeds differ, the design holds
+                r = right.copy()
+                if k:
+                    r[np.random.default_rng(100 * k + i).integers(0, N, 3)] ^= True
+                set_rows(work, c, r, classes, seed=i)
+    for model, right in (ablation or {}).items():
+        for cell in (mp.clean(model), *[mp.transfer(model, a, e) for a, e in conds],
+                     mp.whitebox(model, plan.whitebox[0], 0.005)):
+            for c in mp.seeds_of(cell):
+                set_rows(work, c, right, classes)
+    rep = R.build(grid, work, tmp_path / "results", "tables", figures=False, plan=plan)
+    return rep, (tmp_path / "results" / "REPORT.md").read_text(), plan
+
+
+# --------------------------------------------------------------------------- the seed control
+@pytest.mark.parametrize("case,control_rate,answer", [
+    ("the control explains the gain", 0.75, "within noise"),
+    ("the control gains more", 0.95, "no"),
+    ("RDMAA's gain is its own", 0.40, "yes"),
+])
+def test_seed_control_verdict_follows_the_designed_rows(tmp_path, grid, case, control_rate, answer):
+    base, rdmaa = _pattern(0.40, 1), _pattern(0.75, 2)
+    control = rdmaa.copy() if control_rate == 0.75 else _pattern(control_rate, 3)
+    rep, md, _ = _build(tmp_path, grid, {"baseline": base, "rdmaa": rdmaa, "control": control})
+    sc = rep["modalities"]["lung"]["seed_control"]
+    assert len(sc) == 3                                     # FGSM .005, PGD .002, PGD .005
+    assert {d["verdict"] for d in sc} == {answer}, case
+    d = sc[0]["rdmaa_minus_control"]
+    assert d["n_rows"] == N and d["n_seeds"] == 1
+    assert d["diff"] == pytest.approx(np.mean(rdmaa) - np.mean(control))
+    assert f"under transfer: **{answer}**" in md
+    # the table shows the gains on the same rows; its numbers trace to the per-row files
+    t = rep["tables"]["controls-seed-lung"]
+    row = t["rows"][0]["cells"]
+    gain_r = row[3]["parts"][0]
+    assert gain_r["value"] == pytest.approx(row[1]["parts"][0]["value"] - row[0]["parts"][0]["value"])
+    assert row[0]["parts"][0]["file"].endswith("transfer.json")
+
+
+def test_seed_control_pairs_every_seed_row_by_row(tmp_path, grid):
+    base, rdmaa = _pattern(0.40, 1), _pattern(0.75, 2)
+    rep, md, plan = _build(tmp_path, grid, {"baseline": base, "rdmaa": rdmaa, "control": _pattern(0.45, 3)}, seeds=2)
+    sc = rep["modalities"]["lung"]["seed_control"]
+    assert all(d["rdmaa_minus_control"]["n_seeds"] == 2 and d["verdict"] == "yes" for d in sc)
+    # a seed on other rows is not compared
+    mp = plan.modality("lung")
+    a = plan.test_attacks[0]
+    c = mp.seeds_of(mp.transfer("control", a, 0.005))[1]
+    doc = json.loads((tmp_path / "work" / c.output).read_text())
+    r = next(r for r in doc["results"] if Path(r["set"]).name.startswith("test-fgsm"))
+    r["per_row"] = {k: v[:-1] for k, v in r["per_row"].items()}
+    (tmp_path / "work" / c.output).write_text(json.dumps(doc))
+    rep = R.build(plan.path, tmp_path / "work", tmp_path / "r2", "tables", figures=False, plan=plan)
+    v = {d["attack"] + str(d["eps"]): d["verdict"] for d in rep["modalities"]["lung"]["seed_control"]}
+    assert v["fgsm0.005"].startswith("n/a") and v["pgd0.005"] == "yes"
+
+
+def test_without_per_row_results_the_control_reads_na_not_a_verdict(tmp_path, grid):
+    plan = P.Plan(grid, "tables", ["lung"])
+    fabricate(tmp_path / "work", plan)
+    for f in (tmp_path / "work").rglob("transfer.json"):       # results written before rdm-eval kept rows
+        doc = json.loads(f.read_text())
+        for r in doc["results"]:
+            r.pop("per_row", None)
+        f.write_text(json.dumps(doc))
+    rep = R.build(grid, tmp_path / "work", tmp_path / "results", "tables", figures=False, plan=plan)
+    assert {d["verdict"] for d in rep["modalities"]["lung"]["seed_control"]} == {"n/a (no per-row results)"}
+    assert "under transfer: n/a (no per-row results)" in (tmp_path / "results" / "REPORT.md").read_text()
+
+
+# --------------------------------------------------------------------------- ablations
+def test_ablation_table_pairs_each_variant_with_rdmaa(tmp_path, grid):
+    rdmaa = _pattern(0.75, 2)
+    worse = _pattern(0.35, 4)
+    rep, md, _ = _build(tmp_path, grid, {}, {"rdmaa": rdmaa, "scratch": worse, "rdmaa-frozen": rdmaa,
+                                               "rdmaa-cleandcae": rdmaa})
+    ab = rep["modalities"]["lung"]["ablations"]
+    by = {(d["model"], d["family"]): d["verdict"] for d in ab}
+    assert by[("scratch", "clean")] == by[("scratch", "whitebox")] == "variant worse"
+    assert by[("rdmaa-frozen", "transfer")] == by[("rdmaa-cleandcae", "whitebox")] == "within noise"
+    # clean, transfer FGSM .005 and PGD .005 (not .002), white-box PGD .005: four rows per variant
+    assert sum(d["model"] == "scratch" for d in ab) == 4
+    assert "## Ablations of RDMAA" in md and "(tables/ablations-lung.csv" not in md
+    assert (tmp_path / "results" / "tables" / "ablations-lung.csv").read_text().count("\n") == 13
+    assert (tmp_path / "results" / "tables" / "ablations-lung.tex").read_text().startswith("%")
+
+
+def test_ablations_and_controls_run_only_their_light_jobs(grid):
+    plan = P.Plan(grid, "tables", ["lung"])
+    jobs = {s.outputs[0].split("/metrics/")[1] for s in plan.steps() if s.kind == "eval"}
+    for m in ("scratch", "rdmaa-frozen", "rdmaa-cleandcae"):
+        assert {j.split("/", 1)[1] for j in jobs if j.startswith(m + "/")} == \
+            {"clean.json", "transfer.json", "wb-pgd.json"}
+    assert any(j.startswith("rdmaa/wb-apgd") for j in jobs)
+    # the variants are trained as the grid says: dcae-clean on clean images only, scratch without a DCAE
+    words = {s.stage.rsplit("/", 1)[1]: _words(s) for s in plan.steps() if s.kind == "train"}
+    assert "--adv" not in words["dcae-clean"] and "adv/" not in words["dcae-clean"]
+    assert "--dcae" in words["rdmaa-cleandcae"] and "dcae-clean.ckpt" in words["rdmaa-cleandcae"]
+    assert "--init random" in words["scratch"] and "--dcae" not in words["scratch"]
+    assert "--freeze-encoder" in words["rdmaa-frozen"]
+
+
+# --------------------------------------------------------------------------- equal budgets
+def test_one_stopping_rule_reaches_every_trained_model(grid):
+    plan = P.Plan(grid, "tables", ["lung"])
+    words = {s.stage.rsplit("/", 1)[1]: _words(s) for s in plan.steps() if s.kind == "train"}
+    for name, w in words.items():
+        if name == "purified":            # composes two trained models: no training, no rule
+            assert "--patience" not in w and "--epochs" not in w
+            continue
+        assert "--epochs 40" in w, name
+        assert ("--patience 3" if name == "rdmaa-frozen" else "--patience 6") in w, name
+        # the demo's TRAIN_FLAGS come last, so its short epochs win
+        assert w.index("--patience") < w.index("TRAIN_FLAGS"), name
+    bad = GRID.replace("patience = 6", "patience = -1")
+    with pytest.raises(RdmError, match=r"\[training\]: patience must be an integer ≥ 0"):
+        config.Grid(tomllib.loads(bad) | {"_path": "g.toml"})
+
+
+def _ckpt(path: Path, best: int, run: int, stopped: bool) -> None:
+    p = load_preset("lung")
+    arch = cnn_arch(p)
+    torch.manual_seed(0)
+    hist = [{"epoch": i + 1, "train": {"loss": 1.0}} for i in range(run)]
+    save_checkpoint(path, build(arch), {"kind": "cnn", "arch": arch, "classes": list(p.classes),
+                                        "input_shape": list(p.shape), "preset": p.as_dict(),
+                                        "recipe": {"name": "baseline"}, "history": hist, "best_epoch": best,
+                                        "epochs_run": run, "stopped_early": stopped,
+                                        "val": {"accuracy": 0.9, "balanced_accuracy": 0.85}})
+
+
+def test_models_table_flags_a_model_whose_best_epoch_is_its_last(tmp_path):
+    work = tmp_path / "work"
+    paths = {n: work / P.model_path("lung", n, 0) for n in ("baseline", "advtrain-online", "rdmaa")}
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    _ckpt(paths["baseline"], best=12, run=18, stopped=True)
+    _ckpt(paths["advtrain-online"], best=8, run=8, stopped=False)     # hit the cap still improving
+    _ckpt(paths["rdmaa"], best=40, run=40, stopped=False)
+    t, info = records.models_table(work, "lung", ["baseline", "advtrain-online", "rdmaa"], [0])
+    best = {lab: cells[3].text() for lab, cells in t.rows}
+    assert best["baseline"] == "12"
+    assert best["advtrain-online"] == "8 = last: NOT CONVERGED" and best["rdmaa"].endswith("NOT CONVERGED")
+    assert info["baseline"]["converged"] is True and info["advtrain-online"]["converged"] is False
+    assert any(n.startswith("NOT CONVERGED (advtrain-online, rdmaa)") for n in t.notes)
+
+
+# --------------------------------------------------------------------------- the leakage audit
+@pytest.mark.parametrize("knn,colour,says", [
+    (0.98, 0.40, "1-NN on raw pixels BEATS the CNN"),
+    (0.89, 0.40, "1-NN on raw pixels matches the CNN within noise"),
+    (0.50, 0.40, "Both shortcut baselines are below the CNN beyond noise"),
+])
+def test_audit_section_reads_audit_json_beside_the_cnn(tmp_path, grid, knn, colour, says):
+    plan = P.Plan(grid, "tables", ["lung"])
+    work = tmp_path / "work"
+    fabricate(work, plan)                               # the CNN baseline's clean accuracy: 90 %
+    write_audit(work, "lung", baselines={"knn1_pixels": knn, "colour_logreg": colour},
+                near_train={"0.02": 0, "0.05": 7, "0.1": 41})
+    rep = R.build(grid, work, tmp_path / "results", "tables", figures=False, plan=plan)
+    md = (tmp_path / "results" / "REPORT.md").read_text()
+    a = rep["modalities"]["lung"]["audit"]
+    assert says in a["verdict"] and says in md
+    t = rep["tables"]["audit-lung"]
+    rows = {r["label"]: [c["text"] for c in r["cells"]] for r in t["rows"]}
+    assert rows["test rows with a training image within RMS 0.05"] == ["7 of 100"]
+    assert rows["1-NN on raw pixels (acc / bal)"][0].startswith(f"{100 * knn:.1f}")
+    assert rows["CNN baseline, clean (acc / bal)"][0].startswith("90.0")
+
+
+def test_a_missing_audit_is_said_not_a_crash(tmp_path, grid):
+    plan = P.Plan(grid, "tables", ["lung"])
+    fabricate(tmp_path / "work", plan)
+    (tmp_path / "work" / P.audit_path("lung")).unlink(missing_ok=True)
+    R.build(grid, tmp_path / "work", tmp_path / "results", "tables", figures=False, plan=plan)
+    assert "Leakage audit: missing" in (tmp_path / "results" / "REPORT.md").read_text()
+
+
+# --------------------------------------------------------------------------- brain both ways
+def test_per_modality_prep_options_and_the_audit_reach_the_prep_command(grid):
+    plan = P.Plan(grid, "tables")
+    prep = {s.modality: s for s in plan.steps() if s.kind == "prep"}
+    assert "--group-similar 0.05" in _words(prep["brain-grouped"]) and "--group-similar" not in _words(prep["lung"])
+    for s in prep.values():
+        assert "--audit" in _words(s) and P.audit_path(s.modality) in s.outputs
+    assert "brain-mri" in _words(prep["brain-grouped"]) and "--preset brain" in _words(prep["brain-grouped"])
+    # the grouped brain is the paper's brain task: its numbers (and so its matched ε targets) are brain's
+    assert plan.paper["brain-grouped"]["fgsm"] == 0.70
+    assert "--group-similar 0.05" in makefile(plan)
+    bad = tomllib.loads(GRID.replace("group_similar = 0.05", "group_similarity = 0.05")) | {"_path": "g.toml"}
+    with pytest.raises(RdmError, match="unknown option 'group_similarity'"):
+        config.Grid(bad)
+
+
+def test_the_real_grid_runs_brain_both_ways_with_equal_budgets():
+    plan = P.Plan(config.DEFAULT_GRID, "tables")
+    assert {"brain", "brain-grouped"} <= set(plan.modalities)
+    assert plan.prep["brain-grouped"].get("group_similar") and not plan.prep["brain"]
+    assert plan.training.get("patience") and plan.training.get("epochs")
+    for ms in plan.models.values():
+        if ms.recipe != "purify":
+            assert ms.get("epochs") == plan.training["epochs"] and ms.get("patience") == plan.training["patience"], \
+                ms.name
+
+
+# --------------------------------------------------------------------------- ε in physical units
+def test_units_come_from_the_preset_window():
+    from rdm.prep import luna16
+
+    u = units_of("lung")
+    assert (u["unit"], u["per_unit"]) == ("HU", 1400.0)
+    assert u["window"] == [luna16.HU_MIN, luna16.HU_MAX]          # the reader and the preset agree
+    assert units_of(load_preset("lung").as_dict()) == u           # as a checkpoint stores the preset
+    assert eps_units(0.005, u) == ".005 = 1.3/255 = 7 HU"
+    assert eps_units(0.002, units_of("brain")) == ".002 = 0.51/255" and units_of("brain")["unit"] is None
+    assert units_note(["PGD ε=.002, α=.002", "FGSM ε=.005"], u).endswith(".002 = 0.51/255 = 2.8 HU; "
+                                                                          ".005 = 1.3/255 = 7 HU.")
+    assert units_note(["No attack"], u) is None
+
+
+def test_report_tables_give_eps_in_grey_levels_and_hu(tmp_path, grid):
+    rep, md, _ = _build(tmp_path, grid, {})
+    t = rep["tables"]["table-III-accuracy-lung"]
+    assert any(".005 = 1.3/255 = 7 HU" in n for n in t["notes"])
+    assert rep["modalities"]["lung"]["units"]["per_unit"] == 1400.0
+    line = md.split("matched ε for FGSM")[1].splitlines()[0]
+    e = float("0" + line.split("**")[1])
+    assert f"({255 * e:.2g}/255, {1400 * e:.3g} HU;" in line
