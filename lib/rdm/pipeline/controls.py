@@ -47,12 +47,12 @@ MAJORITY_FOR_BALANCED = 0.6   # verdicts on balanced accuracy when one class hol
 
 def controls_of(x: View) -> list[str]:
     """The grid's control models (``[evaluate] controls``)."""
-    return list(getattr(x.plan, "controls", []))
+    return list(x.plan.controls)
 
 
 def ablations_of(x: View) -> list[str]:
     """The grid's ablations of RDMAA (``[evaluate] ablations``), in grid order."""
-    return list(getattr(x.plan, "ablations", []))
+    return list(x.plan.ablations)
 
 
 # --------------------------------------------------------------------------- per-row cells
@@ -67,15 +67,10 @@ class Rows:
     result_index: int
     metrics: dict[str, list[float | None]] = None     # each seed's accuracy / balanced accuracy as its file says
 
-    @property
-    def value(self) -> float:
-        return float(self.correct.mean())
-
 
 def seeds_of(x: View, cell: Cell) -> list[Cell]:
     """The cell for every seed of the run (one cell where the plan runs one seed)."""
-    f = getattr(x.p, "seeds_of", None)
-    return list(f(cell)) if f is not None else [cell]
+    return list(x.p.seeds_of(cell))
 
 
 def rows(x: View, cell: Cell | None) -> Rows | str:
@@ -406,7 +401,7 @@ def same_source_table(views: dict[str, View], audits: dict[str, dict[str, Any]])
 
 
 def _split_words(x: View) -> str:
-    opts = getattr(x.plan, "prep", {}).get(x.m, {})
+    opts = x.plan.prep.get(x.m, {})
     if "group_similar" in opts:
         return f"grouped at RMS ≤ {opts['group_similar']:g}"
     return "as prepared by the preset"
