@@ -186,7 +186,9 @@ def control_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
                     **({} if isinstance(gain_r, str) else {"rdmaa_gain": gain_r.to_dict()}),
                     **({} if isinstance(gain_c, str) else {"control_gain": gain_c.to_dict()})})
     cmps = [stats.Comparison(**d["rdmaa_minus_control"]) for d in out if "rdmaa_minus_control" in d]
-    t.notes.append(f"The control is an undefended CNN trained like the baseline with another seed (seed + 1000), "
+    off = x.plan.models[SEED_CONTROL].get("seed_offset") if SEED_CONTROL in x.plan.models else None
+    t.notes.append(f"The control is an undefended CNN trained like the baseline with another seed"
+                   f"{f' (seed + {off})' if off else ''}, "
                    "evaluated on the adversarial sets crafted on the same seed's baseline. Both gains are over the "
                    "baseline on the same rows, so RDMAA − control is their difference; 'yes' when a paired "
                    f"sign-flip test over the rows gives p < 0.05 and RDMAA is ahead, 'no' when the control is, "
@@ -216,8 +218,8 @@ def control_words(x: View, out: list[dict[str, Any]]) -> str:
     more = ""
     if gains:
         gr, gc = np.mean([g[0] for g in gains]), np.mean([g[1] for g in gains])
-        more = (f" Averaged over the {len(gains)} transfer cells, RDMAA gains {100 * gr:+.1f} points over the "
-                f"baseline and the control {100 * gc:+.1f}.")
+        more = (f" Averaged over the {len(gains)} transfer cells, RDMAA's gain over the baseline is {100 * gr:+.1f} "
+                f"points and the control's {100 * gc:+.1f}.")
     return (f"**{x.m}.** RDMAA beats an independently trained undefended network under transfer: **{ans}** "
             f"({counts} of {len(decided)} attack/ε cells).{more}")
 
@@ -333,7 +335,8 @@ def audit_verdict(x: View, audit: dict[str, Any]) -> str:
     for name, v, what in (("a 1-NN on raw pixels", knn, "the split may leak near-duplicates (slices or fields of "
                                                           "one patient), or the task is easy for pixel matching"),
                           ("a logistic regression on colour statistics", col,
-                           "the classes differ in staining or exposure, which a CNN can read instead of morphology")):
+                           "the classes differ in colour or intensity statistics (staining, exposure, windowing), "
+                           "which a CNN can read instead of morphology")):
         if v is None:
             continue
         if above_noise(v, n, cnn, max(n_cnn, 1)):
