@@ -12,9 +12,9 @@ the leakage audit (issue 16).
 * **Leakage audit.** ``audit.json`` (``rdm-prep --audit``) beside the baseline's clean accuracy on
   the same test split, with one sentence of verdict.
 
-Every comparison reads the per-row results of ``rdm-eval`` (``per_row``: index, y, pred) for every
-seed of a cell (:meth:`ModalityPlan.seeds_of`) and pairs rows by their clean-set index; a cell
-without per-row results, or on other rows, reads ``n/a`` with the reason.
+Every comparison reads the per-row results of ``rdm-eval`` for every seed of a cell through
+:mod:`rdm.pipeline.verdicts` (rows paired by their clean-set index, the modality's ``decide_on``
+metric); a cell without per-row results, or on other rows, reads ``n/a`` with the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .config import PAPER_EPS
 from .labels import attack_label, model_label, pct, same_eps
 from .paper import conditions
 from .plan import Cell
+from . import verdicts as V
 from .results import View
 from .tables import DASH, NA, Entry, Part, Table, words
 
@@ -42,7 +43,6 @@ ABLATIONS = {
     "scratch": "no DCAE: random encoder, RDMAA's schedule",
     "rdmaa-frozen": "DCAE encoder frozen (head trained only)",
 }
-MAJORITY_FOR_BALANCED = 0.6   # verdicts on balanced accuracy when one class holds more of the rows
 
 
 def controls_of(x: View) -> list[str]:
@@ -56,97 +56,67 @@ def ablations_of(x: View) -> list[str]:
 
 
 # --------------------------------------------------------------------------- per-row cells
-@dataclass
-class Rows:
-    """One cell over every seed: ``correct[s, i]`` for the rows ``index`` (sorted) with labels ``y``."""
-
-    index: np.ndarray
-    y: np.ndarray
-    correct: np.ndarray
-    files: list[str]
-    result_index: int
-    metrics: dict[str, list[float | None]] = None     # each seed's accuracy / balanced accuracy as its file says
-
-
+# The cells as per-row results over seeds are rdm.pipeline.verdicts' (Rows, rows_of, pair, decide_on):
+# one reader of per_row for the whole report.
 def seeds_of(x: View, cell: Cell) -> list[Cell]:
     """The cell for every seed of the run (one cell where the plan runs one seed)."""
     return list(x.p.seeds_of(cell))
 
 
-def rows(x: View, cell: Cell | None) -> Rows | str:
-    """The cell's per-row correctness over every seed, or the words saying why there is none."""
+def rows(x: View, cell: Cell | None) -> V.Rows | str:
+    """The cell's rows over every seed (:func:`rdm.pipeline.verdicts.rows_of`), or why there are none."""
     if cell is None:
         return "—"
-    idx0, y0, mats, files, ri = None, None, [], [], 0
-    metrics: dict[str, list[float | None]] = {"accuracy": [], "balanced_accuracy": []}
-    for c in seeds_of(x, cell):
-        ref = x.get(c)
-        if ref is None:
-            return "n/a"
-        pr = ref.result.get("per_row")
-        if not isinstance(pr, dict) or not all(k in pr for k in ("index", "y", "pred")):
-            return "n/a (no per-row results)"
-        index, y, pred = (np.asarray(pr[k], dtype=np.int64) for k in ("index", "y", "pred"))
-        order = np.argsort(index, kind="stable")
-        index, y, pred = index[order], y[order], pred[order]
-        if idx0 is None:
-            idx0, y0, ri = index, y, ref.index
-        elif not (np.array_equal(index, idx0) and np.array_equal(y, y0)):
-            return "n/a (seeds on other rows)"
-        mats.append(pred == y)
-        files.append(ref.file)
-        for k in metrics:
-            metrics[k].append(ref.metric(k))
-    return Rows(idx0, y0, np.stack(mats).astype(np.float64), files, ri, metrics)
+    ref = x.get(cell)
+    if ref is None:
+        return "n/a"
+    r = V.rows_of(x, ref)
+    return r if r is not None else "n/a (no per-row results)"
 
 
-def weights_for(y: np.ndarray) -> np.ndarray | None:
-    """Balanced-accuracy weights where one class holds more than :data:`MAJORITY_FOR_BALANCED` of
-    the rows (lung: 83 % non-nodules), else None (plain accuracy)."""
-    share = np.bincount(y).max() / len(y) if len(y) else 0
-    return stats.balanced_weights(y) if share > MAJORITY_FOR_BALANCED else None
-
-
-def compare(a: Rows | str, b: Rows | str) -> stats.Comparison | str:
-    """A against B on the same rows and seeds (:func:`rdm.stats.paired_test`), or why not."""
+def compare(x: View, a: V.Rows | str, b: V.Rows | str) -> stats.Comparison | str:
+    """A against B on the same rows and seeds (:func:`rdm.stats.paired_test`, on the modality's
+    deciding metric), or why not."""
     for r in (a, b):
         if isinstance(r, str):
             return r
-    if a.correct.shape != b.correct.shape or not np.array_equal(a.index, b.index):
-        return "n/a (rows differ)"
-    return stats.paired_test(a.correct, b.correct, weights=weights_for(a.y))
+    both = V.pair(a, b)
+    if both is None:
+        return V.ROWS_DIFFER
+    a, b = both
+    return stats.paired_test(a.correct.astype(np.float64), b.correct.astype(np.float64),
+                             weights=a.weights(V.decide_on(x)))
 
 
-def value_part(key: str, r: Rows | str, w: np.ndarray | None = None) -> Part | None:
-    """The cell's (balanced) accuracy over its rows and seeds, traced to its file for one seed."""
+def value_part(x: View, key: str, r: V.Rows | str) -> Part | None:
+    """The cell's value in the deciding metric, the mean over its seeds of the numbers its files hold
+    (traced to the file with one seed)."""
     if isinstance(r, str):
         return None
-    metric = "balanced_accuracy" if w is not None else "accuracy"
-    vals = (r.metrics or {}).get(metric) or []
-    if vals and all(v is not None for v in vals):
-        v = float(np.mean(vals))               # the files' own numbers (the same, computed per row)
-    else:
-        v = float(r.correct.mean()) if w is None else float((r.correct @ (w / w.sum())).mean())
-    one = len(r.files) == 1
-    return Part(key, v, r.files[0] if one else None, r.result_index if one else None, metric=metric if one else None)
+    metric = V.decide_on(x)
+    vals = [ref.metric(metric) for ref in r.refs]
+    v = float(np.mean(vals)) if vals and None not in vals else float(r.per_seed(metric).mean())
+    if r.n_seeds == 1 and r.files:
+        return Part(key, v, r.files[0][0], r.files[0][1], metric=metric)
+    return Part(key, v)
 
 
-def _value(r: Rows | str, w) -> Entry:
-    p = value_part("acc", r, w)
+def _value(x: View, r: V.Rows | str) -> Entry:
+    p = value_part(x, "acc", r)
     return Entry([p]) if p is not None else words(r)
 
 
-def _diff(cmp: stats.Comparison | str, a: Rows | str, b: Rows | str, w) -> list[Entry]:
+def _diff(x: View, cmp: stats.Comparison | str, a: V.Rows | str, b: V.Rows | str) -> list[Entry]:
     """A − B, its 95 % interval and p, from a paired comparison (or its reason, then dashes)."""
     if isinstance(cmp, str):
         return [words(cmp), DASH, DASH]
-    pa, pb = value_part("a", a, w), value_part("b", b, w)
+    pa, pb = value_part(x, "a", a), value_part(x, "b", b)
     return [Entry([Part("diff", cmp.diff, minus=(pa, pb))]),
             words(f"[{100 * cmp.lo:+.1f}, {100 * cmp.hi:+.1f}]"), words(f"{cmp.p:.3g}")]
 
 
-def _metric_words(y: np.ndarray | None) -> str:
-    return "balanced accuracy" if y is not None and weights_for(y) is not None else "accuracy"
+def _metric_words(x: View) -> str:
+    return V.METRIC_WORDS[V.decide_on(x)]
 
 
 def _rows_words(cmps: list[stats.Comparison]) -> str:
@@ -172,15 +142,12 @@ def control_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
               ["Transfer attack (crafted on the baseline)", "No defence", "RDMAA", "Control", "RDMAA gain",
                "Control gain", "RDMAA − control", "95 % interval", "p", "RDMAA beats the control"])
     out: list[dict[str, Any]] = []
-    ys = None
     for lab, a, e, _ in conditions(x, x.paper_eps):
         b, r, c = (rows(x, x.p.transfer(mdl, a, e)) for mdl in ("baseline", "rdmaa", SEED_CONTROL))
-        w = None if isinstance(r, str) else weights_for(r.y)
-        ys = ys if isinstance(r, str) else r.y
-        gain_r, gain_c, rc = compare(r, b), compare(c, b), compare(r, c)
+        gain_r, gain_c, rc = compare(x, r, b), compare(x, c, b), compare(x, r, c)
         verdict = CONTROL_ANSWER[rc.verdict] if not isinstance(rc, str) else rc
-        t.add(lab, [_value(b, w), _value(r, w), _value(c, w),
-                    _diff(gain_r, r, b, w)[0], _diff(gain_c, c, b, w)[0], *_diff(rc, r, c, w), words(verdict)])
+        t.add(lab, [_value(x, b), _value(x, r), _value(x, c),
+                    _diff(x, gain_r, r, b)[0], _diff(x, gain_c, c, b)[0], *_diff(x, rc, r, c), words(verdict)])
         out.append({"attack": a.name, "eps": e, "verdict": verdict,
                     **({} if isinstance(rc, str) else {"rdmaa_minus_control": rc.to_dict()}),
                     **({} if isinstance(gain_r, str) else {"rdmaa_gain": gain_r.to_dict()}),
@@ -192,7 +159,7 @@ def control_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
                    "evaluated on the adversarial sets crafted on the same seed's baseline. Both gains are over the "
                    "baseline on the same rows, so RDMAA − control is their difference; 'yes' when a paired "
                    f"sign-flip test over the rows gives p < 0.05 and RDMAA is ahead, 'no' when the control is, "
-                   f"'within noise' otherwise. Decided on {_metric_words(ys)}." + _rows_words(cmps))
+                   f"'within noise' otherwise. Decided on {_metric_words(x)}." + _rows_words(cmps))
     return t, out
 
 
@@ -246,23 +213,19 @@ def ablation_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
     t = Table(f"ablations-{x.m}", f"Ablations of RDMAA ({x.m}): each variant against RDMAA on the same rows (%)",
               ["Variant / condition", "Variant", "RDMAA", "Variant − RDMAA", "95 % interval", "p", "verdict"])
     out: list[dict[str, Any]] = []
-    ys = None
     for mdl in present:
         for lab, fam, cell_of in ablation_conditions(x):
             v, r = rows(x, cell_of(mdl)), rows(x, cell_of("rdmaa"))
-            w = None if isinstance(r, str) else weights_for(r.y)
-            ys = ys if isinstance(r, str) else r.y
-            cmp = compare(v, r)
+            cmp = compare(x, v, r)
             verdict = cmp if isinstance(cmp, str) else {"better": "variant better", "worse": "variant worse",
                                                         "within noise": "within noise"}[cmp.verdict]
-            t.add(f"{model_label(mdl)} / {lab}", [_value(v, w), _value(r, w),
-                                                                      *_diff(cmp, v, r, w), words(verdict)])
+            t.add(f"{model_label(mdl)} / {lab}", [_value(x, v), _value(x, r), *_diff(x, cmp, v, r), words(verdict)])
             out.append({"model": mdl, "condition": lab, "family": fam, "verdict": verdict,
                         **({} if isinstance(cmp, str) else {"variant_minus_rdmaa": cmp.to_dict()})})
     cmps = [stats.Comparison(**d["variant_minus_rdmaa"]) for d in out if "variant_minus_rdmaa" in d]
     t.notes.append("Variants: " + "; ".join(f"{model_label(m)}: {ABLATIONS.get(m, m)}" for m in present) + ".")
     t.notes.append("A variant is better or worse than RDMAA when a paired sign-flip test over the rows gives "
-                   f"p < 0.05; otherwise within noise. Decided on {_metric_words(ys)}." + _rows_words(cmps) +
+                   f"p < 0.05; otherwise within noise. Decided on {_metric_words(x)}." + _rows_words(cmps) +
                    " Transfer sets are crafted on the baseline; white-box attacks each model itself.")
     if "scratch" in present:
         t.notes.append("`scratch` is rdm-finetune --init random: RDMAA's schedule, data and stopping rule with a "
@@ -393,7 +356,7 @@ def same_source_table(views: dict[str, View], audits: dict[str, dict[str, Any]])
         rd = []
         for m in ms:
             r, b = (rows(views[m], views[m].p.clean(k)) for k in ("rdmaa", "baseline"))
-            c = compare(r, b)
+            c = compare(views[m], r, b)
             rd.append(words(c if isinstance(c, str) else f"{100 * c.diff:+.1f} ({c.verdict})"))
         t.add("RDMAA − no defence, clean", rd)
         t.notes.append("Where the grouped split's 1-NN falls and the CNN's accuracy holds, the slice split leaked; "
