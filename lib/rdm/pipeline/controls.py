@@ -5,7 +5,8 @@ the leakage audit (issue 16).
   resists another network's adversarial images to some degree. The ``control`` model (an undefended
   CNN, another seed) is evaluated on the same sets, so RDMAA's gain over the baseline can be set
   beside the control's gain, on the same rows: the two gains differ by RDMAA − control (the
-  baseline cancels), and :func:`rdm.stats.paired_test` decides that difference.
+  baseline cancels), and a paired test over rows and seeds (:func:`rdm.pipeline.verdicts.compare`)
+  decides that difference.
 * **Ablations.** RDMAA against its variants (a DCAE trained on clean images only, random
   initialisation with RDMAA's schedule, a frozen encoder) on clean, transfer and white-box PGD
   rows, each paired with RDMAA on the same rows.
@@ -20,13 +21,11 @@ metric); a cell without per-row results, or on other rows, reads ``n/a`` with th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import stats
 from .claims import above_noise
 from .config import PAPER_EPS
 from .labels import attack_label, model_label, pct, same_eps
@@ -34,7 +33,7 @@ from .paper import conditions
 from .plan import Cell
 from . import verdicts as V
 from .results import View
-from .tables import DASH, NA, Entry, Part, Table, words
+from .tables import NA, Entry, Part, Table, words
 
 SEED_CONTROL = "control"
 #: the ablations of RDMAA, in the order shown: model → what it changes
@@ -63,67 +62,44 @@ def seeds_of(x: View, cell: Cell) -> list[Cell]:
     return list(x.p.seeds_of(cell))
 
 
-def rows(x: View, cell: Cell | None) -> V.Rows | str:
-    """The cell's rows over every seed (:func:`rdm.pipeline.verdicts.rows_of`), or why there are none."""
-    if cell is None:
-        return "—"
-    ref = x.get(cell)
-    if ref is None:
+def ref(x: View, cell: Cell | None):
+    """The cell's result (None: not in the grid, or its file is missing)."""
+    return x.get(cell) if cell is not None else None
+
+
+def compare(x: View, a, b) -> V.Verdict | str:
+    """A against B on the same rows and seeds (:func:`rdm.pipeline.verdicts.compare`), or why not."""
+    if a is None or b is None:
         return "n/a"
-    r = V.rows_of(x, ref)
-    return r if r is not None else "n/a (no per-row results)"
+    v = V.compare(x, a, b)
+    if v is None:
+        return (V.ROWS_DIFFER if V.rows_of(x, a) is not None and V.rows_of(x, b) is not None
+                else "n/a (no per-row results)")
+    return v
 
 
-def compare(x: View, a: V.Rows | str, b: V.Rows | str) -> stats.Comparison | str:
-    """A against B on the same rows and seeds (:func:`rdm.stats.paired_test`, on the modality's
-    deciding metric), or why not."""
-    for r in (a, b):
-        if isinstance(r, str):
-            return r
-    both = V.pair(a, b)
-    if both is None:
-        return V.ROWS_DIFFER
-    a, b = both
-    return stats.paired_test(a.correct.astype(np.float64), b.correct.astype(np.float64),
-                             weights=a.weights(V.decide_on(x)))
+def _value(x: View, r) -> Entry:
+    return V.acc_entry(x, r) if r is not None else NA
 
 
-def value_part(x: View, key: str, r: V.Rows | str) -> Part | None:
-    """The cell's value in the deciding metric, the mean over its seeds of the numbers its files hold
-    (traced to the file with one seed)."""
-    if isinstance(r, str):
-        return None
-    metric = V.decide_on(x)
-    vals = [ref.metric(metric) for ref in r.refs]
-    v = float(np.mean(vals)) if vals and None not in vals else float(r.per_seed(metric).mean())
-    if r.n_seeds == 1 and r.files:
-        return Part(key, v, r.files[0][0], r.files[0][1], metric=metric)
-    return Part(key, v)
+def _diff(x: View, a, b) -> Entry:
+    """A − B in the deciding metric with its interval (:func:`rdm.pipeline.verdicts.diff_entry`)."""
+    return V.diff_entry(x, a, b) if a is not None and b is not None else NA
 
 
-def _value(x: View, r: V.Rows | str) -> Entry:
-    p = value_part(x, "acc", r)
-    return Entry([p]) if p is not None else words(r)
-
-
-def _diff(x: View, cmp: stats.Comparison | str, a: V.Rows | str, b: V.Rows | str) -> list[Entry]:
-    """A − B, its 95 % interval and p, from a paired comparison (or its reason, then dashes)."""
-    if isinstance(cmp, str):
-        return [words(cmp), DASH, DASH]
-    pa, pb = value_part(x, "a", a), value_part(x, "b", b)
-    return [Entry([Part("diff", cmp.diff, minus=(pa, pb))]),
-            words(f"[{100 * cmp.lo:+.1f}, {100 * cmp.hi:+.1f}]"), words(f"{cmp.p:.3g}")]
+def _p(cmp) -> Entry:
+    return words("—" if isinstance(cmp, str) else f"{cmp.cmp.p:.3g}")
 
 
 def _metric_words(x: View) -> str:
     return V.METRIC_WORDS[V.decide_on(x)]
 
 
-def _rows_words(cmps: list[stats.Comparison]) -> str:
+def _rows_words(cmps: list[V.Verdict]) -> str:
     if not cmps:
         return ""
-    k = sorted({c.n_seeds for c in cmps})
-    n = sorted({c.n_rows for c in cmps})
+    k = sorted({c.cmp.n_seeds for c in cmps})
+    n = sorted({c.cmp.n_rows for c in cmps})
     return (f" Rows: {', '.join(map(str, n))} per cell; seeds: {', '.join(map(str, k))} "
             f"(each row's result averaged over the seeds).")
 
@@ -140,19 +116,20 @@ def control_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
               f"Seed control ({x.m}): under transfer, does RDMAA beat an independently trained undefended "
               "network? (%, on the same rows)",
               ["Transfer attack (crafted on the baseline)", "No defence", "RDMAA", "Control", "RDMAA gain",
-               "Control gain", "RDMAA − control", "95 % interval", "p", "RDMAA beats the control"])
+               "Control gain", "RDMAA − control", "p", "RDMAA beats the control"])
     out: list[dict[str, Any]] = []
+    cmps: list[V.Verdict] = []
     for lab, a, e, _ in conditions(x, x.paper_eps):
-        b, r, c = (rows(x, x.p.transfer(mdl, a, e)) for mdl in ("baseline", "rdmaa", SEED_CONTROL))
+        b, r, c = (ref(x, x.p.transfer(mdl, a, e)) for mdl in ("baseline", "rdmaa", SEED_CONTROL))
         gain_r, gain_c, rc = compare(x, r, b), compare(x, c, b), compare(x, r, c)
         verdict = CONTROL_ANSWER[rc.verdict] if not isinstance(rc, str) else rc
-        t.add(lab, [_value(x, b), _value(x, r), _value(x, c),
-                    _diff(x, gain_r, r, b)[0], _diff(x, gain_c, c, b)[0], *_diff(x, rc, r, c), words(verdict)])
+        t.add(lab, [_value(x, b), _value(x, r), _value(x, c), _diff(x, r, b), _diff(x, c, b), _diff(x, r, c),
+                    _p(rc), words(verdict)])
         out.append({"attack": a.name, "eps": e, "verdict": verdict,
-                    **({} if isinstance(rc, str) else {"rdmaa_minus_control": rc.to_dict()}),
-                    **({} if isinstance(gain_r, str) else {"rdmaa_gain": gain_r.to_dict()}),
-                    **({} if isinstance(gain_c, str) else {"control_gain": gain_c.to_dict()})})
-    cmps = [stats.Comparison(**d["rdmaa_minus_control"]) for d in out if "rdmaa_minus_control" in d]
+                    **({} if isinstance(rc, str) else {"rdmaa_minus_control": rc.cmp.to_dict()}),
+                    **({} if isinstance(gain_r, str) else {"rdmaa_gain": gain_r.cmp.to_dict()}),
+                    **({} if isinstance(gain_c, str) else {"control_gain": gain_c.cmp.to_dict()})})
+        cmps += [] if isinstance(rc, str) else [rc]
     off = x.plan.models[SEED_CONTROL].get("seed_offset") if SEED_CONTROL in x.plan.models else None
     t.notes.append(f"The control is an undefended CNN trained like the baseline with another seed"
                    f"{f' (seed + {off})' if off else ''}, "
@@ -211,18 +188,19 @@ def ablation_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
     if not present or "rdmaa" not in x.models:
         return None, []
     t = Table(f"ablations-{x.m}", f"Ablations of RDMAA ({x.m}): each variant against RDMAA on the same rows (%)",
-              ["Variant / condition", "Variant", "RDMAA", "Variant − RDMAA", "95 % interval", "p", "verdict"])
+              ["Variant / condition", "Variant", "RDMAA", "Variant − RDMAA", "p", "verdict"])
     out: list[dict[str, Any]] = []
+    cmps: list[V.Verdict] = []
     for mdl in present:
         for lab, fam, cell_of in ablation_conditions(x):
-            v, r = rows(x, cell_of(mdl)), rows(x, cell_of("rdmaa"))
+            v, r = ref(x, cell_of(mdl)), ref(x, cell_of("rdmaa"))
             cmp = compare(x, v, r)
+            cmps += [] if isinstance(cmp, str) else [cmp]
             verdict = cmp if isinstance(cmp, str) else {"better": "variant better", "worse": "variant worse",
                                                         "within noise": "within noise"}[cmp.verdict]
-            t.add(f"{model_label(mdl)} / {lab}", [_value(x, v), _value(x, r), *_diff(x, cmp, v, r), words(verdict)])
+            t.add(f"{model_label(mdl)} / {lab}", [_value(x, v), _value(x, r), _diff(x, v, r), _p(cmp), words(verdict)])
             out.append({"model": mdl, "condition": lab, "family": fam, "verdict": verdict,
-                        **({} if isinstance(cmp, str) else {"variant_minus_rdmaa": cmp.to_dict()})})
-    cmps = [stats.Comparison(**d["variant_minus_rdmaa"]) for d in out if "variant_minus_rdmaa" in d]
+                        **({} if isinstance(cmp, str) else {"variant_minus_rdmaa": cmp.cmp.to_dict()})})
     t.notes.append("Variants: " + "; ".join(f"{model_label(m)}: {ABLATIONS.get(m, m)}" for m in present) + ".")
     t.notes.append("A variant is better or worse than RDMAA when a paired sign-flip test over the rows gives "
                    f"p < 0.05; otherwise within noise. Decided on {_metric_words(x)}." + _rows_words(cmps) +
@@ -355,9 +333,8 @@ def same_source_table(views: dict[str, View], audits: dict[str, dict[str, Any]])
         t.add("CNN baseline, clean (acc / bal)", [baseline_clean(views[m])[0] for m in ms])
         rd = []
         for m in ms:
-            r, b = (rows(views[m], views[m].p.clean(k)) for k in ("rdmaa", "baseline"))
-            c = compare(views[m], r, b)
-            rd.append(words(c if isinstance(c, str) else f"{100 * c.diff:+.1f} ({c.verdict})"))
+            r, b = (ref(views[m], views[m].p.clean(k)) for k in ("rdmaa", "baseline"))
+            rd.append(_diff(views[m], r, b))
         t.add("RDMAA − no defence, clean", rd)
         t.notes.append("Where the grouped split's 1-NN falls and the CNN's accuracy holds, the slice split leaked; "
                        "where both stay high, the task is easy for pixel matching (or leaks in a way grouping at "
