@@ -99,8 +99,9 @@ def test_the_grid_runs_aa_noise_and_the_steps_curve_for_every_model_with_rows_by
     from rdm.pipeline import config
     from rdm.pipeline import plan as P
 
-    for mode, aa_rows in (("tables", {"lung": P.SUBSET, "brain": P.SUBSET, "leukemia": P.SUBSET}),
-                          ("demo", {"lung": "test", "brain": "test", "leukemia": "test"})):
+    for mode, aa_rows in (("tables", {"lung": P.SUBSET, "brain": P.SUBSET, "brain-grouped": P.SUBSET,
+                                      "leukemia": P.SUBSET}),
+                          ("demo", {"lung": "test", "brain": "test", "brain-grouped": "test", "leukemia": "test"})):
         plan = P.Plan(None, mode)
         cells = list(plan.cells())
         for m, mp in plan.run.items():
