@@ -205,7 +205,11 @@ def ablation_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
     t.notes.append("A variant is better or worse than RDMAA when a paired sign-flip test over the rows gives "
                    f"p < 0.05; otherwise within noise. Decided on {_metric_words(x)}." + _rows_words(cmps) +
                    " Transfer sets are crafted on the baseline; white-box attacks each model itself.")
-    if "scratch" in present:
+    if "scratch" not in present:
+        t.notes.append("RDMAA's schedule from a random encoder (`rdm-finetune --init random`) trains the baseline's "
+                       "weights with the baseline's seed (tests/test_finetune.py): that ablation is RDMAA against no "
+                       "defence, in the paper's tables above, on the same rows and seeds.")
+    else:
         t.notes.append("`scratch` is rdm-finetune --init random: RDMAA's schedule, data and stopping rule with a "
                        "random encoder. rdm-finetune differs from rdm-train-cnn only in the encoder's start, so with "
                        "the baseline's seed it trains the baseline's weights (tests/test_finetune.py); its rows "
