@@ -134,14 +134,14 @@ def test_prefetch_stops_its_thread_when_the_loop_ends_early():
 
 def test_eval_predictions_in_channels_last_pieces_equal_one_plain_forward(data):
     from rdm import eval_api
-    from rdm.models import predict
+    from rdm.models import CPU_PREDICT_ROWS, predict
     from rdm.sets import SetReader
 
     torch.manual_seed(0)
     model = build(cnn_arch(load_preset(str(data["preset"])))).eval()
     with SetReader(data["train"]) as r:
         x = r.read(0, 150)["x"]                      # more rows than one CPU piece
-    assert len(x) > eval_api.CPU_PREDICT_ROWS
+    assert len(x) > CPU_PREDICT_ROWS
     with torch.no_grad():
         want = predict(model(torch.from_numpy(x))).numpy()
     model.to(memory_format=torch.channels_last)
