@@ -194,3 +194,23 @@ def test_report_table_fails_the_masking_model_and_passes_the_honest_one(report):
     assert "Gradient-masking checks, lung" in section and "paired sign-flip test" in section
     for ext in ("csv", "tex"):
         assert (d / "results" / "tables" / f"masking-lung.{ext}").read_text().count("fail") >= 4
+
+
+def test_a_weak_attack_at_large_eps_is_not_called_masking_when_the_baseline_survives_it_too():
+    """(e): a defended model above the floor at the largest ε fails only when the undefended baseline,
+    under the same attack, does not stay there too (then the attack is weak, not the defence)."""
+    from rdm.pipeline import masking as MK
+
+    def row(model, kind, fail):
+        r = MK.Row(model, "large-eps", f"{kind} sweep", MK.FAIL if fail else MK.PASS, "numbers.")
+        if fail:
+            r.flag("high-at-large-eps", "leaves 30 %", kind=kind)
+        return r
+
+    rows = [row("baseline", "fgsm", True), row("baseline", "pgd", False),
+            row("rdmaa", "fgsm", True), row("rdmaa", "pgd", True)]
+    MK._weak_attack_is_not_masking(rows)
+    rd_fgsm, rd_pgd = rows[2], rows[3]
+    assert rd_fgsm.status == MK.UNDECIDED and rd_fgsm.flags == [] and "baseline" in rd_fgsm.numbers
+    assert rd_pgd.status == MK.FAIL and rd_pgd.flags          # the baseline falls to PGD: a real sign
+    assert rows[0].status == MK.FAIL                            # the baseline's own row is not rewritten

@@ -63,7 +63,8 @@ RULE = ("Beyond noise: a paired sign-flip test on the same rows (each row averag
         "restarts) leaves a higher accuracy beyond noise; (c) when Square fools, beyond noise, rows APGD-CE and "
         "APGD-T left; (d) when transfer leaves a lower accuracy than the same attack white-box beyond noise; "
         "(e) when accuracy rises with ε (by more than 2 points and two standard errors), or stays above 10 % + "
-        "two standard errors at the sweep's largest ε (≥ .1); (f) passes when the strongest white-box attack on the same rows is below the noise "
+        "two standard errors at the sweep's largest ε (≥ .1) — undecided when the undefended baseline stays "
+        "above that floor under the same attack too (the attack is weak there, not the defence); (f) passes when the strongest white-box attack on the same rows is below the noise "
         "control beyond noise and the noise's drop from clean is at most half the attack's, undecided when the "
         "attack is within noise of clean.")
 
@@ -412,8 +413,23 @@ def masking_rows(x: View) -> list[Row]:
     for m in x.models:
         steps, ups = _steps(x, m)
         out += [steps, _stronger(x, m, ups), *_square(x, m), _transfer(x, m), *_large_eps(x, m), *_noise(x, m)]
+    _weak_attack_is_not_masking(out)
     order = list(CHECKS)
     return sorted(out, key=lambda r: (x.models.index(r.model), order.index(r.check)))
+
+
+def _weak_attack_is_not_masking(rows: list[Row]) -> None:
+    """(e) for a defended model is undecided, not failed, when the undefended baseline also stays above
+    the floor at the sweep's largest ε under the same attack: then the attack (its steps, its ε), not
+    the defence, leaves the accuracy there."""
+    base = {r.flags[0].get("kind") for r in rows if r.model == "baseline" and r.check == "large-eps"
+            and r.status == FAIL and any(f["check"] == "high-at-large-eps" for f in r.flags)}
+    for r in rows:
+        if r.model == "baseline" or r.check != "large-eps" or r.status != FAIL:
+            continue
+        if all(f["check"] == "high-at-large-eps" and f.get("kind") in base for f in r.flags):
+            r.status, r.flags = UNDECIDED, []
+            r.numbers += " The undefended baseline stays above the floor under the same attack too."
 
 
 def masking_checks(x: View, rows: list[Row] | None = None) -> list[dict[str, Any]]:
