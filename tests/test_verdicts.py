@@ -16,7 +16,8 @@ from helpers import fake_result
 from rdm.pipeline import plan as P
 from rdm.pipeline import steps
 from rdm.pipeline import verdicts as V
-from rdm.pipeline.results import Ref, Results, View, acc_entry, diff_entry
+from rdm.pipeline.results import Ref, Results, View
+from rdm.pipeline.verdicts import ref_acc_entry as acc_entry, ref_diff_entry as diff_entry
 from rdm.sets import SetWriter, make_provenance
 from test_report import TINY
 

@@ -13,11 +13,10 @@ from typing import Any, Iterable
 
 from ..errors import RdmError
 from .cost import Cost
-from .labels import DEFENDED_ORDER, attack_label, same_opt
+from .labels import DEFENDED_ORDER, PAPER_EPS, attack_label, same_opt
 
 DEFAULT_GRID = Path(__file__).resolve().parents[3] / "experiments" / "grid.toml"
 MODES = ("tables", "demo")
-PAPER_EPS = 0.005  # the ε of the paper's Tables III–XI
 
 
 def load_grid(path: str | Path | None = None) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def forward() -> float:
 def passes(attack: Any, classes: int) -> float | None:
     """Forward+backward passes of one row for a plan attack (the registry's own count)."""
     from ..attack_registry import get
-    from .config import PAPER_EPS
+    from .labels import PAPER_EPS
 
     spec = get(attack.kind).make((attack.eps or (PAPER_EPS,))[0], **dict(attack.params))
     return spec.attack().passes(classes)

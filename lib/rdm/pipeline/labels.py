@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+PAPER_EPS = 0.005  # the ε of the paper's Tables III–XI
+
 MODEL_LABELS = {
     "control": "Seed control (undefended, another seed)",
     "baseline": "No defence",

@@ -14,7 +14,8 @@ from .labels import attack_label, eps_txt, eps_units, model_label, same_eps, sho
 from ..attack_registry import default_alpha
 from .config import PAPER_EPS, Attack
 from . import verdicts as V
-from .results import Ref, View, acc_entry, diff_entry
+from .results import Ref, View
+from .verdicts import ref_acc_entry as acc_entry, ref_diff_entry as diff_entry
 from .tables import DASH, NA, Entry, Part, Table, words
 
 TABLE_NO = {"lung": ("III", "VI", "IX"), "leukemia": ("IV", "VII", "X"), "brain": ("V", "VIII", "XI")}

@@ -312,7 +312,6 @@ class ModalityPlan:
         sw, sw_rows = (sub, SUBSET) if p.sweep_on_subset else (test, "test")
         light = self.ablation_jobs()
         for model in (*p.eval_models, *p.controls, *p.ablations):
-            ck = model_path(m, model, seed)
             crafted_on_it = model == "baseline"
             adv_proto = "white-box" if crafted_on_it else "transfer"
             wanted = CONTROL_JOBS if model in p.controls else light if model in p.ablations else None

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from .labels import fmt_eps, same_eps
 from .config import Attack
 from .plan import Cell, ModalityPlan, Pick, Plan, matched_path
-from .tables import NA, Entry, Part
+from .tables import Part
 
 
 @dataclass
@@ -179,25 +179,3 @@ class View:
 
 
 # --------------------------------------------------------------------------- entries from results
-def acc_entry(ref: Ref | None) -> Entry:
-    """``accuracy ± CI / balanced accuracy ± CI`` of a result over its seeds (``n/a`` when missing);
-    see :func:`rdm.pipeline.verdicts.acc_entry`."""
-    if ref is None:
-        return NA
-    if ref.view is None:
-        return Entry([ref.part("accuracy", "acc"), ref.part("balanced_accuracy", "bal")])
-    from . import verdicts
-
-    return verdicts.acc_entry(ref.view, ref)
-
-
-def diff_entry(a: Ref | None, b: Ref | None, key: str | None = None) -> Entry:
-    """A − B on the same rows and seeds with its verdict (:func:`rdm.pipeline.verdicts.diff_entry`)."""
-    if a is None or b is None:
-        return NA
-    from . import verdicts
-
-    view = a.view or b.view
-    if view is None:
-        return Entry([], na=verdicts.ROWS_DIFFER)
-    return verdicts.diff_entry(view, a, b, key)

@@ -102,8 +102,6 @@ def subset_index(sub: str | Path, full: str | Path):
 
 def write_subset(src: str, n: int, out: str, seed: int = 0) -> None:
     """A seeded random subset of ``n`` rows (order kept), for the expensive white-box attacks."""
-    import numpy as np
-
     from ..sets import SetReader, SetWriter, make_provenance, validate_set
 
     validate_set(src, check_values=False)

@@ -431,3 +431,24 @@ def said(x: "View", a: "Ref | None", b: "Ref | None") -> str:
         if r is not None:
             txt += f"; {pos} recall {pct(r.va)} % vs {pct(r.vb)} %"
     return txt
+
+
+# --------------------------------------------------------------------------- entries from a result alone
+def ref_acc_entry(ref: Ref | None) -> Entry:
+    """``accuracy ± CI / balanced accuracy ± CI`` of a result over its seeds (``n/a`` when missing);
+    see :func:`acc_entry`."""
+    if ref is None:
+        return NA
+    if ref.view is None:
+        return Entry([ref.part("accuracy", "acc"), ref.part("balanced_accuracy", "bal")])
+    return acc_entry(ref.view, ref)
+
+
+def ref_diff_entry(a: Ref | None, b: Ref | None, key: str | None = None) -> Entry:
+    """A − B on the same rows and seeds with its verdict (:func:`diff_entry`)."""
+    if a is None or b is None:
+        return NA
+    view = a.view or b.view
+    if view is None:
+        return Entry([], na=ROWS_DIFFER)
+    return diff_entry(view, a, b, key)
