@@ -78,10 +78,10 @@ def test_fgsm_sweep_is_fgsm_at_each_eps():
     model = Tiny(k=3, seed=4)
     x, y = data(k=3)
     eps = [0.0, 0.002, 0.01, 0.2]
-    for e, xa in zip(eps, fgsm_sweep(model, x, y, eps)):
+    for e, xa in zip(eps, list(fgsm_sweep(model, x, y, eps)), strict=True):
         assert torch.equal(xa, fgsm(model, x, y, e))
     specs = [AttackSpec.make("fgsm", e) for e in eps]
-    for e, a in zip(eps, run_attack_sweep(specs, model, x, y)):      # the registry's sweep against the reference
+    for e, a in zip(eps, list(run_attack_sweep(specs, model, x, y)), strict=True):      # the registry's sweep against the reference
         torch.testing.assert_close(a, ref_fgsm(model, x, y, e), atol=1e-6, rtol=0)
 
 

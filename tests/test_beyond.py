@@ -101,6 +101,7 @@ def test_best_adversarial_training_ranges_over_every_recipe_and_is_named(fab):
     d, plan, rep = fab
     cols, rows = _table(rep, "table-IX-advtrain")
     assert "AdvTrain-TRADES white-box" in cols and "AdvTrain-fast transfer" in cols
+    checked = 0
     for row in rows:
         for proto in ("transfer", "white-box"):
             best = row["cells"][cols.index(f"best AdvTrain {proto}") - 1]
@@ -113,11 +114,12 @@ def test_best_adversarial_training_ranges_over_every_recipe_and_is_named(fab):
                 continue
             top = max(shown.values())
             assert best["parts"][0]["value"] == top
-            assert best["text"].split(" ")[0] in {f"AdvTrain-{x}" for x in ("FGSM", "PGD", "online", "TRADES", "fast")}
+            checked += 1
             winner = [m for m, v in shown.items() if v == top]
             assert best["text"].startswith({"advtrain-fgsm": "AdvTrain-FGSM", "advtrain-pgd": "AdvTrain-PGD",
                                             "advtrain-online": "AdvTrain-online", "advtrain-trades": "AdvTrain-TRADES",
                                             "advtrain-fast": "AdvTrain-fast"}[winner[0]])
+    assert checked >= 4, checked          # clean and the attacked rows, both protocols
     md = (d / "results" / "REPORT.md").read_text()
     line = next(ln for ln in md.splitlines() if "best adversarial training under PGD" in ln)
     assert any(f"(B = AdvTrain-{x}: " in line for x in ("FGSM", "PGD", "online", "TRADES", "fast"))
@@ -129,7 +131,8 @@ def test_certified_table_recomputes_the_certificate(fab):
     work = d / "work"
     cfg = plan.certify
     matched = json.loads((work / "lung/s0/matched.json").read_text())["pgd"]
-    for (model, sigma), row in zip(cfg.models, rows):
+    assert len(rows) == len(cfg.models) > 0
+    for (model, sigma), row in zip(cfg.models, rows, strict=True):
         cert = json.loads((work / f"lung/s0/certify/{model}.json").read_text())
         pr = cert["per_row"]
         y, pred, rad = (np.asarray(pr[k]) for k in ("y", "pred", "radius"))

@@ -132,6 +132,11 @@ def test_a_set_certified_in_shards_equals_one_run(tmp_path, phantom_set):
     other.write_text(json.dumps(certify_set(ck, s, shard=(0, 3), **(kw | {"sigma": 0.5}))))
     with pytest.raises(RdmError, match="another model, set, settings"):
         merge_certificate_files([*paths[:2], other])
+    bad = json.loads(paths[0].read_text())              # shard 2's part claiming rows it did not certify
+    bad["per_row"]["rows"] = [r - 1 for r in bad["per_row"]["rows"]]
+    paths[0].write_text(json.dumps(bad))
+    with pytest.raises(RdmError, match="not those of shard 2/3"):
+        merge_certificate_files(paths)
 
 
 def test_rdm_certify_cli_writes_a_report_and_refuses_bad_settings(tmp_path, phantom_set):

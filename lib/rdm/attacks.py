@@ -360,9 +360,9 @@ def sign_noise(x: torch.Tensor, eps: float, *, seed: int | None = None,
     model, no gradient. Each pixel is one of its bounds ``[max(x−ε, 0), min(x+ε, 1)]`` (selected,
     not computed), so the ε-ball and [0, 1] hold exactly."""
     eps = check_eps(eps)
-    x = x.detach().clone(memory_format=_fast_layout(x))
+    x = x.detach()
     if eps == 0:
-        return x.contiguous()
+        return x.clone(memory_format=torch.contiguous_format)
     u = uniform_rows(x.shape, seed, _row_ids(row_ids, x.shape[0]), NOISE_RESTART, x.device)
     lo, hi = eps_bounds(x, eps)
     return torch.where(u < 0.5, lo, hi).contiguous()

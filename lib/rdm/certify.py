@@ -220,7 +220,7 @@ def merge_certificate_files(paths: Sequence) -> dict:
     import json
     from pathlib import Path
 
-    from .shards import check_coverage, in_shard_order
+    from .shards import check_coverage, in_shard_order, shard_range
 
     parts = []
     for p in paths:
@@ -238,9 +238,13 @@ def merge_certificate_files(paths: Sequence) -> dict:
         if key(rep) != key(first):
             raise RdmError(f"{name}: another model, set, settings or shard count than {parts[0][0]}")
     ordered = in_shard_order([(n, int(r["shard"]["index"]), r) for n, r in parts], int(first["shard"]["count"]))
-    check_coverage([(n, r["per_row"]["rows"][0] if r["per_row"]["rows"] else 0,
-                     r["per_row"]["rows"][-1] + 1 if r["per_row"]["rows"] else 0) for n, r in ordered],
-                   int(first["rows_of"]))
+    spans = []
+    for n, r in ordered:     # each part's rows are its shard's, as --shard chose them (an empty shard included)
+        start, stop = shard_range(int(first["rows_of"]), (int(r["shard"]["index"]), int(r["shard"]["count"])))
+        if list(r["per_row"]["rows"]) != list(range(start, stop)):
+            raise RdmError(f"{n}: its rows are not those of shard {r['shard']['index']}/{r['shard']['count']}")
+        spans.append((n, start, stop))
+    check_coverage(spans, int(first["rows_of"]))
     out = {k: [v for _, r in ordered for v in r["per_row"][k]] for k in first["per_row"]}
     merged = dict(first, shard=None, per_row=out)
     radii = [float(r) for r in first["certified_accuracy"]]

@@ -169,9 +169,9 @@ def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, 
         return [train, val, *adv], [tool("rdm-pretrain-dcae"), tr, *[out(a) for a in adv], *va, *lit("-o"), o, *flags]
     if recipe == "finetune":
         # init = "random": RDMAA's schedule without the DCAE (the 'scratch' ablation)
-        init = [*lit("--init", "random")] if opts.get("init") == "random" else [*lit("--dcae"), out(dcae)]
         if opts.get("init", "dcae") not in ("dcae", "random") or (opts.get("init") == "random") == (dcae is not None):
             raise RdmError("a finetune model names a DCAE (dcae = ...) or sets init = \"random\", one of the two")
+        init = [*lit("--init", "random")] if opts.get("init") == "random" else [*lit("--dcae"), out(dcae)]
         frozen = lit("--freeze-encoder") if opts.get("freeze_encoder") else []
         return [train, val, *([dcae] if dcae else []), *adv], [tool("rdm-finetune"), tr, *init, *frozen, *va, *advf,
                                                                *lit("-o"), o, *flags]

@@ -176,14 +176,21 @@ def square_words(c: Change) -> str:
 
 
 # =========================================================================== the report
+def _refs(x: View, ref: Ref) -> list[Ref]:
+    """``ref`` for every seed the plan ran whose file is there (``ref`` alone without a cell)."""
+    if ref.cell is None:
+        return [ref]
+    return [r for r in (x.get(c) for c in x.p.seeds_of(ref.cell)) if r is not None] or [ref]
+
+
+def _seeds(x: View, ref: Ref) -> list[int | None]:
+    return [r.cell.seed if r.cell is not None else None for r in _refs(x, ref)]
+
+
 def _per_row(x: View, ref: Ref) -> list[dict] | None:
-    """The per-row lists of ``ref`` for every seed the plan ran (the first seed's alone before the
-    plan has seeds); None when a seed's file lacks them or the seeds' rows differ."""
-    refs = [ref]
-    seeds_of = getattr(x.p, "seeds_of", None)
-    if seeds_of is not None and ref.cell is not None:
-        refs = [r for r in (x.get(c) for c in seeds_of(ref.cell)) if r is not None] or [ref]
-    rows = [r.result.get("per_row") for r in refs]
+    """The per-row lists of ``ref`` for every seed the plan ran (in seed order, :func:`_seeds`);
+    None when a seed's file lacks them or the seeds' rows differ."""
+    rows = [r.result.get("per_row") for r in _refs(x, ref)]
     if any(not pr or "pred" not in pr for pr in rows) or any(pr["index"] != rows[0]["index"] for pr in rows):
         return None
     return rows
@@ -213,7 +220,7 @@ def paired(x: View, a: Ref | None, b: Ref | None) -> Change | None:
     if not same_rows(a, b):
         return None
     ra, rb = _per_row(x, a), _per_row(x, b)
-    if ra is not None and rb is not None and ra[0]["index"] == rb[0]["index"] and len(ra) == len(rb):
+    if ra is not None and rb is not None and ra[0]["index"] == rb[0]["index"] and _seeds(x, a) == _seeds(x, b):
         return change(_matrix(ra, _correct), _matrix(rb, _correct))
     va, vb = a.metric("accuracy"), b.metric("accuracy")
     call = "higher" if beyond_noise(b, a) else "lower" if beyond_noise(a, b) else "within noise"

@@ -230,11 +230,8 @@ def pair(a: Rows | None, b: Rows | None) -> tuple[Rows, Rows] | None:
     if a is None or b is None:
         return None
     seeds = tuple(s for s in a.seeds if s in b.seeds)
-    if not seeds:
-        if a.n_seeds != b.n_seeds:
-            return None
-        b = replace(b, seeds=a.seeds)    # seed labels differ but each line is one seed: pair in order
-        seeds = a.seeds
+    if not seeds:        # no seed in common: nothing to pair (never seed s of one with seed t of the other)
+        return None
     a, b = a.with_seeds(seeds), b.with_seeds(seeds)
     if np.array_equal(a.index, b.index):
         pass
