@@ -15,9 +15,12 @@ from scipy.stats import norm
 from rdm.errors import RdmError
 from rdm.pipeline import commands as C
 from rdm.pipeline import report
+from rdm.pipeline.cards import card as model_card
 from rdm.pipeline.config import load_grid
 from rdm.pipeline.plan import SUBSET, Plan, set_path
+from rdm.pipeline.results import Results, View
 from rdm.pipeline.render import make_word
+from rdm.presets import preset_path
 
 from helpers import fabricate
 
@@ -201,3 +204,18 @@ def test_model_cards_have_the_keys_and_the_reports_numbers(fab):
     noise = cards["lung-noise-25.json"]
     assert noise["threat_model"][1]["norm"] == "L2"
     assert noise["certified"] == rep["modalities"]["lung"]["certified"]["noise-25"]
+
+
+def test_model_card_hu_comes_from_the_presets_window(fab, tmp_path):
+    """A CT preset with another window than LUNA16's [-1000, 400] gets its own HU in its cards."""
+    d, _, _ = fab
+    wide = tmp_path / "wide.toml"
+    wide.write_text(preset_path("lung").read_text().replace("window = [-1000, 400]", "window = [-1200, 600]"))
+    g = copy.deepcopy(load_grid())
+    g["modalities"]["lung"]["preset"] = str(wide)
+    x = View(Plan(g, "tables", ["lung"]), Results(d / "work"), "lung")
+    c = model_card(x, d / "work", "rdmaa", {})
+    assert c["threat_model"][0]["intensity"] == {"unit": "HU", "window": [-1200.0, 600.0]}
+    assert len(c["robust"]) > 5 and len(c["threat_model"][0]["eps"]) > 1
+    for r in [*c["robust"], *c["threat_model"][0]["eps"]]:
+        assert r["eps_hu"] == pytest.approx(1800 * r["eps"]) and r["eps_grey_levels"] == pytest.approx(255 * r["eps"])

@@ -19,7 +19,7 @@ from rdm.models import build, cnn_arch
 from rdm.pipeline import config, controls, records
 from rdm.pipeline import plan as P
 from rdm.pipeline import report as R
-from rdm.pipeline.labels import eps_units, units_note, units_of
+from rdm.pipeline.labels import eps_units, eps_values, units_note, units_of
 from rdm.pipeline.render import makefile
 from rdm.presets import load_preset
 
@@ -363,6 +363,9 @@ def test_units_come_from_the_preset_window():
     assert u["window"] == [luna16.HU_MIN, luna16.HU_MAX]          # the reader and the preset agree
     assert units_of(load_preset("lung").as_dict()) == u           # as a checkpoint stores the preset
     assert eps_units(0.005, u) == ".005 = 1.3/255 = 7 HU"
+    assert eps_values(0.005, u) == pytest.approx({"eps": 0.005, "eps_grey_levels": 1.275, "eps_hu": 7.0})
+    assert eps_values(0.005, units_of("brain")) == pytest.approx({"eps": 0.005, "eps_grey_levels": 1.275})
+    assert eps_values(None, u) == {"eps": None}
     assert eps_units(0.002, units_of("brain")) == ".002 = 0.51/255" and units_of("brain")["unit"] is None
     assert units_note(["PGD ε=.002, α=.002", "FGSM ε=.005"], u).endswith(".002 = 0.51/255 = 2.8 HU; "
                                                                           ".005 = 1.3/255 = 7 HU.")

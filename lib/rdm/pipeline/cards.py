@@ -2,11 +2,12 @@
 of RobustBench's model entries, so a number can be compared across papers and tools.
 
 A card says what was attacked and how hard (threat model, ε in [0, 1] pixels, in grey levels ε·255
-and, for CT, in Hounsfield units), on what (dataset and the sha256 of the raw data's source stamp,
-split and seed, rows), with what result (clean and robust accuracy per attack suite, per seed and
-their mean, each with the metrics file and result index it came from: the same numbers the report
-shows), and what the model is and cost (training recipe and settings, seconds from
-``timings.jsonl``). Noise-trained models add their certified L2 accuracy (:mod:`.certified`).
+and, for CT, in Hounsfield units of the preset's ``[intensity]`` window, as the report), on what
+(dataset and the sha256 of the raw data's source stamp, split and seed, rows), with what result
+(clean and robust accuracy per attack suite, per seed and their mean, each with the metrics file and
+result index it came from: the same numbers the report shows), and what the model is and cost
+(training recipe and settings, seconds from ``timings.jsonl``). Noise-trained models add their
+certified L2 accuracy (:mod:`.certified`).
 """
 
 from __future__ import annotations
@@ -16,33 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .certified import summary as certified_summary
-from .labels import attack_label, model_label
+from .labels import attack_label, eps_values, model_label, units_of
 from .plan import SPLITS, SUBSET, Cell, set_path, source_stamp_path, stage_name
 from .results import View
 
 CARD = "rdm-model-card/1"
 #: the result families a card lists as robust accuracy (the ε sweeps stay in the report)
 SUITES = ("transfer", "whitebox", "matched-transfer", "matched")
-
-
-def hu_window(plan, m: str) -> tuple[float, float] | None:
-    """The HU window that ``rdm-prep`` maps to [0, 1] for a CT modality (None for other images)."""
-    if plan.modalities[m].get("preset") != "lung":
-        return None
-    from ..prep.luna16 import HU_MAX, HU_MIN
-
-    return float(HU_MIN), float(HU_MAX)
-
-
-def eps_units(plan, m: str, eps: float | None) -> dict[str, Any]:
-    """ε in [0, 1] pixels, in grey levels (ε·255) and, for CT, in HU (ε × the window's width)."""
-    if eps is None:
-        return {"eps": None}
-    d: dict[str, Any] = {"eps": float(eps), "eps_grey_levels": float(eps) * 255.0}
-    win = hu_window(plan, m)
-    if win is not None:
-        d["eps_hu"] = float(eps) * (win[1] - win[0])
-    return d
 
 
 def _number(x: View, cells: list[Cell]) -> dict[str, Any] | None:
@@ -114,6 +95,7 @@ def _training(x: View, work: Path, model: str, stages: dict[str, float]) -> dict
 def card(x: View, work: Path, model: str, stages: dict[str, float]) -> dict[str, Any]:
     """The card of one model of one modality."""
     clean = x.p.clean(model) or x.p.certified_clean(model)
+    units = units_of(x.plan.modalities[x.m]["preset"])
     robust = []
     for c in x.p.cells:
         if c.model != model or c.seed != x.plan.seeds[0] or c.family not in SUITES:
@@ -121,10 +103,11 @@ def card(x: View, work: Path, model: str, stages: dict[str, float]) -> dict[str,
         num = _number(x, x.p.seeds_of(c))
         eps = _eps_of(x, c)
         robust.append({"suite": c.attack.name, "attack": attack_label(c.attack, eps), "protocol": c.protocol,
-                       "matched_eps": c.eps_from is not None, "on": c.rows, **eps_units(x.plan, x.m, eps),
+                       "matched_eps": c.eps_from is not None, "on": c.rows, **eps_values(eps, units),
                        **(num or {"accuracy": None})})
     eps_all = sorted({r["eps"] for r in robust if r.get("eps") is not None})
-    threat = [{"norm": "Linf", "eps": [eps_units(x.plan, x.m, e) for e in eps_all]}]
+    threat = [{"norm": "Linf", "eps": [eps_values(e, units) for e in eps_all],
+               **({"intensity": {"unit": units["unit"], "window": units["window"]}} if units.get("unit") else {})}]
     cert = certified_summary(x).get(model)
     if cert is not None:
         threat.append({"norm": "L2", "certified": True, "radii": sorted(float(r) for r in cert["certified_accuracy"])})

@@ -91,11 +91,23 @@ def units_of(preset: Any) -> dict[str, Any]:
     return out
 
 
+def eps_values(eps: float | None, units: dict[str, Any]) -> dict[str, Any]:
+    """ε as numbers (the model cards' keys): ``eps`` on [0, 1], ``eps_grey_levels`` (ε·255) and, where
+    the preset has an intensity window, ``eps_<unit>`` (``eps_hu``: ε × the window's width)."""
+    if eps is None:
+        return {"eps": None}
+    d: dict[str, Any] = {"eps": float(eps), "eps_grey_levels": float(eps) * units["grey_levels"]}
+    if units.get("per_unit"):
+        d[f"eps_{units['unit'].lower()}"] = float(eps) * units["per_unit"]
+    return d
+
+
 def eps_units(eps: float, units: dict[str, Any]) -> str:
     """``.005 = 1.3/255 = 7 HU``: ε on [0, 1], in grey levels and, where the preset has one, in its unit."""
-    s = f"{eps_txt(eps)} = {eps * units['grey_levels']:.2g}/{units['grey_levels']}"
+    v = eps_values(eps, units)
+    s = f"{eps_txt(eps)} = {v['eps_grey_levels']:.2g}/{units['grey_levels']}"
     if units.get("per_unit"):
-        s += f" = {eps * units['per_unit']:.3g} {units['unit']}"
+        s += f" = {v['eps_' + units['unit'].lower()]:.3g} {units['unit']}"
     return s
 
 
