@@ -214,3 +214,32 @@ def test_a_weak_attack_at_large_eps_is_not_called_masking_when_the_baseline_surv
     assert rd_fgsm.status == MK.UNDECIDED and rd_fgsm.flags == [] and "baseline" in rd_fgsm.numbers
     assert rd_pgd.status == MK.FAIL and rd_pgd.flags          # the baseline falls to PGD: a real sign
     assert rows[0].status == MK.FAIL                            # the baseline's own row is not rewritten
+
+
+def test_masking_pairs_only_the_same_rows_and_the_same_seeds(tmp_path, monkeypatch):
+    """Per-row pairing (through rdm.pipeline.verdicts) on the same rows and seeds; two results on the
+    same set with as many rows but different rows are not compared at all; a cell whose seeds differ
+    from the other's falls back to the unpaired rule."""
+    import dataclasses
+    from pathlib import Path
+
+    from test_verdicts import _ref, _setup
+
+    y = np.arange(60) % 2
+    x = _setup(tmp_path, y)
+    a = _ref(x, "a", np.arange(40) < 36, y[:40], on="test")            # rows 0..39, 90 %
+    lower = _ref(x, "lower", np.arange(40) < 16, y[:40], on="test")     # the same rows, 40 %
+    c = M.paired(x, a, lower)
+    assert c.call == "lower" and c.p is not None and c.diff == pytest.approx(-0.5) and c.n == 40
+    shifted = _ref(x, "shifted", np.arange(40) < 16, y[20:], on="test")
+    shifted.result["per_row"]["index"] = list(range(20, 60))                      # rows 20..59: as many, not the same
+    assert M.same_rows(a, shifted) and M.paired(x, a, shifted) is None
+    # two seeds of A against one of B: not paired on a common seed, the unpaired rule instead
+    cell = x.p.clean("rdmaa")
+    a2 = _ref(x, "a2", np.arange(40) < 36, y[:40], on="test", cell=cell)
+    cell1 = dataclasses.replace(cell, seed=1, output="lung/s1/metrics/a2.json")
+    (x.r.work / cell1.output).parent.mkdir(parents=True, exist_ok=True)
+    (x.r.work / cell1.output).write_text(Path(a2.file).read_text())
+    monkeypatch.setattr(x.p, "seeds_of", lambda c: [c, cell1] if c == cell else [c], raising=False)
+    c = M.paired(x, a2, lower)
+    assert c.call == "lower" and c.p is None

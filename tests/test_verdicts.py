@@ -158,3 +158,22 @@ def test_bad_decide_on_is_one_clear_error(tmp_path):
                                                   'source = "lung-nodule"\npositive_class = "tumour"\n', 1))
     with pytest.raises(RdmError, match="positive_class = 'tumour'"):
         P.Plan(tmp_path / "g.toml", "tables")
+
+
+def test_other_per_row_columns_follow_the_rows_order(tmp_path):
+    """``Rows.column`` aligns a file's other per-row lists (fooled_by, pred_clean) on the sorted rows,
+    also after the rows are cut down."""
+    y = np.arange(6) % 2
+    x = _setup(tmp_path, y)
+    r = _ref(x, "rev", [True, False] * 3, y, on="test-fgsm-0.005")
+    pr = r.result["per_row"]
+    for k in ("index", "y", "pred", "pred_clean"):
+        pr[k] = pr[k][::-1]                                  # the file lists rows 5..0
+    pr["fooled_by"] = [f"stage{i}" for i in pr["index"]]
+    pr["pred_clean"][0] = 1 - pr["pred_clean"][0]           # row 5's clean image wrong
+    rows = V.rows_of(x, r)
+    assert rows.index.tolist() == list(range(6))
+    assert rows.column("fooled_by").tolist() == [[f"stage{i}" for i in range(6)]]
+    assert rows.correct_of("pred_clean").tolist() == [[True] * 5 + [False]]
+    assert rows.take(np.array([1, 5])).column("fooled_by").tolist() == [["stage1", "stage5"]]
+    assert rows.column("no-such-list") is None

@@ -32,11 +32,12 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from .. import stats
+from . import verdicts as V
 from .claims import MASK_TOL, above_noise, beyond_noise, same_rows
 from .labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
 from .paper import conditions
@@ -176,52 +177,25 @@ def square_words(c: Change) -> str:
 
 
 # =========================================================================== the report
-def _refs(x: View, ref: Ref) -> list[Ref]:
-    """``ref`` for every seed the plan ran whose file is there (``ref`` alone without a cell)."""
-    if ref.cell is None:
-        return [ref]
-    return [r for r in (x.get(c) for c in x.p.seeds_of(ref.cell)) if r is not None] or [ref]
-
-
-def _seeds(x: View, ref: Ref) -> list[int | None]:
-    return [r.cell.seed if r.cell is not None else None for r in _refs(x, ref)]
-
-
-def _per_row(x: View, ref: Ref) -> list[dict] | None:
-    """The per-row lists of ``ref`` for every seed the plan ran (in seed order, :func:`_seeds`);
-    None when a seed's file lacks them or the seeds' rows differ."""
-    rows = [r.result.get("per_row") for r in _refs(x, ref)]
-    if any(not pr or "pred" not in pr for pr in rows) or any(pr["index"] != rows[0]["index"] for pr in rows):
-        return None
-    return rows
-
-
-def _matrix(rows: list[dict], fn: Callable[[dict], list]) -> np.ndarray:
-    return np.array([fn(pr) for pr in rows], dtype=object if fn is _fooled_by else float)
-
-
-def _correct(pr: dict) -> list:
-    return [float(p == y) for p, y in zip(pr["pred"], pr["y"])]
-
-
-def _correct_clean(pr: dict) -> list:
-    return [float(p == y) for p, y in zip(pr["pred_clean"], pr["y"])]
-
-
-def _fooled_by(pr: dict) -> list:
-    return list(pr["fooled_by"])
+def _correct(rows: V.Rows) -> np.ndarray:
+    return rows.correct.astype(np.float64)
 
 
 def paired(x: View, a: Ref | None, b: Ref | None) -> Change | None:
-    """B against A when both are on the same rows (paired per row where both carry per-row lists);
-    None when either is missing or their rows differ."""
+    """B against A when both are on the same rows: paired per row (:func:`rdm.pipeline.verdicts.pair`,
+    exact: the same rows and the same seeds) where both carry per-row lists, unpaired where either
+    lacks them (older files); None when either is missing or their rows differ."""
     if a is None or b is None or a.metric("accuracy") is None or b.metric("accuracy") is None:
         return None
     if not same_rows(a, b):
         return None
-    ra, rb = _per_row(x, a), _per_row(x, b)
-    if ra is not None and rb is not None and ra[0]["index"] == rb[0]["index"] and _seeds(x, a) == _seeds(x, b):
-        return change(_matrix(ra, _correct), _matrix(rb, _correct))
+    ra, rb = V.rows_of(x, a), V.rows_of(x, b)
+    if ra is not None and rb is not None:
+        pr = V.pair(ra, rb, exact=True)
+        if pr is not None:
+            return change(_correct(pr[0]), _correct(pr[1]))
+        if not np.array_equal(ra.index, rb.index):
+            return None                  # per-row lists on different rows: nothing to compare
     va, vb = a.metric("accuracy"), b.metric("accuracy")
     call = "higher" if beyond_noise(b, a) else "lower" if beyond_noise(a, b) else "within noise"
     return Change(vb - va, None, b.n, call)
@@ -323,11 +297,12 @@ def _square(x: View, m: str) -> list[Row]:
     for lab, r in cells:
         if r is None:
             continue
-        rows = _per_row(x, r)
-        if rows is None or "fooled_by" not in rows[0]:
+        rows = V.rows_of(x, r)
+        fb = None if rows is None else rows.column("fooled_by")
+        if fb is None:
             out.append(Row(m, "square", lab, MISSING, "no per-row fooled_by"))
             continue
-        c = square_beyond_gradients(_matrix(rows, _fooled_by))
+        c = square_beyond_gradients(fb)
         row = Row(m, "square", f"{lab.split(',')[0]}, {r.n} rows", FAIL if c.call == "higher" else PASS,
                   f"AA {_acc(r)}; after APGD-CE + APGD-T {pct(r.metric('accuracy') + c.diff)} %; "
                   f"Square alone fooled {c.text()}")
@@ -388,20 +363,19 @@ def _noise(x: View, m: str) -> list[Row]:
             nr = x.whitebox(m, w, e)
             if nr is None:
                 continue
-            rn = _per_row(x, nr)
+            rn = V.rows_of(x, nr)
             atts = [(a, x.whitebox(m, a, e)) for a in x.plan.whitebox
                     if a.kind != "noise" and any(same_eps(e, v) for v in a.eps)]
             atts = [(a, r) for a, r in atts if r is not None and same_rows(nr, r) and r.metric("accuracy") is not None]
-            ra = [(a, r, _per_row(x, r)) for a, r in atts]
-            ra = [t for t in ra if t[2] is not None and rn is not None and t[2][0]["index"] == rn[0]["index"]
-                  and len(t[2]) == len(rn)]
+            ra = [(a, r, V.rows_of(x, r)) for a, r in atts]
+            ra = [t for t in ra if V.pair(t[2], rn, exact=True) is not None and t[2].correct_of("pred_clean") is not None]
             if not ra:
                 out.append(Row(m, "noise", f"ε={eps_txt(e)}", NOT_RUN, "no white-box attack with per-row results "
                                                                        "on the noise control's rows"))
                 continue
             a, r, rows = min(ra, key=lambda t: t[1].metric("accuracy"))
-            clean = _matrix(rows, _correct_clean)
-            status, vs_clean, vs_noise = noise_control(clean, _matrix(rn, _correct), _matrix(rows, _correct))
+            clean = rows.correct_of("pred_clean").astype(np.float64)
+            status, vs_clean, vs_noise = noise_control(clean, _correct(rn), _correct(rows))
             row = Row(m, "noise", f"ε={eps_txt(e)}, {r.n} rows", status,
                       f"clean {pct(float(clean.mean()))} %, noise {_acc(nr)}, {short_attack(a)} {_acc(r)} "
                       f"({vs_clean.text()} from clean; {vs_noise.text()} from the noise)")

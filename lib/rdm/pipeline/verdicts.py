@@ -80,6 +80,7 @@ class Rows:
     subset: bool = False          # the cell ran on the seeded subset
     restricted: bool = False      # a larger cell cut down to these rows
     refs: list = field(default_factory=list, repr=False)
+    order: list = field(default_factory=list, repr=False)   # per seed: positions in its file's per-row lists
 
     @property
     def correct(self) -> np.ndarray:
@@ -101,12 +102,34 @@ class Rows:
         """These rows only (``index`` ⊂ self.index), marked restricted when fewer."""
         pos = np.searchsorted(self.index, index)
         return replace(self, index=self.index[pos], y=self.y[pos], pred=self.pred[:, pos],
-                       restricted=self.restricted or len(pos) < self.n_rows)
+                       restricted=self.restricted or len(pos) < self.n_rows, order=[o[pos] for o in self.order])
 
     def with_seeds(self, seeds: tuple) -> "Rows":
         pos = [self.seeds.index(s) for s in seeds]
         return replace(self, pred=self.pred[pos], seeds=tuple(seeds), files=[self.files[i] for i in pos],
-                       refs=[self.refs[i] for i in pos] if self.refs else [])
+                       refs=[self.refs[i] for i in pos] if self.refs else [],
+                       order=[self.order[i] for i in pos] if self.order else [])
+
+    def column(self, key: str) -> np.ndarray | None:
+        """Another per-row list of the cell's files (``fooled_by``, ``pred_clean``) as seeds × rows
+        (objects), aligned on these rows; None when a seed's file lacks it."""
+        if not self.refs or len(self.order) != len(self.refs):
+            return None
+        out = []
+        for r, o in zip(self.refs, self.order):
+            pr = r.result.get("per_row") or {}
+            col = pr.get(key)
+            if not isinstance(col, list) or len(col) != len(pr.get("index", ())):
+                return None
+            out.append(np.asarray(col, dtype=object)[o])
+        return np.stack(out)
+
+    def correct_of(self, key: str) -> np.ndarray | None:
+        """Correctness of another prediction column (``pred_clean``: the clean image's) as seeds × rows."""
+        col = self.column(key)
+        if col is None or any(v is None for v in col.flat):
+            return None
+        return col.astype(np.int64) == self.y[None, :]
 
     # ----- metrics
     def weights(self, metric: str) -> np.ndarray | None:
@@ -179,7 +202,7 @@ def _subset_map(x: "View") -> np.ndarray | None:
     return x.__dict__["_subset_map"]
 
 
-def _one(x: "View", ref: "Ref") -> tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None:
+def _one(x: "View", ref: "Ref") -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, np.ndarray] | None:
     pr = ref.result.get("per_row")
     if not isinstance(pr, dict) or not all(k in pr for k in ("index", "y", "pred")):
         return None
@@ -200,7 +223,7 @@ def _one(x: "View", ref: "Ref") -> tuple[np.ndarray, np.ndarray, np.ndarray, boo
     idx, y, pred = idx[order], y[order], pred[order]
     if np.any(np.diff(idx) == 0):
         return None
-    return idx, y, pred, subset
+    return idx, y, pred, subset, order
 
 
 def _load_rows(x: "View", ref: "Ref") -> Rows | None:
@@ -214,21 +237,26 @@ def _load_rows(x: "View", ref: "Ref") -> Rows | None:
         got.append((seed, r, one))
     if not got:
         return None
-    idx0, y0, _, sub0 = got[0][2]
+    idx0, y0, _, sub0, _ = got[0][2]
     keep = [(s, r, o) for s, r, o in got if np.array_equal(o[0], idx0) and np.array_equal(o[1], y0) and o[3] == sub0]
     classes = list((ref.result.get("counts") or {}).get("classes") or
                    (ref.result.get("metrics") or {}).get("per_class", {}).keys())
     if not classes:
         classes = [str(i) for i in range(int(y0.max()) + 1)]
     return Rows(idx0, y0, np.stack([o[2] for _, _, o in keep]), tuple(s for s, _, _ in keep),
-                [(r.file, r.index) for _, r, _ in keep], classes, subset=sub0, refs=[r for _, r, _ in keep])
+                [(r.file, r.index) for _, r, _ in keep], classes, subset=sub0, refs=[r for _, r, _ in keep],
+                order=[o[4] for _, _, o in keep])
 
 
-def pair(a: Rows | None, b: Rows | None) -> tuple[Rows, Rows] | None:
+def pair(a: Rows | None, b: Rows | None, exact: bool = False) -> tuple[Rows, Rows] | None:
     """``a`` and ``b`` on their common seeds and rows: identical rows, or the larger cut down to the
-    smaller's when one holds the other; None when they cannot be matched."""
+    smaller's when one holds the other; None when they cannot be matched. ``exact``: only when both
+    hold the same rows and the same seeds (nothing cut, nothing dropped)."""
     if a is None or b is None:
         return None
+    if exact:
+        same = a.seeds == b.seeds and np.array_equal(a.index, b.index) and np.array_equal(a.y, b.y)
+        return (a, b) if same else None
     seeds = tuple(s for s in a.seeds if s in b.seeds)
     if not seeds:        # no seed in common: nothing to pair (never seed s of one with seed t of the other)
         return None
