@@ -319,6 +319,29 @@ def test_audit_section_reads_audit_json_beside_the_cnn(tmp_path, grid, knn, colo
     assert rows["CNN baseline, clean (acc / bal)"][0].startswith("90.0")
 
 
+def test_the_cnn_beside_the_audit_is_the_mean_over_seeds_with_its_interval(tmp_path, grid):
+    """Two seeds of the baseline's clean cell (90 % and 80 % right): the audit table shows their mean
+    with the t interval over seeds, as every other cell (rdm.pipeline.verdicts.acc_entry)."""
+    from helpers import set_rows
+    from rdm.pipeline.results import Results, View
+
+    plan = P.Plan(grid, "tables", ["lung"], seed=0, seeds=2)
+    work = tmp_path / "work"
+    fabricate(work, plan)
+    write_audit(work, "lung")
+    mp = plan.modality("lung")
+    classes = list(load_preset("lung").classes)
+    for c, rate in zip(mp.seeds_of(mp.clean("baseline")), (0.9, 0.8)):
+        set_rows(work, c, np.arange(N) < rate * N, classes)
+    rep = R.build(grid, work, tmp_path / "results", "tables", figures=False, plan=plan)
+    cell = next(r for r in rep["tables"]["audit-lung"]["rows"] if r["label"] == "CNN baseline, clean (acc / bal)")
+    acc = cell["cells"][0]["parts"][0]
+    half = 12.706 * np.std([0.9, 0.8], ddof=1) / np.sqrt(2)           # t(0.975, 1 df)
+    assert acc["value"] == pytest.approx(0.85) and cell["cells"][0]["text"].startswith(f"85.0 ± {100 * half:.1f} / ")
+    entry, v, n = controls.baseline_clean(View(plan, Results(work), "lung"))
+    assert v == pytest.approx(0.85) and n == N and entry.parts[0].rows["n_seeds"] == 2
+
+
 def test_a_missing_audit_is_said_not_a_crash(tmp_path, grid):
     plan = P.Plan(grid, "tables", ["lung"])
     fabricate(tmp_path / "work", plan)

@@ -253,17 +253,15 @@ def audit_table(x: View, audit: dict[str, Any]) -> Table:
 
 
 def baseline_clean(x: View) -> tuple[Entry, float | None, int]:
-    """The CNN baseline's clean accuracy / balanced accuracy (the mean over the seeds; traced to its
-    file with one seed), its accuracy and its rows."""
-    cell = x.p.clean("baseline")
-    refs = [x.get(c) for c in seeds_of(x, cell)] if cell is not None else []
-    if not refs or any(r is None for r in refs):
+    """The CNN baseline's clean accuracy / balanced accuracy as every other cell reads them
+    (:func:`rdm.pipeline.verdicts.acc_entry`: the mean over the seeds ± its 95 % interval, traced to
+    the file with one seed), its accuracy and its rows."""
+    ref = x.clean("baseline")
+    if ref is None:
         return NA, None, 0
-    if len(refs) == 1:
-        r = refs[0]
-        return Entry([r.part("accuracy", "acc"), r.part("balanced_accuracy", "bal")]), r.metric("accuracy"), r.n
-    acc, bal = (float(np.mean([r.metric(k) for r in refs])) for k in ("accuracy", "balanced_accuracy"))
-    return Entry([Part("acc", acc), Part("bal", bal)]), acc, refs[0].n
+    e = V.acc_entry(x, ref)
+    rows = V.rows_of(x, ref)
+    return Entry(e.parts[:2], mark=e.mark), e.parts[0].value, (ref.n if rows is None else rows.n_rows)
 
 
 def audit_verdict(x: View, audit: dict[str, Any]) -> str:
