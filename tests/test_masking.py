@@ -243,3 +243,46 @@ def test_masking_pairs_only_the_same_rows_and_the_same_seeds(tmp_path, monkeypat
     monkeypatch.setattr(x.p, "seeds_of", lambda c: [c, cell1] if c == cell else [c], raising=False)
     c = M.paired(x, a2, lower)
     assert c.call == "lower" and c.p is None
+
+
+def test_large_eps_decides_on_balanced_accuracy_and_names_the_class_that_resists(tmp_path):
+    """(e) on lung (decide_on = balanced accuracy; 6 nodules in 40 rows): a model that answers
+    'nodule' for every attacked image at the largest ε keeps 15 % accuracy, under the 10 % floor's
+    two standard errors, but every nodule resists: balanced accuracy 50 %, a failure, with each
+    class's recall in the row. A model that every row falls to passes."""
+    import json
+
+    from helpers import fabricate, fake_result
+    from rdm.pipeline import config
+    from rdm.pipeline import plan as P
+    from rdm.pipeline.results import Results, View, _matches
+
+    plan = P.Plan(config.DEFAULT_GRID, "tables", ["lung"])
+    work = tmp_path / "work"
+    fabricate(work, plan)
+    classes = ["non-nodule", "nodule"]
+    y = np.array([0] * 34 + [1] * 6)
+
+    def sweep(model: str, right: np.ndarray) -> None:
+        for e in plan.sweep_eps:
+            cell = plan.modality("lung").sweep(model, "pgd", e)
+            path = work / cell.output
+            doc = json.loads(path.read_text())
+            i = next(j for j, r in enumerate(doc["results"]) if _matches(cell.pick)[0](r))
+            old = doc["results"][i]
+            doc["results"][i] = fake_result(old["set"], "white-box", old["attack"], 0, 40, classes,
+                                            np.random.default_rng(0), y=y, right=right)
+            path.write_text(json.dumps(doc))
+
+    sweep("rdmaa", y == 1)                          # every image answered 'nodule', at every ε
+    sweep("advtrain-pgd", np.zeros(40, bool))       # every image fooled
+    x = View(plan, Results(work), "lung")
+    big = max(plan.sweep_eps)
+    assert not M.high_at_large_eps(big, 0.15, 40)             # the accuracy rule alone would not see it
+    rd = next(r for r in M._large_eps(x, "rdmaa") if r.where.startswith("PGD"))
+    assert rd.status == M.FAIL and [f["check"] for f in rd.flags] == ["high-at-large-eps"]
+    assert "50.0 % balanced accuracy" in rd.flags[0]["text"] and "nodule 100.0 %" in rd.flags[0]["text"]
+    assert f"At ε={M.eps_txt(big)}, recall: non-nodule 0.0 %, nodule 100.0 %." in rd.numbers
+    at = next(r for r in M._large_eps(x, "advtrain-pgd") if r.where.startswith("PGD"))
+    assert at.status == M.PASS and at.numbers.startswith("balanced accuracy 0.0 %")
+    assert "nodule 0.0 %" in at.numbers

@@ -12,9 +12,12 @@ and by ``rdm-eval``'s warnings (:func:`rdm.eval_api.masking_warnings`) where one
     fails when the gradient-free Square fools, beyond noise, rows APGD-CE and APGD-T left standing;
 (d) **white-box ≤ transfer** — fails when a transfer attack leaves a lower accuracy than the same
     attack run white-box, beyond noise;
-(e) **accuracy → 0 at large ε** — the white-box sweeps: fails when accuracy rises with ε beyond
-    noise, or stays above chance (:data:`CHANCE_FLOOR` + two standard errors) at the largest ε ≥
-    :data:`LARGE_EPS`;
+(e) **accuracy → 0 at large ε** — the white-box sweeps, on the modality's deciding metric (grid
+    ``decide_on``: balanced accuracy for lung, where a model that one class's rows all resist keeps
+    that class's share as accuracy) where the sweep's result has it: fails when it rises with ε beyond
+    noise, or stays above :data:`CHANCE_FLOOR` + two standard errors (of a mean of per-class recalls
+    for balanced accuracy) at the largest ε ≥ :data:`LARGE_EPS`; the row gives each class's recall
+    there, so a reader sees which class resists;
 (f) **random noise costs far less than the attack** — random sign noise of the same ε (``noise``,
     no gradients) against the strongest white-box attack on the same rows: passes when the attack
     is below the noise beyond noise and the noise's drop from clean is at most half the attack's;
@@ -63,8 +66,10 @@ RULE = ("Beyond noise: a paired sign-flip test on the same rows (each row averag
         "step-up of the steps curve moves accuracy beyond noise; (b) when a stronger attack (more steps, more "
         "restarts) leaves a higher accuracy beyond noise; (c) when Square fools, beyond noise, rows APGD-CE and "
         "APGD-T left; (d) when transfer leaves a lower accuracy than the same attack white-box beyond noise; "
-        "(e) when accuracy rises with ε (by more than 2 points and two standard errors), or stays above 10 % + "
-        "two standard errors at the sweep's largest ε (≥ .1) — undecided when the undefended baseline stays "
+        "(e) on the modality's deciding metric (balanced accuracy where the grid's decide_on says so; each "
+        "class's recall at the largest ε in the row): when it rises with ε (by more than 2 points and two standard "
+        "errors), or stays above 10 % + two standard errors (for balanced accuracy, of the mean of the per-class "
+        "recalls) at the sweep's largest ε (≥ .1) — undecided when the undefended baseline stays "
         "above that floor under the same attack too (the attack is weak there, not the defence); (f) passes when the strongest white-box attack on the same rows is below the noise "
         "control beyond noise and the noise's drop from clean is at most half the attack's, undecided when the "
         "attack is within noise of clean.")
@@ -95,23 +100,38 @@ def change(a: np.ndarray, b: np.ndarray) -> Change:
     return Change(c.diff, c.p, c.n_rows, call, c.n_seeds)
 
 
-def high_at_large_eps(eps: float, acc: float, n: int) -> bool:
+def high_at_large_eps(eps: float, acc: float, n: float) -> bool:
+    """``acc`` at ``eps`` stays above :data:`CHANCE_FLOOR` + two standard errors on ``n`` rows
+    (for balanced accuracy, :func:`effective_rows`)."""
     return eps >= LARGE_EPS and acc > CHANCE_FLOOR + 2 * math.sqrt(0.09 / max(n, 1))
 
 
-def curve_flags(subject: str, points: Sequence[tuple[float, float, int]]) -> list[tuple[str, str]]:
-    """``(check, text)`` for an accuracy-vs-ε curve of one white-box attack on one set of rows
-    (points ``(ε, accuracy, rows)`` in ε order): every rise beyond noise, and a high accuracy at
-    its largest ε. ``subject`` begins each text (``RDMAA: white-box FGSM``)."""
+def effective_rows(metric: str, r: Ref) -> float:
+    """The rows whose plain rate has the standard error ``metric`` has on ``r``'s rows: ``n`` for
+    accuracy; for balanced accuracy, the mean of K per-class recalls on n_k rows each,
+    K² / Σ 1/n_k (a rare class counts for less: its recall is noisier)."""
+    if metric != "balanced_accuracy":
+        return r.n
+    sup = [int(c.get("support", 0)) for c in ((r.result.get("metrics") or {}).get("per_class") or {}).values()]
+    sup = [k for k in sup if k > 0]
+    return len(sup) ** 2 / sum(1 / k for k in sup) if sup else r.n
+
+
+def curve_flags(subject: str, points: Sequence[tuple[float, float, float]],
+                what: str = "accuracy") -> list[tuple[str, str]]:
+    """``(check, text)`` for a ``what``-vs-ε curve (accuracy, or balanced accuracy) of one white-box
+    attack on one set of rows (points ``(ε, value, rows)`` in ε order; rows: :func:`effective_rows`):
+    every rise beyond noise, and a high value at its largest ε. ``subject`` begins each text
+    (``RDMAA: white-box FGSM``)."""
     out = []
     for (e0, a0, n0), (e1, a1, n1) in zip(points, points[1:]):
-        if above_noise(a1, n1, a0, n0):
-            out.append(("non-monotone", f"{subject} accuracy RISES from {pct(a0)} % at ε={eps_txt(e0)} to "
+        if above_noise(a1, max(int(n1), 1), a0, max(int(n0), 1)):
+            out.append(("non-monotone", f"{subject} {what} RISES from {pct(a0)} % at ε={eps_txt(e0)} to "
                                         f"{pct(a1)} % at ε={eps_txt(e1)}."))
     if points:
         e, a, n = points[-1]
         if high_at_large_eps(e, a, n):
-            out.append(("high-at-large-eps", f"{subject} leaves {pct(a)} % accuracy at ε={eps_txt(e)}, where an "
+            out.append(("high-at-large-eps", f"{subject} leaves {pct(a)} % {what} at ε={eps_txt(e)}, where an "
                                              "attack that follows true gradients can change an image outright."))
     return out
 
@@ -337,20 +357,35 @@ def _transfer(x: View, m: str) -> Row:
     return row
 
 
+def recalls_at(r: Ref) -> str:
+    """Each class's recall in ``r`` (``recall: non-nodule 0.0 %, nodule 100.0 %``): which class resists."""
+    pc = (r.result.get("metrics") or {}).get("per_class") or {}
+    got = [f"{c} {pct(v['recall'])} %" for c, v in pc.items() if v.get("support") and v.get("recall") is not None]
+    return "recall: " + ", ".join(got) if got else ""
+
+
 def _large_eps(x: View, m: str) -> list[Row]:
     out = []
+    decide = V.decide_on(x)
     for kind in ("fgsm", "pgd"):
         curve = [(e, x.sweep(m, kind, e)) for e in x.sweep_eps]
-        pts = [(e, r.metric("accuracy"), r.n) for e, r in curve if r is not None and r.metric("accuracy") is not None]
-        if not pts:
+        curve = [(e, r) for e, r in curve if r is not None and r.metric("accuracy") is not None]
+        if not curve:
             continue
-        flags = curve_flags(f"white-box {kind.upper()}", pts)
-        e, a, n = pts[-1]
-        row = Row(m, "large-eps", f"{kind.upper()} sweep, {n} rows", FAIL if flags else PASS,
-                  " ".join(t for _, t in flags) or f"{pct(pts[0][1])} % at ε={eps_txt(pts[0][0])} … "
+        metric = decide if all(r.metric(decide) is not None for _, r in curve) else "accuracy"
+        pts = [(e, r.metric(metric), effective_rows(metric, r)) for e, r in curve]
+        what = V.METRIC_WORDS[metric]
+        flags = curve_flags(f"white-box {kind.upper()}", pts, what)
+        e, a, _ = pts[-1]
+        last = curve[-1][1]
+        rec = recalls_at(last)
+        row = Row(m, "large-eps", f"{kind.upper()} sweep, {last.n} rows", FAIL if flags else PASS,
+                  " ".join(t for _, t in flags) or f"{what} {pct(pts[0][1])} % at ε={eps_txt(pts[0][0])} … "
                                                    f"{pct(a)} % at ε={eps_txt(e)}")
+        if rec:
+            row.numbers += f" At ε={eps_txt(e)}, {rec}."
         for check, text in flags:
-            row.flag(check, text, kind=kind)
+            row.flag(check, text + (f" ({rec})" if rec and check == "high-at-large-eps" else ""), kind=kind)
         out.append(row)
     return out or [Row(m, "large-eps", "", NOT_RUN if not x.sweep_eps else MISSING, "no sweep")]
 
