@@ -293,6 +293,31 @@ def test_full_grid_report_every_number_from_its_file(fabricated):
     assert rep["timings"]["per_modality"]["lung"]["eval"] == 9.5
 
 
+def test_what_the_numbers_say_is_one_line_per_claim_from_the_metrics_files(fabricated):
+    """The short list at the top: one line per claim, each difference's verdict mark, numbers,
+    interval and rows × seeds in its line, every number traced to its metrics files."""
+    d, rep = fabricated
+    md = (d / "results" / "REPORT.md").read_text()
+    top = md.split("## What the numbers say")[1].split("\n## ")[0]
+    mark = {"better": "↑", "worse": "↓", "within noise": "≈"}
+    for m, mod in rep["modalities"].items():
+        items = mod["summary"]
+        assert [i["claim"] for i in items] == ["Clean", "Transfer", "White-box standard suite", "Seed control",
+                                               "Best adversarial training", "Gradient masking"], m
+        assert sum(len(i["parts"]) for i in items) >= 8
+        for it in items:
+            assert f"- {it['text']}" in top and "\n" not in it["text"]
+            for p in it["parts"]:
+                _check_part(p)
+                if p.get("source") == "difference":
+                    a, b = p["of"]
+                    seeds = p["rows"]["n_seeds"]
+                    said = (f"{mark[p['verdict']]} {a['text']} vs {b['text']}, {p['text'][:-2]} "
+                            f"({p['rows']['n_rows']} rows")
+                    assert said in it["text"] and f" × {seeds} seed" in it["text"], (said, it["text"])
+        assert "RDMAA (a, b, c" in items[-1]["text"]                 # the designed masking model
+
+
 def test_masking_checks_follow_the_numbers(fabricated):
     d, rep = fabricated
     flags = rep["modalities"]["lung"]["masking"]

@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .labels import attack_label, eps_txt, model_label, pct, same_eps
+from .labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
 from .paper import conditions
 from .config import PAPER_EPS
 from . import verdicts as V
 from .results import Ref, View
-from .tables import DASH, NA, Entry, Table, signed
+from .tables import DASH, NA, VERDICT_MARK, Entry, Table, signed
 
 MASK_TOL = 0.02    # accuracy changes below 2 points are never called a rise or a fall
 
@@ -147,6 +147,111 @@ def claim_numbers(x: View, v: "V.Verdict", a: Ref, b: Ref) -> str:
         if r is not None:
             txt += f"; {pos} recall {pct(r.va)} vs {pct(r.vb)}"
     return txt + f"; {v.behind()}" + (" †" if v.restricted or v.a.subset else "")
+
+
+def _said(x: View, a: Ref | None, b: Ref | None) -> tuple[str, list[dict]]:
+    """``↓ 59.0 vs 80.0, −21.0 [−30.0, −12.5] (100 rows × 2 seeds)``: A vs B in the deciding metric on
+    the same rows and seeds, from :func:`rdm.pipeline.verdicts.diff_entry` (its parts for report.json);
+    ``n/a`` with the reason when either is missing or their rows differ."""
+    if a is None or b is None:
+        return "n/a (metrics file missing)", []
+    e = V.diff_entry(x, a, b)
+    if not e.parts:
+        return e.text(), []
+    d = e.parts[0]
+    pa, pb = d.minus
+    r = d.rows
+    where = " of the seeded subset" if e.mark else ""
+    txt = (f"{VERDICT_MARK.get(d.verdict, '')} {pa.text()} vs {pb.text()}, {signed(d.value)} [{signed(d.lo)}, "
+           f"{signed(d.hi)}] ({r['n_rows']} rows{where} × {r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''})")
+    return txt, [d.to_json()]
+
+
+SUMMARY_LETTERS = "abcdef"
+
+
+def summary(x: View, flags: list[dict]) -> list[dict]:
+    """The report's short list, one item per claim (clean, transfer, the white-box standard suite, the
+    seed control, the best adversarial training, gradient masking): ``claim``, ``text`` (the line,
+    verdict marks and numbers with their intervals and the rows × seeds behind them) and ``parts``
+    (each shown difference with the files it came from). The explanations are in the sections below."""
+    out: list[dict] = []
+    e = PAPER_EPS
+    conds = conditions(x, [e])
+    first = {c[1].kind: c for c in reversed(conds)}
+    pg = next((c for c in conds if c[1].kind == "pgd" and x.plan.whitebox_twin(c[1]) is not None), first.get("pgd"))
+    fg = first.get("fgsm")
+    atks = [(k.upper(), c) for k, c in (("fgsm", fg), ("pgd", pg)) if c is not None]
+
+    def item(claim: str, what: str, bits: list[tuple[str, tuple[str, list[dict]]]], tail: str = "") -> None:
+        said = "; ".join((f"{lab} " if lab else "") + t for lab, (t, _) in bits)
+        out.append({"claim": claim, "text": f"**{claim}** ({what}): {said}{tail}",
+                    "parts": [p for _, (_, ps) in bits for p in ps]})
+
+    bc, rc = x.clean("baseline"), x.clean("rdmaa")
+    if bc is not None and rc is not None:
+        acc = V.acc_entry(x, bc).parts[0]
+        maj, paper_clean = bc.metric("majority_rate"), x.paper.get("clean")
+        tail = (f"; no defence: accuracy {acc.text()} %" + (f" (paper {100 * paper_clean:.0f})" if paper_clean else "")
+                + (f", majority class {pct(maj)} %" if maj is not None else ""))
+        item("Clean", "RDMAA vs no defence", [("", _said(x, rc, bc))], tail)
+        out[-1]["parts"].append(acc.to_json())
+    if atks:
+        p = x.paper
+        enh = [(n, p.get(f"enh_{k}", p[f"rdmaa_{k}"] - p[k] if f"rdmaa_{k}" in p and k in p else None))
+               for n, k in ((n, n.lower()) for n, _ in atks)]
+        enh = [f"{v * 100:+.0f} ({n})" for n, v in enh if v is not None]
+        item("Transfer", f"ε={eps_txt(e)}, crafted on the baseline; RDMAA vs no defence",
+             [(n, _said(x, x.transfer("rdmaa", c[1], e), x.transfer("baseline", c[1], e))) for n, c in atks],
+             f"; the paper prints {', '.join(enh)} points of accuracy" if enh else "")
+    aa = [w for w in x.plan.whitebox if w.kind == "aa" and any(same_eps(e, v) for v in w.eps)]
+    if aa:
+        w = aa[0]
+        item("White-box standard suite", f"{short_attack(w)} ε={eps_txt(e)} on each model itself; RDMAA vs no defence",
+             [("", _said(x, x.whitebox("rdmaa", w, e), x.whitebox("baseline", w, e)))])
+    for ctl in getattr(x.plan, "controls", []):
+        if atks:
+            item("Seed control", f"transfer ε={eps_txt(e)}; RDMAA vs {model_label(ctl)}",
+                 [(n, _said(x, x.transfer("rdmaa", c[1], e), x.transfer(ctl, c[1], e))) for n, c in atks])
+    if x.advtrain and pg is not None:
+        def best(refs: list[Ref | None]) -> Ref | None:
+            refs = [r for r in refs if r is not None and r.metric("accuracy") is not None]
+            return max(refs, key=lambda r: V.mean_and_half(x, r, "accuracy", interval=False)[0]) if refs else None
+
+        bits = []
+        at = best([x.transfer(m, pg[1], e) for m in x.advtrain])
+        if at is not None:
+            bits.append((f"transfer (vs {model_label(at.cell.model)})", _said(x, x.transfer("rdmaa", pg[1], e), at)))
+        rw, rw_def = x.twin("rdmaa", pg[1], e)
+        aw = best([x.twin(m, pg[1], e)[0] for m in x.advtrain]) if rw_def else None
+        if aw is not None:
+            bits.append((f"white-box (vs {model_label(aw.cell.model)})", _said(x, rw, aw)))
+        if bits:
+            item("Best adversarial training", f"{short_attack(pg[1])} ε={eps_txt(e)}; RDMAA vs the most accurate of "
+                                              f"{len(x.advtrain)} adversarially trained models", bits)
+    by: dict[str, list[str]] = {}
+    for fl in flags:
+        if fl.get("flag") and fl["model"] in x.defended:
+            by.setdefault(fl["model"], []).append(fl.get("letter", "?"))
+    if x.defended:
+        none = [model_label(m) for m in x.defended if m not in by]
+        txt = ("⚠ signs for " + ", ".join(f"{model_label(m)} ({', '.join(sorted(set(v)))})" for m, v in by.items())
+               if by else "✓ no sign for any defended model")
+        if by and none:
+            txt += "; none for " + ", ".join(none)
+        out.append({"claim": "Gradient masking", "text": "**Gradient masking** (checks (a)–(f) of the gradient-masking "
+                    f"table, per defended model): {txt}", "parts": []})
+    return out
+
+
+def summary_lines(x: View, items: list[dict]) -> list[str]:
+    """The short list as markdown, with its legend."""
+    if not items:
+        return []
+    return ([f"- {it['text']}" for it in items] +
+            ["", f"<sub>A vs B in {V.METRIC_WORDS[V.decide_on(x)]} (%), A − B [95 % interval] on the same rows and "
+                 "seeds, ↑ better, ↓ worse, ≈ within noise (paired sign-flip test; the rule under each table). "
+                 "Masking letters: the checks of the gradient-masking table.</sub>", ""])
 
 
 def findings(x: View, flags: list[dict]) -> list[str]:

@@ -238,7 +238,7 @@ class Row:
 
     def flag(self, check: str, text: str, **kw: Any) -> None:
         self.flags.append({"model": self.model, "check": check, "text": f"{model_label(self.model)}: {text}",
-                           "flag": True, **kw})
+                           "flag": True, "letter": CHECKS[self.check][1], **kw})
 
 
 def _curve(x: View, m: str) -> list[tuple[int, Ref]]:

@@ -104,7 +104,11 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
                                 **cinfo, "units": units}
         sections["eps"] += [f"### {m}\n", ts.markdown(), tp.markdown(), *paper.matched_lines(x, units), tm.markdown(),
                             f"**Gradient-masking check, {m}.** " + masking.masking_words(x, flags) + "\n"]
-        sections["words"] += [f"**{m}.** " + " ".join(claims.findings(x, flags)) + "\n", tc.markdown()]
+        items = claims.summary(x, flags)
+        rep["modalities"][m]["summary"] = items
+        sections["words"] += [f"### {m}\n", *claims.summary_lines(x, items), tc.markdown(),
+                              "<details><summary>Every comparison in words</summary>\n",
+                              " ".join(claims.findings(x, flags)) + "\n", "</details>\n"]
         paper.add_table1(dt, x)
         tcert = certified.table_certified(x)
         if tcert is not None:
