@@ -395,6 +395,25 @@ def test_units_come_from_the_preset_window():
     assert units_note(["No attack"], u) is None
 
 
+def test_sweep_figure_axis_gives_eps_in_grey_levels_and_hu():
+    from rdm.figures import pyplot
+    from rdm.pipeline.figures import eps_axis
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlim(0.001, 0.3)
+    lung = eps_axis(axes[0], [0.002, 0.005], units_of("lung"))
+    brain = eps_axis(axes[1], [0.002, 0.005], units_of("brain"))
+    fig.canvas.draw()
+    assert [t.get_text() for t in lung.get_xticklabels()] == ["0.51/255\n2.8 HU", "1.3/255\n7 HU"]
+    assert lung.get_xlim() == pytest.approx((0.255, 76.5))          # the top axis is ε·255
+    assert "in HU (window -1000 to 400)" in lung.get_xlabel()
+    assert [t.get_text() for t in brain.get_xticklabels()] == ["0.51/255", "1.3/255"]
+    assert "HU" not in brain.get_xlabel() and "grey levels" in brain.get_xlabel()
+    plt.close(fig)
+
 def test_report_tables_give_eps_in_grey_levels_and_hu(tmp_path, grid):
     rep, md, _ = _build(tmp_path, grid, {})
     t = rep["tables"]["table-III-accuracy-lung"]

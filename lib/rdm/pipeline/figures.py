@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..figures import fig_samples, image_of, pyplot, save_figure
-from .labels import fmt_eps, model_label
+from .labels import eps_physical, eps_txt, fmt_eps, model_label, units_of
 from .config import PAPER_EPS
 from .plan import set_path
 from .certified import fig_certified
@@ -89,6 +89,23 @@ def ci_of(x: View, r) -> tuple[float | None, float, float | None]:
     return p.lo, float(p.value), p.hi
 
 
+def eps_axis(ax, eps: list[float], units: dict):
+    """A second x axis on top of ``ax`` (log ε on [0, 1]) that names each ε of ``eps`` in 8-bit grey
+    levels and, where the preset has an intensity window (CT), in its unit
+    (:func:`~rdm.pipeline.labels.eps_physical`; ``units`` from :func:`~rdm.pipeline.labels.units_of`)."""
+    from matplotlib.ticker import NullLocator
+
+    g = units["grey_levels"]
+    top = ax.secondary_xaxis("top", functions=(lambda e: e * g, lambda v: v / g))
+    top.set_xticks([e * g for e in eps], [eps_physical(e, units, "\n") for e in eps], fontsize=7)
+    top.xaxis.set_minor_locator(NullLocator())
+    unit = units["unit"] if units.get("per_unit") else None
+    top.set_xlabel("the same ε in 8-bit grey levels" +
+                   (f" and in {unit} (window {units['window'][0]:g} to {units['window'][1]:g})" if unit else ""),
+                   fontsize=8)
+    return top
+
+
 def fig_sweep(x: View, out_dir: Path) -> list[str]:
     """Accuracy vs ε: FGSM and PGD (rows) × white-box and transfer (columns), one row set per panel,
     each curve with its 95 % interval band (over seeds; a bootstrap over rows for one seed)."""
@@ -97,6 +114,7 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11.5, 8.2), sharey=True, sharex=True)
     me = x.matched or {}
+    units = units_of(x.plan.modalities[x.m]["preset"])
     drew = False
     sub = f"seeded subset, {x.subset_n} rows" if x.plan.sweep_on_subset else "whole test set"
     for i, kind in enumerate(("fgsm", "pgd")):
@@ -122,21 +140,29 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
                     ax.fill_between(be, blo, bhi, color=c, alpha=0.13, lw=0)
                 ax.plot(*zip(*pts), ls="-" if proto == "white-box" else "--", marker=MARKERS.get(m, "o"), ms=4,
                         color=c, lw=1.4, label=model_label(m))
-            for pe in x.paper_eps:
-                ax.axvline(pe, color="#888888", ls=":", lw=1)
+            # the lines are named in the legend; only the matched ε's value stands beside its line, on
+            # the side with room for it (to its right unless that runs past the sweep's largest ε)
+            for k, pe in enumerate(x.paper_eps):
+                ax.axvline(pe, color="#888888", ls=":", lw=1,
+                           label="the paper's ε (" + ", ".join(map(eps_txt, x.paper_eps)) + ")" if k == 0 else None)
             if me.get(kind) is not None:
-                ax.axvline(me[kind], color="#444444", ls="-.", lw=1)
-                ax.annotate(f"matched ε = {fmt_eps(me[kind])}", (me[kind], 103), fontsize=7, ha="right",
-                            va="bottom", xytext=(-3, 0), textcoords="offset points")
-            ax.annotate("paper ε", (x.paper_eps[-1], 103), fontsize=7, color="#666666", va="bottom",
-                        xytext=(3, 0), textcoords="offset points")
+                e = float(me[kind])
+                ax.axvline(e, color="#444444", ls="-.", lw=1, label="matched ε (baseline at the paper's accuracy)")
+                right = e * 10 ** 0.45 <= x.sweep_eps[-1]
+                ax.annotate(f"matched ε = {fmt_eps(e)}\n{eps_physical(e, units, ', ')}", (e, 103), fontsize=7,
+                            ha="left" if right else "right", va="bottom", xytext=(3 if right else -3, 0),
+                            textcoords="offset points")
             for key, col, lab in ((kind, "#222222", "paper, no defence"),
                                   (f"rdmaa_{kind}", COLORS["rdmaa"], "paper, RDMAA")):
                 if x.paper.get(key) is not None and (key == kind) == (proto == "white-box"):
                     ax.plot([PAPER_EPS], [100 * x.paper[key]], marker="*", ms=11, color=col, ls="none", label=lab,
                             markeredgecolor="white", zorder=5)
             ax.set_xscale("log")
-            ax.set_ylim(-2, 112)
+            ax.set_xticks(x.sweep_eps, [eps_txt(e) for e in x.sweep_eps], fontsize=7)
+            ax.xaxis.set_minor_formatter("")
+            if i == 0:
+                eps_axis(ax, x.sweep_eps, units)
+            ax.set_ylim(-2, 116)              # above 100: the matched ε label, two lines
             ax.grid(alpha=0.3, which="both")
             rows = sub if proto == "white-box" else "whole test set"
             what = "PGD on each model" if kind == "pgd" else "FGSM on each model"

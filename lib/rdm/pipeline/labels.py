@@ -102,13 +102,18 @@ def eps_values(eps: float | None, units: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+def eps_physical(eps: float, units: dict[str, Any], sep: str = " = ") -> str:
+    """``1.3/255 = 7 HU``: ε in grey levels and, where the preset has one, in its unit."""
+    v = eps_values(eps, units)
+    parts = [f"{v['eps_grey_levels']:.2g}/{units['grey_levels']}"]
+    if units.get("per_unit"):
+        parts.append(f"{v['eps_' + units['unit'].lower()]:.3g} {units['unit']}")
+    return sep.join(parts)
+
+
 def eps_units(eps: float, units: dict[str, Any]) -> str:
     """``.005 = 1.3/255 = 7 HU``: ε on [0, 1], in grey levels and, where the preset has one, in its unit."""
-    v = eps_values(eps, units)
-    s = f"{eps_txt(eps)} = {v['eps_grey_levels']:.2g}/{units['grey_levels']}"
-    if units.get("per_unit"):
-        s += f" = {v['eps_' + units['unit'].lower()]:.3g} {units['unit']}"
-    return s
+    return f"{eps_txt(eps)} = {eps_physical(eps, units)}"
 
 
 def units_note(texts: Any, units: dict[str, Any], eps: Any = ()) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
-from .labels import attack_label, eps_txt, eps_units, model_label, same_eps, short_attack
+from .labels import attack_label, eps_physical, eps_txt, model_label, same_eps, short_attack
 from ..attack_registry import default_alpha
 from .config import PAPER_EPS, Attack
 from . import verdicts as V
@@ -346,7 +346,7 @@ def matched_lines(x: View, units: dict | None = None) -> list[str]:
     for kind in ("fgsm", "pgd"):
         if me.get(kind) is not None:
             det = me.get(f"{kind}_detail", {})
-            phys = eps_units(float(me[kind]), units).split(" = ", 1)[1].replace(" = ", ", ") + "; " if units else ""
+            phys = eps_physical(float(me[kind]), units, ", ") + "; " if units else ""
             lines.append(f"- matched ε for {kind.upper()}: **{eps_txt(me[kind])}** "
                          f"({phys}{me[kind] / PAPER_EPS:.1f}× the paper's .005), where the baseline falls to the paper's "
                          f"{det.get('paper_accuracy', 0) * 100:.0f} %" +
