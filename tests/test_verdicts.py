@@ -177,3 +177,22 @@ def test_other_per_row_columns_follow_the_rows_order(tmp_path):
     assert rows.correct_of("pred_clean").tolist() == [[True] * 5 + [False]]
     assert rows.take(np.array([1, 5])).column("fooled_by").tolist() == [["stage1", "stage5"]]
     assert rows.column("no-such-list") is None
+
+
+def test_acc_entry_is_computed_once_per_view_and_result(tmp_path, monkeypatch):
+    """The report shows one cell in several tables: its intervals are bootstrapped once per View, and
+    each caller gets its own copy of the entry."""
+    y = np.arange(40) % 2
+    x = _setup(tmp_path, y)
+    r = _ref(x, "a", np.arange(40) < 30, y)
+    calls = []
+    real = V.stats.interval
+    monkeypatch.setattr(V.stats, "interval", lambda *a, **k: calls.append(1) or real(*a, **k))
+    e1 = V.acc_entry(x, r)
+    n = len(calls)
+    e2 = V.acc_entry(x, Ref(r.file, r.index, r.result, None, x))
+    assert n == 2 and len(calls) == n and e1.text() == e2.text() == acc_entry(r).text()
+    e1.parts[0].key = "changed"
+    assert e2.parts[0].key == "acc" and V.acc_entry(x, r).parts[0].key == "acc"
+    V.acc_entry(View(x.plan, Results(x.r.work), "lung"), r)            # another View computes its own
+    assert len(calls) == 2 * n

@@ -299,9 +299,20 @@ def value_part(rows: Rows, metric: str, ref: "Ref | None" = None, interval: bool
 
 
 def acc_entry(x: "View", ref: "Ref | None") -> Entry:
-    """``accuracy ± CI / balanced accuracy ± CI`` (``/ recall of the positive class``) of a cell."""
+    """``accuracy ± CI / balanced accuracy ± CI`` (``/ recall of the positive class``) of a cell;
+    computed once per View and result (the report shows one cell in several tables), each call
+    handing back its own copy."""
     if ref is None:
         return NA
+    cache = x.__dict__.setdefault("_acc_cache", {})
+    key = (ref.file, ref.index)
+    if key not in cache:
+        cache[key] = _acc_entry(x, ref)
+    e = cache[key]
+    return replace(e, parts=[replace(p) for p in e.parts])
+
+
+def _acc_entry(x: "View", ref: "Ref") -> Entry:
     rows = rows_of(x, ref)
     if rows is None:                     # no per-row data: the file's numbers, without interval
         return Entry([ref.part("accuracy", "acc"), ref.part("balanced_accuracy", "bal")])
