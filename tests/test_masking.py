@@ -285,4 +285,5 @@ def test_large_eps_decides_on_balanced_accuracy_and_names_the_class_that_resists
     assert f"At ε={M.eps_txt(big)}, recall: non-nodule 0.0 %, nodule 100.0 %." in rd.numbers
     at = next(r for r in M._large_eps(x, "advtrain-pgd") if r.where.startswith("PGD"))
     assert at.status == M.PASS and at.numbers.startswith("balanced accuracy 0.0 %")
+    assert f"0.0 % at ε={M.eps_txt(big)}. At ε={M.eps_txt(big)}, recall:" in at.numbers
     assert "nodule 0.0 %" in at.numbers

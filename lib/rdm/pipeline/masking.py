@@ -381,7 +381,7 @@ def _large_eps(x: View, m: str) -> list[Row]:
         rec = recalls_at(last)
         row = Row(m, "large-eps", f"{kind.upper()} sweep, {last.n} rows", FAIL if flags else PASS,
                   " ".join(t for _, t in flags) or f"{what} {pct(pts[0][1])} % at ε={eps_txt(pts[0][0])} … "
-                                                   f"{pct(a)} % at ε={eps_txt(e)}")
+                                                   f"{pct(a)} % at ε={eps_txt(e)}.")
         if rec:
             row.numbers += f" At ε={eps_txt(e)}, {rec}."
         for check, text in flags:
