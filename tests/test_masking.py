@@ -287,3 +287,27 @@ def test_large_eps_decides_on_balanced_accuracy_and_names_the_class_that_resists
     assert at.status == M.PASS and at.numbers.startswith("balanced accuracy 0.0 %")
     assert f"0.0 % at ε={M.eps_txt(big)}. At ε={M.eps_txt(big)}, recall:" in at.numbers
     assert "nodule 0.0 %" in at.numbers
+
+
+def test_no_sign_is_said_only_of_models_whose_checks_ran():
+    """A defended model whose metrics files are all missing is "not checked", never "no sign"; one
+    with some checks missing says how many ran; the summary line and the paragraph agree."""
+    from types import SimpleNamespace
+
+    from rdm.pipeline import claims as C
+
+    rows = [M.Row("rdmaa", "steps", "", M.PASS, "."), M.Row("rdmaa", "square", "", M.MISSING, "n/a"),
+            M.Row("rdmaa", "noise", "", M.NOT_RUN, "no noise attack"),
+            M.Row("advtrain-pgd", "steps", "", M.MISSING, "n/a"), M.Row("advtrain-pgd", "square", "", M.MISSING, "n/a"),
+            M.Row("advtrain-fast", "steps", "", M.UNDECIDED, "."), M.Row("advtrain-fast", "square", "", M.FAIL, ".")]
+    ran = M.checks_ran(rows)
+    assert ran == {"rdmaa": (1, 2), "advtrain-pgd": (0, 2), "advtrain-fast": (2, 2)}
+    x = SimpleNamespace(defended=["rdmaa", "advtrain-pgd", "advtrain-fast"], plan=SimpleNamespace(whitebox=[]),
+                        paper_eps=[0.005])
+    checked, unchecked = C.coverage(x, [], ran)
+    assert checked == ["RDMAA (1 of 2 checks ran)", "AdvTrain-fast"] and unchecked == ["AdvTrain-PGD"]
+    assert C.coverage(x, ["advtrain-fast"], ran) == (["RDMAA (1 of 2 checks ran)"], ["AdvTrain-PGD"])
+    words = M.masking_words(x, [], ran)
+    assert "not checked for AdvTrain-PGD" in words.replace("Not", "not") and "RDMAA (1 of 2 checks ran)" in words
+    nothing = M.masking_words(x, [], {m: (0, 2) for m in x.defended})
+    assert "No sign" not in nothing and nothing.startswith("Not checked for RDMAA, AdvTrain-PGD, AdvTrain-fast")

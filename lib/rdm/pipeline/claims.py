@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 from .labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
 from .paper import conditions
@@ -170,11 +171,30 @@ def _said(x: View, a: Ref | None, b: Ref | None) -> tuple[str, list[dict]]:
 SUMMARY_LETTERS = "abcdef"
 
 
-def summary(x: View, flags: list[dict]) -> list[dict]:
+def coverage(x: View, flagged: Sequence[str], ran: dict[str, tuple[int, int]] | None
+             ) -> tuple[list[str], list[str]]:
+    """The defended models with no flag, split into (checked, unchecked): a model none of whose checks
+    ran (its metrics files missing) is unchecked, not clean. A checked model whose checks did not all
+    run reads ``RDMAA (4 of 7 checks ran)``. Without ``ran`` every unflagged model counts as checked."""
+    checked, unchecked = [], []
+    for m in x.defended:
+        if m in flagged:
+            continue
+        k, n = ran.get(m, (0, 0)) if ran is not None else (1, 1)
+        if k == 0:
+            unchecked.append(model_label(m))
+        else:
+            checked.append(model_label(m) + (f" ({k} of {n} checks ran)" if k < n else ""))
+    return checked, unchecked
+
+
+
+def summary(x: View, flags: list[dict], ran: dict[str, tuple[int, int]] | None = None) -> list[dict]:
     """The report's short list, one item per claim (clean, transfer, the white-box standard suite, the
     seed control, the best adversarial training, gradient masking): ``claim``, ``text`` (the line,
     verdict marks and numbers with their intervals and the rows × seeds behind them) and ``parts``
-    (each shown difference with the files it came from). The explanations are in the sections below."""
+    (each shown difference with the files it came from). The explanations are in the sections below.
+    ``ran`` (:func:`rdm.pipeline.masking.checks_ran`): "no sign" is said only of models whose checks ran."""
     out: list[dict] = []
     e = PAPER_EPS
     conds = conditions(x, [e])
@@ -234,11 +254,15 @@ def summary(x: View, flags: list[dict]) -> list[dict]:
         if fl.get("flag") and fl["model"] in x.defended:
             by.setdefault(fl["model"], []).append(fl.get("letter", "?"))
     if x.defended:
-        none = [model_label(m) for m in x.defended if m not in by]
-        txt = ("⚠ signs for " + ", ".join(f"{model_label(m)} ({', '.join(sorted(set(v)))})" for m, v in by.items())
-               if by else "✓ no sign for any defended model")
-        if by and none:
-            txt += "; none for " + ", ".join(none)
+        checked, unchecked = coverage(x, list(by), ran)
+        bits = (["⚠ signs for " + ", ".join(f"{model_label(m)} ({', '.join(sorted(set(v)))})" for m, v in by.items())]
+                if by else [])
+        every = not by and not unchecked and not any("checks ran" in c for c in checked)
+        if checked:
+            bits.append(("none for " if by else "✓ no sign for ") + ("any defended model" if every else ", ".join(checked)))
+        if unchecked:
+            bits.append("not checked for " + ", ".join(unchecked) + " (metrics files missing)")
+        txt = "; ".join(bits)
         out.append({"claim": "Gradient masking", "text": "**Gradient masking** (checks (a)–(f) of the gradient-masking "
                     f"table, per defended model): {txt}", "parts": []})
     return out

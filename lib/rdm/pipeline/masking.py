@@ -41,7 +41,7 @@ import numpy as np
 
 from .. import stats
 from . import verdicts as V
-from .claims import MASK_TOL, above_noise, beyond_noise, same_rows
+from .claims import MASK_TOL, above_noise, beyond_noise, coverage, same_rows
 from .labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
 from .paper import conditions
 from .results import Ref, View
@@ -448,6 +448,19 @@ def _weak_attack_is_not_masking(rows: list[Row]) -> None:
             r.numbers += " The undefended baseline stays above the floor under the same attack too."
 
 
+def checks_ran(rows: list[Row]) -> dict[str, tuple[int, int]]:
+    """Per model, ``(ran, defined)``: how many of its checks ran (pass, fail or undecided) of those the
+    grid defines (a check whose metrics files are missing is defined but did not run). "No sign" is
+    said only of the checks that ran."""
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        c = out.setdefault(r.model, [0, 0])
+        if r.status != NOT_RUN:
+            c[1] += 1
+            c[0] += r.status in (PASS, FAIL, UNDECIDED)
+    return {m: (a, b) for m, (a, b) in out.items()}
+
+
 def masking_checks(x: View, rows: list[Row] | None = None) -> list[dict[str, Any]]:
     """The failures of the defended models: the signs of gradient masking the findings name."""
     rows = masking_rows(x) if rows is None else rows
@@ -464,10 +477,16 @@ def masking_table(x: View, rows: list[Row]) -> Table:
     return t
 
 
-def masking_words(x: View, flags: list[dict]) -> str:
-    """The report's gradient-masking paragraph for one modality."""
+def masking_words(x: View, flags: list[dict], ran: dict[str, tuple[int, int]] | None = None) -> str:
+    """The report's gradient-masking paragraph for one modality (``ran``: :func:`checks_ran` of its
+    rows; "no sign" is said only of the models whose checks ran)."""
     if not x.defended:
         return "No defended model in the grid."
+    checked, unchecked = coverage(x, [f["model"] for f in flags], ran)
+    none_ran = ("Not checked for " + ", ".join(unchecked) + ": the metrics files these checks read are missing "
+                "(listed at the end).") if unchecked else ""
+    if not flags and not checked:
+        return none_ran
     if not flags:
         parts = []
         for m in x.defended:
@@ -480,16 +499,18 @@ def masking_words(x: View, flags: list[dict]) -> str:
                     vals.append(f"{short_attack(w)} {pct(r.metric('accuracy'))} %")
             if vals:
                 parts.append(f"{model_label(m)}: " + ", ".join(vals))
-        return ("No sign found in the checks of the gradient-masking table (steps converge, stronger attacks never "
-                "raise accuracy, Square finds nothing the gradients miss, transfer never below white-box, accuracy "
-                "falls with ε, noise far weaker than the attack). " +
-                ("White-box at ε=" + eps_txt(x.paper_eps[-1]) + ": " + "; ".join(parts) + "." if parts else ""))
+        return ("No sign found in the checks of the gradient-masking table that ran (steps converge, stronger "
+                "attacks never raise accuracy, Square finds nothing the gradients miss, transfer never below "
+                "white-box, accuracy falls with ε, noise far weaker than the attack) for " + ", ".join(checked) + ". "
+                + ("White-box at ε=" + eps_txt(x.paper_eps[-1]) + ": " + "; ".join(parts) + ". " if parts else "")
+                + none_ran).rstrip()
     by: dict[str, list[str]] = defaultdict(list)
     for f in flags:
         t = f["text"].split(": ", 1)[1]
         by[f["model"]].append(t[:1].upper() + t[1:])
-    clean = [model_label(m) for m in x.defended if m not in by]
     out = ["Flagged:", ""] + [f"- **{model_label(m)}**: " + " ".join(v) for m, v in by.items()]
-    if clean:
-        out += ["", "No sign found for: " + ", ".join(clean) + "."]
+    if checked:
+        out += ["", "No sign found for: " + ", ".join(checked) + "."]
+    if none_ran:
+        out += ["", none_ran]
     return "\n".join(out)

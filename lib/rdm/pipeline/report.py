@@ -84,6 +84,7 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
         ts, tp, tm = paper.table_sweep(x, "fgsm"), paper.table_sweep(x, "pgd"), paper.table_matched(x)
         mrows = masking.masking_rows(x)
         flags, tmask = masking.masking_checks(x, mrows), masking.masking_table(x, mrows)
+        ran = masking.checks_ran(mrows)
         tables.append(tmask)
         sections["masking"] += [f"### {m}\n", tmask.markdown()]
         tc = claims.claims_table(x)
@@ -103,8 +104,8 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
         rep["modalities"][m] = {"matched": x.matched or {}, "masking": flags, "subset_n": x.subset_n, "data": dinfo,
                                 **cinfo, "units": units}
         sections["eps"] += [f"### {m}\n", ts.markdown(), tp.markdown(), *paper.matched_lines(x, units), tm.markdown(),
-                            f"**Gradient-masking check, {m}.** " + masking.masking_words(x, flags) + "\n"]
-        items = claims.summary(x, flags)
+                            f"**Gradient-masking check, {m}.** " + masking.masking_words(x, flags, ran) + "\n"]
+        items = claims.summary(x, flags, ran)
         rep["modalities"][m]["summary"] = items
         sections["words"] += [f"### {m}\n", *claims.summary_lines(x, items), tc.markdown(),
                               "<details><summary>Every comparison in words</summary>\n",
