@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import gridtext as G
 from helpers import fabricate, set_rows, write_audit
 from rdm.checkpoint import save_checkpoint
 from rdm.errors import RdmError
@@ -23,95 +24,27 @@ from rdm.pipeline.labels import eps_units, eps_values, units_note, units_of
 from rdm.pipeline.render import makefile
 from rdm.presets import load_preset
 
-GRID = """
-[modalities.lung]
-preset = "lung"
-source = "lung-nodule"
-
-[modalities.brain-grouped]
-preset = "brain"
-source = "brain-mri"
-paper = "brain"
-prep = { group_similar = 0.05 }
-
-[[attacks]]
-name = "fgsm"
-attack = "fgsm"
-eps = [0.005]
-splits = ["train", "test"]
-
-[[attacks]]
-name = "pgd"
-attack = "pgd"
-alpha = 0.002
-steps = 3
-eps = [0.002, 0.005]
-splits = ["test"]
-
-[training]
-epochs = 40
-patience = 6
-
-[models.baseline]
-recipe = "train-cnn"
-
-[models.control]
-recipe = "train-cnn"
-seed_offset = 1000
-
-[models.dcae]
-recipe = "pretrain-dcae"
-adv = ["fgsm"]
-
-[models.dcae-clean]
-recipe = "pretrain-dcae"
-adv = []
-
-[models.rdmaa]
-recipe = "finetune"
-dcae = "dcae"
-adv = []
-
-[models.rdmaa-cleandcae]
-recipe = "finetune"
-dcae = "dcae-clean"
-
-[models.scratch]
-recipe = "finetune"
-init = "random"
-
-[models.rdmaa-frozen]
-recipe = "finetune"
-dcae = "dcae"
-freeze_encoder = true
-patience = 3
-
-[models.purified]
-recipe = "purify"
-dcae = "dcae"
-cnn = "baseline"
-
-[evaluate]
-models = ["baseline", "rdmaa", "purified"]
-controls = ["control"]
-ablations = ["rdmaa-cleandcae", "scratch", "rdmaa-frozen"]
-paper_eps = [0.002, 0.005]
-whitebox = [{ name = "pgd", attack = "pgd", alpha = 0.002, steps = 3 },
-            { name = "apgd", attack = "apgd", steps = 10, limit = true, eps = [0.005] }]
-sweep_eps = [0.005, 0.05]
-sweep_pgd = { steps = 2 }
-sweep_on_subset = true
-
-[paper.lung]
-clean = 0.90
-fgsm = 0.35
-pgd = 0.40
-
-[paper.brain]
-clean = 0.95
-fgsm = 0.70
-pgd = 0.77
-"""
+GRID = G.grid(
+    G.LUNG,
+    G.modality("brain-grouped", "brain", "brain-mri", paper="brain", prep={"group_similar": 0.05}),
+    G.FGSM,
+    G.attack("pgd", [0.002, 0.005], ["test"], alpha=0.002, steps=3),
+    G.table("training", epochs=40, patience=6),
+    G.BASELINE,
+    G.model("control", "train-cnn", seed_offset=1000),
+    G.model("dcae", "pretrain-dcae", adv=["fgsm"]),
+    G.model("dcae-clean", "pretrain-dcae", adv=[]),
+    G.model("rdmaa", "finetune", dcae="dcae", adv=[]),
+    G.model("rdmaa-cleandcae", "finetune", dcae="dcae-clean"),
+    G.model("scratch", "finetune", init="random"),
+    G.model("rdmaa-frozen", "finetune", dcae="dcae", freeze_encoder=True, patience=3),
+    G.model("purified", "purify", dcae="dcae", cnn="baseline"),
+    G.evaluate(["baseline", "rdmaa", "purified"], [0.002, 0.005],
+               [G.PGD_WHITEBOX, {"name": "apgd", "attack": "apgd", "steps": 10, "limit": True, "eps": [0.005]}],
+               controls=["control"], ablations=["rdmaa-cleandcae", "scratch", "rdmaa-frozen"]),
+    G.paper_lung(),
+    G.table("paper.brain", clean=0.95, fgsm=0.70, pgd=0.77),
+)
 
 N = 100      # fabricated test rows (helpers.SIZES)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gridtext as G
 from helpers import fabricate
 from rdm.pipeline import config
 from rdm.pipeline import plan as P
@@ -30,61 +31,14 @@ from rdm.pipeline.results import Ref
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY = """
-[modalities.lung]
-preset = "lung"
-source = "lung-nodule"
-
-[[attacks]]
-name = "fgsm"
-attack = "fgsm"
-eps = [0.005]
-splits = ["train", "test"]
-
-[[attacks]]
-name = "pgd"
-attack = "pgd"
-alpha = 0.002
-steps = 3
-eps = [0.005]
-splits = ["test"]
-
-[models.baseline]
-recipe = "train-cnn"
-
-[models.dcae]
-recipe = "pretrain-dcae"
-adv = ["fgsm"]
-
-[models.rdmaa]
-recipe = "finetune"
-dcae = "dcae"
-adv = []
-
-[evaluate]
-models = ["baseline", "rdmaa"]
-paper_eps = [0.005]
-whitebox = [{ name = "pgd", attack = "pgd", alpha = 0.002, steps = 3 }]
-sweep_eps = [0.005, 0.05]
-sweep_pgd = { steps = 2 }
-sweep_on_subset = true
-
-[paper.lung]
-clean = 0.90
-rdmaa_clean = 0.91
-fgsm = 0.35
-pgd = 0.40
-rdmaa_fgsm = 0.88
-rdmaa_pgd = 0.83
-advtrain_fgsm = 0.86
-advtrain_pgd = 0.80
-prf_clean = [0.83, 0.86, 0.84]
-prf_pgd = [0.50, 0.49, 0.38]
-prf_fgsm = [0.38, 0.29, 0.29]
-rdmaa_prf_clean = [0.85, 0.82, 0.84]
-rdmaa_prf_pgd = [0.72, 0.79, 0.74]
-rdmaa_prf_fgsm = [0.80, 0.77, 0.78]
-"""
+TINY = G.grid(
+    G.LUNG, G.FGSM, G.PGD, G.RDMAA,
+    G.evaluate(["baseline", "rdmaa"], [0.005], [G.PGD_WHITEBOX]),
+    G.paper_lung(rdmaa_clean=0.91, rdmaa_fgsm=0.88, rdmaa_pgd=0.83, advtrain_fgsm=0.86, advtrain_pgd=0.80,
+                 prf_clean=[0.83, 0.86, 0.84], prf_pgd=[0.50, 0.49, 0.38], prf_fgsm=[0.38, 0.29, 0.29],
+                 rdmaa_prf_clean=[0.85, 0.82, 0.84], rdmaa_prf_pgd=[0.72, 0.79, 0.74],
+                 rdmaa_prf_fgsm=[0.80, 0.77, 0.78]),
+)
 
 
 def _make_vars(d: Path) -> list[str]:
@@ -375,22 +329,11 @@ def test_renamed_outputs_the_report_follows(tmp_path, monkeypatch):
         ("adv", {"m": "lung", "attack": "pgd-a02", "eps": 0.005, "split": "test", "seed": 2})
 
 
-TOY_GRID = """
-attacks = []
-
-[modalities.lung]
-preset = "lung"
-source = "lung-nodule"
-
-[models.baseline]
-recipe = "train-cnn"
-
-[evaluate]
-models = ["baseline"]
-paper_eps = [0.05]
-whitebox = [{ name = "shift", attack = "toy-shift", direction = -1, eps = [0.05, 0.1] }]
-sweep_eps = []
-"""
+TOY_GRID = G.grid(
+    "attacks = []\n", G.LUNG, G.BASELINE,
+    G.table("evaluate", models=["baseline"], paper_eps=[0.05],
+            whitebox=[{"name": "shift", "attack": "toy-shift", "direction": -1, "eps": [0.05, 0.1]}], sweep_eps=[]),
+)
 
 
 def test_a_toy_attack_in_one_class_runs_from_the_grid_and_the_report_labels_it(tmp_path, phantom_set):

@@ -18,43 +18,15 @@ from pathlib import Path
 
 import pytest
 
+import gridtext as G
 from rdm.pipeline import render
 from rdm.pipeline.plan import Plan
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM = REPO / "shell" / "slurm"
 
-TINY = """
-[modalities.lung]
-preset = "lung"
-source = "lung-nodule"
-
-[modalities.brain]
-preset = "brain"
-source = "brain-mri"
-
-[[attacks]]
-name = "fgsm"
-attack = "fgsm"
-eps = [0.005]
-splits = ["test"]
-
-[models.baseline]
-recipe = "train-cnn"
-
-[evaluate]
-models = ["baseline"]
-paper_eps = [0.005]
-whitebox = []
-sweep_eps = [0.005, 0.05]
-sweep_pgd = { steps = 2 }
-sweep_on_subset = true
-
-[paper.lung]
-clean = 0.90
-fgsm = 0.35
-pgd = 0.40
-"""
+TINY = G.grid(G.LUNG, G.BRAIN, G.attack("fgsm", [0.005], ["test"]), G.BASELINE,
+              G.evaluate(["baseline"], [0.005], []), G.paper_lung())
 
 # the demo's own defaults (epochs, batch, subset) come from the Makefile on both paths
 VARS = {"MODE": "demo", "DEMO_N": "40", "DEVICE": "cpu", "SEED": "0"}
