@@ -311,3 +311,30 @@ def test_no_sign_is_said_only_of_models_whose_checks_ran():
     assert "not checked for AdvTrain-PGD" in words.replace("Not", "not") and "RDMAA (1 of 2 checks ran)" in words
     nothing = M.masking_words(x, [], {m: (0, 2) for m in x.defended})
     assert "No sign" not in nothing and nothing.startswith("Not checked for RDMAA, AdvTrain-PGD, AdvTrain-fast")
+
+
+def test_masking_numbers_are_the_mean_over_the_seeds(tmp_path):
+    """The table's numbers are the cells the checks compare: with two seeds, the mean of both seeds'
+    accuracies (was the first seed's alone)."""
+    import json
+
+    from helpers import fabricate
+    from rdm.pipeline import config
+    from rdm.pipeline import plan as P
+    from rdm.pipeline import report as R
+
+    fabricate(tmp_path / "work", P.Plan(config.DEFAULT_GRID, "tables", ["lung"], seeds=2))
+    f = tmp_path / "work" / "lung" / "s1" / "metrics" / "rdmaa" / "wb-steps-10.json"
+    j = json.loads(f.read_text())
+    res = j["results"][0]
+    s0 = json.loads((tmp_path / "work" / "lung" / "s0" / "metrics" / "rdmaa" / "wb-steps-10.json").read_text())
+    acc0 = s0["results"][0]["metrics"]["accuracy"]
+    res["per_row"]["pred"] = list(res["per_row"]["y"])          # seed 1: every row right
+    res["metrics"]["accuracy"] = 1.0
+    f.write_text(json.dumps(j))
+    rep = R.build(config.DEFAULT_GRID, tmp_path / "work", tmp_path / "results", "tables", figures=False, seeds=2)
+    steps = [[c["text"] for c in r["cells"]] for r in rep["tables"]["masking-lung"]["rows"]
+             if r["label"] == "RDMAA" and r["cells"][0]["text"].startswith("(a)")]
+    assert len(steps) == 1 and acc0 < 0.5
+    want = f"10: {100 * (acc0 + 1.0) / 2:.1f} %"
+    assert want in steps[0][2], (want, steps[0][2])

@@ -266,9 +266,11 @@ def test_what_the_numbers_say_is_one_line_per_claim_from_the_metrics_files(fabri
                 if p.get("source") == "difference":
                     a, b = p["of"]
                     seeds = p["rows"]["n_seeds"]
-                    said = (f"{mark[p['verdict']]} {a['text']} vs {b['text']}, {p['text'][:-2]} "
-                            f"({p['rows']['n_rows']} rows")
+                    said = f"{mark[p['verdict']]} {a['text']} vs {b['text']}, {p['text'][:-2]}"
                     assert said in it["text"] and f" × {seeds} seed" in it["text"], (said, it["text"])
+                    rest = it["text"].split(said, 1)[1]        # lung: the nodule recall beside, then the rows
+                    recall = r"; nodule recall [\d.]+ vs [\d.]+" if m == "lung" else ""
+                    assert re.match(recall + rf" \({p['rows']['n_rows']} rows", rest), rest
         assert "RDMAA (a, b, c" in items[-1]["text"]                 # the designed masking model
 
 

@@ -163,8 +163,11 @@ def _said(x: View, a: Ref | None, b: Ref | None) -> tuple[str, list[dict]]:
     pa, pb = d.minus
     r = d.rows
     where = " of the seeded subset" if e.mark else ""
+    pos = V.positive_class(x)
+    rec = V.compare(x, a, b, "recall:" + pos) if pos is not None else None
     txt = (f"{VERDICT_MARK.get(d.verdict, '')} {pa.text()} vs {pb.text()}, {signed(d.value)} [{signed(d.lo)}, "
-           f"{signed(d.hi)}] ({r['n_rows']} rows{where} × {r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''})")
+           f"{signed(d.hi)}]" + (f"; {pos} recall {pct(rec.va)} vs {pct(rec.vb)}" if rec is not None else "") +
+           f" ({r['n_rows']} rows{where} × {r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''})")
     return txt, [d.to_json()]
 
 

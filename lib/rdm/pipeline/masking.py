@@ -221,8 +221,9 @@ def paired(x: View, a: Ref | None, b: Ref | None) -> Change | None:
     return Change(vb - va, None, b.n, call)
 
 
-def _acc(r: Ref) -> str:
-    return f"{pct(r.metric('accuracy'))} %"
+def _acc(x: View, r: Ref) -> str:
+    """A cell's accuracy as the checks compare it: the mean over its seeds (not its first seed's)."""
+    return f"{pct(V.mean_and_half(x, r, 'accuracy', interval=False)[0])} %"
 
 
 @dataclass
@@ -260,7 +261,7 @@ def _steps(x: View, m: str) -> tuple[Row, list[Pair]]:
     ups = [(f"{n0} steps", r0, f"{n1} steps", r1, paired(x, r0, r1)) for (n0, r0), (n1, r1) in zip(curve, curve[1:])]
     ups = [u for u in ups if u[4] is not None]
     where = f"{short_attack(a).split('-')[0]} ε={eps_txt(a.eps[0])}, {curve[0][1].n} rows"
-    seq = ", ".join(f"{n}: {_acc(r)}" for n, r in curve)
+    seq = ", ".join(f"{n}: {_acc(x, r)}" for n, r in curve)
     if len(ups) < len(curve) - 1:
         return Row(m, "steps", where, MISSING, f"steps {seq}; per-row results missing or rows differ"), ups
     f0, _, f1, _, last = ups[-1]
@@ -297,14 +298,14 @@ def _stronger(x: View, m: str, pairs: list[Pair]) -> Row:
     rises = [p for p in pairs if p[4].call == "higher"]
 
     def says(p: Pair) -> str:
-        return f"{p[0]} {_acc(p[1])} → {p[2]} {_acc(p[3])} ({p[4].text()})"
+        return f"{p[0]} {_acc(x, p[1])} → {p[2]} {_acc(x, p[3])} ({p[4].text()})"
 
     row = Row(m, "stronger", f"{len(pairs)} comparisons", FAIL if rises else PASS,
               "; ".join(says(p) for p in rises) if rises else
               "largest rise: " + says(max(pairs, key=lambda p: p[4].diff)))
     for p in rises:
-        row.flag("stronger-attack", f"white-box accuracy RISES from {_acc(p[1])} ({p[0]}, n = {p[1].n}) to "
-                                    f"{_acc(p[3])} ({p[2]}, n = {p[3].n}), {p[4].text()}.")
+        row.flag("stronger-attack", f"white-box accuracy RISES from {_acc(x, p[1])} ({p[0]}, n = {p[1].n}) to "
+                                    f"{_acc(x, p[3])} ({p[2]}, n = {p[3].n}), {p[4].text()}.")
     return row
 
 
@@ -324,7 +325,8 @@ def _square(x: View, m: str) -> list[Row]:
             continue
         c = square_beyond_gradients(fb)
         row = Row(m, "square", f"{lab.split(',')[0]}, {r.n} rows", FAIL if c.call == "higher" else PASS,
-                  f"AA {_acc(r)}; after APGD-CE + APGD-T {pct(r.metric('accuracy') + c.diff)} %; "
+                  f"AA {_acc(x, r)}; after APGD-CE + APGD-T "
+                  f"{pct(V.mean_and_half(x, r, 'accuracy', interval=False)[0] + c.diff)} %; "
                   f"Square alone fooled {c.text()}")
         if row.status == FAIL:
             row.flag("square-beats-gradients", square_words(c), eps=r.cell.eps if r.cell else None)
@@ -349,10 +351,10 @@ def _transfer(x: View, m: str) -> Row:
     bad = [t for t in done if t[3].call == "higher"]
     worst = max(done, key=lambda t: t[3].diff)
     row = Row(m, "transfer", f"{len(done)} pairs", FAIL if bad else PASS,
-              "; ".join(f"{lab}: transfer {_acc(tr)}, white-box {_acc(wb)} ({c.text()})"
+              "; ".join(f"{lab}: transfer {_acc(x, tr)}, white-box {_acc(x, wb)} ({c.text()})"
                         for lab, tr, wb, c in (bad or [worst])) + ("" if bad else " (the closest pair)"))
     for lab, tr, wb, c in bad:
-        row.flag("transfer-stronger", f"transfer accuracy {_acc(tr)} is BELOW white-box {_acc(wb)} ({lab}); "
+        row.flag("transfer-stronger", f"transfer accuracy {_acc(x, tr)} is BELOW white-box {_acc(x, wb)} ({lab}); "
                                       "the white-box attack should be the stronger one.")
     return row
 
@@ -412,11 +414,11 @@ def _noise(x: View, m: str) -> list[Row]:
             clean = rows.correct_of("pred_clean").astype(np.float64)
             status, vs_clean, vs_noise = noise_control(clean, _correct(rn), _correct(rows))
             row = Row(m, "noise", f"ε={eps_txt(e)}, {r.n} rows", status,
-                      f"clean {pct(float(clean.mean()))} %, noise {_acc(nr)}, {short_attack(a)} {_acc(r)} "
+                      f"clean {pct(float(clean.mean()))} %, noise {_acc(x, nr)}, {short_attack(a)} {_acc(x, r)} "
                       f"({vs_clean.text()} from clean; {vs_noise.text()} from the noise)")
             if status == FAIL:
-                row.flag("noise-as-strong", f"random sign noise at ε={eps_txt(e)} ({_acc(nr)}) costs about as much as "
-                                            f"{short_attack(a)} ({_acc(r)}): the attack finds little that noise "
+                row.flag("noise-as-strong", f"random sign noise at ε={eps_txt(e)} ({_acc(x, nr)}) costs about as much as "
+                                            f"{short_attack(a)} ({_acc(x, r)}): the attack finds little that noise "
                                             "does not.", eps=e)
             out.append(row)
     return out or [Row(m, "noise", "", NOT_RUN, "no noise control in the grid") if not noise else
