@@ -305,3 +305,32 @@ def test_stage_names_of_seeds_sum_in_the_wall_time_table():
     assert P.parse_stage("lung/s2/baseline", ["baseline"]) == ("lung", "train", "baseline")
     assert P.parse_stage("lung/s11/eval-rdmaa-clean", ["rdmaa"]) == ("lung", "eval", "eval-rdmaa")
     assert P.parse_stage("lung/prep", []) == ("lung", "prep", "prep")
+
+
+def test_the_grid_runs_cheap_cells_first_and_the_standard_suite_last():
+    """make's GRID_METRICS and the step runner order cells by the plan's cost estimate: an interrupted
+    CPU run has every clean and transfer cell before any white-box one, and the AA cascade and the
+    certificates (the costly ones) last; the order is a permutation of the plan's metrics."""
+    plan = P.Plan(config.DEFAULT_GRID, "tables", ["brain"], seeds=1)
+    mp = plan.modality("brain")
+    mk = render.makefile(plan)
+    order = re.search(r"^GRID_METRICS := (.*)$", mk, re.M).group(1).split()
+    names = [o.replace("$(OUT)/", "") for o in order]
+    assert sorted(names) == sorted(mp.metrics) and len(names) == len(set(names))
+    kind = [("wb" if "/wb-" in n or "/matched-wb-" in n or "/sweep-wb-" in n else
+             "certify" if "/certify/" in n else "cheap") for n in names]
+    last_cheap = max(i for i, k in enumerate(kind) if k == "cheap")
+    assert last_cheap < min(i for i, k in enumerate(kind) if k == "wb")
+    aa = [i for i, n in enumerate(names) if n.endswith("wb-aa.json")]
+    steps = [i for i, n in enumerate(names) if "/wb-steps-" in n or "/wb-pgd.json" in n or "/wb-noise" in n]
+    assert aa and steps and max(steps) < min(aa)
+    hours = [mp.hours_of(n) for n in names]
+    assert hours == sorted(hours) and hours[-1] > 1.0 and mp.hours_of(names[0]) == 0.0
+    cert = [n for n in names if "/certify/" in n]
+    assert cert and all(mp.hours_of(c) > mp.hours_of(n) for c in cert for n in names if "/wb-pgd.json" in n)
+    # the step runner: among ready jobs, as many waiting on each, the cheaper goes first
+    from rdm.pipeline import runner as R
+    jobs = R.plan_jobs(plan, {"OUT": "/o", "GRID": "g.toml", "PY": "python", "RDM": "", "DEVICE": "cpu",
+                              "SUBSET_N": "300", "DATA_ROOT": "/d", "DEMO_N": "10", "TRAIN_FLAGS": ""})
+    by = {j.outputs[0]: j for j in jobs}
+    assert by["/o/" + names[-1]].hours == hours[-1] > 0 and by["/o/brain/s0/metrics/baseline/clean.json"].hours == 0

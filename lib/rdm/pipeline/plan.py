@@ -427,6 +427,26 @@ class ModalityPlan:
         eps = w.eps if n_eps is None else (0.0,) * n_eps
         return self.plan.cost.estimate(w, eps, self.classes, self.plan.cost.rows(self.m, subset))
 
+    def hours_of(self, output: str) -> float:
+        """The estimated hours of the step that writes ``output`` (a metrics file or a certificate), to
+        run a grid cheap-first: a white-box job by the cost estimate, a certificate by its noise samples
+        ((n0 + n) forward passes per row of the subset); clean and transfer evaluations (a forward pass
+        per row) and anything else count 0."""
+        cache = self.__dict__.setdefault("_hours", {})
+        if not cache:
+            by: dict[str, list[Cell]] = {}
+            for c in self.cells:
+                if c.family in ("whitebox", "steps", "sweep", "matched") and c.attack is not None:
+                    by.setdefault(c.output, []).append(c)
+            for o, cells in by.items():
+                cache[o] = self.estimate(cells[0].attack, len(cells), cells[0].rows == SUBSET).hours or 0.0
+            cert, cost = self.plan.certify, self.plan.cost
+            for s in self.steps:
+                if s.kind == "certify":
+                    cache.update({o: (cert.n0 + cert.n) * forward() * cost.rows(self.m, True) / cost.throughput
+                                  / 3600 for o in s.outputs})
+        return cache.get(output, 0.0)
+
     def on_subset(self, w: Attack, n_eps: int | None = None) -> bool:
         """Whether white-box attack ``w`` runs on the seeded subset here: ``limit = true``, or
         ``limit = "auto"`` and its whole-test-set estimate is over the grid's budget."""
@@ -550,6 +570,18 @@ class Plan(Grid):
     def cells(self) -> Iterator[Cell]:
         for mp in self.run.values():
             yield from mp.cells
+
+
+def cheap_first(plan: "Plan", outputs: Iterable[str]) -> list[str]:
+    """``outputs`` (relative to OUT) ordered by the estimated hours of the steps that write them,
+    cheapest first, ties in the plan's order: an interrupted run (2 CPU cores cannot finish the
+    standard suite) has every clean, transfer and cheap white-box cell before the expensive ones."""
+    hours = {}
+    for mp in plan.run.values():
+        for o in [*mp.metrics, *(x for s in mp.steps for x in s.outputs)]:
+            hours.setdefault(o, mp.hours_of(o))
+    outputs = list(outputs)
+    return [o for _, _, o in sorted((hours.get(o, 0.0), i, o) for i, o in enumerate(outputs))]
 
 
 # =========================================================================== --cost

@@ -309,6 +309,7 @@ class Job:
     rc: int | None = None
     tail: list[str] = field(default_factory=list)
     weight: int = 0
+    hours: float = 0.0              # the plan's estimate (plan.ModalityPlan.hours_of): cheap first among equals
 
 
 @dataclass
@@ -387,7 +388,7 @@ def run_jobs(jobs: list[Job], settings: dict[str, str], n: int, log: str | os.Pa
                     {"blocked": out.blocked, "failed": out.failed, "skipped": out.up_to_date}[j.state].append(j)
                     progressed = True
             ready = sorted((j for j in pending if all(d.state in ("ok", "skipped") for d in j.deps)),
-                           key=lambda j: -j.weight)
+                           key=lambda j: (-j.weight, j.hours))
             idle = [w for w in pool if w.job is None]
             while ready and (idle or len(pool) < n):
                 j = ready.pop(0)
@@ -462,7 +463,8 @@ def _real(settings: dict[str, str], path: str) -> str:
 def plan_jobs(plan: Plan, settings: dict[str, str], results: str | None = None) -> list[Job]:
     """The steps ``make`` would run for the report (and the report itself when ``results`` is given),
     as linked jobs in dependency order."""
-    jobs = [Job(s.stage, s.command, [_real(settings, i) for i in s.inputs], [_real(settings, o) for o in s.outputs])
+    jobs = [Job(s.stage, s.command, [_real(settings, i) for i in s.inputs], [_real(settings, o) for o in s.outputs],
+                hours=sum(plan.run[s.modality].hours_of(o) for o in s.outputs) if s.modality in plan.run else 0.0)
             for s in dependency_order(needed_steps(plan))]
     if results is not None:
         words = [*C.module("rdm.report"), *C.lit("--grid"), C.var("GRID"), *C.lit("--work"), C.var("OUT"),
