@@ -99,12 +99,22 @@ def _teardown() -> None:
 def finish() -> None:
     """End the job together: wait until every rank is here (rank 0 has written its files), then
     destroy the process group. A rank that left first and tore gloo down while its peer was
-    still writing was seen to abort ("terminate called without an active exception") in CI."""
+    still writing was seen to abort ("terminate called without an active exception") in CI.
+
+    The DistributedDataParallel wrapper holds the process group and sits in reference cycles (its
+    reducer's hooks), so it may be freed only by the cyclic collector — at interpreter exit, after
+    the group was destroyed, where gloo's threads are torn down with the interpreter and the rank
+    aborted the same way (once in CI at 19f4f23, the non-writing rank). Collect it here, while
+    the group and the interpreter are alive."""
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
