@@ -153,6 +153,25 @@ def test_square_margin_falls_with_queries_within_its_budget(three):
     assert len(counts[200]) == 200 or _wrong(model, square_linf(model, x, y, 0.02, 200, seed=5), y).all()
 
 
+def test_square_restarts_return_the_lowest_margin_point_of_any_restart(three):
+    # a row no restart fools gets the lowest-margin point over all restarts, not the last one's
+    model, x, y = three
+    right = ~_wrong(model, x, y)
+    x, y = x[right], y[right]
+    eps, q = 0.01, 15
+
+    def margins(xa):
+        with torch.no_grad():
+            return -L.margin(as_class_logits(model(xa)), y)             # z_y − max other
+
+    first = margins(square_linf(model, x, y, eps, q, seed=5))
+    second = margins(square_linf(model, x, y, eps, q, seed=5, first_restart=1))
+    both = margins(square_linf(model, x, y, eps, q, seed=5, restarts=2))
+    alive = (first > 0) & (second > 0)                                   # neither restart fools
+    assert int(alive.sum()) >= 5 and bool((second[alive] > first[alive]).any())   # the case exists
+    assert torch.allclose(both[alive], torch.minimum(first, second)[alive])
+
+
 def test_apgd_t_fools_about_as_many_rows_as_apgd_ce(three):
     # APGD-T is a full-strength attack: within 3 row-ε pairs of APGD-CE's fooled rows at the same
     # budget per target. Not "at least as many": with the old per-row generator start, seeds 0–4 gave

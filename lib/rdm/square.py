@@ -74,8 +74,9 @@ def square_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
                 row_ids: Sequence[int] | None = None, first_restart: int = 0,
                 count: list | None = None) -> torch.Tensor:
     """Square Attack (L∞, margin loss, untargeted) on one batch; returns, per row, the first point
-    that fooled the model, else the lowest-margin point. ``restarts`` > 1 reruns the search on
-    the rows still classified right; restart r draws from ``(seed, row_id, first_restart + r)``.
+    that fooled the model, else the lowest-margin point over all restarts. ``restarts`` > 1 reruns
+    the search on the rows still classified right; restart r draws from ``(seed, row_id,
+    first_restart + r)``.
     ``count``, if given, gets the number of rows of every
     forward pass appended (for tests of the query budget)."""
     eps = _check_eps(eps)
@@ -93,16 +94,21 @@ def square_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     ids = _row_ids(row_ids, x.shape[0])
     lo, hi = eps_bounds(x, eps)
     best = x.clone()
+    best_m = torch.full((x.shape[0],), math.inf, device=x.device)
     fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     with attack_mode(model):
         for r in range(int(restarts)):
             rows = torch.arange(x.shape[0], device=x.device) if r == 0 else (~fooled).nonzero().squeeze(1)
             if rows.numel() == 0:
                 break
-            xr, f = _search(model, _take(x, rows), _take(y, rows), _take(lo, rows), _take(hi, rows),
-                            int(queries), float(p_init), seed, [ids[i] for i in rows.tolist()],
-                            int(first_restart) + r, count)
-            best[rows], fooled[rows] = xr, f
+            xr, mr, f = _search(model, _take(x, rows), _take(y, rows), _take(lo, rows), _take(hi, rows),
+                                int(queries), float(p_init), seed, [ids[i] for i in rows.tolist()],
+                                int(first_restart) + r, count)
+            # a restart's point replaces the earlier one only where it fools or has a lower margin
+            # (the rows here are all unfooled so far): the returned point is the best of all restarts
+            take = f | (mr < best_m.index_select(0, rows))
+            keep = rows[take]
+            best[keep], best_m[keep], fooled[keep] = xr[take], mr[take], f[take]
     return best.detach().contiguous()
 
 
@@ -150,4 +156,4 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count):
         cur_m[keep_rows] = m[take]
         fooled[alive[f]] = True
         alive = alive[~f]
-    return cur, fooled
+    return cur, cur_m, fooled
