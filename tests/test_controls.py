@@ -342,7 +342,7 @@ def test_sweep_figure_axis_gives_eps_in_grey_levels_and_hu():
     fig.canvas.draw()
     assert [t.get_text() for t in lung.get_xticklabels()] == ["0.51/255\n2.8 HU", "1.3/255\n7 HU"]
     assert lung.get_xlim() == pytest.approx((0.255, 76.5))          # the top axis is ε·255
-    assert "in HU (window -1000 to 400)" in lung.get_xlabel()
+    assert "in HU (window \u22121000 to 400)" in lung.get_xlabel()          # a minus sign, not a hyphen
     assert [t.get_text() for t in brain.get_xticklabels()] == ["0.51/255", "1.3/255"]
     assert "HU" not in brain.get_xlabel() and "grey levels" in brain.get_xlabel()
     plt.close(fig)

@@ -89,6 +89,11 @@ def ci_of(x: View, r) -> tuple[float | None, float, float | None]:
     return p.lo, float(p.value), p.hi
 
 
+def _num(v: float) -> str:
+    """A number for a figure's text with a typographic minus (−1000, not -1000)."""
+    return f"{v:g}".replace("-", "\u2212")
+
+
 def eps_axis(ax, eps: list[float], units: dict):
     """A second x axis on top of ``ax`` (log ε on [0, 1]) that names each ε of ``eps`` in 8-bit grey
     levels and, where the preset has an intensity window (CT), in its unit
@@ -101,7 +106,7 @@ def eps_axis(ax, eps: list[float], units: dict):
     top.xaxis.set_minor_locator(NullLocator())
     unit = units["unit"] if units.get("per_unit") else None
     top.set_xlabel("the same ε in 8-bit grey levels" +
-                   (f" and in {unit} (window {units['window'][0]:g} to {units['window'][1]:g})" if unit else ""),
+                   (f" and in {unit} (window {_num(units['window'][0])} to {_num(units['window'][1])})" if unit else ""),
                    fontsize=8)
     return top
 
