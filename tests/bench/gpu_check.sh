@@ -14,16 +14,17 @@
 # timeout_s=600).
 # Each part has its own time limit, so a hang costs that part only; `set -x` logs every step. The whole
 # run is held to TOTAL_T (default 540 s): the three-seed part gets what is left of it.
-#   parts: install (≤ 30 + 20 s; about 5 s) · CUDA bench (≤ BENCH_T = 100 s) · grid, 1 seed (≤ GRID1_T = 200 s)
+#   parts: install (≤ 30 + 20 s; about 5 s) · CUDA bench (≤ BENCH_T = 100 s) · APGD profile (≤ 45 s)
+#          · grid, 1 seed (≤ GRID1_T = 200 s)
 #          · grid, 3 seeds (the rest of TOTAL_T; seed 0 is already done, so it runs seeds 1 and 2) · collect
 # Settings (environment): DEVICE=cuda (cpu: a dry run of every part on the CPU; with MODE=demo the grid is
 #   the demo's, on phantoms), JOBS=12 and RDM_THREADS=1 (12 workers share the card, 12 of the 16 cores),
 #   RUNNER=pool (make: a process per step, as before), MODE=tables, DATA=.gpudata, WHL=.whl, PYTHON=python3,
 #   TRAIN_FLAGS (passed to the training commands), BENCH_T, GRID1_T, TOTAL_T,
 #   MODALITIES (default "lung brain leukemia"; .gpudata must hold their folders).
-# Writes to $OUT (flat, ≤ 8 files): summary.json (card, part times and exit codes, each grid part's wall
-#   and stage time, steps done), bench-cuda.json, timings-seeds1.jsonl and timings.jsonl (per-stage times
-#   after the 1-seed part and after both), REPORT-seeds1.md and REPORT.md (the reports), gpu_check.log.
+# Writes to $OUT (flat, ≤ 9 files): summary.json (card, part times and exit codes, each grid part's wall
+#   and stage time, steps done), bench-cuda.json, apgd-profile.json (tests/bench/apgd_profile.py),
+#   timings-seeds1.jsonl and timings.jsonl (per-stage times after the 1-seed part and after both), REPORT-seeds1.md and REPORT.md (the reports), gpu_check.log.
 set -uo pipefail        # not -e: a failed part is recorded and the next part still runs
 OUT=${OUT:?set OUT to the folder for the results}
 mkdir -p "$OUT"
@@ -95,6 +96,12 @@ command -v rdm-eval
 DRY=()
 [ "$DEVICE" = cpu ] && DRY=(--cuda-dry-run)
 part bench "$BENCH_T" "$PYTHON" tests/bench/bench.py --device cuda "${DRY[@]}" --out "$OUT/bench-cuda.json"
+
+# ---- 2b. where APGD's time goes on the card (APGD-CE-10 ran at 1.6–3.0× its floor, PGD-10 at 1.02×):
+# rdm's floor, PGD-10 with and without the random start, APGD-CE-10, then one APGD call profiled
+PROF=()
+[ "$DEVICE" = cpu ] && PROF=(--batch 16 --reps 1)
+part apgd-profile 45 "$PYTHON" tests/bench/apgd_profile.py --device "$DEVICE" "${PROF[@]}" --out "$OUT/apgd-profile.json"
 
 # ---- 3. the grid through the step runner: one seed, then three (seed 0's outputs are reused: the
 # second part runs seeds 1 and 2 only, and its wall plus the first part's is the three-seed wall)
