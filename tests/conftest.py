@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rdm  # noqa: F401  (first, before torch: the tests run with the commands' allocator setting)
 from helpers import write_phantom_set  # noqa: F401  (re-exported for tests)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
