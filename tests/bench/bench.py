@@ -35,6 +35,9 @@ Sections (every number goes to ``results/bench.json``, a table goes to stdout):
   RSS of each run is its own ``ru_maxrss``, read by a small wrapper interpreter
   (RUSAGE_CHILDREN) so that pages inherited from this process are not counted. A slim lung CNN
   (8 filters) keeps the compute small: the measurement is of streaming, not of the model.
+* allocator (``allocator.py``): PyTorch's transparent-huge-page allocation, which ``import rdm``
+  turns on (``THP_MEM_ALLOC_ENABLE=1``), against the default, each in its own process, on brain
+  training, DCAE, PGD-10 and noisy-forward workloads (this process runs with it on, like the commands).
 
 ``--quick``: batch 128 only, fewer repetitions, smaller training set. Nothing here is
 collected by pytest (``tests/bench/conftest.py`` ignores this folder).
@@ -58,9 +61,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")   # as `import rdm` sets it for the commands (allocator.py)
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ("lung", "brain", "leukemia")
@@ -558,6 +563,15 @@ def print_tables(result: dict) -> None:
         print("\npeak RSS (MB): " + "; ".join(
             f"{n} images: rdm-attack {v['rdm_attack']['peak_rss_mb']:.0f}, rdm-eval {v['rdm_eval']['peak_rss_mb']:.0f}"
             for n, v in result["rss"]["sets"].items()))
+    al = result.get("allocator")
+    if al and "speedup" in al:
+        print(f"\nallocator (brain, one thread; kernel THP {al['thp_enabled_kernel']}): default → THP wall s "
+              "(sys s, page faults)")
+        for w, x in al["speedup"].items():
+            d, t = al["default"][w], al["thp"][w]
+            print(f"  {w:8s} {d['wall_s']:6.2f} ({d['sys_s']:.2f}, {d['minflt']:,}) → {t['wall_s']:6.2f} "
+                  f"({t['sys_s']:.2f}, {t['minflt']:,})  {x:.2f}×")
+        print(f"  peak RSS {al['default']['maxrss_mb']:.0f} → {al['thp']['maxrss_mb']:.0f} MB")
     print("\ntargets:")
     for k, v in result["targets"].items():
         print(f"  {k:45s} {v['value']:7.2f}  ({v['target']})  {'ok' if v['met'] else 'MISSED'}")
@@ -585,7 +599,7 @@ def main() -> int:
     ap.add_argument("--batches", nargs="+", type=int, default=None)
     ap.add_argument("--no-libs", action="store_true", help="rdm only (no torchattacks/ART)")
     ap.add_argument("--rss-sizes", nargs=2, type=int, default=None, help="set sizes (default 5000 50000)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["attacks", "training", "rss"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["attacks", "training", "rss", "allocator"])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cpu: the CPU sections (results/bench.json); cuda: the GPU section "
                          "(results/bench-cuda.json, see bench_cuda.py), skipped cleanly without CUDA")
@@ -640,6 +654,11 @@ def main() -> int:
         result["training"] = None if "training" in args.skip else bench_training(args, devices[0], tmp)
         args.out.write_text(json.dumps(result, indent=1))
         result["rss"] = None if "rss" in args.skip else bench_rss(args, tmp)
+        args.out.write_text(json.dumps(result, indent=1))
+        if "allocator" not in args.skip:
+            from allocator import allocator_section
+            log("allocator: THP_MEM_ALLOC_ENABLE 0 vs 1, each in its own process")
+            result["allocator"] = allocator_section(1 if args.quick else 2)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["load"]["end"] = loadavg()
