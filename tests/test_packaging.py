@@ -58,3 +58,20 @@ def test_fresh_venv_pip_install_runs_the_pipeline(tmp_path):
     report = json.loads(run(b / "rdm-eval", w / "m.ckpt", w / "test.h5", w / "adv.h5", "--json", "-q"))
     adv = [x for x in report["results"] if x["protocol"] != "clean"]
     assert adv and 0 < adv[0]["metrics"]["adversarial"]["ssim_mean"] <= 1      # SSIM without any extra
+
+
+@pytest.mark.parametrize("setting,aligned", [(None, True), ("0", False)])
+def test_commands_allocate_large_tensors_on_huge_pages_unless_turned_off(setting, aligned):
+    """`import rdm` (every command's first import) turns on PyTorch's huge-page allocation before torch
+    loads: PyTorch then page-aligns and madvises its large CPU tensors (glibc's default mmap chunk starts
+    64 bytes into a page), so they fault in as huge pages; THP_MEM_ALLOC_ENABLE=0 keeps the default."""
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if setting is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = setting
+    code = ("import rdm_tools.eval, torch, os; "
+            "ptrs = [torch.empty(40 << 20, dtype=torch.uint8).data_ptr() % 4096 for _ in range(3)]; "
+            "print(os.environ['THP_MEM_ALLOC_ENABLE'], max(ptrs))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    flag, offset = out.stdout.split()
+    assert flag == (setting or "1")
+    assert (int(offset) == 0) is aligned
