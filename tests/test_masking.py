@@ -338,3 +338,38 @@ def test_masking_numbers_are_the_mean_over_the_seeds(tmp_path):
     assert len(steps) == 1 and acc0 < 0.5
     want = f"10: {100 * (acc0 + 1.0) / 2:.1f} %"
     assert want in steps[0][2], (want, steps[0][2])
+
+
+def test_the_prose_says_no_sign_only_of_models_whose_checks_ran(tmp_path):
+    """The folded 'every comparison in words' agrees with the summary line: it never says 'None of the
+    defended models shows…' while a model's metrics files are missing, and names that model as not
+    checked (a partial real grid said 'None…' while the summary said 'not checked for RDMAA')."""
+    import shutil
+
+    from helpers import fabricate
+    from rdm.pipeline import config
+    from rdm.pipeline import plan as P
+    from rdm.pipeline import report as R
+
+    def words_and_summary(gone):
+        work, res = tmp_path / "-".join(gone) / "work", tmp_path / "-".join(gone) / "results"
+        fabricate(work, P.Plan(config.DEFAULT_GRID, "tables", ["brain"], seeds=1))
+        for m in gone:
+            shutil.rmtree(work / "brain" / "s0" / "metrics" / m)
+        R.build(config.DEFAULT_GRID, work, res, "tables", figures=False, seeds=1)
+        md = (res / "REPORT.md").read_text()
+        return (md.split("<summary>Every comparison in words</summary>")[1].split("</details>")[0],
+                md.split("**Gradient masking**")[1].splitlines()[0])
+
+    # the fabricated grid flags some models: the flagged sentence, then the unchecked one
+    words, summary = words_and_summary(["advtrain-fast"])
+    assert "Signs of gradient masking" in words and "not checked for AdvTrain-fast" in summary
+    assert "Not checked for gradient masking: AdvTrain-fast (metrics files missing)." in words
+    # only the unflagged AdvTrain-PGD left with metrics: it, and only it, shows no sign
+    words, summary = words_and_summary(["rdmaa", "purified", "advtrain-fgsm", "advtrain-online",
+                                        "advtrain-trades", "advtrain-fast"])
+    assert "✓ no sign for AdvTrain-PGD" in summary and "Signs of gradient masking" not in words
+    assert "None of the defended models" not in words
+    assert "AdvTrain-PGD shows none of the gradient-masking signs checked for" in words
+    assert ("Not checked for gradient masking: RDMAA, Purifier, AdvTrain-FGSM, AdvTrain-online, AdvTrain-TRADES, "
+            "AdvTrain-fast (metrics files missing).") in words

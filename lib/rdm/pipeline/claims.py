@@ -281,7 +281,7 @@ def summary_lines(x: View, items: list[dict]) -> list[str]:
                  "Masking letters: the checks of the gradient-masking table.</sub>", ""])
 
 
-def findings(x: View, flags: list[dict]) -> list[str]:
+def findings(x: View, flags: list[dict], ran: dict[str, tuple[int, int]] | None = None) -> list[str]:
     """Factual sentences, each with its numbers."""
     s: list[str] = []
     p = x.paper
@@ -393,12 +393,19 @@ def findings(x: View, flags: list[dict]) -> list[str]:
             tail.append(f"{f(rd_w)} white-box")
         s.append(head + ("; " + ", ".join(tail) if tail else "") + ".")
     mine = [fl for fl in flags if fl.get("flag")]
+    by = sorted({fl["model"] for fl in mine})
+    checked, unchecked = coverage(x, by, ran)
     if mine:
-        by = sorted({fl["model"] for fl in mine})
         s.append("Signs of gradient masking (see the checks below) for: " + ", ".join(model_label(m) for m in by) + ".")
     elif not any(x.r.exists(x.p.clean(m)) for m in x.defended):
         s.append("No defended model has been evaluated yet, so nothing is checked for gradient masking.")
-    else:
-        s.append("None of the defended models shows the gradient-masking signs checked for (see the "
-                 "gradient-masking table: steps, restarts, Square, transfer, large ε, the noise control).")
+        unchecked = []
+    elif checked:
+        every = not unchecked and not any("checks ran" in c for c in checked)
+        s.append(("None of the defended models shows" if every else
+                  ", ".join(checked) + (" shows" if len(checked) == 1 else " show") + " none of") +
+                 " the gradient-masking signs checked for (see the gradient-masking table: steps, restarts, "
+                 "Square, transfer, large ε, the noise control).")
+    if unchecked:
+        s.append("Not checked for gradient masking: " + ", ".join(unchecked) + " (metrics files missing).")
     return [t for t in s if t]

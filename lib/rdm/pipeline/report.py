@@ -109,7 +109,7 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
         rep["modalities"][m]["summary"] = items
         sections["words"] += [f"### {m}\n", *claims.summary_lines(x, items), tc.markdown(),
                               "<details><summary>Every comparison in words</summary>\n",
-                              " ".join(claims.findings(x, flags)) + "\n", "</details>\n"]
+                              " ".join(claims.findings(x, flags, ran)) + "\n", "</details>\n"]
         paper.add_table1(dt, x)
         tcert = certified.table_certified(x)
         if tcert is not None:
