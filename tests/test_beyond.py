@@ -219,3 +219,22 @@ def test_model_card_hu_comes_from_the_presets_window(fab, tmp_path):
     assert len(c["robust"]) > 5 and len(c["threat_model"][0]["eps"]) > 1
     for r in [*c["robust"], *c["threat_model"][0]["eps"]]:
         assert r["eps_hu"] == pytest.approx(1800 * r["eps"]) and r["eps_grey_levels"] == pytest.approx(255 * r["eps"])
+
+
+def test_certified_base_clean_comes_from_any_subset_whitebox_file(tmp_path):
+    """The base network's clean accuracy on the certified rows is in every subset white-box file: with
+    the first one (PGD-50 ×5) missing, as on the real brain grid, the column reads the next (APGD)."""
+    g = copy.deepcopy(load_grid())
+    g["certify"].update(n=20, n0=10)
+    plan = Plan(g, "tables", ["lung"])
+    fabricate(tmp_path / "work", plan)
+    for model, _ in plan.certify.models:
+        (tmp_path / "work" / f"lung/s0/metrics/{model}/wb-pgd50x5.json").unlink()
+    rep = report.build("experiments/grid.toml", tmp_path / "work", tmp_path / "results", "tables", figures=False,
+                       plan=plan)
+    cols, rows = _table(rep, "certified-lung")
+    for (model, _), row in zip(plan.certify.models, rows, strict=True):
+        part = row["cells"][cols.index("base model clean (same rows)") - 1]["parts"][0]
+        assert part["file"] == str(tmp_path / "work" / f"lung/s0/metrics/{model}/wb-apgd.json")
+        res = json.loads(Path(part["file"]).read_text())["results"][part["index"]]
+        assert res["protocol"] == "clean" and res["metrics"]["accuracy"] == part["value"]

@@ -132,7 +132,8 @@ def table_certified(x: View) -> Table | None:
                    words(f"{c.n} / {c.n0} / {c.alpha:g}"),
                    Entry([Part("abstain", c.abstain, c.file, metric="abstain", origin="certificate")]),
                    Entry([c.part(0.0)])] + [Entry([c.part(r)]) for _, r in radii] + [words(f"{c.max_radius:.3f}")]
-        row += [acc_entry(x.get(x.p.certified_clean(m)))] + [acc_entry(x.whitebox(m, w, e)) for w, e in wb]
+        clean = next((c for c in x.p.certified_cleans(m) if x.r.exists(c)), x.p.certified_clean(m))
+        row += [acc_entry(x.get(clean))] + [acc_entry(x.whitebox(m, w, e)) for w, e in wb]
         t.add(model_label(m), row)
     t.notes += [
         "Smoothed classifier g(x) = the class the noise-trained network f gives most often under Gaussian noise of "

@@ -404,10 +404,11 @@ class ModalityPlan:
                       C.certify(ck, sub, o, seed, sigma, p.certify, eps), seed)
             self.metrics.append(o)
             self._cell(model, seed, "certified", "certified", None, None, SUBSET, o, Pick("certificate", sigma), [sub])
-            for i, w in enumerate(w for w in p.whitebox if self.on_subset(w)):
+            for w in (w for w in p.whitebox if self.on_subset(w)):
                 o = self._job(model, seed, f"wb-{w.name}", [sub], w, w.eps)
-                if i == 0:
-                    self._cell(model, seed, "certify-clean", "clean", None, None, SUBSET, o, Pick("clean"), [sub])
+                # every subset white-box file holds the clean result on the certified rows: any one will do
+                # (the attack names the file, so that each is its own cell across seeds)
+                self._cell(model, seed, "certify-clean", "clean", w, None, SUBSET, o, Pick("clean"), [sub])
                 for e in w.eps:
                     self._cell(model, seed, "whitebox", "white-box", w, e, SUBSET, o, Pick("eps", e), [sub])
 
@@ -535,6 +536,10 @@ class ModalityPlan:
     def certified_clean(self, model: str) -> Cell | None:
         """A noise-trained model's (base network's) clean result on the rows it was certified on."""
         return self.find(model, "certify-clean")
+
+    def certified_cleans(self, model: str) -> list[Cell]:
+        """Every cell that holds that clean result (one per subset white-box file), first seed."""
+        return [c for c in self.cells if c.seed == self.seeds[0] and c.model == model and c.family == "certify-clean"]
 
     def transfer_set(self, attack: Attack, eps: float, seed: int | None = None) -> str:
         return adv_path(self.m, "test", attack.name, eps, self.seeds[0] if seed is None else seed)
