@@ -223,7 +223,8 @@ def test_model_card_hu_comes_from_the_presets_window(fab, tmp_path):
 
 def test_certified_base_clean_comes_from_any_subset_whitebox_file(tmp_path):
     """The base network's clean accuracy on the certified rows is in every subset white-box file: with
-    the first one (PGD-50 ×5) missing, as on the real brain grid, the column reads the next (APGD)."""
+    the first one (PGD-50 ×5) missing, as on the real brain grid, the certified table's column and the
+    model card read the next (APGD); both read n/a / None there before."""
     g = copy.deepcopy(load_grid())
     g["certify"].update(n=20, n0=10)
     plan = Plan(g, "tables", ["lung"])
@@ -238,3 +239,5 @@ def test_certified_base_clean_comes_from_any_subset_whitebox_file(tmp_path):
         assert part["file"] == str(tmp_path / "work" / f"lung/s0/metrics/{model}/wb-apgd.json")
         res = json.loads(Path(part["file"]).read_text())["results"][part["index"]]
         assert res["protocol"] == "clean" and res["metrics"]["accuracy"] == part["value"]
+        card = json.loads((tmp_path / "results" / "models" / f"lung-{model}.json").read_text())
+        assert card["clean"]["accuracy"] == part["value"]          # the model card reads the same cell

@@ -16,7 +16,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from .certified import summary as certified_summary
+from .certified import base_clean, summary as certified_summary
 from .labels import attack_label, eps_values, model_label, units_of
 from .plan import SPLITS, SUBSET, Cell, set_path, source_stamp_path, stage_name
 from .results import View
@@ -94,7 +94,7 @@ def _training(x: View, work: Path, model: str, stages: dict[str, float]) -> dict
 
 def card(x: View, work: Path, model: str, stages: dict[str, float]) -> dict[str, Any]:
     """The card of one model of one modality."""
-    clean = x.p.clean(model) or x.p.certified_clean(model)
+    clean = x.p.clean(model) or base_clean(x, model)
     units = units_of(x.plan.modalities[x.m]["preset"])
     robust = []
     for c in x.p.cells:

@@ -102,6 +102,12 @@ def eps_radii(x: View, sqrt_d: float | None) -> list[tuple[str, float, float]]:
     return out
 
 
+def base_clean(x: View, model: str):
+    """The cell of a noise-trained model's base network, clean, on the rows it was certified on: every
+    subset white-box file holds that result, so the first one that exists (else the first of them)."""
+    return next((c for c in x.p.certified_cleans(model) if x.r.exists(c)), x.p.certified_clean(model))
+
+
 def _subset_whitebox(x: View):
     return [(w, e) for w in x.plan.whitebox if x.p.on_subset(w) for e in w.eps]
 
@@ -132,8 +138,7 @@ def table_certified(x: View) -> Table | None:
                    words(f"{c.n} / {c.n0} / {c.alpha:g}"),
                    Entry([Part("abstain", c.abstain, c.file, metric="abstain", origin="certificate")]),
                    Entry([c.part(0.0)])] + [Entry([c.part(r)]) for _, r in radii] + [words(f"{c.max_radius:.3f}")]
-        clean = next((c for c in x.p.certified_cleans(m) if x.r.exists(c)), x.p.certified_clean(m))
-        row += [acc_entry(x.get(clean))] + [acc_entry(x.whitebox(m, w, e)) for w, e in wb]
+        row += [acc_entry(x.get(base_clean(x, m)))] + [acc_entry(x.whitebox(m, w, e)) for w, e in wb]
         t.add(model_label(m), row)
     t.notes += [
         "Smoothed classifier g(x) = the class the noise-trained network f gives most often under Gaussian noise of "

@@ -221,9 +221,13 @@ def paired(x: View, a: Ref | None, b: Ref | None) -> Change | None:
     return Change(vb - va, None, b.n, call)
 
 
-def _acc(x: View, r: Ref) -> str:
+def _mean(x: View, r: Ref) -> float:
     """A cell's accuracy as the checks compare it: the mean over its seeds (not its first seed's)."""
-    return f"{pct(V.mean_and_half(x, r, 'accuracy', interval=False)[0])} %"
+    return V.mean_and_half(x, r, "accuracy", interval=False)[0]
+
+
+def _acc(x: View, r: Ref) -> str:
+    return f"{pct(_mean(x, r))} %"
 
 
 @dataclass
@@ -326,7 +330,7 @@ def _square(x: View, m: str) -> list[Row]:
         c = square_beyond_gradients(fb)
         row = Row(m, "square", f"{lab.split(',')[0]}, {r.n} rows", FAIL if c.call == "higher" else PASS,
                   f"AA {_acc(x, r)}; after APGD-CE + APGD-T "
-                  f"{pct(V.mean_and_half(x, r, 'accuracy', interval=False)[0] + c.diff)} %; "
+                  f"{pct(_mean(x, r) + c.diff)} %; "
                   f"Square alone fooled {c.text()}")
         if row.status == FAIL:
             row.flag("square-beats-gradients", square_words(c), eps=r.cell.eps if r.cell else None)
