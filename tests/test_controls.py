@@ -20,7 +20,7 @@ from rdm.models import build, cnn_arch
 from rdm.pipeline import config, controls, records
 from rdm.pipeline import plan as P
 from rdm.pipeline import report as R
-from rdm.pipeline.labels import eps_units, eps_values, units_note, units_of
+from rdm.pipeline.labels import eps_txt, eps_units, eps_values, parse_eps, units_note, units_of
 from rdm.pipeline.render import makefile
 from rdm.presets import load_preset
 
@@ -346,6 +346,38 @@ def test_sweep_figure_axis_gives_eps_in_grey_levels_and_hu():
     assert [t.get_text() for t in brain.get_xticklabels()] == ["0.51/255", "1.3/255"]
     assert "HU" not in brain.get_xlabel() and "grey levels" in brain.get_xlabel()
     plt.close(fig)
+    # a sweep with the literature's budgets: the top axis names those only (the bottom axis the rest)
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    ax.set_xlim(0.001, 0.3)
+    top = eps_axis(ax, [0.002, 1 / 255, 0.005, 2 / 255, 0.2], units_of("lung"))
+    fig.canvas.draw()
+    assert [t.get_text() for t in top.get_xticklabels()] == ["1/255\n5.49 HU", "2/255\n11 HU"]
+    assert "the literature's budgets k/255" in top.get_xlabel()
+    plt.close(fig)
+
+def test_the_literatures_budgets_k_over_255_are_written_read_and_named_as_such(tmp_path):
+    u = units_of("lung")
+    assert parse_eps("2/255") == 2 / 255 and parse_eps(0.005) == 0.005
+    assert [eps_txt(e) for e in (1 / 255, 2 / 255, 8 / 255, 0.2, 0.005, 0.0055)] == \
+        ["1/255", "2/255", "8/255", ".2", ".005", ".0055"]          # .2 is 51/255 but has a short decimal
+    assert eps_units(2 / 255, u) == "2/255 = .00784 = 11 HU"
+    assert units_note(["PGD ε=2/255"], u) .endswith("2/255 = .00784 = 11 HU.")
+    for bad in ("two/255", "1/0"):
+        with pytest.raises(RdmError, match="sweep_eps"):
+            parse_eps(bad, "[evaluate] sweep_eps")
+    # the grid file takes fractions; the sweep comes out sorted, and the shipped grid has 1, 2, 4, 8/255
+    p = tmp_path / "grid.toml"
+    p.write_text(G.grid(G.LUNG, G.FGSM, G.PGD, G.BASELINE,
+                        G.table("evaluate", models=["baseline"], paper_eps=[0.005], whitebox=[G.PGD_WHITEBOX],
+                                sweep_eps=["8/255", 0.002]), G.paper_lung()))
+    assert config.Grid(p).sweep_eps == pytest.approx([0.002, 8 / 255])
+    p.write_text(p.read_text().replace('"8/255"', '"8/two"'))
+    with pytest.raises(RdmError, match=r"\[evaluate\] sweep_eps: '8/two' is not a number"):
+        config.Grid(p)
+    shipped = config.Grid(Path(__file__).parents[1] / "experiments" / "grid.toml").sweep_eps
+    assert all(any(abs(e - k / 255) < 1e-12 for e in shipped) for k in (1, 2, 4, 8))
+
 
 def test_report_tables_give_eps_in_grey_levels_and_hu(tmp_path, grid):
     rep, md, _ = _build(tmp_path, grid, {})

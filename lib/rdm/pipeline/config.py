@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from ..errors import RdmError
 from .cost import Cost
-from .labels import DEFENDED_ORDER, PAPER_EPS, attack_label, same_opt
+from .labels import DEFENDED_ORDER, PAPER_EPS, attack_label, parse_eps, same_opt
 
 DEFAULT_GRID = Path(__file__).resolve().parents[3] / "experiments" / "grid.toml"
 MODES = ("tables", "demo")
@@ -158,9 +158,9 @@ class Attack:
                            f"got {limit!r}")
         return cls(name=str(d.get("name", d["attack"])), kind=str(d["attack"]).lower(),
                    params=tuple((k, v) for k, v in d.items() if k not in PLAN_KEYS),
-                   eps=tuple(float(e) for e in d.get("eps", default_eps)),
+                   eps=tuple(parse_eps(e, f"attack {d.get('name', '?')}: eps") for e in d.get("eps", default_eps)),
                    splits=tuple(d.get("splits", ["test"])),
-                   train_eps=tuple(float(e) for e in d["train_eps"]) if "train_eps" in d else None,
+                   train_eps=tuple(parse_eps(e, "train_eps") for e in d["train_eps"]) if "train_eps" in d else None,
                    subset=limit is True, auto_rows=limit == "auto")
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -258,7 +258,7 @@ class Grid:
         for m, spec in self.modalities.items():
             check_verdict_keys(self.path, m, spec)
         ev = g["evaluate"]
-        self.paper_eps: list[float] = [float(e) for e in ev.get("paper_eps", [PAPER_EPS])]
+        self.paper_eps: list[float] = [parse_eps(e, "[evaluate] paper_eps") for e in ev.get("paper_eps", [PAPER_EPS])]
         self.attacks = [Attack.from_grid(a) for a in g["attacks"]]
         self.training = training_rule(g)
         self.models = {n: ModelSpec(n, s["recipe"], {**({} if s["recipe"] in UNTRAINED_RECIPES else self.training),
@@ -282,7 +282,8 @@ class Grid:
         self.defended = [x for x in DEFENDED_ORDER if x in self.eval_models] + \
                         [x for x in self.eval_models if x not in DEFENDED_ORDER and x != "baseline"]
         self.whitebox = [Attack.from_grid(w, self.paper_eps) for w in ev.get("whitebox", [])]
-        self.sweep_eps: list[float] = [float(e) for e in ev.get("sweep_eps", [])]
+        # numbers or fractions: "2/255" is the literature's budget (issue 16: the sweep includes 1, 2, 4, 8/255)
+        self.sweep_eps: list[float] = sorted(parse_eps(e, "[evaluate] sweep_eps") for e in ev.get("sweep_eps", []))
         self.sweep_pgd_steps = int(ev.get("sweep_pgd", {}).get("steps", 10))
         self.sweep_on_subset = bool(ev.get("sweep_on_subset"))
         self.sweep_attacks = {"fgsm": Attack("sweep-fgsm", "fgsm"),
@@ -335,6 +336,6 @@ def steps_curve(d: dict[str, Any] | None, where: str) -> list[Attack]:
         raise RdmError(f"{where}: steps_curve.steps must list at least two different step counts ≥ 1, got {steps!r}")
     kind = str(d.get("attack", "pgd")).lower()
     params = {k: v for k, v in d.items() if k not in ("attack", "steps", "eps")}
-    eps = tuple(float(e) for e in d.get("eps", [PAPER_EPS]))
+    eps = tuple(parse_eps(e, "steps_curve: eps") for e in d.get("eps", [PAPER_EPS]))
     return [Attack(f"steps-{n}", kind, tuple({**params, "steps": n}.items()), eps=eps, subset=True)
             for n in sorted(steps)]

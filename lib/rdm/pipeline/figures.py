@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..figures import fig_samples, image_of, pyplot, save_figure
-from .labels import eps_physical, eps_txt, fmt_eps, model_label, units_of
+from .labels import eps_physical, eps_txt, fmt_eps, grey_budget, model_label, units_of
 from .config import PAPER_EPS
 from .plan import set_path
 from .certified import fig_certified
@@ -97,15 +97,22 @@ def _num(v: float) -> str:
 def eps_axis(ax, eps: list[float], units: dict):
     """A second x axis on top of ``ax`` (log ε on [0, 1]) that names each ε of ``eps`` in 8-bit grey
     levels and, where the preset has an intensity window (CT), in its unit
-    (:func:`~rdm.pipeline.labels.eps_physical`; ``units`` from :func:`~rdm.pipeline.labels.units_of`)."""
+    (:func:`~rdm.pipeline.labels.eps_physical`; ``units`` from :func:`~rdm.pipeline.labels.units_of`);
+    where ``eps`` has the literature's budgets k/255 (:func:`~rdm.pipeline.labels.grey_budget`), those
+    only, and the bottom axis names the rest."""
     from matplotlib.ticker import NullLocator
 
     g = units["grey_levels"]
     top = ax.secondary_xaxis("top", functions=(lambda e: e * g, lambda v: v / g))
-    top.set_xticks([e * g for e in eps], [eps_physical(e, units, "\n") for e in eps], fontsize=7)
+    # where the sweep has the literature's budgets k/255, the top axis names those (the bottom one the
+    # rest: eleven two-line labels on one axis overlap); else it names every ε in grey levels
+    budgets = [e for e in eps if grey_budget(e) is not None]
+    top.set_xticks([e * g for e in budgets or eps], [eps_physical(e, units, "\n") for e in budgets or eps],
+                   fontsize=7)
     top.xaxis.set_minor_locator(NullLocator())
     unit = units["unit"] if units.get("per_unit") else None
-    top.set_xlabel("the same ε in 8-bit grey levels" +
+    top.set_xlabel(("the literature's budgets k/255 (8-bit grey levels)" if budgets else
+                    "the same ε in 8-bit grey levels") +
                    (f" and in {unit} (window {_num(units['window'][0])} to {_num(units['window'][1])})" if unit else ""),
                    fontsize=8)
     return top
@@ -163,7 +170,8 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
                     ax.plot([PAPER_EPS], [100 * x.paper[key]], marker="*", ms=11, color=col, ls="none", label=lab,
                             markeredgecolor="white", zorder=5)
             ax.set_xscale("log")
-            ax.set_xticks(x.sweep_eps, [eps_txt(e) for e in x.sweep_eps], fontsize=7)
+            bottom = [e for e in x.sweep_eps if grey_budget(e) is None] or x.sweep_eps   # k/255: the top axis
+            ax.set_xticks(bottom, [eps_txt(e) for e in bottom], fontsize=7)
             ax.xaxis.set_minor_formatter("")
             if i == 0:
                 eps_axis(ax, x.sweep_eps, units)

@@ -3,7 +3,8 @@
 ε has two spellings and one comparison:
 
 * :func:`fmt_eps` — ``0.005``: file names, command-line flags, JSON (``%g``);
-* :func:`eps_txt` — ``.005``: tables and prose (the paper's spelling);
+* :func:`eps_txt` — ``.005``: tables and prose (the paper's spelling); an ε that is k/255 and has no
+  short decimal form (the literature's budgets 1/255 … 8/255) reads ``2/255``;
 * :func:`same_eps` — the only rule by which two ε are called equal (relative 1e-6, so an ε that
   went through a file name or a JSON float is still the grid's ε).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 PAPER_EPS = 0.005  # the ε of the paper's Tables III–XI
+GREY_LEVELS = 255     # ε on [0, 1] times this: ε in 8-bit grey levels (the literature's ε = k/255)
 
 MODEL_LABELS = {
     "control": "Seed control (undefended, another seed)",
@@ -53,10 +55,41 @@ def fmt_eps(eps: float) -> str:
     return f"{eps:g}"
 
 
+def grey_budget(eps: float) -> int | None:
+    """k when ε is the literature's budget k/255 (to the precision of :func:`same_eps`) and has no short
+    decimal spelling (``0.2`` is 51/255 and stays ``.2``); else None."""
+    k = round(float(eps) * GREY_LEVELS)
+    if k < 1 or not same_eps(float(eps), k / GREY_LEVELS) or len(f"{float(eps):g}".lstrip("0.")) <= 4:
+        return None
+    return k
+
+
 def eps_txt(eps: float) -> str:
-    """ε in tables and prose: ``.005``."""
+    """ε in tables and prose: ``.005``; ``2/255`` for the literature's budgets (:func:`grey_budget`)."""
+    k = grey_budget(eps)
+    if k is not None:
+        return f"{k}/{GREY_LEVELS}"
     s = fmt_eps(eps)
     return s[1:] if s.startswith("0.") else s
+
+
+def parse_eps(v: Any, where: str = "ε") -> float:
+    """A number, or a fraction string such as ``"2/255"`` (how the grid writes the literature's budgets)."""
+    from ..errors import RdmError
+
+    if isinstance(v, str) and "/" in v:
+        a, _, b = v.partition("/")
+        try:
+            num, den = float(a), float(b)
+        except ValueError:
+            raise RdmError(f"{where}: {v!r} is not a number or a fraction like \"2/255\"") from None
+        if den <= 0:
+            raise RdmError(f"{where}: {v!r} divides by {b.strip()}")
+        return num / den
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise RdmError(f"{where}: {v!r} is not a number or a fraction like \"2/255\"") from None
 
 
 def same_eps(a: float | None, b: float | None) -> bool:
@@ -70,7 +103,6 @@ def same_opt(a: float | None, b: float | None) -> bool:
 
 
 # --------------------------------------------------------------------------- ε in physical units
-GREY_LEVELS = 255     # ε on [0, 1] times this: ε in 8-bit grey levels (the literature's ε = k/255)
 
 
 def units_of(preset: Any) -> dict[str, Any]:
@@ -112,7 +144,12 @@ def eps_physical(eps: float, units: dict[str, Any], sep: str = " = ") -> str:
 
 
 def eps_units(eps: float, units: dict[str, Any]) -> str:
-    """``.005 = 1.3/255 = 7 HU``: ε on [0, 1], in grey levels and, where the preset has one, in its unit."""
+    """``.005 = 1.3/255 = 7 HU``: ε on [0, 1], in grey levels and, where the preset has one, in its unit
+    (``2/255 = .00784 = 11 HU`` for the literature's budgets)."""
+    if grey_budget(eps) is not None:
+        dec = f"{float(eps):.3g}"
+        rest = eps_physical(eps, units).split(" = ")[1:]
+        return " = ".join([eps_txt(eps), dec[1:] if dec.startswith("0.") else dec, *rest])
     return f"{eps_txt(eps)} = {eps_physical(eps, units)}"
 
 
@@ -123,8 +160,9 @@ def units_note(texts: Any, units: dict[str, Any], eps: Any = ()) -> str | None:
 
     seen: list[float] = [float(e) for e in eps if e]
     for t in texts:
-        for hit in re.findall(r"ε\s*=\s*([0-9]*\.[0-9]+(?:e-?[0-9]+)?|[0-9]+(?:e-?[0-9]+)?)", str(t)):
-            v = float(hit)
+        for k, hit in re.findall(r"ε\s*=\s*(?:([0-9]+)/255|([0-9]*\.[0-9]+(?:e-?[0-9]+)?|[0-9]+(?:e-?[0-9]+)?))",
+                                 str(t)):
+            v = int(k) / GREY_LEVELS if k else float(hit)
             if v > 0 and not any(same_eps(v, e) for e in seen):
                 seen.append(v)
     if not seen:
