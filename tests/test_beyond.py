@@ -164,6 +164,34 @@ def test_certified_table_recomputes_the_certificate(fab):
     assert rep["modalities"]["lung"]["certified"]["noise-25"]["max_radius"] == pytest.approx(maxr[0.25])
 
 
+def test_certified_figure_names_the_eps_radii_in_its_legend_with_each_curves_value(fab, monkeypatch):
+    """The ε-equivalent radii are legend entries (text along the lines crossed the curves on the real
+    brain grid), and each σ's entry gives its certified accuracy there, recomputed from the per-row file."""
+    import rdm.figures
+    from rdm.pipeline.certified import fig_certified
+
+    d, plan, _ = fab
+    kept = {}
+    monkeypatch.setattr(rdm.figures, "save_figure", lambda fig, out, stem: kept.setdefault("fig", fig) and [])
+    fig_certified(View(plan, Results(d / "work"), "lung"), d / "unused")
+    ax = kept["fig"].axes[0]
+    assert len(ax.texts) == 0                                # nothing written across the plot
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    matched = json.loads((d / "work/lung/s0/matched.json").read_text())["pgd"]
+    radii = [0.005 * 4.0, matched * 4.0]                     # the fabricated sets are 1×4×4
+    for r in radii:
+        assert sum(f"L2 r = ε·√d = {r:.3g}" in lab for lab in labels) == 1
+    for model, sigma in plan.certify.models:
+        pr = json.loads((d / f"work/lung/s0/certify/{model}.json").read_text())["per_row"]
+        y, pred, rad = (np.asarray(pr[k]) for k in ("y", "pred", "radius"))
+        lab = next(lab for lab in labels if lab.startswith(f"σ = {sigma:g} "))
+        for r in radii:
+            if r <= ax.get_xlim()[1]:
+                assert f"{100 * np.mean((pred == y) & (rad >= r)):.1f} % at r = {r:.3g}" in lab
+    import matplotlib.pyplot as plt
+    plt.close(kept["fig"])
+
+
 def _report_parts(rep):
     out = {}
     for t in rep["tables"].values():

@@ -196,22 +196,31 @@ def fig_certified(x: View, out_dir: Path) -> list[str]:
     top = max(c.max_radius for c in certs) * 1.15     # nothing is certified beyond the largest radius
     top = max([top] + [r * 1.05 for _, _, r in er if r <= 2 * top])
     grid = np.linspace(0.0, top, 400)
+    shown = [e for e in er if e[2] <= top]
+    lines = []
     for c in certs:
         ok = c.pred == c.y
         acc = [100.0 * float(np.mean(ok & (c.radius >= r))) for r in grid]
-        line, = ax.plot(grid, acc, lw=1.6, label=f"σ = {c.sigma:g} ({c.rows} rows, abstained {pct(c.abstain)} %)")
+        at = "; ".join(f"{pct(c.at(r))} % at r = {r:.3g}" for _, _, r in shown)
+        line, = ax.plot(grid, acc, lw=1.6, label=f"σ = {c.sigma:g} ({c.rows} rows, abstained {pct(c.abstain)} %)"
+                        + (f": {at}" if at else ""))
+        lines.append((c, line.get_color()))
         ax.axvline(c.max_radius, color=line.get_color(), ls=":", lw=1)
     off = [f"L∞ {what}: r = ε·√d = {r:.3g}, off the axis, beyond every certificate" for what, _, r in er if r > top]
-    for what, _, r in (e for e in er if e[2] <= top):
-        ax.axvline(r, color="#444444", ls="--", lw=1)
-        ax.text(r, 1, f" L∞ {what}: r = ε·√d = {r:.3g}", fontsize=7, rotation=90, va="bottom", ha="right",
-                color="#444444")
+    # the ε-equivalent radii are named in the legend (text along the lines crossed the curves) and each
+    # curve's value there is a dot on it
+    for k, (what, _, r) in enumerate(shown):
+        ax.axvline(r, color="#444444", ls=("--", "-.")[k % 2], lw=1, label=f"L∞ {what} → L2 r = ε·√d = {r:.3g}")
+        for c, color in lines:
+            ax.plot([r], [100.0 * c.at(r)], marker="o", ms=4.5, color=color, markeredgecolor="white", zorder=4)
     ax.set_xlim(0, top)
     ax.set_ylim(-2, 100)
     ax.set_xlabel("\n".join(["L2 radius (pixels in [0, 1])", *off]))
     ax.set_ylabel("certified accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right", title="dotted: largest certifiable radius", title_fontsize=7)
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(0.0, -0.13 - 0.045 * len(off)),
+              title="dotted: each σ's largest certifiable radius; dots: its certified accuracy at the ε radii",
+              title_fontsize=7, frameon=False)
     ax.set_title(f"Certified accuracy vs L2 radius, {x.m} (randomized smoothing, n = {certs[0].n}, "
                  f"α = {certs[0].alpha:g})", fontsize=10)
     return save_figure(fig, out_dir, f"fig-certified-{x.m}")
