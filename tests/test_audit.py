@@ -80,9 +80,25 @@ def test_audit_counts_test_rows_with_a_training_twin(tmp_path):
     a = audit_split(_write(tmp_path / "train.h5", tr_x, tr_y, tr_g), _write(tmp_path / "test.h5", te_x, te_y, te_g),
                     taus=(0.02, 0.05, 0.2))
     assert a.near_train == {"0.02": 0, "0.05": 4, "0.2": 4}
-    assert a.shared_groups == 1
+    assert a.shared_groups == 1 and (a.groups_train, a.groups_test) == (80, 30)
+    assert a.per_image_groups and "n/a (no patient ids" in a.lines()[0]    # one image per group here
     assert a.nearest_rms_quantiles["min"] <= 0.03 + 1e-6
     assert a.to_dict()["baselines"]["knn1_pixels"] == a.baselines["knn1_pixels"]
+
+
+def test_audit_says_shared_patient_groups_only_where_the_set_has_them(tmp_path):
+    """Brain's shared copy has no patient ids: every image is its own group, so "0 groups in both
+    splits" says nothing and reads n/a; with real groups (several images each) the count stands."""
+    rng = np.random.default_rng(4)
+    x, y = rng.random((40, *SHAPE), dtype=np.float32), rng.integers(0, 2, 40)
+    own = np.array([f"img{i}" for i in range(40)], dtype=object)
+    a = audit_split(_write(tmp_path / "tr.h5", x[:30], y[:30], own[:30]), _write(tmp_path / "te.h5", x[30:], y[30:], own[30:]))
+    assert a.shared_groups == 0 and a.per_image_groups
+    assert "groups in both train and test: n/a (no patient ids" in a.lines()[0]
+    pat = np.array([f"p{i // 5}" for i in range(40)], dtype=object)       # 5 images per patient
+    b = audit_split(_write(tmp_path / "tr2.h5", x[:30], y[:30], pat[:30]), _write(tmp_path / "te2.h5", x[30:], y[30:], pat[30:]))
+    assert (b.shared_groups, b.groups_train, b.groups_test) == (0, 6, 2) and not b.per_image_groups
+    assert a.lines()[0] != b.lines()[0] and b.lines()[0].endswith("groups in both train and test: 0")
 
 
 def test_shortcut_baselines_match_a_direct_computation():

@@ -250,6 +250,20 @@ def test_audit_section_reads_audit_json_beside_the_cnn(tmp_path, grid, knn, colo
     assert rows["test rows with a training image within RMS 0.05"] == ["7 of 100"]
     assert rows["1-NN on raw pixels (acc / bal)"][0].startswith(f"{100 * knn:.1f}")
     assert rows["CNN baseline, clean (acc / bal)"][0].startswith("90.0")
+    assert rows["patient groups in both train and test"] == ["0"]       # an audit.json without group counts
+
+
+def test_audit_table_says_na_for_shared_groups_without_patient_ids(tmp_path, grid):
+    plan = P.Plan(grid, "tables", ["lung"])
+    work = tmp_path / "work"
+    fabricate(work, plan)
+    rows = {}
+    for gtr, gte in ((300, 100), (60, 20)):             # one image per group (no patient ids); real groups
+        write_audit(work, "lung", groups_train=gtr, groups_test=gte)
+        rep = R.build(grid, work, tmp_path / "results", "tables", figures=False, plan=plan)
+        r = next(r for r in rep["tables"]["audit-lung"]["rows"] if r["label"] == "patient groups in both train and test")
+        rows[gtr] = r["cells"][0]["text"]
+    assert rows == {300: "n/a (no patient ids: every image is its own group)", 60: "0 (60 groups in train, 20 in test)"}
 
 
 def test_the_cnn_beside_the_audit_is_the_mean_over_seeds_with_its_interval(tmp_path, grid):

@@ -152,14 +152,24 @@ class Audit:
     baselines: dict[str, float]
     shared_groups: int                    # groups present in both train and test (0 for a sound split)
     taus: list[float] = field(default_factory=list)
+    # distinct groups in train and test: as many as images means the source had no patient ids (each
+    # image its own group), and shared_groups = 0 then says nothing about patients
+    groups_train: int | None = None
+    groups_test: int | None = None
+
+    @property
+    def per_image_groups(self) -> bool:
+        return self.groups_train == self.n_train and self.groups_test == self.n_test
 
     def lines(self) -> list[str]:
         """The audit in a few plain lines (what ``rdm-prep --audit`` prints)."""
         b = self.baselines
         near = ", ".join(f"{n} within {t}" for t, n in self.near_train.items())
+        groups = ("n/a (no patient ids: every image is its own group)" if self.per_image_groups
+                  else f"{self.shared_groups}")
         return [f"audit: {self.n_test} test images; with a training image at RMS distance ≤ τ: {near}; "
                 f"nearest median {self.nearest_rms_quantiles['median']:.3f}; groups in both train and test: "
-                f"{self.shared_groups}",
+                f"{groups}",
                 f"audit: shortcut baselines on the test split: 1-NN on pixels {b['knn1_pixels']:.1%} "
                 f"(balanced {b['knn1_pixels_balanced']:.1%}), logistic regression on colour statistics "
                 f"{b['colour_logreg']:.1%} (balanced {b['colour_logreg_balanced']:.1%}), majority class "
@@ -168,7 +178,8 @@ class Audit:
     def to_dict(self) -> dict[str, Any]:
         return {"n_train": self.n_train, "n_test": self.n_test, "taus": self.taus,
                 "near_train": self.near_train, "nearest_rms_quantiles": self.nearest_rms_quantiles,
-                "baselines": self.baselines, "shared_groups": self.shared_groups}
+                "baselines": self.baselines, "shared_groups": self.shared_groups,
+                "groups_train": self.groups_train, "groups_test": self.groups_test}
 
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -194,16 +205,17 @@ def audit_split(train: os.PathLike | str, test: os.PathLike | str, *,
     if tx.shape[1:] != sx.shape[1:]:
         raise RdmError(f"{train} holds {tx.shape[1:]} images, {test} {sx.shape[1:]}")
     d, nearest = nearest_rms(sx, tx)
-    shared = 0
+    shared, n_groups = 0, (None, None)
     if tg is not None and sg is not None:
-        shared = len(set(map(str, tg)) & set(map(str, sg)))
+        a, b = set(map(str, tg)), set(map(str, sg))
+        shared, n_groups = len(a & b), (len(a), len(b))
     q = np.quantile(d, [0.0, 0.1, 0.5]) if len(d) else np.zeros(3)
     return Audit(
         n_train=len(ty), n_test=len(sy), taus=[float(t) for t in taus],
         near_train={f"{t:g}": int(np.sum(d <= t)) for t in taus},
         nearest_rms_quantiles={"min": float(q[0]), "p10": float(q[1]), "median": float(q[2])},
         baselines=shortcut_baselines(tx, ty, sx, sy, seed=seed, nearest=nearest),
-        shared_groups=shared,
+        shared_groups=shared, groups_train=n_groups[0], groups_test=n_groups[1],
     )
 
 

@@ -230,6 +230,18 @@ def read_audit(path: Path) -> dict[str, Any] | str:
     return d
 
 
+def shared_groups_text(audit: dict[str, Any]) -> str:
+    """The groups in both splits; ``n/a`` where the source had no patient ids (as many groups as images:
+    each image its own group, so that 0 would say nothing about patients)."""
+    shared = audit.get("shared_groups")
+    if shared is None:
+        return "n/a"
+    gtr, gte = audit.get("groups_train"), audit.get("groups_test")
+    if gtr is not None and gtr == audit.get("n_train") and gte == audit.get("n_test"):
+        return "n/a (no patient ids: every image is its own group)"
+    return str(shared) + (f" ({gtr} groups in train, {gte} in test)" if gtr is not None else "")
+
+
 def audit_table(x: View, audit: dict[str, Any]) -> Table:
     """Near-duplicates across the split and the shortcut baselines beside the CNN baseline."""
     n = int(audit.get("n_test", 0))
@@ -239,7 +251,7 @@ def audit_table(x: View, audit: dict[str, Any]) -> Table:
     q = audit.get("nearest_rms_quantiles") or {}
     if "median" in q:
         t.add("RMS distance to the nearest training image, median", [words(f"{float(q['median']):.3f}")])
-    t.add("patient groups in both train and test", [words(str(audit.get("shared_groups", "n/a")))])
+    t.add("patient groups in both train and test", [words(shared_groups_text(audit))])
     b = audit["baselines"]
     t.add("1-NN on raw pixels (acc / bal)", [Entry([Part("acc", b.get("knn1_pixels")),
                                                     Part("bal", b.get("knn1_pixels_balanced"))])])
