@@ -8,7 +8,7 @@ import pytest
 from rdm.audit import audit_split, colour_stats, near_pairs, shortcut_baselines, similarity_groups
 from rdm.errors import RdmError
 from rdm.prep.split import grouped_stratified_split, split_totals
-from rdm.sets import SetWriter, make_provenance
+from rdm.sets import SetReader, SetWriter, make_provenance
 
 SHAPE = (1, 12, 12)
 
@@ -23,6 +23,42 @@ def _planted(n: int = 150, pairs: int = 20, seed: int = 0):
     x[dst] = np.clip(x[src] + rng.uniform(-0.01, 0.01, (pairs, *SHAPE)), 0, 1)
     y[dst] = y[src]
     return x, y, list(zip(src.tolist(), dst.tolist()))
+
+
+def _chains(patients: int = 6, slices: int = 8, seed: int = 0):
+    """``patients`` runs of ``slices`` images, each a small step (RMS ≈ .03) from the one before (one
+    patient's neighbouring slices), the runs joined end to end by the same small step: one chain that
+    transitive grouping at τ = .05 joins into a single group. Patient k has class k % 2."""
+    rng = np.random.default_rng(seed)
+    cur = rng.random(SHAPE, dtype=np.float32) * 0.5 + 0.25
+    x, y, pid = [], [], []
+    for p in range(patients):
+        for _ in range(slices):
+            cur = np.clip(cur + rng.choice([-0.03, 0.03], SHAPE).astype(np.float32), 0, 1)
+            x.append(cur.copy())
+            y.append(p % 2)
+            pid.append(p)
+    return np.stack(x), np.asarray(y), np.asarray(pid)
+
+
+def test_capped_grouping_stops_the_chain_that_plain_grouping_follows_through_every_patient():
+    x, y, pid = _chains()
+    assert len(set(similarity_groups(x, 0.05))) == 1             # plain: one group of all 48 images
+    g = similarity_groups(x, 0.05, cap=8, labels=y)
+    sizes = np.unique(g, return_counts=True)[1]
+    assert sizes.max() <= 8 and sizes.sum() == len(x)
+    for k in set(g):                                             # never across classes, so never across
+        assert len(set(y[g == k])) == 1 and len(set(pid[g == k])) == 1   # the chain's patient boundaries
+    assert len(set(g)) <= 2 * len(set(pid))                      # and not a group per image either
+    assert list(g) == list(similarity_groups(x, 0.05, cap=8, labels=y))  # deterministic
+    # given groups are kept whole whatever their size, and capped merges build on them
+    given = [f"p{p // 3}" for p in pid]                          # 3 patients per given group: 24 images
+    h = similarity_groups(x, 0.05, given, cap=8, labels=y)
+    for p in set(given):
+        rows = [i for i, q in enumerate(given) if q == p]
+        assert len({h[i] for i in rows}) == 1
+    with pytest.raises(RdmError, match="cap must be ≥ 1"):
+        similarity_groups(x, 0.05, cap=0)
 
 
 def test_near_pairs_finds_exactly_the_planted_pairs():
@@ -189,6 +225,16 @@ def test_rdm_prep_group_similar_and_audit(tmp_path):
     assert json.loads((grouped / "audit.json").read_text())["near_train"]["0.02"] == 0
     r = run(app, [str(src), "--preset", "lung", "-o", str(tmp_path / "bad"), "--group-similar", "-1"])
     assert r.exit_code == 2 and not (tmp_path / "bad").exists()
+    r = run(app, [str(src), "--preset", "lung", "-o", str(tmp_path / "bad"), "--group-cap", "5"])
+    assert r.exit_code == 2 and "--group-cap caps the groups of --group-similar" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+    capped = tmp_path / "capped"
+    r = run(app, [str(src), "--preset", "lung", "-o", str(capped), "--group-similar", "0.02", "--group-cap", "2", "-q"])
+    assert r.exit_code == 0, r.stderr
+    where = _split_of_ids(capped)
+    assert all(where[a] == where[b] for a, b in twins)       # a twin pair is 2 images: within the cap
+    with SetReader(capped / "train.h5") as sr:
+        assert sr.info.provenance["group_similar"]["cap"] == 2
 
 
 def test_a_folder_named_like_a_preset_does_not_shadow_it(tmp_path, monkeypatch):

@@ -311,12 +311,22 @@ def test_per_modality_prep_options_and_the_audit_reach_the_prep_command(grid):
     bad = tomllib.loads(GRID.replace("group_similar = 0.05", "group_similarity = 0.05")) | {"_path": "g.toml"}
     with pytest.raises(RdmError, match="unknown option 'group_similarity'"):
         config.Grid(bad)
+    for cap, ok in ((30, True), (0, False), (2.5, False), (True, False)):
+        g = tomllib.loads(GRID) | {"_path": "g.toml"}
+        g["modalities"]["brain-grouped"]["prep"]["group_cap"] = cap
+        if ok:
+            step = next(s for s in P.Plan(g, "tables").steps() if s.kind == "prep" and s.modality == "brain-grouped")
+            assert "--group-similar 0.05 --group-cap 30" in _words(step)
+        else:
+            with pytest.raises(RdmError, match="group_cap must be a whole number ≥ 1"):
+                config.Grid(g)
 
 
 def test_the_real_grid_runs_brain_both_ways_with_equal_budgets():
     plan = P.Plan(config.DEFAULT_GRID, "tables")
     assert {"brain", "brain-grouped"} <= set(plan.modalities)
     assert plan.prep["brain-grouped"].get("group_similar") and not plan.prep["brain"]
+    assert plan.prep["brain-grouped"].get("group_cap")      # plain transitive grouping chains through brain
     assert plan.training.get("patience") and plan.training.get("epochs")
     for ms in plan.models.values():
         if ms.recipe != "purify":

@@ -53,6 +53,10 @@ def prep(
     group_similar: Annotated[Optional[float], typer.Option(
         "--group-similar", min=0.0, help="TAU: images within RMS pixel distance TAU of each other (transitively) "
                                          "share a group and so a split; for data without patient ids")] = None,
+    group_cap: Annotated[Optional[int], typer.Option(
+        "--group-cap", min=1, help="K: with --group-similar, join the nearest pairs first and never past K images "
+                                   "per group nor across classes (plain transitive grouping chains one patient's "
+                                   "slices into most of the set once TAU reaches them)")] = None,
     audit: Annotated[bool, typer.Option(
         "--audit", help="also write OUTPUT/audit.json: test images with a training image within RMS τ, and the "
                         "shortcut baselines (1-NN on pixels, logistic regression on colour statistics)")] = False,
@@ -76,11 +80,12 @@ def prep(
         with cli.progress(disable=quiet) as prog:
             res = prepare(source, load_preset(preset), output, group_col=group_col, class_map=cmap,
                           candidates=candidates, skip_bad=skip_bad, label_source=label_source, seed=seed, n=n,
-                          group_similar=group_similar,
+                          group_similar=group_similar, group_cap=group_cap,
                           command=" ".join(["rdm-prep", *sys.argv[1:]]),
                           arguments=dict(source=source, preset=preset, output=output, group_col=group_col,
                                          class_map=cmap, candidates=candidates, n=n, skip_bad=skip_bad,
-                                         label_source=label_source, group_similar=group_similar, seed=seed),
+                                         label_source=label_source, group_similar=group_similar, group_cap=group_cap,
+                                         seed=seed),
                           warn=cli.warn, progress=prog)
         if res.skipped:
             cli.console.print(f"skipped {len(res.skipped)} bad input(s):", style="yellow", markup=False)

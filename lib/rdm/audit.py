@@ -66,8 +66,9 @@ def nearest_rms(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndar
     return d[:, 0] / math.sqrt(q.shape[1]), i[:, 0]
 
 
-def near_pairs(x: np.ndarray, tau: float) -> np.ndarray:
-    """Pairs ``(i, j)``, i < j, of rows within RMS distance ``tau`` of each other (k×2)."""
+def near_pairs(x: np.ndarray, tau: float, *, distances: bool = False):
+    """Pairs ``(i, j)``, i < j, of rows within RMS distance ``tau`` of each other (k×2); with
+    ``distances``, also their RMS distances (``(pairs, d)``)."""
     from sklearn.neighbors import NearestNeighbors
     import sklearn
 
@@ -75,18 +76,54 @@ def near_pairs(x: np.ndarray, tau: float) -> np.ndarray:
         raise RdmError(f"the similarity threshold must be ≥ 0, got {tau}")
     f = flat(x)
     if len(f) < 2:
-        return np.zeros((0, 2), dtype=np.int64)
+        none = np.zeros((0, 2), dtype=np.int64)
+        return (none, np.zeros(0)) if distances else none
     radius = float(tau) * math.sqrt(f.shape[1])
     with sklearn.config_context(working_memory=_WORKING_MEMORY_MB):
         g = NearestNeighbors(radius=radius, algorithm="brute").fit(f).radius_neighbors_graph(
-            f, mode="connectivity").tocoo()
+            f, mode="distance" if distances else "connectivity").tocoo()
     keep = g.row < g.col
-    return np.stack([g.row[keep], g.col[keep]], axis=1).astype(np.int64)
+    pairs = np.stack([g.row[keep], g.col[keep]], axis=1).astype(np.int64)
+    return (pairs, g.data[keep] / math.sqrt(f.shape[1])) if distances else pairs
 
 
-def similarity_groups(x: np.ndarray, tau: float, groups: Sequence[Any] | None = None) -> np.ndarray:
+def _capped_linkage(n: int, pairs: np.ndarray, d: np.ndarray, cap: int, labels: np.ndarray | None,
+                    start: np.ndarray) -> np.ndarray:
+    """Single linkage over ``pairs`` in order of distance, refusing a merge that would make a group of
+    more than ``cap`` rows or join two classes; ``start``: the component of each row before (rows that
+    share a group label are merged first, whatever their size). Returns a root per row."""
+    parent = start.copy()
+    size = np.bincount(start, minlength=n)
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    order = np.lexsort((pairs[:, 1], pairs[:, 0], d))            # by distance, ties by row: deterministic
+    for i, j in pairs[order]:
+        if labels is not None and labels[i] != labels[j]:
+            continue
+        a, b = find(int(i)), find(int(j))
+        if a == b or size[a] + size[b] > cap:
+            continue
+        if b < a:
+            a, b = b, a
+        parent[b] = a
+        size[a] += size[b]
+    return np.asarray([find(i) for i in range(n)])
+
+
+def similarity_groups(x: np.ndarray, tau: float, groups: Sequence[Any] | None = None, *,
+                      cap: int | None = None, labels: Sequence[int] | None = None) -> np.ndarray:
     """Group label per row: rows within ``tau`` of each other, transitively, share one group,
     and so do rows that share a label in ``groups`` (patient ids, duplicate groups).
+
+    ``cap``: no group grows past ``cap`` rows by similarity (single linkage in order of distance, a
+    merge that would pass the cap refused) and, with ``labels``, no similarity merge joins two
+    classes. Without it, transitive chaining at a τ large enough to join one patient's neighbouring
+    slices joins most of a data set into one group (brain at RMS .1: 1,451 of 3,064 images).
 
     Labels are ``"sim-<k>"`` with k the component number in order of first row, so the
     same images give the same labels.
@@ -95,8 +132,12 @@ def similarity_groups(x: np.ndarray, tau: float, groups: Sequence[Any] | None = 
     from scipy.sparse.csgraph import connected_components
 
     n = len(x)
-    pairs = near_pairs(x, tau)
-    rows, cols = [pairs[:, 0]], [pairs[:, 1]]
+    if cap is not None and int(cap) < 1:
+        raise RdmError(f"the group size cap must be ≥ 1, got {cap}")
+    if labels is not None and len(labels) != n:
+        raise RdmError(f"{len(labels)} class labels for {n} images")
+    pairs, dist = near_pairs(x, tau, distances=True)
+    rows, cols = ([pairs[:, 0]], [pairs[:, 1]]) if cap is None else ([], [])
     if groups is not None:
         if len(groups) != n:
             raise RdmError(f"{len(groups)} group labels for {n} images")
@@ -105,9 +146,15 @@ def similarity_groups(x: np.ndarray, tau: float, groups: Sequence[Any] | None = 
         same = inv[order][1:] == inv[order][:-1]          # chain the members of each group
         rows.append(order[:-1][same])
         cols.append(order[1:][same])
-    r, c = np.concatenate(rows), np.concatenate(cols)
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
+    if cap is not None:
+        _, first = np.unique(comp, return_index=True)    # each given group's root: its first row
+        start = first[comp]
+        roots = _capped_linkage(n, pairs, dist, int(cap), None if labels is None else np.asarray(labels), start)
+        comp = np.unique(roots, return_inverse=True)[1].reshape(-1)     # roots (row numbers) → 0..k−1
     _, first = np.unique(comp, return_index=True)          # renumber by first row: stable labels
     rank = np.empty(len(first), dtype=np.int64)
     rank[np.argsort(first)] = np.arange(len(first))

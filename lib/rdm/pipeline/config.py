@@ -83,7 +83,7 @@ def check_verdict_keys(path: str, m: str, spec: dict[str, Any]) -> None:
 
 
 #: rdm-prep options a modality may set in the grid (``prep = { group_similar = 0.05 }``): key → type
-PREP_OPTIONS = {"group_similar": float, "group_col": str, "label_source": str}
+PREP_OPTIONS = {"group_similar": float, "group_cap": int, "group_col": str, "label_source": str}
 #: the training options every trained model takes from ``[training]`` unless it sets its own
 TRAINING_KEYS = ("epochs", "patience")
 UNTRAINED_RECIPES = ("purify",)
@@ -100,6 +100,8 @@ def prep_options(g: dict[str, Any], m: str) -> dict[str, Any]:
             raise RdmError(f"{where}: unknown option '{k}' (known: {', '.join(PREP_OPTIONS)})")
         if PREP_OPTIONS[k] is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
             raise RdmError(f"{where}: {k} must be a number ≥ 0, got {v!r}")
+        if PREP_OPTIONS[k] is int and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise RdmError(f"{where}: {k} must be a whole number ≥ 1, got {v!r}")
         if PREP_OPTIONS[k] is str and not isinstance(v, str):
             raise RdmError(f"{where}: {k} must be a string, got {v!r}")
     return dict(opts)

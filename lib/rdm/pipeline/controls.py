@@ -360,7 +360,8 @@ def same_source_table(views: dict[str, View], audits: dict[str, dict[str, Any]])
 def _split_words(x: View) -> str:
     opts = x.plan.prep.get(x.m, {})
     if "group_similar" in opts:
-        return f"grouped at RMS ≤ {opts['group_similar']:g}"
+        cap = f", at most {opts['group_cap']} images per group" if opts.get("group_cap") else ""
+        return f"grouped at RMS ≤ {opts['group_similar']:g}{cap}"
     return "as prepared by the preset"
 
 

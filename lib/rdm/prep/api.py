@@ -96,6 +96,7 @@ def prepare(
     skip_bad: bool = False,
     label_source: str | None = None,
     group_similar: float | None = None,
+    group_cap: int | None = None,
     seed: int = 0,
     n: int | None = None,
     command: str | None = None,
@@ -115,6 +116,8 @@ def prepare(
     kind = detect(sources, cand)
     if n is not None and kind != "synthetic":
         raise UsageError("--n only applies to the 'synthetic' source")
+    if group_cap is not None and group_similar is None:
+        raise UsageError("--group-cap caps the groups of --group-similar: give both")
 
     input_hashes: dict[str, str] = {}
     extra: dict[str, Any] = {"source_kind": kind}
@@ -183,8 +186,10 @@ def prepare(
         from ..audit import similarity_groups
 
         before = len(set(groups.tolist()))
-        groups = similarity_groups(x, float(group_similar), groups)
-        extra["group_similar"] = {"tau": float(group_similar), "groups_before": before,
+        # capped: single linkage in order of distance, no group past group_cap images nor across classes
+        groups = similarity_groups(x, float(group_similar), groups, cap=group_cap,
+                                   labels=None if group_cap is None else y)
+        extra["group_similar"] = {"tau": float(group_similar), "cap": group_cap, "groups_before": before,
                                   "groups_after": len(set(groups.tolist()))}
     split = grouped_stratified_split(y, groups, preset.split, len(classes), seed=seed)
     table = split_table(y, split, len(classes))
