@@ -322,6 +322,30 @@ def test_per_modality_prep_options_and_the_audit_reach_the_prep_command(grid):
                 config.Grid(g)
 
 
+@pytest.mark.parametrize("grouped_knn,grouped_cnn,says", [
+    (0.60, 0.75, "brain's split leaks near-copies"),            # the shortcut goes and the CNN falls with it
+    (0.60, 0.92, "The shortcut goes and the CNN holds within noise"),
+    (0.93, 0.80, "The shortcut stays"),                          # grouping did not take the shortcut away
+])
+def test_brain_both_ways_says_whether_the_slice_split_leaked(tmp_path, grouped_knn, grouped_cnn, says):
+    g = tmp_path / "grid.toml"
+    g.write_text(GRID.replace(G.LUNG, G.BRAIN))
+    plan = P.Plan(g, "tables", ["brain", "brain-grouped"])
+    work = tmp_path / "work"
+    fabricate(work, plan)
+    classes = list(load_preset("brain").classes)
+    for m, knn, cnn in (("brain", 0.95, 0.94), ("brain-grouped", grouped_knn, grouped_cnn)):
+        write_audit(work, m, baselines={"knn1_pixels": knn}, n_test=N)
+        for c in plan.modality(m).seeds_of(plan.modality(m).clean("baseline")):
+            set_rows(work, c, _pattern(cnn, 7), classes)
+    rep = R.build(g, work, tmp_path / "results", "tables", figures=False, plan=plan)
+    t = rep["tables"]["audit-both-ways-brain-brain-grouped"]
+    verdict = t["notes"][0]
+    assert verdict.startswith("**Verdict.**") and says in verdict, verdict
+    assert f"({95.0:.1f} → {100 * grouped_knn:.1f} %)" in verdict and f"({94.0:.1f} → {100 * grouped_cnn:.1f} %" in verdict
+    assert says in (tmp_path / "results" / "REPORT.md").read_text()
+
+
 def test_the_real_grid_runs_brain_both_ways_with_equal_budgets():
     plan = P.Plan(config.DEFAULT_GRID, "tables")
     assert {"brain", "brain-grouped"} <= set(plan.modalities)

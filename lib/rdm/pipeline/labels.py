@@ -38,7 +38,7 @@ DEFENDED_ORDER = ["rdmaa", "purified", "advtrain-fgsm", "advtrain-pgd", "advtrai
                   "advtrain-fast"]
 MODALITY_TITLE = {"lung": "Lung nodule (CT patches; the paper's \"X-ray\")", "leukemia": "Acute leukemia (microscopy)",
                   "brain": "Brain tumour (MRI)",
-                  "brain-grouped": "Brain tumour (MRI), near-duplicate slices grouped into one split"}
+                  "brain-grouped": "Brain tumour (MRI), similar slices grouped into one split (for the missing patient ids)"}
 
 
 def model_label(model: str) -> str:
