@@ -250,7 +250,7 @@ def test_audit_section_reads_audit_json_beside_the_cnn(tmp_path, grid, knn, colo
     assert rows["test rows with a training image within RMS 0.05"] == ["7 of 100"]
     assert rows["1-NN on raw pixels (acc / bal)"][0].startswith(f"{100 * knn:.1f}")
     assert rows["CNN baseline, clean (acc / bal)"][0].startswith("90.0")
-    assert rows["patient groups in both train and test"] == ["0"]       # an audit.json without group counts
+    assert rows["groups (patients, duplicate sets or similarity clusters) in both train and test"] == ["0"]       # an audit.json without group counts
 
 
 def test_audit_table_says_na_for_shared_groups_without_patient_ids(tmp_path, grid):
@@ -261,7 +261,7 @@ def test_audit_table_says_na_for_shared_groups_without_patient_ids(tmp_path, gri
     for gtr, gte in ((300, 100), (60, 20)):             # one image per group (no patient ids); real groups
         write_audit(work, "lung", groups_train=gtr, groups_test=gte)
         rep = R.build(grid, work, tmp_path / "results", "tables", figures=False, plan=plan)
-        r = next(r for r in rep["tables"]["audit-lung"]["rows"] if r["label"] == "patient groups in both train and test")
+        r = next(r for r in rep["tables"]["audit-lung"]["rows"] if r["label"] == "groups (patients, duplicate sets or similarity clusters) in both train and test")
         rows[gtr] = r["cells"][0]["text"]
     assert rows == {300: "n/a (no patient ids: every image is its own group)", 60: "0 (60 groups in train, 20 in test)"}
 

@@ -252,7 +252,7 @@ def audit_table(x: View, audit: dict[str, Any]) -> Table:
     q = audit.get("nearest_rms_quantiles") or {}
     if "median" in q:
         t.add("RMS distance to the nearest training image, median", [words(f"{float(q['median']):.3f}")])
-    t.add("patient groups in both train and test", [words(shared_groups_text(audit))])
+    t.add("groups (patients, duplicate sets or similarity clusters) in both train and test", [words(shared_groups_text(audit))])
     b = audit["baselines"]
     t.add("1-NN on raw pixels (acc / bal)", [Entry([Part("acc", b.get("knn1_pixels")),
                                                     Part("bal", b.get("knn1_pixels_balanced"))])])
