@@ -215,6 +215,21 @@ def test_a_weak_attack_at_large_eps_is_not_called_masking_when_the_baseline_surv
     assert rd_pgd.status == MK.FAIL and rd_pgd.flags          # the baseline falls to PGD: a real sign
     assert rows[0].status == MK.FAIL                            # the baseline's own row is not rewritten
 
+    # a rise with ε (one FGSM step overshooting at large ε) the baseline shows too is not the defence's
+    # doing; a rise under an attack the baseline follows down is
+    def rises(model, kind):
+        r = MK.Row(model, "large-eps", f"{kind} sweep", MK.FAIL, "numbers.")
+        r.flag("non-monotone", "RISES from 8.9 % at ε=.1 to 17.5 % at ε=.2", kind=kind)
+        return r
+
+    rows = [rises("baseline", "fgsm"), row("baseline", "pgd", False), rises("rdmaa", "fgsm"), rises("rdmaa", "pgd")]
+    MK._weak_attack_is_not_masking(rows)
+    assert rows[2].status == MK.UNDECIDED and rows[2].flags == []
+    assert rows[3].status == MK.FAIL and rows[3].flags[0]["check"] == "non-monotone"
+    both = [rises("baseline", "fgsm"), row("rdmaa", "fgsm", True)]       # the baseline rises, RDMAA stays high:
+    MK._weak_attack_is_not_masking(both)                                  # not the same sign, still a failure
+    assert both[1].status == MK.FAIL
+
 
 def test_masking_pairs_only_the_same_rows_and_the_same_seeds(tmp_path, monkeypatch):
     """Per-row pairing (through rdm.pipeline.verdicts) on the same rows and seeds; two results on the

@@ -441,17 +441,22 @@ def masking_rows(x: View) -> list[Row]:
 
 
 def _weak_attack_is_not_masking(rows: list[Row]) -> None:
-    """(e) for a defended model is undecided, not failed, when the undefended baseline also stays above
-    the floor at the sweep's largest ε under the same attack: then the attack (its steps, its ε), not
-    the defence, leaves the accuracy there."""
-    base = {r.flags[0].get("kind") for r in rows if r.model == "baseline" and r.check == "large-eps"
-            and r.status == FAIL and any(f["check"] == "high-at-large-eps" for f in r.flags)}
+    """(e) for a defended model is undecided, not failed, when the undefended baseline shows the same
+    under the same attack: it also stays above the floor at the sweep's largest ε, or its accuracy
+    also rises with ε (one FGSM step of size ε overshoots at large ε: on the real lung grid the
+    baseline's balanced accuracy rose from 8.9 % at ε = .1 to 17.5 % at .2 while PGD took it to 0).
+    Then the attack (its single step, its ε), not the defence, leaves the accuracy there."""
+    base: dict[Any, set[str]] = {}
+    for r in rows:
+        if r.model == "baseline" and r.check == "large-eps" and r.status == FAIL:
+            for f in r.flags:
+                base.setdefault(f.get("kind"), set()).add(f["check"])
     for r in rows:
         if r.model == "baseline" or r.check != "large-eps" or r.status != FAIL:
             continue
-        if all(f["check"] == "high-at-large-eps" and f.get("kind") in base for f in r.flags):
+        if all(f["check"] in base.get(f.get("kind"), ()) for f in r.flags):
             r.status, r.flags = UNDECIDED, []
-            r.numbers += " The undefended baseline stays above the floor under the same attack too."
+            r.numbers += " The undefended baseline shows the same under the same attack."
 
 
 def checks_ran(rows: list[Row]) -> dict[str, tuple[int, int]]:
