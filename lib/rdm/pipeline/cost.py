@@ -15,7 +15,9 @@ the seeded subset — decided per modality, the same rows for every model, and t
              test_rows = { lung = 1622, brain = 307, leukemia = 652 } }
 
 ``test_rows`` (a number, or one per modality) and ``subset_rows`` are the rows the estimate assumes:
-the plan is written before the data are prepared, so it cannot count them.
+the plan is written before the data are prepared, so it cannot count them. ``throughput`` too may be
+one per modality (``{ lung = 650, brain = 240 }``; a modality it does not name gets 100): a pass of a
+1×52×52 lung patch costs a fraction of a 3×64×64 brain slice's.
 ``python -m rdm.pipeline.plan --cost`` prints every white-box job's estimate.
 """
 
@@ -47,6 +49,7 @@ class Cost:
     subset_rows: int
     test_rows: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     default_rows: int = DEFAULTS["test_rows"]
+    throughputs: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
     def from_grid(cls, d: dict[str, Any] | None, where: str = "grid") -> "Cost":
@@ -56,34 +59,42 @@ class Cost:
             raise RdmError(f"{where}: [evaluate] cost has no key {', '.join(unknown)} "
                            f"(it takes {', '.join(DEFAULTS)})")
         try:
-            thr, budget, sub = float(d["throughput"]), float(d["budget_hours"]), int(d["subset_rows"])
+            budget, sub = float(d["budget_hours"]), int(d["subset_rows"])
+            t = d["throughput"]
+            thrs = {str(k): float(v) for k, v in t.items()} if isinstance(t, dict) else {}
+            thr = float(DEFAULTS["throughput"] if isinstance(t, dict) else t)
             rows = d["test_rows"]
             per = {str(k): int(v) for k, v in rows.items()} if isinstance(rows, dict) else {}
             default = int(DEFAULTS["test_rows"] if isinstance(rows, dict) else rows)
         except (TypeError, ValueError, AttributeError):
             raise RdmError(f"{where}: [evaluate] cost: throughput, budget_hours, subset_rows and test_rows "
-                           "must be numbers (test_rows may be one per modality)") from None
-        if not thr > 0 or budget < 0 or sub < 1 or default < 1 or any(v < 1 for v in per.values()):
+                           "must be numbers (throughput and test_rows may be one per modality)") from None
+        if not thr > 0 or not all(v > 0 for v in thrs.values()) or budget < 0 or sub < 1 or default < 1 \
+                or any(v < 1 for v in per.values()):
             raise RdmError(f"{where}: [evaluate] cost: throughput must be > 0, budget_hours ≥ 0, rows ≥ 1")
-        return cls(thr, budget, sub, per, default)
+        return cls(thr, budget, sub, per, default, thrs)
 
     def rows(self, m: str, subset: bool) -> int:
         return self.subset_rows if subset else self.test_rows.get(m, self.default_rows)
 
-    def estimate(self, attack: Any, eps: Sequence[float], classes: int, rows: int) -> Estimate:
+    def throughput_of(self, m: str | None) -> float:
+        """Forward+backward passes of one row per second for modality ``m``."""
+        return self.throughputs.get(m, self.throughput) if m is not None else self.throughput
+
+    def estimate(self, attack: Any, eps: Sequence[float], classes: int, rows: int, m: str | None = None) -> Estimate:
         """The job that runs plan attack ``attack`` (a :class:`~rdm.pipeline.config.Attack`) at each ε
-        on ``rows`` rows of a ``classes``-class model."""
+        on ``rows`` rows of a ``classes``-class model of modality ``m`` (its throughput)."""
         p = passes(attack, classes)
         if p is None:
             return Estimate(None, rows, None, True)
         total = (p + 2 * forward()) * max(1, len(eps))
-        hours = total * rows / self.throughput / 3600
+        hours = total * rows / self.throughput_of(m) / 3600
         return Estimate(total, rows, hours, hours <= self.budget_hours)
 
     def on_subset(self, attack: Any, eps: Sequence[float], classes: int, m: str) -> tuple[bool, Estimate]:
         """Whether a ``limit = "auto"`` attack runs on the subset in modality ``m``, and the whole
         test set's estimate that decided it."""
-        est = self.estimate(attack, eps, classes, self.rows(m, False))
+        est = self.estimate(attack, eps, classes, self.rows(m, False), m)
         return not est.fits, est
 
 

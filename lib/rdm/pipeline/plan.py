@@ -426,7 +426,7 @@ class ModalityPlan:
     def estimate(self, w: Attack, n_eps: int | None = None, subset: bool = False):
         """The cost estimate of one model's job of white-box attack ``w`` (all its ε, or ``n_eps``)."""
         eps = w.eps if n_eps is None else (0.0,) * n_eps
-        return self.plan.cost.estimate(w, eps, self.classes, self.plan.cost.rows(self.m, subset))
+        return self.plan.cost.estimate(w, eps, self.classes, self.plan.cost.rows(self.m, subset), self.m)
 
     def hours_of(self, output: str) -> float:
         """The estimated hours of the step that writes ``output`` (a metrics file or a certificate), to
@@ -444,8 +444,8 @@ class ModalityPlan:
             cert, cost = self.plan.certify, self.plan.cost
             for s in self.steps:
                 if s.kind == "certify":
-                    cache.update({o: (cert.n0 + cert.n) * forward() * cost.rows(self.m, True) / cost.throughput
-                                  / 3600 for o in s.outputs})
+                    cache.update({o: (cert.n0 + cert.n) * forward() * cost.rows(self.m, True)
+                                  / cost.throughput_of(self.m) / 3600 for o in s.outputs})
         return cache.get(output, 0.0)
 
     def on_subset(self, w: Attack, n_eps: int | None = None) -> bool:
@@ -594,7 +594,8 @@ def cost_lines(plan: Plan) -> list[str]:
     """The cost estimate of every white-box job, one line each (``--cost``): one model's job and all
     evaluated models'; a ``limit = "auto"`` job says why it runs on the rows it does."""
     c = plan.cost
-    out = [f"# forward+backward passes of one row (a forward alone counts {forward():g}) × rows at {c.throughput:g} "
+    thr = ", ".join(f"{m} {c.throughput_of(m):g}" for m in plan.run)
+    out = [f"# forward+backward passes of one row (a forward alone counts {forward():g}) × rows at {thr} "
            f"passes/s; limit = \"auto\" runs on the whole test set when one model's job fits {c.budget_hours:g} h "
            "(every row through every stage: an upper bound)",
            f"modality\tjob\tattack\tε\tpasses/row\trows\th/model\th/all models × {len(plan.seeds)} seeds\trows run"]
