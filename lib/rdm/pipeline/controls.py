@@ -21,7 +21,6 @@ metric); a cell without per-row results, or on other rows, reads ``n/a`` with th
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -317,16 +316,11 @@ def audit_section(x: View, path: Path) -> tuple[list[str], Table | None, dict[st
     return [t.markdown(), f"**Verdict, {x.m}.** {v}\n"], t, {**a, "verdict": v}
 
 
-def _unpaired(a: float, na: int, b: float, nb: int) -> bool:
-    """Two rates on different rows differ beyond noise: |a − b| > 1.96 · the two-proportion SE."""
-    se = math.sqrt(a * (1 - a) / max(na, 1) + b * (1 - b) / max(nb, 1))
-    return abs(a - b) > 1.96 * se and abs(a - b) > 0
-
-
 def both_ways_verdict(views: dict[str, View], audits: dict[str, dict[str, Any]], ms: list[str]) -> str | None:
     """One sentence on a modality prepared as is and grouped by similarity (brain, brain-grouped): did
     grouping take the 1-NN shortcut away, and did the CNN's clean accuracy fall with it? Different test
-    rows on each side, so a two-proportion test over rows (not paired)."""
+    rows on each side, so the unpaired noise rule of the audit verdict (:func:`~.claims.above_noise`:
+    more than 2 points and two standard errors), not a paired test."""
     plain = [m for m in ms if "group_similar" not in views[m].plan.prep.get(m, {})]
     grouped = [m for m in ms if m not in plain]
     if len(plain) != 1 or len(grouped) != 1:
@@ -341,15 +335,15 @@ def both_ways_verdict(views: dict[str, View], audits: dict[str, dict[str, Any]],
         knn.append((float(k), int(au.get("n_test", 0))))
         cnn.append((float(c), n))
     kd, cd = knn[0][0] - knn[1][0], cnn[0][0] - cnn[1][0]
-    k_moves, c_moves = _unpaired(*knn[0], *knn[1]), _unpaired(*cnn[0], *cnn[1])
-    rows = f"{cnn[0][1]} and {cnn[1][1]} test rows, two-proportion test over rows"
+    k_moves, c_moves = above_noise(*knn[0], *knn[1]), above_noise(*cnn[0], *cnn[1])
+    rows = f"{cnn[0][1]} and {cnn[1][1]} test rows, unpaired: beyond 2 points and 2 SE"
     head = (f"Grouping similar images into one split moves the 1-NN shortcut by {-100 * kd:+.1f} points "
             f"({pct(knn[0][0])} → {pct(knn[1][0])} %) and the CNN baseline by {-100 * cd:+.1f} "
             f"({pct(cnn[0][0])} → {pct(cnn[1][0])} %; {rows}). ")
-    if not (k_moves and kd > 0):
+    if not k_moves:
         return head + (f"The shortcut stays: the grouping at this τ does not separate what {a} leaks, if it leaks; "
                        "its split cannot tell leakage from an easy task.")
-    if c_moves and cd > 0:
+    if c_moves:
         return head + (f"{a}'s split leaks near-copies (slices of one patient, fields of one smear) into its test "
                        f"set and inflates the CNN's clean accuracy by about {100 * cd:.0f} points: {b}'s numbers "
                        "are the ones to cite.")
