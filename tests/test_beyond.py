@@ -269,3 +269,38 @@ def test_certified_base_clean_comes_from_any_subset_whitebox_file(tmp_path):
         assert res["protocol"] == "clean" and res["metrics"]["accuracy"] == part["value"]
         card = json.loads((tmp_path / "results" / "models" / f"lung-{model}.json").read_text())
         assert card["clean"]["accuracy"] == part["value"]          # the model card reads the same cell
+
+
+def test_fig10_sets_rdmaa_white_box_and_the_best_adversarial_training_beside_its_transfer_view(fab, monkeypatch):
+    """Fig. 10 (issue 15, item 7): columns clean / transfer / white-box, rows no defence, RDMAA and the
+    adversarially trained model most accurate white-box; every panel's title is its file's accuracy."""
+    import matplotlib.pyplot as plt
+
+    import rdm.pipeline.figures as F
+    from rdm.pipeline.verdicts import decide_on, mean_and_half
+
+    d, plan, _ = fab
+    x = View(plan, Results(d / "work"), "lung")
+    kept = {}
+    monkeypatch.setattr(F, "save_figure", lambda fig, out, stem: kept.setdefault("fig", fig) and [])
+    F.fig_confusion(x, d / "unused")
+    fig = kept["fig"]
+    pg = next(a for a in plan.test_attacks if a.kind == "pgd")
+    assert decide_on(x) == "balanced_accuracy"                    # lung: the best is chosen on balanced accuracy
+    acc = {m: mean_and_half(x, x.twin(m, pg, 0.005)[0], decide_on(x), interval=False)[0] for m in x.advtrain}
+    best = max(acc, key=acc.get)
+    assert len(set(acc.values())) > 1                     # the fabricated models differ: a real choice
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 9
+    expect = [("No defence", "clean", x.clean("baseline")), ("No defence", "white-box", x.transfer("baseline", pg, 0.005)),
+              ("RDMAA", "transfer", x.transfer("rdmaa", pg, 0.005)), ("RDMAA", "white-box", x.twin("rdmaa", pg, 0.005)[0]),
+              ("AdvTrain", "white-box", x.twin(best, pg, 0.005)[0])]
+    for who, col, ref in expect:
+        hits = [t for t in titles if t.split("\n")[0].startswith(who) and col in t.split("\n")[1]]
+        assert any(t.endswith(f"accuracy {100 * ref.metric('accuracy'):.1f}%, "
+                              f"balanced {100 * ref.metric('balanced_accuracy'):.1f}%") for t in hits), (who, col, titles)
+    from rdm.pipeline.labels import model_label
+    assert sum(t.startswith(f"{model_label(best)} (best adversarial training white-box)") for t in titles) == 3
+    # the baseline's transfer set is its own attack: said in words, not drawn twice
+    assert any("its own attack" in t.get_text() for ax in fig.axes for t in ax.texts)
+    plt.close(fig)

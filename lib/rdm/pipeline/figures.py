@@ -203,45 +203,89 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- Fig. 10
-def fig_confusion(x: View, out_dir: Path) -> list[str]:
+def confusion_panels(x: View) -> tuple[list[str], list[tuple[str, list]]]:
+    """Fig. 10's grid: columns clean / PGD transfer from the baseline / PGD white-box (the model's own
+    gradients) at the PGD ε nearest the paper's; rows no defence, RDMAA and the adversarially trained
+    model most accurate under that white-box attack in the metric the modality decides on (named).
+    A cell is ``(title, ref)``, or a string said in place of a panel (the baseline's transfer set is
+    its own white-box attack)."""
+    from .verdicts import decide_on, mean_and_half
+
     pg = next((a for a in x.plan.test_attacks if a.kind in ("pgd", "bim")), None)
-    panels = []
-    for m in ("baseline", "rdmaa"):
-        panels.append((f"{model_label(m)}, clean", x.clean(m)))
-        if pg is not None:
-            e = min(pg.eps, key=lambda v: abs(v - PAPER_EPS))
-            how = "its own attack" if m == "baseline" else "transfer from the baseline"
-            panels.append((f"{model_label(m)}, PGD ε={fmt_eps(e)} ({how})", x.transfer(m, pg, e)))
-    panels = [(t, r) for t, r in panels if r is not None and r.result.get("metrics", {}).get("confusion")]
-    if not panels:
+    e = None if pg is None else min(pg.eps, key=lambda v: abs(v - PAPER_EPS))
+    cols = ["clean"] + ([] if pg is None else [f"PGD ε={fmt_eps(e)} transfer (crafted on the baseline)",
+                                               f"PGD ε={fmt_eps(e)} white-box (its own gradients)"])
+
+    def row(m: str) -> list:
+        cells: list = [("clean", x.clean(m))]
+        if pg is None:
+            return cells
+        if m == "baseline":       # crafted on itself: its transfer set is its white-box attack
+            return cells + ["its own attack:\nthe white-box panel", ("white-box", x.transfer(m, pg, e))]
+        return cells + [("transfer", x.transfer(m, pg, e)), ("white-box", x.twin(m, pg, e)[0])]
+
+    rows = [(model_label(m), row(m)) for m in ("baseline", "rdmaa") if m in x.models]
+    if pg is not None:
+        scored = []
+        for m in x.advtrain:
+            ref = x.twin(m, pg, e)[0]
+            v = mean_and_half(x, ref, decide_on(x), interval=False)[0] if ref is not None else None
+            if v is not None:
+                scored.append((v, m))
+        if scored:
+            best = max(scored)[1]
+            rows.append((f"{model_label(best)} (best adversarial training white-box)", row(best)))
+    return cols, rows
+
+
+def _has_confusion(c) -> bool:
+    return isinstance(c, tuple) and c[1] is not None and bool(c[1].result.get("metrics", {}).get("confusion"))
+
+
+def fig_confusion(x: View, out_dir: Path) -> list[str]:
+    cols, rows = confusion_panels(x)
+    rows = [(lab, cells) for lab, cells in rows if any(_has_confusion(c) for c in cells)]
+    if not rows:
         return []
+    first = next(c[1] for _, cells in rows for c in cells if _has_confusion(c))
+    classes = first.result["counts"]["classes"] if "counts" in first.result else None
+    k = len(first.result["metrics"]["confusion"])
+    from .verdicts import decide_on
+
+    balanced = decide_on(x) == "balanced_accuracy"
     plt = pyplot()
-    classes = panels[0][1].result["counts"]["classes"] if "counts" in panels[0][1].result else None
-    cols = 2
-    nrow = (len(panels) + 1) // 2
-    k = len(panels[0][1].result["metrics"]["confusion"])
-    size = 2.2 + 0.55 * k
-    fig, axes = plt.subplots(nrow, cols, figsize=(cols * size + 1, nrow * size), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, (title, r) in zip(axes.ravel(), panels):
-        ax.axis("on")
-        cm = np.asarray(r.result["metrics"]["confusion"], dtype=np.float64)
-        rows = cm.sum(axis=1, keepdims=True)
-        frac = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-        ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-        for i in range(cm.shape[0]):
-            for j in range(cm.shape[1]):
-                ax.text(j, i, f"{int(cm[i, j])}\n{100 * frac[i, j]:.0f}%", ha="center", va="center", fontsize=7,
-                        color="white" if frac[i, j] > 0.6 else "black")
-        names = classes or [str(i) for i in range(cm.shape[0])]
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        ax.set_xlabel("predicted", fontsize=8)
-        ax.set_ylabel("true", fontsize=8)
-        acc = r.metric("accuracy")
-        ax.set_title(f"{title}\naccuracy {100 * acc:.1f}%", fontsize=8)
-    fig.suptitle(f"Fig. 10 ({x.m}): confusion matrices (rows: true class; colour: share of the row)", fontsize=9)
+    size = max(3.4, 2.2 + 0.55 * k)
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(len(cols) * size + 1, len(rows) * size + 0.4),
+                             squeeze=False)
+    for i, (lab, cells) in enumerate(rows):
+        for j, c in enumerate(cells):
+            ax = axes[i, j]
+            if not _has_confusion(c):
+                ax.axis("off")
+                ax.text(0.5, 0.5, c if isinstance(c, str) else "n/a (metrics file missing)", ha="center",
+                        va="center", fontsize=8, color="0.35", transform=ax.transAxes)
+                ax.set_title(f"{lab}\n{cols[j]}", fontsize=8)
+                continue
+            r = c[1]
+            cm = np.asarray(r.result["metrics"]["confusion"], dtype=np.float64)
+            tot = cm.sum(axis=1, keepdims=True)
+            frac = np.divide(cm, tot, out=np.zeros_like(cm), where=tot > 0)
+            ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+            for a in range(cm.shape[0]):
+                for b in range(cm.shape[1]):
+                    ax.text(b, a, f"{int(cm[a, b])}\n{100 * frac[a, b]:.0f}%", ha="center", va="center",
+                            fontsize=7, color="white" if frac[a, b] > 0.6 else "black")
+            names = classes or [str(n) for n in range(cm.shape[0])]
+            ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
+            ax.set_yticks(range(len(names)), names, fontsize=7)
+            ax.set_xlabel("predicted", fontsize=8)
+            ax.set_ylabel("true", fontsize=8)
+            bal = r.metric("balanced_accuracy") if balanced else None
+            ax.set_title(f"{lab}\n{cols[j]}\naccuracy {100 * r.metric('accuracy'):.1f}%"
+                         + ("" if bal is None else f", balanced {100 * bal:.1f}%"), fontsize=8)
+    seeds = len(x.plan.seeds)
+    fig.suptitle(f"Fig. 10 ({x.m}): confusion matrices (rows: true class; colour: share of the row)"
+                 + (f"; seed {x.plan.seeds[0]}, the first of {seeds}" if seeds > 1 else ""), fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out_dir, f"fig10-confusion-{x.m}")
 
