@@ -304,3 +304,36 @@ def test_fig10_sets_rdmaa_white_box_and_the_best_adversarial_training_beside_its
     # the baseline's transfer set is its own attack: said in words, not drawn twice
     assert any("its own attack" in t.get_text() for ax in fig.axes for t in ax.texts)
     plt.close(fig)
+
+
+def test_best_adversarial_training_is_chosen_on_the_metric_the_verdicts_decide_on(fab, monkeypatch):
+    """Lung decides on balanced accuracy: its best adversarial training is the most accurate in that
+    metric, not in accuracy (a majority-class model must not be the one RDMAA is judged against)."""
+    from rdm.pipeline import claims
+    from rdm.pipeline import verdicts as V
+    from rdm.pipeline.labels import model_label
+
+    d, plan, _ = fab
+    x = View(plan, Results(d / "work"), "lung")
+    pg = next(a for a in plan.test_attacks if a.kind == "pgd")
+    a, b = "advtrain-online", "advtrain-trades"
+    refs = [x.transfer(m, pg, 0.005) for m in x.advtrain]
+    # designed: A is the more accurate, B the more balanced; every other model below both
+    value = {a: {"accuracy": 0.95, "balanced_accuracy": 0.60}, b: {"accuracy": 0.80, "balanced_accuracy": 0.85}}
+    real = V.mean_and_half
+
+    def fake(x_, ref, metric="accuracy", interval=True):
+        if ref is not None and ref.cell is not None and ref.cell.protocol == "transfer" and ref.cell.model in x.advtrain:
+            return value.get(ref.cell.model, {}).get(metric, 0.1), None
+        return real(x_, ref, metric, interval)
+
+    monkeypatch.setattr(V, "mean_and_half", fake)
+    assert V.decide_on(x) == "balanced_accuracy" and V.best_ref(x, refs).cell.model == b
+    monkeypatch.setitem(plan.modalities["lung"], "decide_on", "accuracy")
+    assert V.best_ref(x, refs).cell.model == a and V.best_ref(x, [None]) is None
+    monkeypatch.setitem(plan.modalities["lung"], "decide_on", "balanced_accuracy")
+    row = next(r for lab, r in claims.claims_table(x).rows
+               if lab.startswith("RDMAA is more accurate than the best adversarial training under PGD"))
+    assert f"B = {model_label(b)}:" in row[0].text()
+    item = next(i for i in claims.summary(x, [], None) if i["claim"] == "Best adversarial training")
+    assert f"transfer (vs {model_label(b)})" in item["text"]

@@ -76,8 +76,7 @@ def claims_table(x: View) -> Table:
         return verdict(CLAIM_WORD[v.verdict], who + claim_numbers(x, v, a, b))
 
     def best(refs: list[Ref | None]) -> Ref | None:
-        refs = [r for r in refs if r is not None and r.metric("accuracy") is not None]
-        return max(refs, key=lambda r: V.mean_and_half(x, r, "accuracy", interval=False)[0]) if refs else None
+        return V.best_ref(x, refs)
 
     for kind, c in (("fgsm", fg), ("pgd", pg)):
         if c is None:
@@ -131,7 +130,8 @@ def claims_table(x: View) -> Table:
                 "Each comparison is on the same rows and seeds (a whole-test-set cell is cut to the seeded subset's "
                 "rows when the other cell ran there, †); at the matched ε the baseline is attacked by its own attack; "
                 "best adversarial training: the most accurate of " +
-                (", ".join(model_label(m) for m in x.advtrain) or "none") + " in that cell (named as B).",
+                (", ".join(model_label(m) for m in x.advtrain) or "none") + " in that cell, in " +
+                V.METRIC_WORDS[V.decide_on(x)] + " (named as B).",
                 V.rule(x)]
     return t
 
@@ -238,8 +238,7 @@ def summary(x: View, flags: list[dict], ran: dict[str, tuple[int, int]] | None =
                  [(n, _said(x, x.transfer("rdmaa", c[1], e), x.transfer(ctl, c[1], e))) for n, c in atks])
     if x.advtrain and pg is not None:
         def best(refs: list[Ref | None]) -> Ref | None:
-            refs = [r for r in refs if r is not None and r.metric("accuracy") is not None]
-            return max(refs, key=lambda r: V.mean_and_half(x, r, "accuracy", interval=False)[0]) if refs else None
+            return V.best_ref(x, refs)
 
         bits = []
         at = best([x.transfer(m, pg[1], e) for m in x.advtrain])

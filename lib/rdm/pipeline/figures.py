@@ -209,7 +209,7 @@ def confusion_panels(x: View) -> tuple[list[str], list[tuple[str, list]]]:
     model most accurate under that white-box attack in the metric the modality decides on (named).
     A cell is ``(title, ref)``, or a string said in place of a panel (the baseline's transfer set is
     its own white-box attack)."""
-    from .verdicts import decide_on, mean_and_half
+    from .verdicts import best_ref
 
     pg = next((a for a in x.plan.test_attacks if a.kind in ("pgd", "bim")), None)
     e = None if pg is None else min(pg.eps, key=lambda v: abs(v - PAPER_EPS))
@@ -225,16 +225,9 @@ def confusion_panels(x: View) -> tuple[list[str], list[tuple[str, list]]]:
         return cells + [("transfer", x.transfer(m, pg, e)), ("white-box", x.twin(m, pg, e)[0])]
 
     rows = [(model_label(m), row(m)) for m in ("baseline", "rdmaa") if m in x.models]
-    if pg is not None:
-        scored = []
-        for m in x.advtrain:
-            ref = x.twin(m, pg, e)[0]
-            v = mean_and_half(x, ref, decide_on(x), interval=False)[0] if ref is not None else None
-            if v is not None:
-                scored.append((v, m))
-        if scored:
-            best = max(scored)[1]
-            rows.append((f"{model_label(best)} (best adversarial training white-box)", row(best)))
+    best = None if pg is None else best_ref(x, [x.twin(m, pg, e)[0] for m in x.advtrain])
+    if best is not None and best.cell is not None:
+        rows.append((f"{model_label(best.cell.model)} (best adversarial training white-box)", row(best.cell.model)))
     return cols, rows
 
 

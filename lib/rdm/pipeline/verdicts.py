@@ -451,6 +451,16 @@ def mean_and_half(x: "View", ref: "Ref", metric: str = "accuracy",
     return p.value, (None if p.lo is None else (p.hi - p.lo) / 2)
 
 
+def best_ref(x: "View", refs: "list[Ref | None]") -> "Ref | None":
+    """The most accurate of ``refs`` (the best adversarial training of a cell) in the metric the
+    modality's verdicts decide on, mean over the cell's seeds: lung's best is the one with the best
+    balanced accuracy, the metric it is then compared in."""
+    metric = decide_on(x)
+    scored = [(mean_and_half(x, r, metric, interval=False)[0], i, r) for i, r in enumerate(refs) if r is not None]
+    scored = [(v, i, r) for v, i, r in scored if v is not None]
+    return max(scored, key=lambda t: (t[0], -t[1]))[2] if scored else None
+
+
 def said(x: "View", a: "Ref | None", b: "Ref | None") -> str:
     """The verdict of A over B as a clause for the findings: ``balanced accuracy 80.1 % vs 78.7 %, +1.4
     points [−2.6, +5.4]: within noise on 1622 rows of the test set × 1 seed``; or why there is none."""
