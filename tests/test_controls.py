@@ -268,7 +268,7 @@ def test_audit_table_says_na_for_shared_groups_without_patient_ids(tmp_path, gri
 
 def test_the_cnn_beside_the_audit_is_the_mean_over_seeds_with_its_interval(tmp_path, grid):
     """Two seeds of the baseline's clean cell (90 % and 80 % right): the audit table shows their mean
-    with the t interval over seeds, as every other cell (rdm.pipeline.verdicts.acc_entry)."""
+    with the interval over seeds and rows, as every other cell (rdm.pipeline.verdicts.acc_entry)."""
     from helpers import set_rows
     from rdm.pipeline.results import Results, View
 
@@ -283,8 +283,14 @@ def test_the_cnn_beside_the_audit_is_the_mean_over_seeds_with_its_interval(tmp_p
     rep = R.build(grid, work, tmp_path / "results", "tables", figures=False, plan=plan)
     cell = next(r for r in rep["tables"]["audit-lung"]["rows"] if r["label"] == "CNN baseline, clean (acc / bal)")
     acc = cell["cells"][0]["parts"][0]
-    half = 12.706 * np.std([0.9, 0.8], ddof=1) / np.sqrt(2)           # t(0.975, 1 df)
-    assert acc["value"] == pytest.approx(0.85) and cell["cells"][0]["text"].startswith(f"85.0 ± {100 * half:.1f} / ")
+    from scipy.stats import t
+
+    from rdm.stats import interval
+
+    half = t.ppf(0.975, 1) * np.std([0.9, 0.8], ddof=1) / np.sqrt(2)   # the seeds' part: t(0.975, 1 df)
+    rows = interval(np.mean([np.arange(N) < 0.9 * N, np.arange(N) < 0.8 * N], axis=0)[None, :])   # the rows' part
+    lo, hi = 0.85 - np.hypot(0.85 - rows.lo, half), min(1.0, 0.85 + np.hypot(rows.hi - 0.85, half))
+    assert acc["value"] == pytest.approx(0.85) and cell["cells"][0]["text"].startswith(f"85.0 ± {100 * (hi - lo) / 2:.1f} / ")
     entry, v, n = controls.baseline_clean(View(plan, Results(work), "lung"))
     assert v == pytest.approx(0.85) and n == N and entry.parts[0].rows["n_seeds"] == 2
 

@@ -396,7 +396,7 @@ def test_two_seeds_every_cell_is_a_mean_over_seeds_with_a_t_interval(tmp_path):
     t = rep["tables"]["table-III-accuracy-lung"]
     cell = next(r for r in t["rows"] if r["label"] == "FGSM ε=.005")["cells"][t["columns"].index("RDMAA transfer") - 1]
     acc = cell["parts"][0]
-    assert acc["source"] == "per-row" and acc["rows"]["n_seeds"] == 2 and acc["rows"]["method"] == "seeds (t)"
+    assert acc["source"] == "per-row" and acc["rows"]["n_seeds"] == 2 and acc["rows"]["method"] == "seeds (t) and rows (bootstrap)"
     files = [f["file"] for f in acc["rows"]["files"]]
     assert len(set(files)) == 2 and all("/s0/" in f or "/s1/" in f for f in files)
     assert "× 2 seeds" in " ".join(t["notes"])

@@ -47,14 +47,52 @@ def test_bootstrap_interval_covers_the_truth():
     assert i.method == "rows (bootstrap)" and i.n_seeds == 1 and i.n_rows == 200
 
 
-def test_seed_interval_uses_the_spread_of_the_seeds():
+def test_seed_interval_uses_the_spread_of_the_seeds_and_the_rows():
     c = np.array([[1, 1, 1, 0], [1, 0, 1, 0], [1, 1, 1, 1]], dtype=float)   # 0.75, 0.5, 1.0
     i = interval(c)
     from scipy.stats import t
 
     half = t.ppf(0.975, 2) * np.std([0.75, 0.5, 1.0], ddof=1) / np.sqrt(3)
-    assert (i.mean, i.lo, i.hi) == pytest.approx((0.75, 0.75 - half, 0.75 + half), abs=1e-12)
-    assert i.method == "seeds (t)" and i.n_seeds == 3
+    rows = interval(c.mean(0)[None, :])               # the rows' own interval, of the seed-averaged rows
+    assert i.mean == pytest.approx(0.75)
+    assert i.lo == pytest.approx(max(0.0, 0.75 - np.hypot(0.75 - rows.lo, half)), abs=1e-12)
+    assert i.hi == pytest.approx(min(1.0, 0.75 + np.hypot(rows.hi - 0.75, half)), abs=1e-12)
+    assert i.method == "seeds (t) and rows (bootstrap)" and i.n_seeds == 3
+
+
+def test_seeds_that_agree_do_not_make_a_cell_exact():
+    """Two seeds that score the same on 300 rows (different rows wrong): the seeds' spread is 0, the
+    interval is still the rows' (as wide as one seed's, about ±4 points), never ±0."""
+    rng = np.random.default_rng(5)
+    a = np.ones((2, 300))
+    a[0, rng.permutation(300)[:45]] = 0
+    a[1, rng.permutation(300)[:45]] = 0                # 85 % each
+    i = interval(a)
+    assert i.mean == pytest.approx(0.85) and i.hi - i.lo > 0.05
+    one = interval(a[:1])
+    assert 0.6 < (i.hi - i.lo) / (one.hi - one.lo) <= 1.0   # averaging seeds narrows the rows' part only a little
+
+
+def test_a_seed_in_which_a_loses_keeps_the_difference_within_noise_however_many_rows():
+    """A beats B by 20 points with seed 0 and loses by 4 with seed 1, on 2,000 rows: the rows alone
+    would call it (p < .05, the interval above 0); the seed in which A loses does not let it through."""
+    rng = np.random.default_rng(6)
+    b = (rng.random((2, 2000)) < 0.7).astype(float)
+    a = b.copy()
+    up = np.flatnonzero(b[0] == 0)[:400]                # seed 0: +20 points
+    a[0, up] = 1
+    down = np.flatnonzero(b[1] == 1)[:80]               # seed 1: −4 points
+    a[1, down] = 0
+    c = paired_test(a, b, n_resamples=2000)
+    assert c.p < 0.01 and c.diff == pytest.approx(0.08) and c.lo > 0
+    assert c.per_seed == pytest.approx((0.20, -0.04)) and c.verdict == "within noise" and c.n_seeds == 2
+    # the same +8 points in both seeds: better
+    a2 = b.copy()
+    for s in (0, 1):
+        a2[s, np.flatnonzero(b[s] == 0)[:160]] = 1
+    c2 = paired_test(a2, b, n_resamples=2000)
+    assert c2.verdict == "better" and c2.lo > 0 and c2.per_seed == pytest.approx((0.08, 0.08))
+    assert paired_test(b, a2, n_resamples=2000).verdict == "worse"
 
 
 def test_balanced_weights_give_balanced_accuracy_and_decide_on_it():

@@ -99,7 +99,7 @@ def test_rows_that_cannot_be_matched_read_na(tmp_path):
     assert V.compare(x2, sub, base) is None
 
 
-def test_two_seeds_give_a_t_interval_over_seeds(tmp_path, monkeypatch):
+def test_two_seeds_give_a_t_interval_over_seeds_combined_with_the_rows(tmp_path, monkeypatch):
     y = np.arange(40) % 2
     x = _setup(tmp_path, y)
     cell = x.p.clean("rdmaa")
@@ -110,9 +110,17 @@ def test_two_seeds_give_a_t_interval_over_seeds(tmp_path, monkeypatch):
     (x.r.work / cell1.output).write_text(Path(r1.file).read_text())
     monkeypatch.setattr(x.p, "seeds_of", lambda c: [c, cell1] if c == cell else [c], raising=False)
     p = acc_entry(r0).parts[0]
-    half = 12.706 * np.std([0.8, 0.9], ddof=1) / np.sqrt(2)             # t(0.975, 1 df)
-    assert p.value == pytest.approx(0.85) and (p.hi - p.lo) / 2 == pytest.approx(half, rel=1e-3)
-    assert p.rows["n_seeds"] == 2 and p.rows["method"] == "seeds (t)" and p.text() == f"85.0 ± {100 * half:.1f}"
+    from scipy.stats import t
+
+    from rdm.stats import interval
+
+    half = t.ppf(0.975, 1) * np.std([0.8, 0.9], ddof=1) / np.sqrt(2)   # t(0.975, 1 df) = 12.7: .635
+
+    rows = interval(np.mean([np.arange(40) < 32, np.arange(40) < 36], axis=0)[None, :])   # the rows' part
+    lo, hi = 0.85 - np.hypot(0.85 - rows.lo, half), min(1.0, 0.85 + np.hypot(rows.hi - 0.85, half))
+    assert p.value == pytest.approx(0.85) and (p.lo, p.hi) == pytest.approx((lo, hi)) and hi == 1.0
+    assert p.rows["n_seeds"] == 2 and p.rows["method"] == "seeds (t) and rows (bootstrap)"
+    assert p.text() == f"85.0 ± {100 * (hi - lo) / 2:.1f}"
     assert p.to_json()["source"] == "per-row"
 
 

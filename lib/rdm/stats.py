@@ -4,15 +4,22 @@ A cell is a matrix ``correct[s, i]``: whether row ``i`` was classified right (af
 attack) by the model trained with seed ``s``. Every function here takes such matrices,
 so two cells are compared only on the same rows and seeds, paired.
 
-* :func:`interval` — the cell's value with a 95 % interval: over seeds (mean ± t·sd/√k
-  of the per-seed values) when there are at least two seeds, else a percentile
-  bootstrap over rows (the exact Clopper–Pearson bound when every row is right, or every row
-  wrong: there the bootstrap would say ±0).
+* :func:`interval` — the cell's value with a 95 % interval. Two sources of noise: the test
+  rows (a percentile bootstrap over rows of each row's correctness averaged over the seeds;
+  the exact Clopper–Pearson bound when every row is right, or every row wrong: there the
+  bootstrap would say ±0) and, with at least two seeds, the training seed (t·sd/√k of the
+  per-seed values). Each side of the interval is the root sum of squares of the two
+  half-widths: two seeds that happen to score the same do not make a cell exact, and seeds
+  that disagree widen it however many rows there are.
 * :func:`paired_test` — A against B on the same rows: each row's difference (averaged
   over seeds) is the unit; the two-sided p-value of a sign-flip permutation test
-  (exact McNemar-like for one seed) and a bootstrap interval of the difference.
-* :func:`verdict` — "better", "worse" or "within noise" from that test, with the rule
-  spelled out by :data:`RULE` for the report to print under each table.
+  (exact McNemar-like for one seed), a bootstrap interval of the difference, and the
+  difference seed by seed.
+* :func:`verdict` — "better" or "worse" when p < 0.05, that interval excludes 0 and, with two
+  or more seeds, every seed's own difference has the same sign (a seed in which A loses
+  forbids "A beats B"); else "within noise". The rule is spelled out by :data:`RULE` for the
+  report to print under each table. (A t interval over 2–3 seeds is too wide to decide
+  anything: 12.7·sd/√2 for two; the seeds' spread widens each cell's interval instead.)
 
 ``weights`` turn accuracy into balanced accuracy: a row of class c weighs
 ``1 / (K · n_c)``, so the weighted mean of correctness is the balanced accuracy and the
@@ -29,7 +36,8 @@ import numpy as np
 ALPHA = 0.05
 N_RESAMPLES = 10_000
 RULE = ("A beats B when a paired sign-flip test over the rows (each row's result averaged over the "
-        "seeds) gives p < 0.05 and the difference is positive; p ≥ 0.05 is 'within noise'.")
+        "seeds) gives p < 0.05, the difference is positive, its 95 % bootstrap interval over the rows "
+        "excludes 0 and, with two or more seeds, A is ahead with every seed; otherwise 'within noise'.")
 
 
 def _as2d(a) -> np.ndarray:
@@ -70,6 +78,19 @@ class Interval:
         return self.__dict__.copy()
 
 
+def _seed_half(per_seed: np.ndarray, level: float) -> float:
+    """Half the t interval of the mean of ``per_seed`` (k ≥ 2 values)."""
+    from scipy.stats import t
+
+    k = per_seed.size
+    return float(t.ppf(0.5 + level / 2, k - 1) * per_seed.std(ddof=1) / math.sqrt(k))
+
+
+def _widen(mean: float, lo: float, hi: float, half: float) -> tuple[float, float]:
+    """Each side of [lo, hi] around ``mean`` combined with ``half`` (root sum of squares)."""
+    return mean - math.hypot(mean - lo, half), mean + math.hypot(hi - mean, half)
+
+
 def interval(correct, *, weights=None, level: float = 0.95, seed: int = 0) -> Interval:
     """The cell's (weighted) accuracy with its interval (see the module notes)."""
     c = _as2d(correct)
@@ -77,23 +98,25 @@ def interval(correct, *, weights=None, level: float = 0.95, seed: int = 0) -> In
     w = _weights(n, weights)
     per_seed = c @ w
     mean = float(per_seed.mean())
-    if k >= 2:
-        from scipy.stats import t
-
-        half = float(t.ppf(0.5 + level / 2, k - 1) * per_seed.std(ddof=1) / math.sqrt(k))
-        return Interval(mean, mean - half, mean + half, k, n, "seeds (t)")
-    used = c[0][w > 0]
+    cbar = c.mean(0)                      # each row's correctness averaged over the seeds
+    used = cbar[w > 0]
     if used.size and np.all(used == used[0]) and used[0] in (0.0, 1.0):
-        # every row right (or every row wrong): the bootstrap has nothing to resample and would say
-        # ±0; the exact (Clopper–Pearson) bound for 0 or n of n rows instead
+        # every row right (or every row wrong) in every seed: the bootstrap has nothing to resample
+        # and would say ±0; the exact (Clopper–Pearson) bound for 0 or n of n rows instead
         edge = (0.5 - level / 2) ** (1.0 / used.size)
         lo, hi = (edge, 1.0) if used[0] == 1.0 else (0.0, 1.0 - edge)
-        return Interval(mean, float(lo), float(hi), k, n, "rows (exact, every row alike)")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(2000, n))
-    boot = (c[0][idx] * w[idx]).sum(1) / w[idx].sum(1)
-    lo, hi = np.quantile(boot, [0.5 - level / 2, 0.5 + level / 2])
-    return Interval(mean, float(lo), float(hi), k, n, "rows (bootstrap)")
+        method = "rows (exact, every row alike)"
+    else:
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, n, size=(2000, n))
+        boot = (cbar[idx] * w[idx]).sum(1) / w[idx].sum(1)
+        lo, hi = (float(v) for v in np.quantile(boot, [0.5 - level / 2, 0.5 + level / 2]))
+        method = "rows (bootstrap)"
+    if k >= 2:
+        lo, hi = _widen(mean, lo, hi, _seed_half(per_seed, level))
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+        method = "seeds (t) and " + method
+    return Interval(mean, float(lo), float(hi), k, n, method)
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,7 @@ class Comparison:
     n_seeds: int
     n_rows: int
     verdict: str         # "better", "worse", "within noise"
+    per_seed: tuple = ()  # A − B seed by seed (weighted), in the cell's seed order
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -130,9 +154,11 @@ def paired_test(a, b, *, weights=None, seed: int = 0, n_resamples: int = N_RESAM
         p = float((1 + np.sum(null >= abs(nz.sum()) - 1e-12)) / (1 + n_resamples))
     idx = rng.integers(0, n, size=(2000, n))
     boot = d[idx].mean(1)
-    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    v = "within noise" if p >= alpha else ("better" if diff > 0 else "worse")
-    return Comparison(diff, float(lo), float(hi), p, k, n, v)
+    lo, hi = (float(v) for v in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+    per_seed = tuple(float(v) for v in (a - b) @ w)
+    split = k >= 2 and not all(v * diff > 0 for v in per_seed)     # some seed has A behind (or level)
+    v = "within noise" if p >= alpha or lo <= 0 <= hi or split else ("better" if diff > 0 else "worse")
+    return Comparison(diff, lo, hi, p, k, n, v, per_seed)
 
 
 def verdict(a, b, **kw) -> str:

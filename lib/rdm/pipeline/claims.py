@@ -167,7 +167,8 @@ def _said(x: View, a: Ref | None, b: Ref | None) -> tuple[str, list[dict]]:
     rec = V.compare(x, a, b, "recall:" + pos) if pos is not None else None
     txt = (f"{VERDICT_MARK.get(d.verdict, '')} {pa.text()} vs {pb.text()}, {signed(d.value)} [{signed(d.lo)}, "
            f"{signed(d.hi)}]" + (f"; {pos} recall {pct(rec.va)} vs {pct(rec.vb)}" if rec is not None else "") +
-           f" ({r['n_rows']} rows{where} × {r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''})")
+           f" ({r['n_rows']} rows{where} × {r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''}"
+           f"{V.by_seed(r.get('per_seed', ()))})")
     return txt, [d.to_json()]
 
 

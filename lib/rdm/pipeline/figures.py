@@ -120,7 +120,7 @@ def eps_axis(ax, eps: list[float], units: dict):
 
 def fig_sweep(x: View, out_dir: Path) -> list[str]:
     """Accuracy vs ε: FGSM and PGD (rows) × white-box and transfer (columns), one row set per panel,
-    each curve with its 95 % interval band (over seeds; a bootstrap over rows for one seed)."""
+    each curve with its 95 % interval band (rows and seeds: :func:`rdm.stats.interval`)."""
     if not x.sweep_eps:
         return []
     plt = pyplot()
@@ -197,7 +197,7 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
                title="solid: white-box\ndashed: transfer", title_fontsize=8)
     seeds = len(x.p.seeds_of(x.p.clean("baseline"))) if hasattr(x.p, "seeds_of") and x.p.clean("baseline") else 1
     fig.suptitle(f"Fig. 9 ({x.m}): accuracy vs ε; bands: 95 % interval "
-                 + (f"over {seeds} seeds" if seeds > 1 else "(bootstrap over rows, one seed)"), fontsize=11)
+                 + (f"over {seeds} seeds and the rows" if seeds > 1 else "(bootstrap over rows, one seed)"), fontsize=11)
     fig.tight_layout()
     return save_figure(fig, out_dir, f"fig9-accuracy-vs-eps-{x.m}")
 

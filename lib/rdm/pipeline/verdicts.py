@@ -8,8 +8,8 @@ through the subset's provenance, :func:`rdm.pipeline.steps.subset_index`), their
 seeds × rows matrix of predictions, one line per seed of the cell (``ModalityPlan.seeds_of``),
 aligned on the row index.
 
-* :func:`acc_entry` — a cell's accuracy and balanced accuracy as mean ± 95 % CI (t over seeds when
-  there are at least two, else a bootstrap over rows: :func:`rdm.stats.interval`), and for a
+* :func:`acc_entry` — a cell's accuracy and balanced accuracy as mean ± 95 % CI (a bootstrap over rows,
+  combined with t over seeds when there are at least two: :func:`rdm.stats.interval`), and for a
   modality with a ``positive_class`` that class's recall (sensitivity).
 * :func:`diff_entry` — A − B ON THE SAME ROWS AND SEEDS: when one cell ran on the subset and the other
   on the whole test set, the whole-test cell is restricted to the subset's rows (marked †); when rows
@@ -44,6 +44,11 @@ ROWS_DIFFER = "n/a (rows differ)"
 SUBSET_MARK = "†"
 
 
+def by_seed(per_seed) -> str:
+    """`` (by seed +4.3, +3.0, +5.0)``: A − B with each seed, in points (nothing for one seed)."""
+    return f" (by seed {', '.join(signed(v) for v in per_seed)})" if len(per_seed) > 1 else ""
+
+
 def rule(x: "View") -> str:
     """The verdict rule, as printed under each table that carries verdicts."""
     d = decide_on(x)
@@ -52,7 +57,8 @@ def rule(x: "View") -> str:
     return (f"Verdicts (↑ better, ↓ worse, ≈ within noise) on {METRIC_WORDS[d]}, A − B on the same rows and seeds "
             "[lo, hi: the 95 % bootstrap interval of the difference over rows]: A beats B when a paired sign-flip "
             "test over the rows (each row's result averaged over the seeds) gives p < 0.05, the difference is "
-            "positive and its interval excludes 0; otherwise 'within noise'." + how)
+            "positive, its interval excludes 0 and, with two or more seeds, A is ahead with every seed; "
+            "otherwise 'within noise'." + how)
 
 
 # --------------------------------------------------------------------------- the grid's keys
@@ -350,7 +356,8 @@ class Verdict:
     def behind(self) -> str:
         """``100 rows of the seeded subset × 1 seed``."""
         where = "the seeded subset" if self.a.subset or self.b.subset else "the test set"
-        return f"{self.a.n_rows} rows of {where} × {self.a.n_seeds} seed{'s' if self.a.n_seeds != 1 else ''}"
+        return (f"{self.a.n_rows} rows of {where} × {self.a.n_seeds} seed{'s' if self.a.n_seeds != 1 else ''}"
+                + by_seed(self.cmp.per_seed))
 
     def words(self) -> str:
         """``bal 80.1 vs 82.3, −2.2 [−6.0, +1.5], within noise``."""
@@ -387,7 +394,9 @@ def diff_entry(x: "View", a: "Ref | None", b: "Ref | None", metric: str | None =
     pa, pb = value_part(v.a, v.metric, a, interval=False), value_part(v.b, v.metric, b, interval=False)
     d = Part("diff", pa.value - pb.value, minus=(pa, pb), metric=v.metric, lo=v.cmp.lo, hi=v.cmp.hi, p=v.cmp.p,
              verdict=v.verdict, rows=dict(v.a.info(), subset=v.a.subset or v.b.subset, restricted=v.restricted,
-                                          method="paired sign-flip test, bootstrap over rows"))
+                                          method="paired sign-flip test, bootstrap over rows" +
+                                          (", every seed's sign" if v.a.n_seeds > 1 else ""),
+                                          **({"per_seed": list(v.cmp.per_seed)} if v.a.n_seeds > 1 else {})))
     return Entry([d], mark=SUBSET_MARK if v.a.subset or v.b.subset or v.restricted else "")
 
 
@@ -407,7 +416,8 @@ def rows_note(x: "View", entries) -> str:
         where = "seeded subset (†)" if sub else ("whole test set cut to the subset's rows (†)" if res else "whole test set")
         bits.append(f"{n} rows × {k} seed{'s' if k != 1 else ''} ({where})")
     return ("Rows × seeds behind the cells: " + "; ".join(dict.fromkeys(bits)) +
-            ". ±: half the 95 % interval (t over seeds with ≥ 2 seeds, else a bootstrap over rows).")
+            ". ±: half the 95 % interval (a bootstrap over rows, combined with t over seeds when there are "
+            "two or more).")
 
 
 def side_by_side(x: "View", refs: list["Ref | None"]) -> list[Rows | None] | None:
