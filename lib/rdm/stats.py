@@ -18,8 +18,9 @@ so two cells are compared only on the same rows and seeds, paired.
 * :func:`verdict` — "better" or "worse" when p < 0.05, that interval excludes 0 and, with two
   or more seeds, every seed's own difference has the same sign (a seed in which A loses
   forbids "A beats B"); else "within noise". The rule is spelled out by :data:`RULE` for the
-  report to print under each table. (A t interval over 2–3 seeds is too wide to decide
-  anything: 12.7·sd/√2 for two; the seeds' spread widens each cell's interval instead.)
+  report to print under each table. (A t test over 2–3 seeds has almost no power, t(0.975)
+  being 12.7 for two and 4.3 for three: the seeds' spread widens each cell's interval, and
+  enters the verdict as the sign condition.)
 
 ``weights`` turn accuracy into balanced accuracy: a row of class c weighs
 ``1 / (K · n_c)``, so the weighted mean of correctness is the balanced accuracy and the
