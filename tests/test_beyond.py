@@ -337,3 +337,27 @@ def test_best_adversarial_training_is_chosen_on_the_metric_the_verdicts_decide_o
     assert f"B = {model_label(b)}:" in row[0].text()
     item = next(i for i in claims.summary(x, [], None) if i["claim"] == "Best adversarial training")
     assert f"transfer (vs {model_label(b)})" in item["text"]
+
+
+def test_fig9_plots_the_metric_the_verdicts_decide_on(fab, monkeypatch):
+    """Lung's Fig. 9 is in balanced accuracy (the metric of its verdicts): each plotted point is the
+    cell's balanced accuracy, and the axis says so."""
+    import matplotlib.pyplot as plt
+
+    import rdm.pipeline.figures as F
+    from rdm.pipeline.verdicts import mean_and_half
+
+    d, plan, _ = fab
+    x = View(plan, Results(d / "work"), "lung")
+    kept = {}
+    monkeypatch.setattr(F, "save_figure", lambda fig, out, stem: kept.setdefault("fig", fig) and [])
+    F.fig_sweep(x, d / "unused")
+    fig = kept["fig"]
+    ax = fig.axes[0]                                     # FGSM, white-box
+    assert ax.get_ylabel() == "balanced accuracy (%)" and "balanced accuracy vs ε" in fig._suptitle.get_text()
+    line = next(l for l in ax.get_lines() if l.get_label() == "RDMAA")
+    want = [100 * mean_and_half(x, x.sweep("rdmaa", "fgsm", e), "balanced_accuracy", interval=False)[0]
+            for e in x.sweep_eps]
+    assert list(line.get_ydata()) == pytest.approx(want)     # (the fabricated lung rows are 50/50: the same as accuracy)
+    assert "paper, no defence (its accuracy)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)

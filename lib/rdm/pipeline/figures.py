@@ -77,15 +77,15 @@ def fig_examples(x: View, out_dir: Path, n_max: int = 4) -> list[str]:
 
 
 # --------------------------------------------------------------------------- Fig. 9
-def ci_of(x: View, r) -> tuple[float | None, float, float | None]:
-    """(lo, mean, hi) of a cell's accuracy over its seeds (rdm.pipeline.verdicts); no interval
+def ci_of(x: View, r, metric: str = "accuracy") -> tuple[float | None, float, float | None]:
+    """(lo, mean, hi) of a cell's ``metric`` over its seeds (rdm.pipeline.verdicts); no interval
     without per-row results."""
     from . import verdicts as V
 
     rows = V.rows_of(x, r)
     if rows is None:
-        return None, float(r.metric("accuracy")), None
-    p = V.value_part(rows, "accuracy", r)
+        return None, float(r.metric(metric)), None
+    p = V.value_part(rows, metric, r)
     return p.lo, float(p.value), p.hi
 
 
@@ -120,9 +120,14 @@ def eps_axis(ax, eps: list[float], units: dict):
 
 def fig_sweep(x: View, out_dir: Path) -> list[str]:
     """Accuracy vs ε: FGSM and PGD (rows) × white-box and transfer (columns), one row set per panel,
-    each curve with its 95 % interval band (rows and seeds: :func:`rdm.stats.interval`)."""
+    each curve with its 95 % interval band (rows and seeds: :func:`rdm.stats.interval`), in the metric
+    the modality's verdicts decide on (lung: balanced accuracy; a model that answers the majority
+    class keeps its plain accuracy under attack)."""
+    from .verdicts import METRIC_WORDS, decide_on
+
     if not x.sweep_eps:
         return []
+    metric = decide_on(x)
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11.5, 8.2), sharey=True, sharex=True)
     me = x.matched or {}
@@ -139,8 +144,8 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
                 pts, band = [], []
                 for e in x.sweep_eps:
                     r = get(m, kind, e)
-                    if r is not None and r.metric("accuracy") is not None:
-                        lo, mean, hi = ci_of(x, r)
+                    if r is not None and r.metric(metric) is not None:
+                        lo, mean, hi = ci_of(x, r, metric)
                         pts.append((e, 100 * mean))
                         if lo is not None:
                             band.append((e, 100 * lo, 100 * hi))
@@ -164,8 +169,9 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
                 ax.annotate(f"matched ε = {fmt_eps(e)}\n{eps_physical(e, units, ', ')}", (e, 103), fontsize=7,
                             ha="left" if right else "right", va="bottom", xytext=(3 if right else -3, 0),
                             textcoords="offset points")
-            for key, col, lab in ((kind, "#222222", "paper, no defence"),
-                                  (f"rdmaa_{kind}", COLORS["rdmaa"], "paper, RDMAA")):
+            its = "" if metric == "accuracy" else " (its accuracy)"
+            for key, col, lab in ((kind, "#222222", "paper, no defence" + its),
+                                  (f"rdmaa_{kind}", COLORS["rdmaa"], "paper, RDMAA" + its)):
                 if x.paper.get(key) is not None and (key == kind) == (proto == "white-box"):
                     ax.plot([PAPER_EPS], [100 * x.paper[key]], marker="*", ms=11, color=col, ls="none", label=lab,
                             markeredgecolor="white", zorder=5)
@@ -185,7 +191,7 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
             if i == 1:
                 ax.set_xlabel("ε (L∞, pixels in [0, 1])")
             if j == 0:
-                ax.set_ylabel("accuracy (%)")
+                ax.set_ylabel(f"{METRIC_WORDS[metric]} (%)")
     if not drew:
         plt.close(fig)
         return []
@@ -196,7 +202,7 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
     fig.legend(seen.values(), seen.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                title="solid: white-box\ndashed: transfer", title_fontsize=8)
     seeds = len(x.p.seeds_of(x.p.clean("baseline"))) if hasattr(x.p, "seeds_of") and x.p.clean("baseline") else 1
-    fig.suptitle(f"Fig. 9 ({x.m}): accuracy vs ε; bands: 95 % interval "
+    fig.suptitle(f"Fig. 9 ({x.m}): {METRIC_WORDS[metric]} vs ε; bands: 95 % interval "
                  + (f"over {seeds} seeds and the rows" if seeds > 1 else "(bootstrap over rows, one seed)"), fontsize=11)
     fig.tight_layout()
     return save_figure(fig, out_dir, f"fig9-accuracy-vs-eps-{x.m}")
