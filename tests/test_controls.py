@@ -126,6 +126,11 @@ def test_seed_control_pairs_every_seed_row_by_row(tmp_path, grid):
     rep, md, plan = _build(tmp_path, grid, {"baseline": base, "rdmaa": rdmaa, "control": _pattern(0.45, 3)}, seeds=2)
     sc = rep["modalities"]["lung"]["seed_control"]
     assert all(d["rdmaa_minus_control"]["n_seeds"] == 2 and d["verdict"] == "yes" for d in sc)
+    # each seed's own difference, kept and printed beside the verdict (the rule needs every seed ahead)
+    per = sc[0]["rdmaa_minus_control"]["per_seed"]
+    assert len(per) == 2 and all(v > 0 for v in per)
+    assert np.mean(per) == pytest.approx(sc[0]["rdmaa_minus_control"]["diff"])
+    assert f"× 2 seeds; by seed {100 * per[0]:+.1f}, {100 * per[1]:+.1f}" in md
     # a seed on other rows is left out (rdm.pipeline.verdicts): the pair is made on the seeds both have
     mp = plan.modality("lung")
     a = plan.test_attacks[0]

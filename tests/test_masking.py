@@ -244,6 +244,30 @@ def test_a_weak_attack_at_large_eps_is_not_called_masking_when_the_baseline_surv
     assert both[1].status == MK.FAIL
 
 
+def test_an_fgsm_rise_is_not_masking_when_pgd_on_the_same_model_reaches_the_floor():
+    """(e): one FGSM step overshoots at large ε; if PGD on the same model and rows passes (e), the
+    gradients work and the FGSM row is undecided, for the baseline as for a defence. Without a passing
+    PGD row (PGD fails too, or did not run) the FGSM row still fails."""
+    from rdm.pipeline import masking as MK
+
+    def row(model, kind, fail):
+        r = MK.Row(model, "large-eps", f"{kind.upper()} sweep", MK.FAIL if fail else MK.PASS, "numbers.", kind=kind)
+        if fail:
+            r.flag("non-monotone", "RISES from 4.7 % at ε=.05 to 29.3 % at ε=.2", kind=kind)
+        return r
+
+    rows = [row("baseline", "fgsm", True), row("baseline", "pgd", False),
+            row("rdmaa", "fgsm", True), row("rdmaa", "pgd", False),
+            row("advtrain-fast", "fgsm", True), row("advtrain-fast", "pgd", True),
+            row("advtrain-trades", "fgsm", True)]
+    MK._single_step_overshoot(rows)
+    for r in (rows[0], rows[2]):
+        assert r.status == MK.UNDECIDED and r.flags == [] and "PGD on the same model and rows passes" in r.numbers
+    assert rows[4].status == MK.FAIL and rows[4].flags            # PGD fails too: a sign
+    assert rows[5].status == MK.FAIL
+    assert rows[6].status == MK.FAIL and rows[6].flags            # no PGD row: nothing shows the gradients work
+
+
 def test_masking_pairs_only_the_same_rows_and_the_same_seeds(tmp_path, monkeypatch):
     """Per-row pairing (through rdm.pipeline.verdicts) on the same rows and seeds; two results on the
     same set with as many rows but different rows are not compared at all; a cell whose seeds differ

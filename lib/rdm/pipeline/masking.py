@@ -17,7 +17,9 @@ and by ``rdm-eval``'s warnings (:func:`rdm.eval_api.masking_warnings`) where one
     that class's share as accuracy) where the sweep's result has it: fails when it rises with ε beyond
     noise, or stays above :data:`CHANCE_FLOOR` + two standard errors (of a mean of per-class recalls
     for balanced accuracy) at the largest ε ≥ :data:`LARGE_EPS`; the row gives each class's recall
-    there, so a reader sees which class resists;
+    there, so a reader sees which class resists. Undecided instead of failed when the undefended
+    baseline shows the same under the same attack, or (FGSM) when PGD on the same model and rows
+    passes: one FGSM step overshoots at large ε, and the iterative attack shows the gradients work;
 (f) **random noise costs far less than the attack** — random sign noise of the same ε (``noise``,
     no gradients) against the strongest white-box attack on the same rows: passes when the attack
     is below the noise beyond noise and the noise's drop from clean is at most half the attack's;
@@ -240,6 +242,7 @@ class Row:
     status: str
     numbers: str
     flags: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = ""                 # (e): the swept attack (fgsm, pgd)
 
     def flag(self, check: str, text: str, **kw: Any) -> None:
         self.flags.append({"model": self.model, "check": check, "text": f"{model_label(self.model)}: {text}",
@@ -387,7 +390,7 @@ def _large_eps(x: View, m: str) -> list[Row]:
         rec = recalls_at(last)
         row = Row(m, "large-eps", f"{kind.upper()} sweep, {last.n} rows", FAIL if flags else PASS,
                   " ".join(t for _, t in flags) or f"{what} {pct(pts[0][1])} % at ε={eps_txt(pts[0][0])} … "
-                                                   f"{pct(a)} % at ε={eps_txt(e)}.")
+                                                   f"{pct(a)} % at ε={eps_txt(e)}.", kind=kind)
         if rec:
             row.numbers += f" At ε={eps_txt(e)}, {rec}."
         for check, text in flags:
@@ -436,6 +439,7 @@ def masking_rows(x: View) -> list[Row]:
         steps, ups = _steps(x, m)
         out += [steps, _stronger(x, m, ups), *_square(x, m), _transfer(x, m), *_large_eps(x, m), *_noise(x, m)]
     _weak_attack_is_not_masking(out)
+    _single_step_overshoot(out)
     order = list(CHECKS)
     return sorted(out, key=lambda r: (x.models.index(r.model), order.index(r.check)))
 
@@ -457,6 +461,19 @@ def _weak_attack_is_not_masking(rows: list[Row]) -> None:
         if all(f["check"] in base.get(f.get("kind"), ()) for f in r.flags):
             r.status, r.flags = UNDECIDED, []
             r.numbers += " The undefended baseline shows the same under the same attack."
+
+
+def _single_step_overshoot(rows: list[Row]) -> None:
+    """(e) on a model's FGSM sweep is undecided, not failed, when PGD on the same model and rows passes
+    (e): the iterative attack follows the gradients down to the floor, so they are not masked; one
+    FGSM step of size ε overshoots at large ε (real leukaemia, seed 0: RDMAA's white-box FGSM accuracy
+    rose from 4.7 % at ε = .05 to 29.3 % at .2 while PGD took it to 0 %)."""
+    passed = {r.model for r in rows if r.check == "large-eps" and r.kind == "pgd" and r.status == PASS}
+    for r in rows:
+        if r.check == "large-eps" and r.kind == "fgsm" and r.status == FAIL and r.model in passed:
+            r.status, r.flags = UNDECIDED, []
+            r.numbers += (" PGD on the same model and rows passes this check: one FGSM step overshoots at "
+                          "large ε; the gradients lead an iterative attack to the floor.")
 
 
 def checks_ran(rows: list[Row]) -> dict[str, tuple[int, int]]:

@@ -45,8 +45,8 @@ SUBSET_MARK = "†"
 
 
 def by_seed(per_seed) -> str:
-    """`` (by seed +4.3, +3.0, +5.0)``: A − B with each seed, in points (nothing for one seed)."""
-    return f" (by seed {', '.join(signed(v) for v in per_seed)})" if len(per_seed) > 1 else ""
+    """``; by seed +4.3, +3.0, +5.0``: A − B with each seed, in points (nothing for one seed)."""
+    return f"; by seed {', '.join(signed(v) for v in per_seed)}" if len(per_seed) > 1 else ""
 
 
 def rule(x: "View") -> str:
