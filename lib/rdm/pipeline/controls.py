@@ -134,9 +134,11 @@ def control_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
     t.notes.append(f"The control is an undefended CNN trained like the baseline with another seed"
                    f"{f' (seed + {off})' if off else ''}, "
                    "evaluated on the adversarial sets crafted on the same seed's baseline. Both gains are over the "
-                   "baseline on the same rows, so RDMAA − control is their difference; 'yes' when a paired "
-                   f"sign-flip test over the rows gives p < 0.05 and RDMAA is ahead, 'no' when the control is, "
-                   f"'within noise' otherwise. Decided on {_metric_words(x)}." + _rows_words(cmps))
+                   "baseline on the same rows, so RDMAA − control is their difference; 'yes' when RDMAA beats "
+                   "the control by the verdict rule (a paired sign-flip test over the rows at p < 0.05, a bootstrap "
+                   "interval that excludes 0 and, with two or more seeds, RDMAA ahead with every seed), 'no' when "
+                   f"the control beats RDMAA by it, 'within noise' otherwise. Decided on {_metric_words(x)}."
+                   + _rows_words(cmps))
     return t, out
 
 
@@ -202,8 +204,9 @@ def ablation_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
             out.append({"model": mdl, "condition": lab, "family": fam, "verdict": verdict,
                         **({} if isinstance(cmp, str) else {"variant_minus_rdmaa": cmp.cmp.to_dict()})})
     t.notes.append("Variants: " + "; ".join(f"{model_label(m)}: {ABLATIONS.get(m, m)}" for m in present) + ".")
-    t.notes.append("A variant is better or worse than RDMAA when a paired sign-flip test over the rows gives "
-                   f"p < 0.05; otherwise within noise. Decided on {_metric_words(x)}." + _rows_words(cmps) +
+    t.notes.append("A variant is better or worse than RDMAA by the verdict rule (a paired sign-flip test over the "
+                   "rows at p < 0.05, a bootstrap interval that excludes 0 and, with two or more seeds, the same "
+                   f"sign with every seed); otherwise within noise. Decided on {_metric_words(x)}." + _rows_words(cmps) +
                    " Transfer sets are crafted on the baseline; white-box attacks each model itself.")
     if "scratch" not in present:
         t.notes.append("RDMAA's schedule from a random encoder (`rdm-finetune --init random`) trains the baseline's "
