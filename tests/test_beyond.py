@@ -360,4 +360,11 @@ def test_fig9_plots_the_metric_the_verdicts_decide_on(fab, monkeypatch):
             for e in x.sweep_eps]
     assert list(line.get_ydata()) == pytest.approx(want)     # (the fabricated lung rows are 50/50: the same as accuracy)
     assert "paper, no defence (its accuracy)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert fig._suptitle.get_text().endswith("(bootstrap over rows, one seed)")
     plt.close(fig)
+    # a plan of 3 seeds whose sweeps ran with seed 0 only: the bands are one seed's, and the title says so
+    x3 = View(Plan(plan.raw, "tables", ["lung"], seeds=3), Results(d / "work"), "lung")
+    kept.clear()
+    F.fig_sweep(x3, d / "unused")
+    assert kept["fig"]._suptitle.get_text().endswith("(bootstrap over rows, one seed)")
+    plt.close(kept["fig"])

@@ -127,7 +127,10 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
 
     if not x.sweep_eps:
         return []
+    from .verdicts import rows_of
+
     metric = decide_on(x)
+    seeds_drawn: set[int] = set()          # the seeds behind the plotted cells (not the plan's)
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11.5, 8.2), sharey=True, sharex=True)
     me = x.matched or {}
@@ -146,6 +149,8 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
                     r = get(m, kind, e)
                     if r is not None and r.metric(metric) is not None:
                         lo, mean, hi = ci_of(x, r, metric)
+                        rr = rows_of(x, r)
+                        seeds_drawn.add(rr.n_seeds if rr is not None else 1)
                         pts.append((e, 100 * mean))
                         if lo is not None:
                             band.append((e, 100 * lo, 100 * hi))
@@ -201,9 +206,11 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
             seen.setdefault(lab, h)
     fig.legend(seen.values(), seen.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                title="solid: white-box\ndashed: transfer", title_fontsize=8)
-    seeds = len(x.p.seeds_of(x.p.clean("baseline"))) if hasattr(x.p, "seeds_of") and x.p.clean("baseline") else 1
+    lo_k, hi_k = min(seeds_drawn, default=1), max(seeds_drawn, default=1)
     fig.suptitle(f"Fig. 9 ({x.m}): {METRIC_WORDS[metric]} vs ε; bands: 95 % interval "
-                 + (f"over {seeds} seeds and the rows" if seeds > 1 else "(bootstrap over rows, one seed)"), fontsize=11)
+                 + ("(bootstrap over rows, one seed)" if hi_k == 1 else
+                    f"over {hi_k} seeds and the rows" if lo_k == hi_k else
+                    f"over the rows and each curve's seeds ({lo_k} to {hi_k})"), fontsize=11)
     fig.tight_layout()
     return save_figure(fig, out_dir, f"fig9-accuracy-vs-eps-{x.m}")
 
