@@ -271,20 +271,28 @@ def test_certified_base_clean_comes_from_any_subset_whitebox_file(tmp_path):
         assert card["clean"]["accuracy"] == part["value"]          # the model card reads the same cell
 
 
+def _drawn(fab, monkeypatch, draw, plan=None):
+    """``draw`` (a figure function of rdm.pipeline.figures) on the fabricated lung results: the View
+    and the figure it made (kept instead of saved)."""
+    import rdm.pipeline.figures as F
+
+    d, plan0, _ = fab
+    x = View(plan or plan0, Results(d / "work"), "lung")
+    kept = {}
+    monkeypatch.setattr(F, "save_figure", lambda fig, out, stem: kept.setdefault("fig", fig) and [])
+    getattr(F, draw)(x, d / "unused")
+    return x, kept["fig"]
+
+
 def test_fig10_sets_rdmaa_white_box_and_the_best_adversarial_training_beside_its_transfer_view(fab, monkeypatch):
     """Fig. 10 (issue 15, item 7): columns clean / transfer / white-box, rows no defence, RDMAA and the
     adversarially trained model most accurate white-box; every panel's title is its file's accuracy."""
     import matplotlib.pyplot as plt
 
-    import rdm.pipeline.figures as F
     from rdm.pipeline.verdicts import decide_on, mean_and_half
 
-    d, plan, _ = fab
-    x = View(plan, Results(d / "work"), "lung")
-    kept = {}
-    monkeypatch.setattr(F, "save_figure", lambda fig, out, stem: kept.setdefault("fig", fig) and [])
-    F.fig_confusion(x, d / "unused")
-    fig = kept["fig"]
+    x, fig = _drawn(fab, monkeypatch, "fig_confusion")
+    plan = x.plan
     pg = next(a for a in plan.test_attacks if a.kind == "pgd")
     assert decide_on(x) == "balanced_accuracy"                    # lung: the best is chosen on balanced accuracy
     acc = {m: mean_and_half(x, x.twin(m, pg, 0.005)[0], decide_on(x), interval=False)[0] for m in x.advtrain}
@@ -344,15 +352,9 @@ def test_fig9_plots_the_metric_the_verdicts_decide_on(fab, monkeypatch):
     cell's balanced accuracy, and the axis says so."""
     import matplotlib.pyplot as plt
 
-    import rdm.pipeline.figures as F
     from rdm.pipeline.verdicts import mean_and_half
 
-    d, plan, _ = fab
-    x = View(plan, Results(d / "work"), "lung")
-    kept = {}
-    monkeypatch.setattr(F, "save_figure", lambda fig, out, stem: kept.setdefault("fig", fig) and [])
-    F.fig_sweep(x, d / "unused")
-    fig = kept["fig"]
+    x, fig = _drawn(fab, monkeypatch, "fig_sweep")
     ax = fig.axes[0]                                     # FGSM, white-box
     assert ax.get_ylabel() == "balanced accuracy (%)" and "balanced accuracy vs ε" in fig._suptitle.get_text()
     line = next(l for l in ax.get_lines() if l.get_label() == "RDMAA")
@@ -363,8 +365,6 @@ def test_fig9_plots_the_metric_the_verdicts_decide_on(fab, monkeypatch):
     assert fig._suptitle.get_text().endswith("(bootstrap over rows, one seed)")
     plt.close(fig)
     # a plan of 3 seeds whose sweeps ran with seed 0 only: the bands are one seed's, and the title says so
-    x3 = View(Plan(plan.raw, "tables", ["lung"], seeds=3), Results(d / "work"), "lung")
-    kept.clear()
-    F.fig_sweep(x3, d / "unused")
-    assert kept["fig"]._suptitle.get_text().endswith("(bootstrap over rows, one seed)")
-    plt.close(kept["fig"])
+    _, fig3 = _drawn(fab, monkeypatch, "fig_sweep", Plan(x.plan.raw, "tables", ["lung"], seeds=3))
+    assert fig3._suptitle.get_text().endswith("(bootstrap over rows, one seed)")
+    plt.close(fig3)
