@@ -345,6 +345,15 @@ def test_best_adversarial_training_is_chosen_on_the_metric_the_verdicts_decide_o
     assert f"B = {model_label(b)}:" in row[0].text()
     item = next(i for i in claims.summary(x, [], None) if i["claim"] == "Best adversarial training")
     assert f"transfer (vs {model_label(b)})" in item["text"]
+    # the prose names the same model, and so does Table IX-XI's "best AdvTrain" column
+    words = " ".join(claims.findings(x, [], None))
+    assert f"the best adversarially trained model ({model_label(b)}," in words
+    from rdm.pipeline import paper
+
+    t = paper.table_advtrain(x)
+    col = t.columns.index("best AdvTrain transfer") - 1
+    cells = [r for lab, r in t.rows if lab.startswith("PGD ε=.005")][0]
+    assert cells[col].text().startswith(model_label(b) + " ")
 
 
 def test_fig9_plots_the_metric_the_verdicts_decide_on(fab, monkeypatch):

@@ -75,9 +75,6 @@ def claims_table(x: View) -> Table:
         who = f"B = {model_label(b.cell.model)}: " if named and b.cell is not None else ""
         return verdict(CLAIM_WORD[v.verdict], who + claim_numbers(x, v, a, b))
 
-    def best(refs: list[Ref | None]) -> Ref | None:
-        return V.best_ref(x, refs)
-
     for kind, c in (("fgsm", fg), ("pgd", pg)):
         if c is None:
             continue
@@ -99,10 +96,10 @@ def claims_table(x: View) -> Table:
         t.add(f"RDMAA is more accurate than no defence under {name}",
               [above(rt, b), above(rw, bw) if rw_def else DASH, above(mrt, mbt), above(mrw, mb)])
         if x.advtrain:
-            at = best([x.transfer(m, a, e) for m in x.advtrain])
-            aw = best([x.twin(m, a, e)[0] for m in x.advtrain]) if rw_def else None
-            mat = best([x.matched_ref(m, kind, "transfer") for m in x.advtrain])
-            maw = best([x.matched_ref(m, kind, "white-box") for m in x.advtrain])
+            at = V.best_ref(x, [x.transfer(m, a, e) for m in x.advtrain])
+            aw = V.best_ref(x, [x.twin(m, a, e)[0] for m in x.advtrain]) if rw_def else None
+            mat = V.best_ref(x, [x.matched_ref(m, kind, "transfer") for m in x.advtrain])
+            maw = V.best_ref(x, [x.matched_ref(m, kind, "white-box") for m in x.advtrain])
             t.add(f"RDMAA is more accurate than the best adversarial training under {name}",
                   [above(rt, at, True), above(rw, aw, True) if rw_def else DASH, above(mrt, mat, True),
                    above(mrw, maw, True)])
@@ -238,15 +235,12 @@ def summary(x: View, flags: list[dict], ran: dict[str, tuple[int, int]] | None =
             item("Seed control", f"transfer ε={eps_txt(e)}; RDMAA vs {model_label(ctl)}",
                  [(n, _said(x, x.transfer("rdmaa", c[1], e), x.transfer(ctl, c[1], e))) for n, c in atks])
     if x.advtrain and pg is not None:
-        def best(refs: list[Ref | None]) -> Ref | None:
-            return V.best_ref(x, refs)
-
         bits = []
-        at = best([x.transfer(m, pg[1], e) for m in x.advtrain])
+        at = V.best_ref(x, [x.transfer(m, pg[1], e) for m in x.advtrain])
         if at is not None:
             bits.append((f"transfer (vs {model_label(at.cell.model)})", _said(x, x.transfer("rdmaa", pg[1], e), at)))
         rw, rw_def = x.twin("rdmaa", pg[1], e)
-        aw = best([x.twin(m, pg[1], e)[0] for m in x.advtrain]) if rw_def else None
+        aw = V.best_ref(x, [x.twin(m, pg[1], e)[0] for m in x.advtrain]) if rw_def else None
         if aw is not None:
             bits.append((f"white-box (vs {model_label(aw.cell.model)})", _said(x, rw, aw)))
         if bits:
@@ -349,26 +343,22 @@ def findings(x: View, flags: list[dict], ran: dict[str, tuple[int, int]] | None 
     # RDMAA vs adversarial training
     if x.advtrain and pg is not None:
         rt = a(x.transfer("rdmaa", pg[1], e))
-        ats = [(m, a(x.transfer(m, pg[1], e))) for m in x.advtrain]
-        ats = [(m, v) for m, v in ats if v is not None]
-        if rt is not None and ats:
-            top = max(ats, key=lambda t: t[1])
-            v = V.compare(x, x.transfer("rdmaa", pg[1], e), x.transfer(top[0], pg[1], e))
+        top = V.best_ref(x, [x.transfer(m, pg[1], e) for m in x.advtrain])     # in the deciding metric
+        if rt is not None and top is not None:
+            v = V.compare(x, x.transfer("rdmaa", pg[1], e), top)
             verdict = ("not comparable on the same rows with" if v is None else
                        {"better": "above", "worse": "below", "within noise": "within noise of"}[v.verdict])
             s.append(f"Against {pg[0]} (transfer), RDMAA at {f(rt)} is {verdict} the best adversarially trained model "
-                     f"({model_label(top[0])}, {f(top[1])}"
-                     f"{'; ' + V.said(x, x.transfer('rdmaa', pg[1], e), x.transfer(top[0], pg[1], e)) if v else ''}); "
+                     f"({model_label(top.cell.model)}, {f(a(top))}"
+                     f"{'; ' + V.said(x, x.transfer('rdmaa', pg[1], e), top) if v else ''}); "
                      "the paper claims RDMAA is above adversarial training.")
         w = x.plan.whitebox_twin(pg[1])
         if w is not None:
             rw = a(x.whitebox("rdmaa", w, e))
-            aws = [(m, a(x.whitebox(m, w, e))) for m in x.advtrain]
-            aws = [(m, v) for m, v in aws if v is not None]
-            if rw is not None and aws:
-                top = max(aws, key=lambda t: t[1])
-                s.append(f"Attacked white-box with the same PGD, RDMAA keeps {f(rw)} and {model_label(top[0])} "
-                         f"{f(top[1])} ({V.said(x, x.whitebox('rdmaa', w, e), x.whitebox(top[0], w, e))}).")
+            top = V.best_ref(x, [x.whitebox(m, w, e) for m in x.advtrain])
+            if rw is not None and top is not None:
+                s.append(f"Attacked white-box with the same PGD, RDMAA keeps {f(rw)} and {model_label(top.cell.model)} "
+                         f"{f(a(top))} ({V.said(x, x.whitebox('rdmaa', w, e), top)}).")
     # matched ε
     me = x.matched or {}
     for kind in ("fgsm", "pgd"):

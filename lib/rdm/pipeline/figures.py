@@ -16,6 +16,7 @@ from .config import PAPER_EPS
 from .plan import set_path
 from .certified import fig_certified
 from .results import View
+from . import verdicts as V
 
 MARKERS = {"baseline": "o", "rdmaa": "s", "purified": "D", "advtrain-fgsm": "^", "advtrain-pgd": "v",
            "advtrain-online": "P", "advtrain-trades": "X", "advtrain-fast": "<"}
@@ -80,8 +81,6 @@ def fig_examples(x: View, out_dir: Path, n_max: int = 4) -> list[str]:
 def ci_of(x: View, r, metric: str = "accuracy") -> tuple[float | None, float, float | None]:
     """(lo, mean, hi) of a cell's ``metric`` over its seeds (rdm.pipeline.verdicts); no interval
     without per-row results."""
-    from . import verdicts as V
-
     rows = V.rows_of(x, r)
     if rows is None:
         return None, float(r.metric(metric)), None
@@ -123,13 +122,9 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
     each curve with its 95 % interval band (rows and seeds: :func:`rdm.stats.interval`), in the metric
     the modality's verdicts decide on (lung: balanced accuracy; a model that answers the majority
     class keeps its plain accuracy under attack)."""
-    from .verdicts import METRIC_WORDS, decide_on
-
     if not x.sweep_eps:
         return []
-    from .verdicts import rows_of
-
-    metric = decide_on(x)
+    metric = V.decide_on(x)
     seeds_drawn: set[int] = set()          # the seeds behind the plotted cells (not the plan's)
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11.5, 8.2), sharey=True, sharex=True)
@@ -149,7 +144,7 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
                     r = get(m, kind, e)
                     if r is not None and r.metric(metric) is not None:
                         lo, mean, hi = ci_of(x, r, metric)
-                        rr = rows_of(x, r)
+                        rr = V.rows_of(x, r)
                         seeds_drawn.add(rr.n_seeds if rr is not None else 1)
                         pts.append((e, 100 * mean))
                         if lo is not None:
@@ -196,7 +191,7 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
             if i == 1:
                 ax.set_xlabel("ε (L∞, pixels in [0, 1])")
             if j == 0:
-                ax.set_ylabel(f"{METRIC_WORDS[metric]} (%)")
+                ax.set_ylabel(f"{V.METRIC_WORDS[metric]} (%)")
     if not drew:
         plt.close(fig)
         return []
@@ -207,7 +202,7 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
     fig.legend(seen.values(), seen.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                title="solid: white-box\ndashed: transfer", title_fontsize=8)
     lo_k, hi_k = min(seeds_drawn, default=1), max(seeds_drawn, default=1)
-    fig.suptitle(f"Fig. 9 ({x.m}): {METRIC_WORDS[metric]} vs ε; bands: 95 % interval "
+    fig.suptitle(f"Fig. 9 ({x.m}): {V.METRIC_WORDS[metric]} vs ε; bands: 95 % interval "
                  + ("(bootstrap over rows, one seed)" if hi_k == 1 else
                     f"over {hi_k} seeds and the rows" if lo_k == hi_k else
                     f"over the rows and each curve's seeds ({lo_k} to {hi_k})"), fontsize=11)
@@ -222,8 +217,6 @@ def confusion_panels(x: View) -> tuple[list[str], list[tuple[str, list]]]:
     model most accurate under that white-box attack in the metric the modality decides on (named).
     A cell is ``(title, ref)``, or a string said in place of a panel (the baseline's transfer set is
     its own white-box attack)."""
-    from .verdicts import best_ref
-
     pg = next((a for a in x.plan.test_attacks if a.kind in ("pgd", "bim")), None)
     e = None if pg is None else min(pg.eps, key=lambda v: abs(v - PAPER_EPS))
     cols = ["clean"] + ([] if pg is None else [f"PGD ε={fmt_eps(e)} transfer (crafted on the baseline)",
@@ -238,7 +231,7 @@ def confusion_panels(x: View) -> tuple[list[str], list[tuple[str, list]]]:
         return cells + [("transfer", x.transfer(m, pg, e)), ("white-box", x.twin(m, pg, e)[0])]
 
     rows = [(model_label(m), row(m)) for m in ("baseline", "rdmaa") if m in x.models]
-    best = None if pg is None else best_ref(x, [x.twin(m, pg, e)[0] for m in x.advtrain])
+    best = None if pg is None else V.best_ref(x, [x.twin(m, pg, e)[0] for m in x.advtrain])
     if best is not None and best.cell is not None:
         rows.append((f"{model_label(best.cell.model)} (best adversarial training white-box)", row(best.cell.model)))
     return cols, rows
@@ -256,9 +249,7 @@ def fig_confusion(x: View, out_dir: Path) -> list[str]:
     first = next(c[1] for _, cells in rows for c in cells if _has_confusion(c))
     classes = first.result["counts"]["classes"] if "counts" in first.result else None
     k = len(first.result["metrics"]["confusion"])
-    from .verdicts import decide_on
-
-    balanced = decide_on(x) == "balanced_accuracy"
+    balanced = V.decide_on(x) == "balanced_accuracy"
     plt = pyplot()
     size = max(3.4, 2.2 + 0.55 * k)
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(len(cols) * size + 1, len(rows) * size + 0.4),

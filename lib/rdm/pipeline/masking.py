@@ -438,42 +438,41 @@ def masking_rows(x: View) -> list[Row]:
     for m in x.models:
         steps, ups = _steps(x, m)
         out += [steps, _stronger(x, m, ups), *_square(x, m), _transfer(x, m), *_large_eps(x, m), *_noise(x, m)]
-    _weak_attack_is_not_masking(out)
-    _single_step_overshoot(out)
+    _explained_large_eps(out)
     order = list(CHECKS)
     return sorted(out, key=lambda r: (x.models.index(r.model), order.index(r.check)))
 
 
-def _weak_attack_is_not_masking(rows: list[Row]) -> None:
-    """(e) for a defended model is undecided, not failed, when the undefended baseline shows the same
-    under the same attack: it also stays above the floor at the sweep's largest ε, or its accuracy
-    also rises with ε (one FGSM step of size ε overshoots at large ε: on the real lung grid the
-    baseline's balanced accuracy rose from 8.9 % at ε = .1 to 17.5 % at .2 while PGD took it to 0).
-    Then the attack (its single step, its ε), not the defence, leaves the accuracy there."""
+def _explained_large_eps(rows: list[Row]) -> None:
+    """(e) for a model is undecided, not failed, when something other than the model explains it:
+
+    * the undefended baseline shows the same under the same attack (a defended model only): it also
+      stays above the floor at the sweep's largest ε, or its accuracy also rises with ε. Then the
+      attack (its single step, its ε), not the defence, leaves the accuracy there;
+    * an FGSM sweep, when PGD on the same model and rows passes (e): the iterative attack follows the
+      gradients to the floor, so they are not masked; one FGSM step of size ε overshoots at large ε.
+
+    On the real grid: lung's baseline's balanced accuracy rose from 8.9 % at ε = .1 to 17.5 % at .2
+    under FGSM while PGD took it to 0; leukaemia's RDMAA (seed 0) rose from 4.7 % at .05 to 29.3 %
+    at .2 under FGSM while PGD took it to 0 %."""
     base: dict[Any, set[str]] = {}
     for r in rows:
         if r.model == "baseline" and r.check == "large-eps" and r.status == FAIL:
             for f in r.flags:
                 base.setdefault(f.get("kind"), set()).add(f["check"])
+    pgd_passed = {r.model for r in rows if r.check == "large-eps" and r.kind == "pgd" and r.status == PASS}
     for r in rows:
-        if r.model == "baseline" or r.check != "large-eps" or r.status != FAIL:
+        if r.check != "large-eps" or r.status != FAIL:
             continue
-        if all(f["check"] in base.get(f.get("kind"), ()) for f in r.flags):
-            r.status, r.flags = UNDECIDED, []
-            r.numbers += " The undefended baseline shows the same under the same attack."
-
-
-def _single_step_overshoot(rows: list[Row]) -> None:
-    """(e) on a model's FGSM sweep is undecided, not failed, when PGD on the same model and rows passes
-    (e): the iterative attack follows the gradients down to the floor, so they are not masked; one
-    FGSM step of size ε overshoots at large ε (real leukaemia, seed 0: RDMAA's white-box FGSM accuracy
-    rose from 4.7 % at ε = .05 to 29.3 % at .2 while PGD took it to 0 %)."""
-    passed = {r.model for r in rows if r.check == "large-eps" and r.kind == "pgd" and r.status == PASS}
-    for r in rows:
-        if r.check == "large-eps" and r.kind == "fgsm" and r.status == FAIL and r.model in passed:
-            r.status, r.flags = UNDECIDED, []
-            r.numbers += (" PGD on the same model and rows passes this check: one FGSM step overshoots at "
-                          "large ε; the gradients lead an iterative attack to the floor.")
+        if r.model != "baseline" and all(f["check"] in base.get(f.get("kind"), ()) for f in r.flags):
+            why = " The undefended baseline shows the same under the same attack."
+        elif r.kind == "fgsm" and r.model in pgd_passed:
+            why = (" PGD on the same model and rows passes this check: one FGSM step overshoots at large ε; "
+                   "the gradients lead an iterative attack to the floor.")
+        else:
+            continue
+        r.status, r.flags = UNDECIDED, []
+        r.numbers += why
 
 
 def checks_ran(rows: list[Row]) -> dict[str, tuple[int, int]]:

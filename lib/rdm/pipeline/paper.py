@@ -254,16 +254,13 @@ def table_advtrain(x: View) -> Table:
     p = x.paper
 
     def best(refs) -> Entry:
-        """The most accurate adversarially trained model of the row (accuracy, mean over the cell's
-        seeds), its cell as the other columns show it, named."""
-        from .verdicts import mean_and_half
-
-        ok = [(m, r, mean_and_half(x, r, "accuracy", interval=False)[0]) for m, r in refs if r is not None]
-        ok = [(m, r, v) for m, r, v in ok if v is not None]
-        if not ok:
+        """The best adversarially trained model of the row (:func:`rdm.pipeline.verdicts.best_ref`: the
+        metric the verdicts decide on, mean over the cell's seeds), its cell as the other columns show
+        it, named: the model the claims table compares RDMAA with."""
+        r = V.best_ref(x, [r for _, r in refs])
+        if r is None:
             return NA if x.advtrain else DASH
-        m, r, _ = max(ok, key=lambda t: t[2])
-        return dataclasses.replace(acc_entry(r), label=model_label(m))
+        return dataclasses.replace(acc_entry(r), label=model_label(next(m for m, q in refs if q is r)))
 
     t.add("No attack", [c for m in models for c in (acc_entry(x.clean(m)), DASH)] +
           [best([(m, x.clean(m)) for m in x.advtrain]), DASH, DASH, paper_entry(p, "rdmaa_clean")])
@@ -284,7 +281,7 @@ def table_advtrain(x: View) -> Table:
                 "AdvTrain-TRADES (Zhang et al. 2019) and AdvTrain-fast (FGSM from a random start, Wong et al. "
                 "2020): `rdm-advtrain --recipe trades|fast` (settings in the grid and the models table).",
                 "best AdvTrain: the most accurate of " + (", ".join(model_label(m) for m in x.advtrain) or "none") +
-                " in that row (accuracy, %), named.",
+                f" in that row ({V.METRIC_WORDS[V.decide_on(x)]}, the metric of the verdicts), named.",
                 "paper AdvTrain: Tables IX–XI (the paper does not say which adversarial set trained the model "
                 "of each row)."]
     t.notes.append(subset_note(x))
