@@ -204,3 +204,18 @@ def test_acc_entry_is_computed_once_per_view_and_result(tmp_path, monkeypatch):
     assert e2.parts[0].key == "acc" and V.acc_entry(x, r).parts[0].key == "acc"
     V.acc_entry(View(x.plan, Results(x.r.work), "lung"), r)            # another View computes its own
     assert len(calls) == 2 * n
+
+
+def test_a_noise_verdict_whose_interval_excludes_zero_says_which_condition_failed():
+    """The report printed "−3.6 [−7.2, −0.3]: within noise" (brain, p = .06): the reader is told which
+    other condition of the rule held it back; an interval around 0 needs no reason."""
+    from rdm.stats import Comparison
+
+    def v(lo, hi, p, verdict, per_seed=()):
+        return V.Verdict(None, None, "acc", Comparison(-0.036, lo, hi, p, max(1, len(per_seed)), 307, verdict,
+                                                       per_seed), 0.893, 0.928)
+
+    assert v(-0.072, -0.003, 0.062, "within noise").noise_reason() == " (p = .06)"
+    assert v(-0.072, -0.003, 0.01, "within noise", (-0.08, 0.01)).noise_reason() == " (a seed disagrees in sign)"
+    assert v(-0.072, 0.004, 0.2, "within noise").noise_reason() == ""
+    assert v(-0.072, -0.003, 0.01, "worse").noise_reason() == ""

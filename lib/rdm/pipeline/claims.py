@@ -138,7 +138,8 @@ CLAIM_WORD = {"better": "yes", "worse": "no", "within noise": "within noise"}
 
 def claim_numbers(x: View, v: "V.Verdict", a: Ref, b: Ref) -> str:
     """``bal 80.1 vs 82.3, −2.2 [−6.0, +1.5]; nodule recall 72.6 vs 85.2; 100 rows × 1 seed †``."""
-    txt = (f"{pct(v.va)} vs {pct(v.vb)}, {signed(v.cmp.diff)} [{signed(v.cmp.lo)}, {signed(v.cmp.hi)}]")
+    txt = (f"{pct(v.va)} vs {pct(v.vb)}, {signed(v.cmp.diff)} [{signed(v.cmp.lo)}, {signed(v.cmp.hi)}]"
+           f"{v.noise_reason()}")
     pos = V.positive_class(x)
     if pos is not None:
         r = V.compare(x, a, b, "recall:" + pos)

@@ -349,6 +349,17 @@ class Verdict:
             return "within noise"
         return v
 
+    def noise_reason(self) -> str:
+        """Why a difference whose interval excludes 0 is still "within noise" (the other conditions of
+        the rule: the sign-flip test's p, the seeds' signs), as `` (p = .07)``; empty otherwise, when the
+        interval itself says so."""
+        c = self.cmp
+        if self.verdict != "within noise" or c.lo <= 0 <= c.hi:
+            return ""
+        if c.p >= stats.ALPHA:
+            return f" (p = {c.p:.2f}".replace("0.", ".", 1) + ")"
+        return " (a seed disagrees in sign)"
+
     @property
     def restricted(self) -> bool:
         return self.a.restricted or self.b.restricted
@@ -480,7 +491,7 @@ def said(x: "View", a: "Ref | None", b: "Ref | None") -> str:
     if v is None:
         return "no verdict: their rows cannot be matched"
     txt = (f"{METRIC_WORDS[v.metric]} {pct(v.va)} % vs {pct(v.vb)} %, {signed(v.cmp.diff)} points "
-           f"[{signed(v.cmp.lo)}, {signed(v.cmp.hi)}]: {v.verdict} on {v.behind()}")
+           f"[{signed(v.cmp.lo)}, {signed(v.cmp.hi)}]: {v.verdict}{v.noise_reason()} on {v.behind()}")
     pos = positive_class(x)
     if pos is not None:
         r = compare(x, a, b, "recall:" + pos)
