@@ -377,3 +377,13 @@ def test_fig9_plots_the_metric_the_verdicts_decide_on(fab, monkeypatch):
     _, fig3 = _drawn(fab, monkeypatch, "fig_sweep", Plan(x.plan.raw, "tables", ["lung"], seeds=3))
     assert fig3._suptitle.get_text().endswith("(bootstrap over rows, one seed)")
     plt.close(fig3)
+
+
+def test_a_models_card_names_the_seeds_behind_its_numbers_not_the_plans(fab):
+    """The real leukaemia TRADES card said "seeds": [0, 1, 2] with one trained seed: a plan of three
+    seeds over a grid that ran seed 0 only lists seed 0, and the plan's seeds apart."""
+    d, _, _ = fab
+    x = View(Plan(copy.deepcopy(load_grid()), "tables", ["lung"], seeds=3), Results(d / "work"), "lung")
+    c = model_card(x, d / "work", "advtrain-trades", {})
+    assert c["seeds"] == [0] and c["seeds_planned"] == [0, 1, 2]
+    assert c["clean"]["seeds"] == [0] and c["clean"]["accuracy"] is not None

@@ -111,10 +111,12 @@ def card(x: View, work: Path, model: str, stages: dict[str, float]) -> dict[str,
     cert = certified_summary(x).get(model)
     if cert is not None:
         threat.append({"norm": "L2", "certified": True, "radii": sorted(float(r) for r in cert["certified_accuracy"])})
+    clean_num = {"on": clean.rows if clean else None, **(_number(x, x.p.seeds_of(clean)) or {"accuracy": None})}
+    # the seeds behind the card's numbers (a partial grid can have fewer than the plan's)
+    seeds = sorted({s for r in (clean_num, *robust) for s in r.get("seeds", ())})
     return {"card": CARD, "modality": x.m, "model": model, "label": model_label(model),
-            "dataset": _dataset(x, work), "seeds": x.plan.seeds, "threat_model": threat,
-            "clean": {"on": clean.rows if clean else None, **(_number(x, x.p.seeds_of(clean)) or {"accuracy": None})},
-            "robust": robust, "certified": cert, "training": _training(x, work, model, stages)}
+            "dataset": _dataset(x, work), "seeds": seeds, "seeds_planned": list(x.plan.seeds), "threat_model": threat,
+            "clean": clean_num, "robust": robust, "certified": cert, "training": _training(x, work, model, stages)}
 
 
 def models_of(x: View) -> list[str]:
