@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from rdm.models import build, classification_loss, cnn_arch
 from rdm.presets import load_preset
-from rdm.recipes import Mart, Trades, _kl, make, trades_adversary
+from rdm.recipes import Mart, Trades, _kl, make, paired_dropout, trades_adversary
 from rdm.train import Classification
 
 EPS = 0.03
@@ -80,6 +80,43 @@ def test_trades_and_mart_losses():
     assert 0 <= int(stats["correct"]) <= len(b["y"])
     assert Trades(base, 1.0).summary({"loss": 1.0, "accuracy": 0.5, "balanced_accuracy": 0.5}) == \
         base.summary({"loss": 1.0, "accuracy": 0.5, "balanced_accuracy": 0.5})
+
+
+def test_a_clean_image_and_its_adversarial_twin_share_the_dropout_mask():
+    """Leukaemia's CNN has dropout .5: with a mask per row, TRADES' KL(f(x) ‖ f(x')) of an image with
+    itself was not 0 in training mode (it measured the dropout noise, 8× the adversarial KL at
+    ε = .005 on the real set). Paired, it is exactly 0, dropout still drops, and the hooks go away."""
+    model, p = _model("leukemia")
+    assert any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
+    b = _batch(p, n=16)
+    same = {**b, "x_adv": b["x"].clone()}
+    model.train()
+    clean, adv = Trades.logits(model, same)
+    assert torch.equal(clean, adv)
+    again, _ = Trades.logits(model, same)
+    assert not torch.equal(clean, again)                           # a new mask each pass
+    torch.manual_seed(3)
+    loss6 = float(Trades(Classification(), 6.0).loss(model, same)[0].detach())
+    torch.manual_seed(3)
+    assert loss6 == float(Trades(Classification(), 0.0).loss(model, same)[0].detach())    # β·KL(x ‖ x) = 0
+    torch.manual_seed(3)
+    both = model(torch.cat([b["x"], b["x"]]))                      # outside: a mask per row, as before
+    assert not torch.equal(both[:16], both[16:])
+    torch.manual_seed(3)
+    with paired_dropout(model, 16):
+        both = model(torch.cat([b["x"], b["x"]]))
+    assert torch.equal(both[:16], both[16:])
+    # the mask keeps the layer's scale: the mean over many passes is the eval-mode output
+    with torch.no_grad(), paired_dropout(model, 16):
+        mean = torch.stack([model(torch.cat([b["x"], b["x"]]))[:16] for _ in range(400)]).mean(0)
+    model.eval()
+    with torch.no_grad():
+        ref = model(b["x"])
+    assert torch.allclose(mean, ref, atol=0.15 * float(ref.abs().max()) + 1e-3)
+    model2 = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Dropout2d(0.5))
+    with pytest.raises(ValueError, match="Dropout2d"):
+        with paired_dropout(model2, 1):
+            pass
 
 
 def test_gaussian_noise_is_seeded_and_has_its_sigma():

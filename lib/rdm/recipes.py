@@ -20,6 +20,7 @@ take gradients with respect to the input only.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
@@ -69,9 +70,45 @@ def trades_adversary(model: nn.Module, x: torch.Tensor, eps: float, alpha: float
     return x_adv.detach()
 
 
+@contextmanager
+def paired_dropout(model: nn.Module, n: int):
+    """Within, every ``nn.Dropout`` of ``model`` in training mode drops the same units of row i and
+    row n + i of its 2n-row input: a clean image and its adversarial twin share one mask.
+
+    TRADES' and MART's KL(f(x) ‖ f(x')) is meant to measure what the perturbation changes. With a
+    mask of its own per row it also measures the dropout noise between two passes: on leukaemia
+    (dropout .5 before the last layer; its TRADES model, trained with independent masks) the KL of
+    one clean image under two masks is 0.023 on average, the clean-vs-adversarial KL at ε = .005 in
+    eval mode 0.003, so β·KL there was mostly a dropout-consistency penalty. Other dropout kinds
+    (``Dropout2d``, ...) are refused rather than silently left unpaired."""
+    from torch.nn.modules.dropout import _DropoutNd
+
+    def hook(mod, inputs, out):
+        if not mod.training or mod.p == 0:
+            return None
+        x = inputs[0]
+        keep = torch.empty_like(x[:n]).bernoulli_(1.0 - mod.p).div_(1.0 - mod.p)
+        return x * torch.cat([keep, keep])
+
+    handles = []
+    try:
+        for m in model.modules():
+            if isinstance(m, _DropoutNd):
+                if type(m) is not nn.Dropout:
+                    raise ValueError(f"{type(m).__name__}: only nn.Dropout can share its mask across the clean "
+                                     "and adversarial rows of TRADES / MART")
+                handles.append(m.register_forward_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 class _CleanAndAdversarial:
     """An objective on the clean batch and its ``x_adv`` (one forward pass, so batch norm sees
-    both); evaluation, monitoring and summaries are the base objective's (plain classification)."""
+    both, and each clean row shares its dropout mask with its adversarial twin:
+    :func:`paired_dropout`); evaluation, monitoring and summaries are the base objective's (plain
+    classification)."""
 
     name = "classification"
     monitor = "balanced_accuracy"
@@ -83,7 +120,8 @@ class _CleanAndAdversarial:
     @staticmethod
     def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         n = batch["x"].shape[0]
-        both = as_class_logits(model(torch.cat([batch["x"], batch["x_adv"]])))
+        with paired_dropout(model, n):
+            both = as_class_logits(model(torch.cat([batch["x"], batch["x_adv"]])))
         return both[:n], both[n:]
 
     def __getattr__(self, name):
