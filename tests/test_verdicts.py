@@ -219,3 +219,12 @@ def test_a_noise_verdict_whose_interval_excludes_zero_says_which_condition_faile
     assert v(-0.072, -0.003, 0.01, "within noise", (-0.08, 0.01)).noise_reason() == " (a seed disagrees in sign)"
     assert v(-0.072, 0.004, 0.2, "within noise").noise_reason() == ""
     assert v(-0.072, -0.003, 0.01, "worse").noise_reason() == ""
+
+
+def test_an_interval_that_excludes_zero_never_reads_as_touching_it():
+    """The lung ablation table printed "-2.9 [-5.8, +0.0] ↓": its upper bound was -0.04 points."""
+    from rdm.pipeline.tables import bounds
+
+    assert bounds(-0.058, -0.0004) == "[-5.8, -0.04]"
+    assert bounds(0.00001, 0.05) == "[+0.001, +5.0]"
+    assert bounds(-0.058, 0.0) == "[-5.8, +0.0]" and bounds(-0.0123, 0.0456) == "[-1.2, +4.6]"

@@ -20,7 +20,7 @@ from .paper import conditions
 from .config import PAPER_EPS
 from . import verdicts as V
 from .results import Ref, View
-from .tables import DASH, NA, VERDICT_MARK, Entry, Table, signed
+from .tables import DASH, NA, VERDICT_MARK, Entry, Table, bounds, signed
 
 MASK_TOL = 0.02    # accuracy changes below 2 points are never called a rise or a fall
 
@@ -138,7 +138,7 @@ CLAIM_WORD = {"better": "yes", "worse": "no", "within noise": "within noise"}
 
 def claim_numbers(x: View, v: "V.Verdict", a: Ref, b: Ref) -> str:
     """``bal 80.1 vs 82.3, −2.2 [−6.0, +1.5]; nodule recall 72.6 vs 85.2; 100 rows × 1 seed †``."""
-    txt = (f"{pct(v.va)} vs {pct(v.vb)}, {signed(v.cmp.diff)} [{signed(v.cmp.lo)}, {signed(v.cmp.hi)}]"
+    txt = (f"{pct(v.va)} vs {pct(v.vb)}, {signed(v.cmp.diff)} {bounds(v.cmp.lo, v.cmp.hi)}"
            f"{v.noise_reason()}")
     pos = V.positive_class(x)
     if pos is not None:
@@ -163,8 +163,8 @@ def _said(x: View, a: Ref | None, b: Ref | None) -> tuple[str, list[dict]]:
     where = " of the seeded subset" if e.mark else ""
     pos = V.positive_class(x)
     rec = V.compare(x, a, b, "recall:" + pos) if pos is not None else None
-    txt = (f"{VERDICT_MARK.get(d.verdict, '')} {pa.text()} vs {pb.text()}, {signed(d.value)} [{signed(d.lo)}, "
-           f"{signed(d.hi)}]" + (f"; {pos} recall {pct(rec.va)} vs {pct(rec.vb)}" if rec is not None else "") +
+    txt = (f"{VERDICT_MARK.get(d.verdict, '')} {pa.text()} vs {pb.text()}, {signed(d.value)} "
+           f"{bounds(d.lo, d.hi)}" + (f"; {pos} recall {pct(rec.va)} vs {pct(rec.vb)}" if rec is not None else "") +
            f" ({r['n_rows']} rows{where} × {r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''}"
            f"{V.by_seed(r.get('per_seed', ()))})")
     return txt, [d.to_json()]

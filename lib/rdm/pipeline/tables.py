@@ -48,7 +48,7 @@ class Part:
         if self.minus is not None:
             s = signed(self.value)
             if self.lo is not None and self.hi is not None:
-                s += f" [{signed(self.lo)}, {signed(self.hi)}]"
+                s += f" {bounds(self.lo, self.hi)}"
             return s + (f" {VERDICT_MARK[self.verdict]}" if self.verdict in VERDICT_MARK else "")
         if self.lo is not None and self.hi is not None:
             return f"{pct(self.value)} ± {50 * (self.hi - self.lo):.1f}"
@@ -79,6 +79,15 @@ def signed(v: float) -> str:
     """A difference in points with its sign, one decimal; never ``-0.0``."""
     t = f"{100 * v:+.1f}"
     return "+0.0" if t == "-0.0" else t
+
+
+def bounds(lo: float, hi: float) -> str:
+    """An interval of a difference, ``[-5.8, -0.04]``: a bound that one decimal would round to 0 gets
+    one significant digit, so that an interval excluding 0 never reads as touching it."""
+    def one(v: float) -> str:
+        t = signed(v)
+        return f"{100 * v:+.1g}" if float(t) == 0 and v != 0 else t
+    return f"[{one(lo)}, {one(hi)}]"
 
 
 #: how a difference's verdict is marked in a table (the legend is printed under it)

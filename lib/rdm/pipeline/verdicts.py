@@ -33,7 +33,7 @@ from .. import stats
 from ..errors import RdmError
 from .labels import pct
 from .plan import SUBSET, set_path
-from .tables import NA, Entry, Part, signed
+from .tables import NA, Entry, Part, bounds, signed
 
 if TYPE_CHECKING:
     from .results import Ref, View
@@ -373,7 +373,7 @@ class Verdict:
     def words(self) -> str:
         """``bal 80.1 vs 82.3, −2.2 [−6.0, +1.5], within noise``."""
         return (f"{_label(self.metric, self.a.classes)} {pct(self.va)} vs {pct(self.vb)}, {signed(self.cmp.diff)} "
-                f"[{signed(self.cmp.lo)}, {signed(self.cmp.hi)}], {self.verdict}")
+                f"{bounds(self.cmp.lo, self.cmp.hi)}, {self.verdict}")
 
 
 def compare(x: "View", a: "Ref | None", b: "Ref | None", metric: str | None = None) -> Verdict | None:
@@ -491,7 +491,7 @@ def said(x: "View", a: "Ref | None", b: "Ref | None") -> str:
     if v is None:
         return "no verdict: their rows cannot be matched"
     txt = (f"{METRIC_WORDS[v.metric]} {pct(v.va)} % vs {pct(v.vb)} %, {signed(v.cmp.diff)} points "
-           f"[{signed(v.cmp.lo)}, {signed(v.cmp.hi)}]: {v.verdict}{v.noise_reason()} on {v.behind()}")
+           f"{bounds(v.cmp.lo, v.cmp.hi)}: {v.verdict}{v.noise_reason()} on {v.behind()}")
     pos = positive_class(x)
     if pos is not None:
         r = compare(x, a, b, "recall:" + pos)
