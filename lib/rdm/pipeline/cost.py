@@ -2,7 +2,8 @@
 
 An attack's cost per row is its forward+backward passes (:meth:`rdm.attack_registry.Attack.passes`:
 PGD steps × restarts, APGD-T steps × targets, Square queries × a forward's share, the ``aa`` cascade
-every row through every stage — an upper bound, since each stage runs only on the rows left), plus
+every row through every stage — an upper bound on the passes, since each stage runs only on the rows
+left; the seconds are not bounded, since the throughput is one machine's under one load), plus
 the evaluation's own two forwards (clean and attacked image). A job (one model, one attack, its ε)
 costs that per ε × rows; at the grid's ``throughput`` (forward+backward passes of one row per
 second, on the machine that runs the grid) it takes ``passes × rows / throughput`` seconds. An

@@ -597,7 +597,9 @@ def cost_lines(plan: Plan) -> list[str]:
     thr = ", ".join(f"{m} {c.throughput_of(m):g}" for m in plan.run)
     out = [f"# forward+backward passes of one row (a forward alone counts {forward():g}) × rows at {thr} "
            f"passes/s; limit = \"auto\" runs on the whole test set when one model's job fits {c.budget_hours:g} h "
-           "(every row through every stage: an upper bound)",
+           "(every row through every stage: an upper bound on the passes; the hours also scale with the "
+           "throughput, one machine's under one load — the real brain aa job took 1.2× its estimate under a "
+           "heavier load than the one measured)",
            f"modality\tjob\tattack\tε\tpasses/row\trows\th/model\th/all models × {len(plan.seeds)} seeds\trows run"]
     k = len(plan.eval_models) * len(plan.seeds)
     for m, mp in plan.run.items():
