@@ -295,3 +295,14 @@ def test_a_set_is_validated_and_hashed_once_per_run(model_and_set, tmp_path, mon
     assert res.exit_code == 0, res.stderr
     assert len(hashed) == 3                    # the checkpoint, the clean set, the adversarial set
     assert len(scanned) == 2                   # the clean set's pixels, the adversarial set's pixels
+
+
+def test_a_reader_that_stops_early_ends_the_helper_quietly():
+    """``python -m rdm.grid cells | head -1`` printed a BrokenPipeError traceback: now nothing on
+    stderr, exit 141 (the shell's code for a writer whose pipe closed)."""
+    p = subprocess.Popen([sys.executable, "-m", "rdm.grid", "cells", "--mode", "tables", "--seeds", "3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tool_env())
+    assert p.stdout.readline().startswith(b"0\t")
+    p.stdout.close()                                   # more than a pipe's 64 KiB is still to come
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141 and err == ""

@@ -98,6 +98,14 @@ def run(app: typer.Typer) -> None:
     app()
 
 
+def pipe_closed() -> "typer.Exit":
+    """stdout's reader went away (``| head``): end quietly with the shell's code for a SIGPIPE
+    (:func:`rdm.errors.quiet_pipe`)."""
+    from .errors import quiet_pipe
+
+    return typer.Exit(quiet_pipe())
+
+
 def _on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
@@ -134,6 +142,8 @@ def guard(debug: bool = False) -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, _CLICK_ERRORS):    # Typer's usage errors: its own message, exit 2
         raise
+    except BrokenPipeError:
+        raise pipe_closed() from None
     except KeyboardInterrupt:
         if debug:
             raise

@@ -23,3 +23,26 @@ class NoSpaceError(RdmError):
     def __init__(self, path):
         super().__init__(f"no space left on device writing {path}")
         self.path = path
+
+
+def quiet_pipe() -> int:
+    """stdout's reader went away (``| head``): point stdout at /dev/null so that the interpreter's
+    final flush cannot fail again; the shell's exit code for a SIGPIPE (141)."""
+    import os
+    import sys
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
+def module_main(main) -> int:
+    """The entry of a ``python -m rdm.…`` helper: its ``main()``'s exit code, or 141 and no traceback
+    when stdout is closed early (``python -m rdm.grid cells | head``). Here, not in :mod:`rdm.cli`:
+    ``rdm.grid timed`` wraps every step of the grid and must not import Typer."""
+    try:
+        return main()
+    except BrokenPipeError:
+        return quiet_pipe()

@@ -13,4 +13,6 @@ from .pipeline.report import build, main
 __all__ = ["build", "main"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rdm.errors import module_main
+
+    sys.exit(module_main(main))

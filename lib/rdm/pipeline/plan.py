@@ -653,4 +653,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rdm.errors import module_main
+
+    sys.exit(module_main(main))
