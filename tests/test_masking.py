@@ -428,3 +428,12 @@ def test_the_prose_says_no_sign_only_of_models_whose_checks_ran(tmp_path):
     assert "AdvTrain-PGD shows none of the gradient-masking signs checked for" in words
     assert ("Not checked for gradient masking: RDMAA, Purifier, AdvTrain-FGSM, AdvTrain-online, AdvTrain-TRADES, "
             "AdvTrain-fast (metrics files missing).") in words
+
+
+def test_a_full_two_seed_report_says_every_cell_has_both_seeds(report):
+    """The fabricated grid is complete: report.json and REPORT.md count every cell under 2 seeds."""
+    d, rep = report
+    cov = rep["modalities"]["lung"]["seed_coverage"]
+    assert cov["2"] > 100 and cov["1"] == 0 and cov["0"] == 0 and cov["once"] == cov["once_present"] > 0
+    assert (f"lung: 2 seeds {cov['2']}, 1 seed 0, none 0 (of {cov['2']} cells); {cov['once']} on the first seed "
+            f"only by design, {cov['once']} of them present") in (d / "results" / "REPORT.md").read_text()

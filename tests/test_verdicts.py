@@ -228,3 +228,28 @@ def test_an_interval_that_excludes_zero_never_reads_as_touching_it():
     assert bounds(-0.058, -0.0004) == "[-5.8, -0.04]"
     assert bounds(0.00001, 0.05) == "[+0.001, +5.0]"
     assert bounds(-0.058, 0.0) == "[-5.8, +0.0]" and bounds(-0.0123, 0.0456) == "[-1.2, +4.6]"
+
+
+def test_the_report_counts_the_cells_by_the_seeds_they_have(tmp_path):
+    """A partial two-seed grid: one file present for both seeds, another for seed 0 only; every other
+    cell has none. The counts (and their words) follow the files, per result cell."""
+    (tmp_path / "g.toml").write_text(TINY)
+    x = View(P.Plan(tmp_path / "g.toml", "tables", ["lung"], seeds=2), Results(tmp_path / "work"), "lung")
+    first = [c for c in x.p.cells if c.seed == 0]
+    once = sum(len(x.p.seeds_of(c)) < 2 for c in first)
+    planned = len(first) - once
+    assert V.seed_coverage(x) == {"2": 0, "1": 0, "0": planned, "once": once, "once_present": 0}
+    a = x.p.clean("rdmaa")
+    b = next(c for c in first if c.output != a.output)
+    for c in [*x.p.seeds_of(a), b]:
+        f = x.r.work / c.output
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("{}")
+    both = sum(c.output == a.output for c in first)
+    one = sum(c.output == b.output for c in first)
+    assert len({c.output for c in x.p.seeds_of(a)}) == 2 and both >= 1 and one >= 1
+    assert V.seed_coverage(x) == {"2": both, "1": one, "0": planned - both - one, "once": once, "once_present": 0}
+    assert V.coverage_words("lung", {"2": 1, "1": 3, "0": 5, "once": 0, "once_present": 0}) == \
+        "lung: 2 seeds 1, 1 seed 3, none 5 (of 9 cells)"
+    assert V.coverage_words("lung", {"2": 1, "1": 3, "0": 5, "once": 4, "once_present": 2}).endswith(
+        "(of 9 cells); 4 on the first seed only by design, 2 of them present")

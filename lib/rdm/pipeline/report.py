@@ -29,6 +29,7 @@ from typing import Any
 from ..atomic import atomic_output
 from ..errors import RdmError
 from . import cards, certified, claims, controls, masking, paper, records
+from . import verdicts as V
 from .labels import modality_title, units_note, units_of
 from .config import DEFAULT_GRID, MODES
 from .plan import Plan, audit_path, modality_dir
@@ -69,6 +70,7 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
            f"the seed-control model is the baseline's recipe trained with seed + "
            f"{plan.models['control'].get('seed_offset', 0) if 'control' in plan.models else '—'}.", ""]
     rep["seeds"] = plan.seeds
+    coverage_at, coverage = len(md), []
     if absent:
         md += [f"Modalities in the grid but not run: {', '.join(absent)}.", ""]
 
@@ -101,8 +103,10 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
         sections["paper"] += [f"## {modality_title(m)}\n", t3.markdown(), t6.markdown(), t9.markdown()]
         for k, lines in cmd.items():
             sections[k] += lines
+        cov = V.seed_coverage(x)
+        coverage.append(V.coverage_words(m, cov))
         rep["modalities"][m] = {"matched": x.matched or {}, "masking": flags, "subset_n": x.subset_n, "data": dinfo,
-                                **cinfo, "units": units}
+                                **cinfo, "units": units, "seed_coverage": cov}
         sections["eps"] += [f"### {m}\n", ts.markdown(), tp.markdown(), *paper.matched_lines(x, units), tm.markdown(),
                             f"**Gradient-masking check, {m}.** " + masking.masking_words(x, flags, ran) + "\n"]
         items = claims.summary(x, flags, ran)
@@ -132,6 +136,11 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
     rep["timings"] = tinfo
     tables += tt
 
+    if len(plan.seeds) > 1:
+        md[coverage_at:coverage_at] = ["Result cells of the plan by the number of seeds whose metrics file is present "
+                                       "(fewer than planned in a partial grid; every table gives the rows × seeds "
+                                       "behind its numbers): "
+                                       + "; ".join(coverage) + ".", ""]
     md += ["## What the numbers say", ""] + sections["words"]
     md += ["## The paper's tables (III–XI), ours beside the paper's", ""] + sections["paper"]
     md += ["## The ε scale", "",

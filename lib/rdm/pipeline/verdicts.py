@@ -472,6 +472,39 @@ def mean_and_half(x: "View", ref: "Ref", metric: str = "accuracy",
     return p.value, (None if p.lo is None else (p.hi - p.lo) / 2)
 
 
+def seed_coverage(x: "View") -> dict[str, int]:
+    """How many of the plan's result cells have their metrics file for k of the seeds they are planned
+    for (``"3"``, ``"2"``, … ``"0"``: cells planned for every seed of the run), and the cells the plan
+    runs on the first seed only (certificates, the noise-trained models): ``"once"`` of them, ``"once_present"``
+    there. A partial grid says here which cells have fewer seeds than planned."""
+    k_all = len(x.plan.seeds)
+    out = {str(k): 0 for k in range(k_all, -1, -1)}
+    out.update(once=0, once_present=0)
+    first = x.plan.seeds[0]
+    for c in x.p.cells:
+        if c.seed != first:
+            continue
+        cells = x.p.seeds_of(c)
+        have = sum(x.r.exists(s) for s in cells)
+        if len(cells) < k_all:
+            out["once"] += 1
+            out["once_present"] += have > 0
+        else:
+            out[str(have)] += 1
+    return out
+
+
+def coverage_words(m: str, counts: dict[str, int]) -> str:
+    """``lung: 3 seeds 0, 2 seeds 16, 1 seed 305, none 298 (of 619 cells); 16 on the first seed only
+    by design, 10 of them present``."""
+    ks = sorted((int(k) for k in counts if k.isdigit()), reverse=True)
+    bits = [f"{j} seed{'s' if j != 1 else ''} {counts[str(j)]}" for j in ks if j > 0]
+    txt = f"{m}: " + ", ".join(bits) + f", none {counts['0']} (of {sum(counts[str(j)] for j in ks)} cells)"
+    if counts.get("once"):
+        txt += f"; {counts['once']} on the first seed only by design, {counts['once_present']} of them present"
+    return txt
+
+
 def best_ref(x: "View", refs: "list[Ref | None]") -> "Ref | None":
     """The most accurate of ``refs`` (the best adversarial training of a cell) in the metric the
     modality's verdicts decide on, mean over the cell's seeds: lung's best is the one with the best
