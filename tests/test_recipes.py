@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rdm.errors import RdmError
 from rdm.models import build, classification_loss, cnn_arch
 from rdm.presets import load_preset
 from rdm.recipes import Mart, Trades, _kl, make, paired_dropout, trades_adversary
@@ -114,7 +115,7 @@ def test_a_clean_image_and_its_adversarial_twin_share_the_dropout_mask():
         ref = model(b["x"])
     assert torch.allclose(mean, ref, atol=0.15 * float(ref.abs().max()) + 1e-3)
     model2 = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Dropout2d(0.5))
-    with pytest.raises(ValueError, match="Dropout2d"):
+    with pytest.raises(RdmError, match="Dropout2d"):
         with paired_dropout(model2, 1):
             pass
 

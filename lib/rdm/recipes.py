@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attack_registry import default_alpha
+from .errors import RdmError
 from .models import as_class_logits, classification_loss, predict
 
 RECIPES = ("pgd", "fast", "trades", "mart", "gaussian")
@@ -95,7 +96,7 @@ def paired_dropout(model: nn.Module, n: int):
         for m in model.modules():
             if isinstance(m, _DropoutNd):
                 if type(m) is not nn.Dropout:
-                    raise ValueError(f"{type(m).__name__}: only nn.Dropout can share its mask across the clean "
+                    raise RdmError(f"{type(m).__name__}: only nn.Dropout can share its mask across the clean "
                                      "and adversarial rows of TRADES / MART")
                 handles.append(m.register_forward_hook(hook))
         yield
