@@ -273,8 +273,10 @@ def test_an_fgsm_rise_is_not_masking_when_pgd_on_the_same_model_reaches_the_floo
 
 def test_masking_pairs_only_the_same_rows_and_the_same_seeds(tmp_path, monkeypatch):
     """Per-row pairing (through rdm.pipeline.verdicts) on the same rows and seeds; two results on the
-    same set with as many rows but different rows are not compared at all; a cell whose seeds differ
-    from the other's falls back to the unpaired rule."""
+    same set with as many rows but different rows are not compared at all; a cell with a seed the
+    other lacks yet (a partial grid) is paired on their common seed. It fell back to the unpaired
+    rule, which left the real lung grid's noise control (f) without a comparison once RDMAA's PGD-3
+    cell had its second seed and the noise cell not."""
     import dataclasses
     from pathlib import Path
 
@@ -289,7 +291,7 @@ def test_masking_pairs_only_the_same_rows_and_the_same_seeds(tmp_path, monkeypat
     shifted = _ref(x, "shifted", np.arange(40) < 16, y[20:], on="test")
     shifted.result["per_row"]["index"] = list(range(20, 60))                      # rows 20..59: as many, not the same
     assert M.same_rows(a, shifted) and M.paired(x, a, shifted) is None
-    # two seeds of A against one of B: not paired on a common seed, the unpaired rule instead
+    # two seeds of A against one of B: paired on the common seed
     cell = x.p.clean("rdmaa")
     a2 = _ref(x, "a2", np.arange(40) < 36, y[:40], on="test", cell=cell)
     cell1 = dataclasses.replace(cell, seed=1, output="lung/s1/metrics/a2.json")
@@ -297,7 +299,7 @@ def test_masking_pairs_only_the_same_rows_and_the_same_seeds(tmp_path, monkeypat
     (x.r.work / cell1.output).write_text(Path(a2.file).read_text())
     monkeypatch.setattr(x.p, "seeds_of", lambda c: [c, cell1] if c == cell else [c], raising=False)
     c = M.paired(x, a2, lower)
-    assert c.call == "lower" and c.p is None
+    assert c.call == "lower" and c.p is not None and c.seeds == 1 and c.n == 40
 
 
 def test_large_eps_decides_on_balanced_accuracy_and_names_the_class_that_resists(tmp_path):
@@ -393,6 +395,31 @@ def test_masking_numbers_are_the_mean_over_the_seeds(tmp_path):
     assert len(steps) == 1 and acc0 < 0.5
     want = f"10: {100 * (acc0 + 1.0) / 2:.1f} %"
     assert want in steps[0][2], (want, steps[0][2])
+    # a partial grid: RDMAA's noise control has seed 0 only, its attacks both seeds. (f) pairs them on
+    # seed 0 (it said "no white-box attack … on the noise control's rows"), and every number it shows
+    # is on those rows and that seed
+    (tmp_path / "work" / "lung" / "s1" / "metrics" / "rdmaa" / "wb-noise.json").unlink()
+    pgd1 = tmp_path / "work" / "lung" / "s1" / "metrics" / "rdmaa" / "wb-pgd.json"
+    j = json.loads(pgd1.read_text())
+    for r in j["results"]:
+        if r.get("attack"):
+            r["per_row"]["pred"] = list(r["per_row"]["y"])      # seed 1's PGD-3 fools nothing
+            r["metrics"]["accuracy"] = 1.0
+    pgd1.write_text(json.dumps(j))
+    rep = R.build(config.DEFAULT_GRID, tmp_path / "work", tmp_path / "results", "tables", figures=False, seeds=2)
+    noise = [[c["text"] for c in r["cells"]] for r in rep["tables"]["masking-lung"]["rows"]
+             if r["label"] == "RDMAA" and r["cells"][0]["text"].startswith("(f)")]
+    s0pgd = json.loads((tmp_path / "work" / "lung" / "s0" / "metrics" / "rdmaa" / "wb-pgd.json").read_text())
+    assert len(noise) == 2 and all(r[3] in ("pass", "fail", "undecided") for r in noise), noise
+    checked = 0
+    for r in noise:
+        if "PGD-3" in r[2]:
+            checked += 1
+            e = float("0" + r[1].split("ε=")[1].split(",")[0])
+            acc = next(q["metrics"]["accuracy"] for q in s0pgd["results"]
+                       if q.get("attack") and abs(q["attack"]["eps"] - e) < 1e-9)
+            assert f"PGD-3 {100 * acc:.1f} %" in r[2], (acc, r[2])
+    assert checked == 2
 
 
 def test_the_prose_says_no_sign_only_of_models_whose_checks_ran(tmp_path):

@@ -205,7 +205,7 @@ def _correct(rows: V.Rows) -> np.ndarray:
 
 def paired(x: View, a: Ref | None, b: Ref | None) -> Change | None:
     """B against A when both are on the same rows: paired per row (:func:`rdm.pipeline.verdicts.pair`,
-    exact: the same rows and the same seeds) where both carry per-row lists, unpaired where either
+    exact: the same rows, on their common seeds) where both carry per-row lists, unpaired where either
     lacks them (older files); None when either is missing or their rows differ."""
     if a is None or b is None or a.metric("accuracy") is None or b.metric("accuracy") is None:
         return None
@@ -411,21 +411,23 @@ def _noise(x: View, m: str) -> list[Row]:
             atts = [(a, x.whitebox(m, a, e)) for a in x.plan.whitebox
                     if a.kind != "noise" and any(same_eps(e, v) for v in a.eps)]
             atts = [(a, r) for a, r in atts if r is not None and same_rows(nr, r) and r.metric("accuracy") is not None]
-            ra = [(a, r, V.rows_of(x, r)) for a, r in atts]
-            ra = [t for t in ra if V.pair(t[2], rn, exact=True) is not None and t[2].correct_of("pred_clean") is not None]
+            ra = [(a, r, V.pair(V.rows_of(x, r), rn, exact=True)) for a, r in atts]
+            ra = [t for t in ra if t[2] is not None and t[2][0].correct_of("pred_clean") is not None]
             if not ra:
                 out.append(Row(m, "noise", f"ε={eps_txt(e)}", NOT_RUN, "no white-box attack with per-row results "
                                                                        "on the noise control's rows"))
                 continue
-            a, r, rows = min(ra, key=lambda t: t[1].metric("accuracy"))
+            a, r, (rows, noise_rows) = min(ra, key=lambda t: t[1].metric("accuracy"))
             clean = rows.correct_of("pred_clean").astype(np.float64)
-            status, vs_clean, vs_noise = noise_control(clean, _correct(rn), _correct(rows))
+            status, vs_clean, vs_noise = noise_control(clean, _correct(noise_rows), _correct(rows))
+            # every number on the paired rows and seeds (a partial grid: a cell's other seeds are left out)
+            acc_noise, acc_att = (f"{pct(float(_correct(v).mean()))} %" for v in (noise_rows, rows))
             row = Row(m, "noise", f"ε={eps_txt(e)}, {r.n} rows", status,
-                      f"clean {pct(float(clean.mean()))} %, noise {_acc(x, nr)}, {short_attack(a)} {_acc(x, r)} "
+                      f"clean {pct(float(clean.mean()))} %, noise {acc_noise}, {short_attack(a)} {acc_att} "
                       f"({vs_clean.text()} from clean; {vs_noise.text()} from the noise)")
             if status == FAIL:
-                row.flag("noise-as-strong", f"random sign noise at ε={eps_txt(e)} ({_acc(x, nr)}) costs about as much as "
-                                            f"{short_attack(a)} ({_acc(x, r)}): the attack finds little that noise "
+                row.flag("noise-as-strong", f"random sign noise at ε={eps_txt(e)} ({acc_noise}) costs about as much as "
+                                            f"{short_attack(a)} ({acc_att}): the attack finds little that noise "
                                             "does not.", eps=e)
             out.append(row)
     return out or [Row(m, "noise", "", NOT_RUN, "no noise control in the grid") if not noise else

@@ -257,14 +257,14 @@ def _load_rows(x: "View", ref: "Ref") -> Rows | None:
 def pair(a: Rows | None, b: Rows | None, exact: bool = False) -> tuple[Rows, Rows] | None:
     """``a`` and ``b`` on their common seeds and rows: identical rows, or the larger cut down to the
     smaller's when one holds the other; None when they cannot be matched. ``exact``: only when both
-    hold the same rows and the same seeds (nothing cut, nothing dropped)."""
+    hold the same rows (nothing cut); their seeds are still the common ones (a partial grid where one
+    cell has a seed the other lacks yet)."""
     if a is None or b is None:
         return None
-    if exact:
-        same = a.seeds == b.seeds and np.array_equal(a.index, b.index) and np.array_equal(a.y, b.y)
-        return (a, b) if same else None
     seeds = tuple(s for s in a.seeds if s in b.seeds)
     if not seeds:        # no seed in common: nothing to pair (never seed s of one with seed t of the other)
+        return None
+    if exact and not (np.array_equal(a.index, b.index) and np.array_equal(a.y, b.y)):
         return None
     a, b = a.with_seeds(seeds), b.with_seeds(seeds)
     if np.array_equal(a.index, b.index):
