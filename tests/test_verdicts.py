@@ -219,6 +219,9 @@ def test_a_noise_verdict_whose_interval_excludes_zero_says_which_condition_faile
     assert v(-0.072, -0.003, 0.01, "within noise", (-0.08, 0.01)).noise_reason() == " (a seed disagrees in sign)"
     assert v(-0.072, 0.004, 0.2, "within noise").noise_reason() == ""
     assert v(-0.072, -0.003, 0.01, "worse").noise_reason() == ""
+    # the summary's lines read it from a difference's parts (no Verdict there)
+    assert V.noise_reason("within noise", -0.072, -0.003, 0.062) == " (p = .06)"
+    assert V.noise_reason("within noise", None, None, None) == ""
 
 
 def test_an_interval_that_excludes_zero_never_reads_as_touching_it():

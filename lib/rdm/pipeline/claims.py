@@ -164,7 +164,7 @@ def _said(x: View, a: Ref | None, b: Ref | None) -> tuple[str, list[dict]]:
     pos = V.positive_class(x)
     rec = V.compare(x, a, b, "recall:" + pos) if pos is not None else None
     txt = (f"{VERDICT_MARK.get(d.verdict, '')} {pa.text()} vs {pb.text()}, {signed(d.value)} "
-           f"{bounds(d.lo, d.hi)}" + (f"; {pos} recall {pct(rec.va)} vs {pct(rec.vb)}" if rec is not None else "") +
+           f"{bounds(d.lo, d.hi)}{V.noise_reason(d.verdict, d.lo, d.hi, d.p)}" + (f"; {pos} recall {pct(rec.va)} vs {pct(rec.vb)}" if rec is not None else "") +
            f" ({r['n_rows']} rows{where} × {r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''}"
            f"{V.by_seed(r.get('per_seed', ()))})")
     return txt, [d.to_json()]

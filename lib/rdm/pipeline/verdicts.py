@@ -329,6 +329,17 @@ def _acc_entry(x: "View", ref: "Ref") -> Entry:
     return Entry([value_part(rows, k, ref) for k in metrics], mark=SUBSET_MARK if rows.subset else "")
 
 
+def noise_reason(verdict: str | None, lo: float | None, hi: float | None, p: float | None) -> str:
+    """Why a difference whose interval excludes 0 is still "within noise" (the other conditions of
+    the rule: the sign-flip test's p, the seeds' signs), as `` (p = .07)``; empty otherwise, when the
+    interval itself says so."""
+    if verdict != "within noise" or lo is None or hi is None or lo <= 0 <= hi:
+        return ""
+    if p is not None and p >= stats.ALPHA:
+        return f" (p = {p:.2f}".replace("0.", ".", 1) + ")"
+    return " (a seed disagrees in sign)"
+
+
 @dataclass
 class Verdict:
     """A − B on the same rows and seeds in ``metric``, with the rows behind it."""
@@ -350,15 +361,8 @@ class Verdict:
         return v
 
     def noise_reason(self) -> str:
-        """Why a difference whose interval excludes 0 is still "within noise" (the other conditions of
-        the rule: the sign-flip test's p, the seeds' signs), as `` (p = .07)``; empty otherwise, when the
-        interval itself says so."""
-        c = self.cmp
-        if self.verdict != "within noise" or c.lo <= 0 <= c.hi:
-            return ""
-        if c.p >= stats.ALPHA:
-            return f" (p = {c.p:.2f}".replace("0.", ".", 1) + ")"
-        return " (a seed disagrees in sign)"
+        """:func:`noise_reason` of this verdict."""
+        return noise_reason(self.verdict, self.cmp.lo, self.cmp.hi, self.cmp.p)
 
     @property
     def restricted(self) -> bool:
