@@ -446,3 +446,29 @@ def test_report_tables_give_eps_in_grey_levels_and_hu(tmp_path, grid):
     line = md.split("matched ε for FGSM")[1].splitlines()[0]
     e = float("0" + line.split("**")[1])
     assert f"({255 * e:.2g}/255, {1400 * e:.3g} HU;" in line
+
+
+def test_ablation_values_are_on_the_seeds_their_difference_pairs(tmp_path, grid):
+    """A partial grid: RDMAA has two seeds, a variant only the first. Both value columns are then the
+    first seed's, so they subtract to the difference beside them (averaging RDMAA's second seed into its
+    column showed "variant 87.2, RDMAA 87.0, variant − RDMAA +2.6" on the real lung grid)."""
+    rdmaa0, rdmaa1, frozen = _pattern(0.75, 2), _pattern(0.30, 5), _pattern(0.60, 4)
+    _, _, plan = _build(tmp_path, grid, {}, {"rdmaa": rdmaa0, "rdmaa-frozen": frozen}, seeds=2)
+    mp, classes = plan.modality("lung"), list(load_preset("lung").classes)
+    work = tmp_path / "work"
+    set_rows(work, mp.seeds_of(mp.clean("rdmaa"))[1], rdmaa1, classes)       # RDMAA's second seed: far worse
+    for cell in mp.seeds_of(mp.clean("rdmaa-frozen"))[1:]:
+        (work / cell.output).unlink()                                      # the variant's second seed: not yet run
+    rep = R.build(plan.path, work, tmp_path / "r2", "tables", figures=False, plan=plan)
+    row = next(r for r in rep["tables"]["ablations-lung"]["rows"] if r["label"].endswith("/ No attack")
+               and r["label"].startswith("RDMAA, frozen"))
+    variant, rdmaa, diff = (row["cells"][i]["parts"] for i in range(3))
+    assert rdmaa[0]["value"] == pytest.approx(np.mean(rdmaa0))              # seed 0's, not the mean with seed 1
+    assert rdmaa[0]["rows"]["n_seeds"] == variant[0]["rows"]["n_seeds"] == 1
+    bal = next(i for i, p in enumerate(variant) if p["metric"] == "balanced_accuracy")
+    assert diff[0]["value"] == pytest.approx(variant[bal]["value"] - rdmaa[bal]["value"])
+    # a variant with every seed keeps both seeds in its columns
+    full = next(r for r in rep["tables"]["ablations-lung"]["rows"] if r["label"].startswith("RDMAA, clean-only")
+                and r["label"].endswith("/ No attack"))
+    assert full["cells"][1]["parts"][0]["rows"]["n_seeds"] == 2
+    assert full["cells"][1]["parts"][0]["value"] == pytest.approx((np.mean(rdmaa0) + np.mean(rdmaa1)) / 2)

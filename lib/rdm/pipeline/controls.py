@@ -78,10 +78,6 @@ def compare(x: View, a, b) -> V.Verdict | str:
     return v
 
 
-def _value(x: View, r) -> Entry:
-    return V.acc_entry(x, r) if r is not None else NA
-
-
 def _diff(x: View, a, b) -> Entry:
     """A − B in the deciding metric with its interval (:func:`rdm.pipeline.verdicts.diff_entry`)."""
     return V.diff_entry(x, a, b) if a is not None and b is not None else NA
@@ -123,7 +119,7 @@ def control_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
         b, r, c = (ref(x, x.p.transfer(mdl, a, e)) for mdl in ("baseline", "rdmaa", SEED_CONTROL))
         gain_r, gain_c, rc = compare(x, r, b), compare(x, c, b), compare(x, r, c)
         verdict = CONTROL_ANSWER[rc.verdict] if not isinstance(rc, str) else rc
-        t.add(lab, [_value(x, b), _value(x, r), _value(x, c), _diff(x, r, b), _diff(x, c, b), _diff(x, r, c),
+        t.add(lab, [*V.paired_entries(x, [b, r, c]), _diff(x, r, b), _diff(x, c, b), _diff(x, r, c),
                     _p(rc), words(verdict)])
         out.append({"attack": a.name, "eps": e, "verdict": verdict,
                     **({} if isinstance(rc, str) else {"rdmaa_minus_control": rc.cmp.to_dict()}),
@@ -200,7 +196,7 @@ def ablation_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
             cmps += [] if isinstance(cmp, str) else [cmp]
             verdict = cmp if isinstance(cmp, str) else {"better": "variant better", "worse": "variant worse",
                                                         "within noise": "within noise"}[cmp.verdict]
-            t.add(f"{model_label(mdl)} / {lab}", [_value(x, v), _value(x, r), _diff(x, v, r), _p(cmp), words(verdict)])
+            t.add(f"{model_label(mdl)} / {lab}", [*V.paired_entries(x, [v, r]), _diff(x, v, r), _p(cmp), words(verdict)])
             out.append({"model": mdl, "condition": lab, "family": fam, "verdict": verdict,
                         **({} if isinstance(cmp, str) else {"variant_minus_rdmaa": cmp.cmp.to_dict()})})
     t.notes.append("Variants: " + "; ".join(f"{model_label(m)}: {ABLATIONS.get(m, m)}" for m in present) + ".")

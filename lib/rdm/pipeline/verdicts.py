@@ -329,6 +329,36 @@ def _acc_entry(x: "View", ref: "Ref") -> Entry:
     return Entry([value_part(rows, k, ref) for k in metrics], mark=SUBSET_MARK if rows.subset else "")
 
 
+def paired_entries(x: "View", refs: "list[Ref | None]") -> list[Entry]:
+    """The cells of a table row whose differences pair them, each on the seeds (and rows) common to all
+    of them, so that the row's value columns subtract to its differences. In a partial grid a cell can
+    have a seed the others lack yet; :func:`acc_entry` would average it in, and "A 87.0, B 87.2,
+    B − A +2.6" would follow. Cells already on the same seeds and rows, or that cannot be matched,
+    read as :func:`acc_entry` gives them."""
+    rows = [rows_of(x, r) for r in refs]
+    have = [r for r in rows if r is not None]
+    if len(have) < 2 or len(have) < sum(r is not None for r in refs):
+        return [acc_entry(x, r) for r in refs]
+    seeds = tuple(s for s in have[0].seeds if all(s in r.seeds for r in have[1:]))
+    small = min(have, key=lambda r: r.n_rows)
+    same = all(r.seeds == seeds and np.array_equal(r.index, small.index) for r in have)
+    if same or not seeds or not all(np.isin(small.index, r.index).all() for r in have):
+        return [acc_entry(x, r) for r in refs]
+    out = []
+    pos = positive_class(x)
+    for ref, r in zip(refs, rows):
+        if r is None:
+            out.append(acc_entry(x, ref))
+            continue
+        cut = r.with_seeds(seeds)
+        cut = cut.take(small.index) if cut.n_rows > small.n_rows else cut
+        own = ref if cut.files[0] == (ref.file, ref.index) else None     # the file's number only for its own seed
+        metrics = ["accuracy", "balanced_accuracy"] + (["recall:" + pos] if pos is not None and pos in cut.classes else [])
+        out.append(Entry([value_part(cut, k, own) for k in metrics],
+                         mark=SUBSET_MARK if cut.subset or cut.restricted else ""))
+    return out
+
+
 def noise_reason(verdict: str | None, lo: float | None, hi: float | None, p: float | None) -> str:
     """Why a difference whose interval excludes 0 is still "within noise" (the other conditions of
     the rule: the sign-flip test's p, the seeds' signs), as `` (p = .07)``; empty otherwise, when the
