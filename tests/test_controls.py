@@ -472,3 +472,21 @@ def test_ablation_values_are_on_the_seeds_their_difference_pairs(tmp_path, grid)
                 and r["label"].endswith("/ No attack"))
     assert full["cells"][1]["parts"][0]["rows"]["n_seeds"] == 2
     assert full["cells"][1]["parts"][0]["value"] == pytest.approx((np.mean(rdmaa0) + np.mean(rdmaa1)) / 2)
+
+
+def test_seed_control_values_are_on_the_seeds_all_three_share(tmp_path, grid):
+    """The control's second seed not run yet: the baseline, RDMAA and control columns are all seed 0's,
+    and RDMAA − control is the difference of the two columns beside it."""
+    base, rdmaa, control = _pattern(0.40, 1), _pattern(0.75, 2), _pattern(0.55, 3)
+    _, _, plan = _build(tmp_path, grid, {"baseline": base, "rdmaa": rdmaa, "control": control}, seeds=2)
+    mp = plan.modality("lung")
+    a = plan.test_attacks[0]
+    for cell in mp.seeds_of(mp.transfer("control", a, 0.005))[1:]:
+        (tmp_path / "work" / cell.output).unlink()
+    rep = R.build(plan.path, tmp_path / "work", tmp_path / "r2", "tables", figures=False, plan=plan)
+    row = rep["tables"]["controls-seed-lung"]["rows"][0]["cells"]
+    b, r, c = (row[i]["parts"] for i in range(3))
+    assert {p[0]["rows"]["n_seeds"] for p in (b, r, c)} == {1}
+    assert r[0]["value"] == pytest.approx(np.mean(rdmaa)) and c[0]["value"] == pytest.approx(np.mean(control))
+    bal = next(i for i, p in enumerate(r) if p["metric"] == "balanced_accuracy")
+    assert row[5]["parts"][0]["value"] == pytest.approx(r[bal]["value"] - c[bal]["value"])
