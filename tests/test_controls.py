@@ -172,6 +172,11 @@ def test_ablation_table_pairs_each_variant_with_rdmaa(tmp_path, grid):
     assert "## Ablations of RDMAA" in md and "(tables/ablations-lung.csv" not in md
     assert (tmp_path / "results" / "tables" / "ablations-lung.csv").read_text().count("\n") == 13
     assert (tmp_path / "results" / "tables" / "ablations-lung.tex").read_text().startswith("%")
+    # one line per modality in "What the numbers say": each variant − RDMAA with its verdict mark
+    line = next(it["text"] for it in rep["modalities"]["lung"]["summary"] if it["claim"] == "Ablations")
+    d = next(d["variant_minus_rdmaa"] for d in ab if d["model"] == "scratch" and d["family"] == "clean")
+    assert "no DCAE: random encoder" not in line and f"clean ↓ {100 * d['diff']:+.1f}" in line
+    assert f"({N} rows × 1 seed)" in line and "- **Ablations**" in md
 
 
 def test_ablations_and_controls_run_only_their_light_jobs(grid):
@@ -218,7 +223,7 @@ def _ckpt(path: Path, best: int, run: int, stopped: bool) -> None:
                                         "val": {"accuracy": 0.9, "balanced_accuracy": 0.85}})
 
 
-def test_models_table_flags_a_model_whose_best_epoch_is_its_last(tmp_path):
+def test_models_table_flags_a_model_whose_best_epoch_is_its_last(tmp_path, grid):
     work = tmp_path / "work"
     paths = {n: work / P.model_path("lung", n, 0) for n in ("baseline", "advtrain-online", "rdmaa")}
     for p in paths.values():
@@ -232,6 +237,12 @@ def test_models_table_flags_a_model_whose_best_epoch_is_its_last(tmp_path):
     assert best["advtrain-online"] == "8 = last: NOT CONVERGED" and best["rdmaa"].endswith("NOT CONVERGED")
     assert info["baseline"]["converged"] is True and info["advtrain-online"]["converged"] is False
     assert any(n.startswith("NOT CONVERGED (advtrain-online, rdmaa)") for n in t.notes)
+    # and the short list of "What the numbers say" names them
+    x = R.View(P.Plan(grid, "tables", ["lung"]), R.Results(work), "lung")
+    items = {it["claim"]: it["text"] for it in controls.summary_items(x, {}, info)}
+    assert "1 of 3 trained models had their best validation epoch before their last" in items["Training budgets"]
+    assert items["Training budgets"].endswith("NOT CONVERGED, see the models table): advtrain-online, rdmaa")
+    assert items["ε"].endswith("the paper's ε .005 = 1.3/255 = 7 HU")
 
 
 # --------------------------------------------------------------------------- the leakage audit

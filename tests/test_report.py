@@ -256,8 +256,11 @@ def test_what_the_numbers_say_is_one_line_per_claim_from_the_metrics_files(fabri
     mark = {"better": "↑", "worse": "↓", "within noise": "≈"}
     for m, mod in rep["modalities"].items():
         items = mod["summary"]
-        assert [i["claim"] for i in items] == ["Clean", "Transfer", "White-box standard suite", "Seed control",
-                                               "Best adversarial training", "Gradient masking"], m
+        claims = [i["claim"] for i in items]
+        assert claims[:6] == ["Clean", "Transfer", "White-box standard suite", "Seed control",
+                              "Best adversarial training", "Gradient masking"], m
+        # then the controls' one-liners (rdm.pipeline.controls.summary_items): ε in units is always there
+        assert claims[-1] == "ε" and set(claims[6:]) <= {"Ablations", "Training budgets", "Data", "ε"}, m
         assert sum(len(i["parts"]) for i in items) >= 8
         for it in items:
             assert f"- {it['text']}" in top and "\n" not in it["text"]
@@ -271,7 +274,7 @@ def test_what_the_numbers_say_is_one_line_per_claim_from_the_metrics_files(fabri
                     rest = it["text"].split(said, 1)[1]        # lung: the nodule recall beside, then the rows
                     recall = r"; nodule recall [\d.]+ vs [\d.]+" if m == "lung" else ""
                     assert re.match(recall + rf" \({p['rows']['n_rows']} rows", rest), rest
-        assert "RDMAA (a, b, c" in items[-1]["text"]                 # the designed masking model
+        assert "RDMAA (a, b, c" in items[5]["text"]                  # the designed masking model
 
 
 def test_masking_checks_follow_the_numbers(fabricated):

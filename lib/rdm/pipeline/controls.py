@@ -420,3 +420,62 @@ def build(x: View, audit_file: Path) -> tuple[list[Table], dict[str, list[str]],
     }
     return ([t for t in (tsc, tab, taud) if t is not None], md,
             {"seed_control": cinfo, "ablations": abinfo, "audit": audinfo})
+
+
+# --------------------------------------------------------------------------- the short list's lines
+def summary_items(x: View, info: dict[str, Any], models: dict[str, Any]) -> list[dict[str, Any]]:
+    """The controls' lines of "What the numbers say", beside the claims' (:func:`rdm.pipeline.claims.summary`):
+    the ablations (each variant − RDMAA on clean, PGD transfer and white-box rows), the training budgets
+    (the models whose best epoch was their last), the leakage audit's verdict and the paper's ε in
+    physical units, so each of the controls' questions has its one-line answer per modality. ``info``:
+    :func:`build`'s JSON; ``models``: :func:`rdm.pipeline.records.models_table`'s."""
+    from .labels import eps_units, units_of
+    from .tables import VERDICT_MARK, bounds, signed
+
+    out: list[dict[str, Any]] = []
+    ab = info.get("ablations") or []
+    if ab:
+        per, behind = [], set()
+        for mdl in dict.fromkeys(d["model"] for d in ab):
+            rows = [d for d in ab if d["model"] == mdl]
+            tr = [d for d in rows if d["family"] == "transfer"]
+            pick = [d for d in rows if d["family"] == "clean"] + \
+                   ([next((d for d in tr if d["condition"].startswith("PGD")), tr[0])] if tr else []) + \
+                   [d for d in rows if d["family"] == "whitebox"]
+            bits = []
+            for d in pick:
+                name = {"clean": "clean", "whitebox": "white-box"}.get(d["family"], "transfer")
+                c = d.get("variant_minus_rdmaa")
+                if c is None:
+                    bits.append(f"{name} n/a")
+                    continue
+                behind.add((c["n_rows"], c["n_seeds"]))
+                bits.append(f"{name} {VERDICT_MARK.get(c['verdict'], '')} {signed(c['diff'])} {bounds(c['lo'], c['hi'])}")
+            per.append(f"{model_label(mdl)}: " + ", ".join(bits))
+        tail = "; ".join(f"{n} rows × {k} seed{'s' if k != 1 else ''}" for n, k in sorted(behind, reverse=True))
+        out.append({"claim": "Ablations", "text": f"**Ablations** (variant − RDMAA in {_metric_words(x)}, points; PGD transfer and white-box at "
+                    f"ε=.005): " + "; ".join(per) + (f" ({tail})" if tail else ""), "parts": []})
+    trained = {k: v for k, v in models.items() if isinstance(v, dict) and v.get("converged") is not None}
+    if trained:
+        flagged = [k for k, v in trained.items() if v["converged"] is False]
+        caps = sorted({(v.get("recipe") or {}).get("epochs") for v in trained.values()
+                       if isinstance(v.get("recipe"), dict) and (v.get("recipe") or {}).get("epochs")})
+        cap = f"at most {'/'.join(map(str, caps))} epochs, " if caps else ""
+        txt = (f"**Training budgets** (one stopping rule: {cap}early stopping on validation): "
+               f"{len(trained) - len(flagged)} of {len(trained)} trained models had their best validation epoch "
+               "before their last")
+        txt += (f"; best epoch = the last (NOT CONVERGED, see the models table): {', '.join(flagged)}" if flagged
+                else "")
+        out.append({"claim": "Training budgets", "text": txt, "parts": []})
+    aud = info.get("audit") or {}
+    if aud.get("verdict"):
+        out.append({"claim": "Data", "text": f"**Data** (leakage audit): {aud['verdict']}", "parts": []})
+    units = units_of(x.plan.modalities[x.m]["preset"])
+    eps = [f"the paper's ε {eps_units(PAPER_EPS, units)}"]
+    for k in ("fgsm", "pgd"):
+        v = (x.matched or {}).get(k)
+        if isinstance(v, (int, float)) and v > 0:
+            eps.append(f"the matched {k.upper()} ε {eps_units(v, units)}")
+    out.append({"claim": "ε", "text": "**ε in physical units** (in [0, 1] pixels = in 8-bit grey levels"
+                + (f" = in {units['unit']}" if units.get("per_unit") else "") + "): " + "; ".join(eps), "parts": []})
+    return out

@@ -109,7 +109,8 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
                                 **cinfo, "units": units, "seed_coverage": cov}
         sections["eps"] += [f"### {m}\n", ts.markdown(), tp.markdown(), *paper.matched_lines(x, units), tm.markdown(),
                             f"**Gradient-masking check, {m}.** " + masking.masking_words(x, flags, ran) + "\n"]
-        items = claims.summary(x, flags, ran)
+        mt, minfo = records.models_table(work, m, plan.models, plan.seeds)
+        items = claims.summary(x, flags, ran) + controls.summary_items(x, cinfo, minfo)
         rep["modalities"][m]["summary"] = items
         sections["words"] += [f"### {m}\n", *claims.summary_lines(x, items), tc.markdown(),
                               "<details><summary>Every comparison in words</summary>\n",
@@ -127,7 +128,6 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
                    f"`$(DATA_ROOT)/{plan.modalities[m].get('source', '?')}` via `rdm-prep`")
             sections["data"] += [f"### {m}\n", f"Source: {how}; preset `{plan.modalities[m].get('preset')}`; "
                                  f"seed {prov.get('seed', '?')}.\n", dt.markdown()]
-        mt, minfo = records.models_table(work, m, plan.models, plan.seeds)
         rep["modalities"][m]["models"] = minfo
         if mt is not None:
             tables.append(mt)
