@@ -218,7 +218,8 @@ def _ckpt(path: Path, best: int, run: int, stopped: bool) -> None:
     hist = [{"epoch": i + 1, "train": {"loss": 1.0}} for i in range(run)]
     save_checkpoint(path, build(arch), {"kind": "cnn", "arch": arch, "classes": list(p.classes),
                                         "input_shape": list(p.shape), "preset": p.as_dict(),
-                                        "recipe": {"name": "baseline"}, "history": hist, "best_epoch": best,
+                                        "recipe": {"name": "baseline", "epochs": 40, "patience": 6}, "history": hist,
+                                        "best_epoch": best,
                                         "epochs_run": run, "stopped_early": stopped,
                                         "val": {"accuracy": 0.9, "balanced_accuracy": 0.85}})
 
@@ -241,6 +242,7 @@ def test_models_table_flags_a_model_whose_best_epoch_is_its_last(tmp_path, grid)
     x = R.View(P.Plan(grid, "tables", ["lung"]), R.Results(work), "lung")
     items = {it["claim"]: it["text"] for it in controls.summary_items(x, {}, info)}
     assert "1 of 3 trained models had their best validation epoch before their last" in items["Training budgets"]
+    assert "at most 40 epochs, early stopping on validation (patience 6)" in items["Training budgets"]
     assert items["Training budgets"].endswith("NOT CONVERGED, see the models table): advtrain-online, rdmaa")
     assert items["ε"].endswith("the paper's ε .005 = 1.3/255 = 7 HU")
 

@@ -460,8 +460,11 @@ def summary_items(x: View, info: dict[str, Any], models: dict[str, Any]) -> list
         flagged = [k for k, v in trained.items() if v["converged"] is False]
         caps = sorted({(v.get("recipe") or {}).get("epochs") for v in trained.values()
                        if isinstance(v.get("recipe"), dict) and (v.get("recipe") or {}).get("epochs")})
+        pat = sorted({(v.get("recipe") or {}).get("patience") for v in trained.values()
+                      if isinstance(v.get("recipe"), dict) and (v.get("recipe") or {}).get("patience")})
         cap = f"at most {'/'.join(map(str, caps))} epochs, " if caps else ""
-        txt = (f"**Training budgets** (one stopping rule: {cap}early stopping on validation): "
+        pat = f" (patience {'/'.join(map(str, pat))})" if pat else ""
+        txt = (f"**Training budgets** (one stopping rule: {cap}early stopping on validation{pat}): "
                f"{len(trained) - len(flagged)} of {len(trained)} trained models had their best validation epoch "
                "before their last")
         txt += (f"; best epoch = the last (NOT CONVERGED, see the models table): {', '.join(flagged)}" if flagged
