@@ -242,7 +242,7 @@ def test_models_table_flags_a_model_whose_best_epoch_is_its_last(tmp_path, grid)
     x = R.View(P.Plan(grid, "tables", ["lung"]), R.Results(work), "lung")
     items = {it["claim"]: it["text"] for it in controls.summary_items(x, {}, info)}
     assert "1 of 3 trained models had their best validation epoch before their last" in items["Training budgets"]
-    assert "at most 40 epochs, early stopping on validation (patience 6)" in items["Training budgets"]
+    assert "at most 40 epochs, early stopping on validation, patience 6)" in items["Training budgets"]
     assert items["Training budgets"].endswith("NOT CONVERGED, see the models table): advtrain-online, rdmaa")
     assert items["ε"].endswith("the paper's ε .005 = 1.3/255 = 7 HU")
 

@@ -463,7 +463,7 @@ def summary_items(x: View, info: dict[str, Any], models: dict[str, Any]) -> list
         pat = sorted({(v.get("recipe") or {}).get("patience") for v in trained.values()
                       if isinstance(v.get("recipe"), dict) and (v.get("recipe") or {}).get("patience")})
         cap = f"at most {'/'.join(map(str, caps))} epochs, " if caps else ""
-        pat = f" (patience {'/'.join(map(str, pat))})" if pat else ""
+        pat = f", patience {'/'.join(map(str, pat))}" if pat else ""
         txt = (f"**Training budgets** (one stopping rule: {cap}early stopping on validation{pat}): "
                f"{len(trained) - len(flagged)} of {len(trained)} trained models had their best validation epoch "
                "before their last")
