@@ -429,7 +429,7 @@ def summary_items(x: View, info: dict[str, Any], models: dict[str, Any]) -> list
     (the models whose best epoch was their last), the leakage audit's verdict and the paper's ε in
     physical units, so each of the controls' questions has its one-line answer per modality. ``info``:
     :func:`build`'s JSON; ``models``: :func:`rdm.pipeline.records.models_table`'s."""
-    from .labels import eps_units, units_of
+    from .labels import eps_txt, eps_units, units_of
     from .tables import VERDICT_MARK, bounds, signed
 
     out: list[dict[str, Any]] = []
@@ -453,17 +453,19 @@ def summary_items(x: View, info: dict[str, Any], models: dict[str, Any]) -> list
                 bits.append(f"{name} {VERDICT_MARK.get(c['verdict'], '')} {signed(c['diff'])} {bounds(c['lo'], c['hi'])}")
             per.append(f"{model_label(mdl)}: " + ", ".join(bits))
         tail = "; ".join(f"{n} rows × {k} seed{'s' if k != 1 else ''}" for n, k in sorted(behind, reverse=True))
-        out.append({"claim": "Ablations", "text": f"**Ablations** (variant − RDMAA in {_metric_words(x)}, points; PGD transfer and white-box at "
-                    f"ε=.005): " + "; ".join(per) + (f" ({tail})" if tail else ""), "parts": []})
+        out.append({"claim": "Ablations", "text": f"**Ablations** (variant − RDMAA in {_metric_words(x)}, points; PGD "
+                    f"transfer and white-box at ε={eps_txt(PAPER_EPS)}): " + "; ".join(per) +
+                    (f" ({tail})" if tail else ""), "parts": []})
     trained = {k: v for k, v in models.items() if isinstance(v, dict) and v.get("converged") is not None}
     if trained:
         flagged = [k for k, v in trained.items() if v["converged"] is False]
-        caps = sorted({(v.get("recipe") or {}).get("epochs") for v in trained.values()
-                       if isinstance(v.get("recipe"), dict) and (v.get("recipe") or {}).get("epochs")})
-        pat = sorted({(v.get("recipe") or {}).get("patience") for v in trained.values()
-                      if isinstance(v.get("recipe"), dict) and (v.get("recipe") or {}).get("patience")})
-        cap = f"at most {'/'.join(map(str, caps))} epochs, " if caps else ""
-        pat = f", patience {'/'.join(map(str, pat))}" if pat else ""
+        def settings(key: str) -> str:        # the recipes' values of one setting, e.g. "40" or "3/6"
+            vals = {v["recipe"].get(key) for v in trained.values() if isinstance(v.get("recipe"), dict)}
+            return "/".join(map(str, sorted(v for v in vals if v)))
+
+        caps, pats = settings("epochs"), settings("patience")
+        cap = f"at most {caps} epochs, " if caps else ""
+        pat = f", patience {pats}" if pats else ""
         txt = (f"**Training budgets** (one stopping rule: {cap}early stopping on validation{pat}): "
                f"{len(trained) - len(flagged)} of {len(trained)} trained models had their best validation epoch "
                "before their last")

@@ -289,7 +289,8 @@ def value_part(rows: Rows, metric: str, ref: "Ref | None" = None, interval: bool
     """``metric`` of the cell on these rows: the mean over seeds, with its 95 % interval."""
     vals = rows.per_seed(metric)
     mean = None if np.isnan(vals).any() else float(vals.mean())
-    if ref is not None and rows.n_seeds == 1 and not rows.restricted and ref.metric(metric) is not None:
+    if (ref is not None and rows.n_seeds == 1 and not rows.restricted and rows.files[0] == (ref.file, ref.index)
+            and ref.metric(metric) is not None):
         mean = float(ref.metric(metric))          # the file's own number (the same, to the last bit)
     lo = hi = None
     w = rows.weights(metric) if metric in DECIDE or metric.startswith("recall:") else None
@@ -322,11 +323,17 @@ def _acc_entry(x: "View", ref: "Ref") -> Entry:
     rows = rows_of(x, ref)
     if rows is None:                     # no per-row data: the file's numbers, without interval
         return Entry([ref.part("accuracy", "acc"), ref.part("balanced_accuracy", "bal")])
+    return _rows_entry(x, rows, ref)
+
+
+def _rows_entry(x: "View", rows: Rows, ref: "Ref") -> Entry:
+    """``accuracy / balanced accuracy (/ recall of the positive class)`` of a cell on these rows and seeds."""
     metrics = ["accuracy", "balanced_accuracy"]
     pos = positive_class(x)
     if pos is not None and pos in rows.classes:
         metrics.append("recall:" + pos)
-    return Entry([value_part(rows, k, ref) for k in metrics], mark=SUBSET_MARK if rows.subset else "")
+    return Entry([value_part(rows, k, ref) for k in metrics],
+                 mark=SUBSET_MARK if rows.subset or rows.restricted else "")
 
 
 def paired_entries(x: "View", refs: "list[Ref | None]") -> list[Entry]:
@@ -345,17 +352,12 @@ def paired_entries(x: "View", refs: "list[Ref | None]") -> list[Entry]:
     if same or not seeds or not all(np.isin(small.index, r.index).all() for r in have):
         return [acc_entry(x, r) for r in refs]
     out = []
-    pos = positive_class(x)
     for ref, r in zip(refs, rows):
         if r is None:
             out.append(acc_entry(x, ref))
             continue
         cut = r.with_seeds(seeds)
-        cut = cut.take(small.index) if cut.n_rows > small.n_rows else cut
-        own = ref if cut.files[0] == (ref.file, ref.index) else None     # the file's number only for its own seed
-        metrics = ["accuracy", "balanced_accuracy"] + (["recall:" + pos] if pos is not None and pos in cut.classes else [])
-        out.append(Entry([value_part(cut, k, own) for k in metrics],
-                         mark=SUBSET_MARK if cut.subset or cut.restricted else ""))
+        out.append(_rows_entry(x, cut.take(small.index) if cut.n_rows > small.n_rows else cut, ref))
     return out
 
 
