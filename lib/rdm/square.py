@@ -17,6 +17,10 @@ Exactness: a candidate pixel is one of the per-pixel bounds ``[max(x−ε, 0), m
 (:func:`rdm.attacks.eps_bounds`, rounded inward) or the current point's value, so the ε-ball
 and [0, 1] hold exactly with no arithmetic on pixels. Randomness comes from one generator per
 row seeded by ``(seed, row_id, restart)``: a row gets the same search in any batch or shard.
+
+Speed: a long search (on CPU, ≥ :data:`rdm.compiled.MIN_ROW_QUERIES` row-queries) asks a compiled
+copy of the model (:mod:`rdm.compiled`), checked to agree with it; a row counts as fooled only
+when the model itself is.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ import torch
 from torch import nn
 
 from .attack_losses import margin
+from .compiled import query_model
 from .attacks import (_check_eps, _eval_logits, _fast_layout, _prepare, _row_ids, _take, attack_mode,
                       eps_bounds, row_generator)
 from .errors import RdmError, UsageError
+from .models import as_class_logits
 
 P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
               (8000, 256))
@@ -120,12 +126,21 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count):
     def forward(xs, ys):
         if count is not None:
             count.append(int(xs.shape[0]))
-        _, logits = _eval_logits(model, xs, ys)
-        return margin(logits, ys).neg(), logits.argmax(1) != ys    # z_y − max other: lower is better
+        with torch.no_grad():
+            logits = as_class_logits(query(xs))
+        fooled = logits.argmax(1) != ys
+        if query is not model and bool(fooled.any()):
+            # a row stops only when the model itself is fooled (the compiled copy may differ in
+            # the last bits); this re-classification is not a query of the attack
+            i = fooled.nonzero().squeeze(1)
+            fooled[i] = _eval_logits(model, xs.index_select(0, i), ys.index_select(0, i))[1].argmax(1) \
+                != ys.index_select(0, i)
+        return margin(logits, ys).neg(), fooled    # z_y − max other: lower is better
 
     # start: vertical stripes, one sign per (row, channel, column)
     up = torch.stack([torch.rand(c, 1, w, generator=g) for g in rnd.gens]).to(dev) < 0.5
     cur = torch.where(up, hi, lo).contiguous(memory_format=_fast_layout(x))
+    query = query_model(model, cur, n * queries)          # rdm.compiled: the model or its compiled copy
     cur_m, fooled = forward(cur, y)
     ii = torch.arange(h, device=dev).view(1, 1, h, 1)
     jj = torch.arange(w, device=dev).view(1, 1, 1, w)

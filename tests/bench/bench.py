@@ -38,6 +38,8 @@ Sections (every number goes to ``results/bench.json``, a table goes to stdout):
 * allocator (``allocator.py``): PyTorch's transparent-huge-page allocation, which ``import rdm``
   turns on (``THP_MEM_ALLOC_ENABLE=1``), against the default, each in its own process, on brain
   training, DCAE, PGD-10 and noisy-forward workloads (this process runs with it on, like the commands).
+* square (``square_speed.py``): Square's queries answered by the model itself against its compiled
+  copy (:mod:`rdm.compiled`, ``torch.compile``), row-queries per second, one thread, per preset.
 
 ``--quick``: batch 128 only, fewer repetitions, smaller training set. Nothing here is
 collected by pytest (``tests/bench/conftest.py`` ignores this folder).
@@ -501,8 +503,11 @@ def bench_rss(args, tmp: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- report
-def targets(rows: list[dict], train: dict | None, rss: dict | None) -> dict:
+def targets(rows: list[dict], train: dict | None, rss: dict | None, square: dict | None = None) -> dict:
     t: dict = {}
+    for name, r in (square or {}).get("presets", {}).items():
+        if r.get("compile_used"):
+            t[f"square_compiled_over_eager_{name}"] = r["speedup"]
     for r in rows:
         if r["preset"] == "brain" and r["batch"] == 128:
             res = r["results"]
@@ -518,7 +523,8 @@ def targets(rows: list[dict], train: dict | None, rss: dict | None) -> dict:
     if rss:
         for k, v in rss["ratio_large_over_small"].items():
             t[f"rss_{k}_50k_over_5k"] = v
-    goal = lambda k: (1.5, ">=") if "_over_torchattacks" in k or "_over_art" in k else (
+    goal = lambda k: (1.5, ">=") if "_over_torchattacks" in k or "_over_art" in k else (1.15, ">=") \
+        if k.startswith("square_") else (
         (1.15, "<=") if k.startswith("pgd10_over_floor") else (0.9, ">=") if k.startswith("training")
         else (1.2, "<="))
     return {k: {"value": v, "target": f"{goal(k)[1]} {goal(k)[0]}",
@@ -572,6 +578,14 @@ def print_tables(result: dict) -> None:
             print(f"  {w:8s} {d['wall_s']:6.2f} ({d['sys_s']:.2f}, {d['minflt']:,}) → {t['wall_s']:6.2f} "
                   f"({t['sys_s']:.2f}, {t['minflt']:,})  {x:.2f}×")
         print(f"  peak RSS {al['default']['maxrss_mb']:.0f} → {al['thp']['maxrss_mb']:.0f} MB")
+    sq = result.get("square")
+    if sq:
+        print(f"\nsquare ({sq['rows']} rows × {sq['queries']} queries, one thread): row-queries/s, the model "
+              "itself → its compiled copy")
+        for name, r in sq["presets"].items():
+            print(f"  {name:9s} {r['eager']['row_queries_s']:8.0f} → {r['compiled']['row_queries_s']:8.0f}  "
+                  f"{r['speedup']:.2f}×  (compile + warm-up {r['compiled']['warmup_s']:.1f} s; same points "
+                  f"{r['same_points']}{'' if r['compile_used'] else '; NOT compiled here'})")
     print("\ntargets:")
     for k, v in result["targets"].items():
         print(f"  {k:45s} {v['value']:7.2f}  ({v['target']})  {'ok' if v['met'] else 'MISSED'}")
@@ -599,7 +613,7 @@ def main() -> int:
     ap.add_argument("--batches", nargs="+", type=int, default=None)
     ap.add_argument("--no-libs", action="store_true", help="rdm only (no torchattacks/ART)")
     ap.add_argument("--rss-sizes", nargs=2, type=int, default=None, help="set sizes (default 5000 50000)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["attacks", "training", "rss", "allocator"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["attacks", "training", "rss", "allocator", "square"])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cpu: the CPU sections (results/bench.json); cuda: the GPU section "
                          "(results/bench-cuda.json, see bench_cuda.py), skipped cleanly without CUDA")
@@ -659,11 +673,16 @@ def main() -> int:
             from allocator import allocator_section
             log("allocator: THP_MEM_ALLOC_ENABLE 0 vs 1, each in its own process")
             result["allocator"] = allocator_section(1 if args.quick else 2)
+        if "square" not in args.skip:
+            from square_speed import square_section
+            log("square: the model itself vs its compiled copy (rdm.compiled), one thread")
+            torch.set_num_threads(1)
+            result["square"] = square_section(args.quick)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["load"]["end"] = loadavg()
     result["wall_s"] = time.perf_counter() - t_start
-    result["targets"] = targets(result["attacks"], result["training"], result["rss"])
+    result["targets"] = targets(result["attacks"], result["training"], result["rss"], result.get("square"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print_tables(result)

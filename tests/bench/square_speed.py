@@ -1,0 +1,60 @@
+"""The Square section of ``make bench``: its queries answered by the model itself (``RDM_COMPILE=0``)
+against a compiled copy (``RDM_COMPILE=1``, :mod:`rdm.compiled`), in this process, one thread.
+
+Per preset CNN (random weights, seed 0; phantom inputs): 128 rows, an ε too small to fool any
+row (1e-4), so every query is a forward pass of the whole batch; each setting runs ``queries``
+iterations after a warm-up call (which, for the compiled copy, includes the compilation: reported
+apart as ``compile_s``). Recorded: row-queries per second of each, their ratio, and whether both
+returned the same points (they should: the copy only answers queries, and on these models its
+logits were bit-identical).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+
+def square_section(quick: bool) -> dict:
+    from bench import make_model, phantoms, PRESETS, log
+    from rdm import compiled
+    from rdm.square import square_linf
+
+    queries = 30 if quick else 80
+    old = os.environ.get("RDM_COMPILE")
+    out: dict = {"queries": queries, "rows": 128, "eps": 1e-4, "presets": {}}
+    try:
+        for name in PRESETS:
+            model, p, _ = make_model(name)
+            xs, _ys = phantoms(p, 128, seed=2)
+            x = torch.from_numpy(xs)
+            with torch.no_grad():
+                y = model(x).argmax(1) if model(x).shape[1] > 1 else (model(x)[:, 0] > 0).long()
+            r: dict = {}
+            pts = {}
+            for mode in ("0", "1"):
+                os.environ["RDM_COMPILE"] = mode
+                t0 = time.perf_counter()
+                square_linf(model, x, y, 1e-4, 2, seed=0)                  # warm-up (and compile)
+                warm = time.perf_counter() - t0
+                count: list[int] = []
+                t0 = time.perf_counter()
+                pts[mode] = square_linf(model, x, y, 1e-4, queries, seed=0, count=count)
+                s = time.perf_counter() - t0
+                r["compiled" if mode == "1" else "eager"] = {"s": s, "row_queries_s": sum(count) / s,
+                                                             "warmup_s": warm}
+            r["compile_used"] = model in compiled._compiled
+            r["speedup"] = r["compiled"]["row_queries_s"] / r["eager"]["row_queries_s"]
+            r["same_points"] = bool(torch.equal(pts["0"], pts["1"]))
+            out["presets"][name] = r
+            log(f"square {name}: eager {r['eager']['row_queries_s']:.0f}, compiled "
+                f"{r['compiled']['row_queries_s']:.0f} row-queries/s ({r['speedup']:.2f}×, "
+                f"compile+warm-up {r['compiled']['warmup_s']:.1f} s, same points {r['same_points']})")
+    finally:
+        if old is None:
+            os.environ.pop("RDM_COMPILE", None)
+        else:
+            os.environ["RDM_COMPILE"] = old
+    return out
