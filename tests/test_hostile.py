@@ -146,6 +146,14 @@ def test_bad_rdm_threads_is_one_line_exit_2(value):
         assert r.stdout == ""
 
 
+@pytest.mark.parametrize("value", ["yes", "2"])
+def test_bad_rdm_compile_is_one_line_exit_2(value):
+    r = subprocess.run([str(BIN / "rdm-eval"), "x.ckpt", "x.h5"], capture_output=True, text=True, timeout=60,
+                       env={**tool_env(), "RDM_COMPILE": value})
+    assert r.returncode == 2 and r.stderr.startswith("error: RDM_COMPILE=") and r.stderr.count("\n") == 1, r.stderr
+    assert r.stdout == ""
+
+
 # --------------------------------------------------------------------------- 6. stale temp files
 def _dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -87,10 +87,13 @@ def _with_version(fn):
 
 
 def run(app: typer.Typer) -> None:
-    """Console-script entry point: RDM_THREADS checked before parsing, SIGTERM handled like
-    Ctrl-C (temporary files removed, exit 143)."""
+    """Console-script entry point: RDM_THREADS and RDM_COMPILE checked before parsing, SIGTERM
+    handled like Ctrl-C (temporary files removed, exit 143)."""
+    from .compiled import mode as compile_mode
+
     try:
         threads_from_env()
+        compile_mode()
     except UsageError as e:
         sys.stderr.write(f"error: {e}\n")
         raise SystemExit(2) from None
