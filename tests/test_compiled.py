@@ -17,9 +17,9 @@ from helpers import Tiny, data, exactly_inside
 @pytest.fixture(autouse=True)
 def _fresh(monkeypatch):
     monkeypatch.delenv("RDM_COMPILE", raising=False)
-    compiled._compiled.clear()
-    for m in list(compiled._failed):
+    for m in [*compiled._failed, *compiled._used]:
         compiled._failed.discard(m)
+        compiled._used.discard(m)
 
 
 def test_when_it_compiles(monkeypatch):
@@ -66,8 +66,8 @@ def test_a_copy_that_disagrees_or_fails_is_not_used(monkeypatch):
 
     third = Tiny(k=3, seed=3).eval()
     monkeypatch.setattr(compiled.torch, "compile", lambda m, **kw: _Copy(m, lambda z: z))
-    fast = compiled.query_model(third, x, 1)
-    assert isinstance(fast, _Copy) and compiled.query_model(third, x, 1) is fast   # built once
+    assert isinstance(compiled.query_model(third, x, 1), _Copy) and third in compiled._used
+    assert model not in compiled._used and other not in compiled._used
 
 
 def test_a_row_stops_only_when_the_model_itself_is_fooled(monkeypatch):
@@ -100,7 +100,7 @@ def test_compiled_square_finds_the_same_points():
     mp.setenv("RDM_COMPILE", "1")
     try:
         got = square_linf(model, x, y, 0.05, 40, seed=3)
-        used = model in compiled._compiled
+        used = model in compiled._used
     finally:
         mp.undo()
     if not used:

@@ -36,8 +36,11 @@ from .errors import UsageError
 MIN_ROW_QUERIES = 200_000        # e.g. 40 rows × 5,000 queries; the demo's 24 × 40 stays eager
 AGREE = 1e-4                     # logits' largest allowed difference, relative to max(1, |logit|)
 
-_compiled: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+# models whose copy disagreed or failed (never retried in this process) and those it answered for;
+# weak, so a model is never kept alive here. The compiled code itself is cached by torch (Dynamo),
+# so a new ``torch.compile`` wrapper of the same model, or of another of the same class, is free.
 _failed: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
+_used: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 
 
 def mode() -> str:
@@ -62,10 +65,8 @@ def query_model(model: nn.Module, x: torch.Tensor, row_queries: int) -> Callable
     with the model in eval mode (:func:`rdm.attacks.attack_mode`)."""
     if not wanted(x.device, row_queries) or model in _failed:
         return model
-    fast = _compiled.get(model)
     try:
-        if fast is None:
-            fast = torch.compile(model, dynamic=True)
+        fast = torch.compile(model, dynamic=True)
         with torch.no_grad():
             got, want = fast(x), model(x)
         ok = (got.shape == want.shape and bool(torch.isfinite(got).all())
@@ -74,7 +75,6 @@ def query_model(model: nn.Module, x: torch.Tensor, row_queries: int) -> Callable
         ok = False
     if not ok:
         _failed.add(model)
-        _compiled.pop(model, None)
         return model
-    _compiled[model] = fast
+    _used.add(model)
     return fast

@@ -45,7 +45,7 @@ def square_section(quick: bool) -> dict:
                 s = time.perf_counter() - t0
                 r["compiled" if mode == "1" else "eager"] = {"s": s, "row_queries_s": sum(count) / s,
                                                              "warmup_s": warm}
-            r["compile_used"] = model in compiled._compiled
+            r["compile_used"] = model in compiled._used
             r["speedup"] = r["compiled"]["row_queries_s"] / r["eager"]["row_queries_s"]
             r["same_points"] = bool(torch.equal(pts["0"], pts["1"]))
             out["presets"][name] = r
