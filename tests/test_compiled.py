@@ -55,6 +55,7 @@ def test_a_copy_that_disagrees_or_fails_is_not_used(monkeypatch):
     monkeypatch.setenv("RDM_COMPILE", "1")
     monkeypatch.setattr(compiled.torch, "compile", lambda m, **kw: _Copy(m, lambda z: z + torch.tensor([0.0, 0.0, 1e-3])))
     assert compiled.query_model(model, x, 1) is model                       # logits differ by 1e-3
+    monkeypatch.setattr(compiled.torch, "compile", lambda m, **kw: _Copy(m, lambda z: z))
     assert compiled.query_model(model, x, 1) is model                       # and it is not retried
 
     other = Tiny(k=3, seed=2).eval()
@@ -91,18 +92,13 @@ def test_a_row_stops_only_when_the_model_itself_is_fooled(monkeypatch):
     assert sum(count) == sum(count_eager) == len(x) * queries
 
 
-def test_compiled_square_finds_the_same_points():
+def test_compiled_square_finds_the_same_points(monkeypatch):
     """The real thing (Inductor, where a C++ compiler is present): the same search, point for point."""
     model = Tiny(k=3, seed=7).eval()
     x, y = data(n=12, k=3, seed=8)
     ref = square_linf(model, x, y, 0.05, 40, seed=3)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RDM_COMPILE", "1")
-    try:
-        got = square_linf(model, x, y, 0.05, 40, seed=3)
-        used = model in compiled._used
-    finally:
-        mp.undo()
-    if not used:
+    monkeypatch.setenv("RDM_COMPILE", "1")
+    got = square_linf(model, x, y, 0.05, 40, seed=3)
+    if model not in compiled._used:
         pytest.skip("torch.compile is not available here (the model itself answered)")
     assert torch.equal(got, ref)

@@ -4,7 +4,7 @@ against a compiled copy (``RDM_COMPILE=1``, :mod:`rdm.compiled`), in this proces
 Per preset CNN (random weights, seed 0; phantom inputs): 128 rows, an ε too small to fool any
 row (1e-4), so every query is a forward pass of the whole batch; each setting runs ``queries``
 iterations after a warm-up call (which, for the compiled copy, includes the compilation: reported
-apart as ``compile_s``). Recorded: row-queries per second of each, their ratio, and whether both
+apart as ``warmup_s``). Recorded: row-queries per second of each, their ratio, and whether both
 returned the same points (they should: the copy only answers queries, and on these models its
 logits were bit-identical).
 """
@@ -20,6 +20,7 @@ import torch
 def square_section(quick: bool) -> dict:
     from bench import make_model, phantoms, PRESETS, log
     from rdm import compiled
+    from rdm.models import predict
     from rdm.square import square_linf
 
     queries = 30 if quick else 80
@@ -31,7 +32,7 @@ def square_section(quick: bool) -> dict:
             xs, _ys = phantoms(p, 128, seed=2)
             x = torch.from_numpy(xs)
             with torch.no_grad():
-                y = model(x).argmax(1) if model(x).shape[1] > 1 else (model(x)[:, 0] > 0).long()
+                y = predict(model(x))
             r: dict = {}
             pts = {}
             for mode in ("0", "1"):
