@@ -195,6 +195,31 @@ def test_sigterm_removes_the_temporary_output(tmp_path, phantom_set):
     assert list(out.iterdir()) == [] and "Traceback" not in err
 
 
+def test_a_second_sigterm_while_exiting_ends_quietly(tmp_path):
+    # `timeout` then `pkill` (or a scheduler killing twice): the second SIGTERM lands in the exit hooks
+    # (torch's finalizers there on a real run); it must end the process, 143, with no traceback
+    script = tmp_path / "slow_exit.py"
+    script.write_text(
+        "import atexit, signal, sys, time\n"
+        "from rdm import cli\n"
+        "signal.signal(signal.SIGTERM, cli._on_sigterm)\n"
+        "def slow():\n"
+        "    sys.stderr.write('exiting\\n'); sys.stderr.flush(); time.sleep(60)\n"
+        "atexit.register(slow)\n"
+        "sys.stderr.write('ready\\n'); sys.stderr.flush()\n"
+        "time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True, env=tool_env())
+    assert p.stderr.readline() == "ready\n"
+    p.terminate()
+    assert p.stderr.readline() == "exiting\n"
+    t0 = time.monotonic()
+    p.terminate()
+    err = p.stderr.read()
+    p.wait(timeout=30)
+    assert p.returncode == 143 and time.monotonic() - t0 < 30
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
 def test_a_discarded_partial_is_said(tmp_path):
     from rdm_tools.train_cnn import app
 

@@ -110,7 +110,20 @@ def pipe_closed() -> "typer.Exit":
 
 
 def _on_sigterm(signum, frame) -> None:
+    # the first SIGTERM unwinds like Ctrl-C (temporary outputs removed); a second one while that runs
+    # (``timeout`` then ``pkill``, a scheduler's repeated kill) lands in the interpreter's exit hooks,
+    # where a raised SystemExit only prints a traceback: end the process there and then
+    signal.signal(signum, _exit_now)
     raise SystemExit(128 + signum)
+
+
+def _exit_now(signum, frame) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:       # a closed pipe: nothing left to say
+            pass
+    os._exit(128 + signum)
 
 
 def threads_from_env() -> int | None:
