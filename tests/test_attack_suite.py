@@ -130,7 +130,8 @@ def _wrong(model, x, y) -> torch.Tensor:
         return as_class_logits(model(x)).argmax(1) != y
 
 
-def test_square_margin_falls_with_queries_within_its_budget(three):
+def test_square_margin_falls_with_queries_within_its_budget(three, monkeypatch):
+    monkeypatch.setattr("rdm.square.SEARCH_ROWS", 10**6)       # one search: `count` is then per query
     model, x, y = three
     right = ~_wrong(model, x, y)
     x, y = x[right], y[right]
@@ -151,6 +152,32 @@ def test_square_margin_falls_with_queries_within_its_budget(three):
     assert float(margins[20].mean()) < float(start.mean())
     # rows that are still right after the search used the whole budget
     assert len(counts[200]) == 200 or _wrong(model, square_linf(model, x, y, 0.02, 200, seed=5), y).all()
+
+
+def test_square_in_pieces_is_the_same_search(three, monkeypatch):
+    # on CPU the rows are searched SEARCH_ROWS at a time: the same points and the same forward passes
+    # as one search of all rows (each row draws from its own generator), restarts included, and the
+    # compiled copy is asked for once per piece on the whole search's row-queries
+    import rdm.square as sq
+
+    model, x, y = three
+    asked = []
+    real = sq.query_model
+    monkeypatch.setattr(sq, "query_model", lambda m, xs, rq: asked.append((xs.shape[0], rq)) or real(m, xs, rq))
+    runs = {}
+    for rows in (10**6, 7):
+        monkeypatch.setattr(sq, "SEARCH_ROWS", rows)
+        count: list[int] = []
+        asked.clear()
+        runs[rows] = (square_linf(model, x, y, 0.05, 25, seed=3, restarts=2, count=count), sum(count), list(asked))
+    whole, pieces = runs[10**6], runs[7]
+    assert torch.equal(whole[0], pieces[0]) and whole[1] == pieces[1]
+    assert not torch.equal(whole[0], x) and _wrong(model, whole[0], y).sum() > _wrong(model, x, y).sum()
+    n0 = len(x)                                                          # the first restart searches every row
+    assert whole[2][0] == (n0, n0 * 25)
+    first = pieces[2][:-(-n0 // 7)]                                      # its pieces: ⌈n0 / 7⌉ searches
+    assert [n for n, _ in first] == [min(7, n0 - k) for k in range(0, n0, 7)]
+    assert {rq for _, rq in first} == {n0 * 25}
 
 
 def test_square_restarts_return_the_lowest_margin_point_of_any_restart(three):

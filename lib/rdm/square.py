@@ -41,6 +41,12 @@ from .models import as_class_logits
 P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
               (8000, 256))
 CHUNK = 64          # iterations of random numbers drawn per row at a time
+# On CPU the search runs on at most this many rows at a time, one piece after the other: the same
+# points (each row draws from its own generator), and faster, since a smaller piece's images and
+# activations stay in the cache. Measured on the real brain-grouped TRADES model (256 test rows,
+# 40 queries, one thread): 64 rows at a time 1.20× the whole batch's row-queries/s answered by the
+# model, 1.32× by its compiled copy. On a GPU a piece is one more run of every iteration: no pieces.
+SEARCH_ROWS = 64
 
 
 def p_selection(p_init: float, it: int) -> float:
@@ -107,9 +113,8 @@ def square_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
             rows = torch.arange(x.shape[0], device=x.device) if r == 0 else (~fooled).nonzero().squeeze(1)
             if rows.numel() == 0:
                 break
-            xr, mr, f = _search(model, _take(x, rows), _take(y, rows), _take(lo, rows), _take(hi, rows),
-                                int(queries), float(p_init), seed, [ids[i] for i in rows.tolist()],
-                                int(first_restart) + r, count)
+            xr, mr, f = _search_in_pieces(model, x, y, lo, hi, rows, int(queries), float(p_init), seed, ids,
+                                          int(first_restart) + r, count)
             # a restart's point replaces the earlier one only where it fools or has a lower margin
             # (the rows here are all unfooled so far): the returned point is the best of all restarts
             take = f | (mr < best_m.index_select(0, rows))
@@ -118,7 +123,22 @@ def square_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     return best.detach().contiguous()
 
 
-def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count):
+def _search_in_pieces(model, x, y, lo, hi, rows, queries, p_init, seed, ids, restart, count):
+    """:func:`_search` on ``rows``, :data:`SEARCH_ROWS` at a time on CPU (all at once elsewhere); the
+    compiled copy is asked for on the whole search's row-queries, so every piece answers alike."""
+    step = rows.numel() if x.device.type != "cpu" else max(1, int(SEARCH_ROWS))
+    row_queries = rows.numel() * queries
+    out = []
+    for k in range(0, rows.numel(), step):
+        sel = rows[k:k + step]
+        out.append(_search(model, _take(x, sel), _take(y, sel), _take(lo, sel), _take(hi, sel), queries, p_init,
+                           seed, [ids[i] for i in sel.tolist()], restart, count, row_queries))
+    if len(out) == 1:
+        return out[0]
+    return tuple(torch.cat(parts) for parts in zip(*out))
+
+
+def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count, row_queries=None):
     n, c, h, w = x.shape
     dev = x.device
     rnd = _RowRandom(seed, ids, restart, 2 + 2 * c, dev)        # position (2), two sign draws (2c)
@@ -140,7 +160,7 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count):
     # start: vertical stripes, one sign per (row, channel, column)
     up = torch.stack([torch.rand(c, 1, w, generator=g) for g in rnd.gens]).to(dev) < 0.5
     cur = torch.where(up, hi, lo).contiguous(memory_format=_fast_layout(x))
-    query = query_model(model, cur, n * queries)          # rdm.compiled: the model or its compiled copy
+    query = query_model(model, cur, n * queries if row_queries is None else row_queries)   # or a compiled copy
     cur_m, fooled = forward(cur, y)
     ii = torch.arange(h, device=dev).view(1, 1, h, 1)
     jj = torch.arange(w, device=dev).view(1, 1, 1, w)

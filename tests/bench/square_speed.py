@@ -7,6 +7,9 @@ iterations after a warm-up call (which, for the compiled copy, includes the comp
 apart as ``warmup_s``). Recorded: row-queries per second of each, their ratio, and whether both
 returned the same points (they should: the copy only answers queries, and on these models its
 logits were bit-identical).
+
+Then the search in pieces (``rdm.square.SEARCH_ROWS`` rows at a time on CPU) against one search of all
+rows: 256 rows, answered by the compiled copy, after a warm-up of each; recorded as ``pieces``.
 """
 
 from __future__ import annotations
@@ -47,15 +50,48 @@ def square_section(quick: bool) -> dict:
                 r["compiled" if mode == "1" else "eager"] = {"s": s, "row_queries_s": sum(count) / s,
                                                              "warmup_s": warm}
             r["compile_used"] = model in compiled._used
+            r["pieces"] = _pieces(model, name, queries, square_linf)
             r["speedup"] = r["compiled"]["row_queries_s"] / r["eager"]["row_queries_s"]
             r["same_points"] = bool(torch.equal(pts["0"], pts["1"]))
             out["presets"][name] = r
             log(f"square {name}: eager {r['eager']['row_queries_s']:.0f}, compiled "
                 f"{r['compiled']['row_queries_s']:.0f} row-queries/s ({r['speedup']:.2f}×, "
                 f"compile+warm-up {r['compiled']['warmup_s']:.1f} s, same points {r['same_points']})")
+            log(f"square {name}: 256 rows in pieces of {r['pieces']['search_rows']}: "
+                f"{r['pieces']['pieces_row_queries_s']:.0f} against {r['pieces']['whole_row_queries_s']:.0f} "
+                f"row-queries/s at once ({r['pieces']['speedup']:.2f}×, same points {r['pieces']['same_points']})")
     finally:
         if old is None:
             os.environ.pop("RDM_COMPILE", None)
         else:
             os.environ["RDM_COMPILE"] = old
+    return out
+
+
+def _pieces(model, name: str, queries: int, square_linf) -> dict:
+    from bench import phantoms
+    from rdm import square
+    from rdm.models import predict
+    from rdm.presets import load_preset
+
+    xs, _ = phantoms(load_preset(name), 256, seed=3)
+    x = torch.from_numpy(xs)
+    with torch.no_grad():
+        y = predict(model(x))
+    os.environ["RDM_COMPILE"] = "1"
+    keep = square.SEARCH_ROWS
+    out: dict = {"search_rows": keep, "rows": 256}
+    pts = {}
+    try:
+        for label, rows in (("whole", 10**9), ("pieces", keep)):
+            square.SEARCH_ROWS = rows
+            square_linf(model, x, y, 1e-4, 2, seed=0)                      # warm-up
+            count: list[int] = []
+            t0 = time.perf_counter()
+            pts[label] = square_linf(model, x, y, 1e-4, queries, seed=0, count=count)
+            out[f"{label}_row_queries_s"] = sum(count) / (time.perf_counter() - t0)
+    finally:
+        square.SEARCH_ROWS = keep
+    out["speedup"] = out["pieces_row_queries_s"] / out["whole_row_queries_s"]
+    out["same_points"] = bool(torch.equal(pts["whole"], pts["pieces"]))
     return out
