@@ -53,20 +53,20 @@ def test_a_copy_that_disagrees_or_fails_is_not_used(monkeypatch):
     model = Tiny(k=3, seed=1).eval()
     x, _ = data(n=8, k=3, seed=2)
     monkeypatch.setenv("RDM_COMPILE", "1")
-    monkeypatch.setattr(compiled.torch, "compile", lambda m, **kw: _Copy(m, lambda z: z + torch.tensor([0.0, 0.0, 1e-3])))
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: _Copy(m, lambda z: z + torch.tensor([0.0, 0.0, 1e-3])))
     assert compiled.query_model(model, x, 1) is model                       # logits differ by 1e-3
-    monkeypatch.setattr(compiled.torch, "compile", lambda m, **kw: _Copy(m, lambda z: z))
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: _Copy(m, lambda z: z))
     assert compiled.query_model(model, x, 1) is model                       # and it is not retried
 
     other = Tiny(k=3, seed=2).eval()
 
     def broken(m, **kw):
         raise RuntimeError("no C++ compiler")
-    monkeypatch.setattr(compiled.torch, "compile", broken)
+    monkeypatch.setattr(torch, "compile", broken)
     assert compiled.query_model(other, x, 1) is other
 
     third = Tiny(k=3, seed=3).eval()
-    monkeypatch.setattr(compiled.torch, "compile", lambda m, **kw: _Copy(m, lambda z: z))
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: _Copy(m, lambda z: z))
     assert isinstance(compiled.query_model(third, x, 1), _Copy) and third in compiled._used
     assert model not in compiled._used and other not in compiled._used
 
@@ -83,7 +83,7 @@ def test_a_row_stops_only_when_the_model_itself_is_fooled(monkeypatch):
     square_linf(model, x, y, eps, queries, seed=0, count=count_eager)
     monkeypatch.setenv("RDM_COMPILE", "1")
     # the copy's lie after its first (checked) batch: negated logits, so every row looks fooled
-    monkeypatch.setattr(compiled.torch, "compile", lambda m, **kw: _Copy(m, torch.neg, after=1))
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: _Copy(m, torch.neg, after=1))
     count: list[int] = []
     xa = square_linf(model, x, y, eps, queries, seed=0, count=count)
     exactly_inside(x, xa, eps)

@@ -258,15 +258,16 @@ def test_every_command_has_version_and_a_fast_help():
     for tool in TOOLS:
         r = subprocess.run([str(BIN / tool), "--version"], capture_output=True, text=True, timeout=60, env=tool_env())
         assert r.returncode == 0 and r.stdout.strip() == f"{tool} (rdm) {rdm.__version__}", (tool, r.stdout, r.stderr)
-        t0 = time.perf_counter()
         r = subprocess.run([str(BIN / tool), "--help"], capture_output=True, text=True, timeout=60, env=tool_env())
-        took = time.perf_counter() - t0
         assert r.returncode == 0 and "--version" in r.stdout, (tool, r.stderr)
-        # no torch before parsing: what makes --help slow (8-14 s on a busy machine)
-        probe = subprocess.run([sys.executable, "-c", f"import sys; import rdm_tools.{tool[4:].replace('-', '_')}; "
-                                "print('torch' in sys.modules)"], capture_output=True, text=True, timeout=60)
-        assert probe.stdout.strip() == "False", (tool, probe.stdout, probe.stderr)
-        assert took < 3.0, (tool, took)
+        # fast: no torch on the way to --help (importing it is what made --help take 8-14 s on a busy
+        # machine); checked by what --help imports, not by a wall time that depends on the load
+        mod = f"rdm_tools.{tool[4:].replace('-', '_')}"
+        probe = subprocess.run([sys.executable, "-c", f"import sys; sys.argv = ['{tool}', '--help']; import {mod}\n"
+                                f"try:\n    {mod}.main()\nexcept SystemExit:\n    pass\n"
+                                "print('torch' in sys.modules, file=sys.stderr)"],
+                               capture_output=True, text=True, timeout=60, env=tool_env())
+        assert "--version" in probe.stdout and probe.stderr.strip().splitlines()[-1] == "False", (tool, probe.stderr)
 
 
 def test_eval_of_an_autoencoder_says_evaluate_not_attack(tmp_path, phantom_set):

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import os
 import weakref
-from typing import Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from .errors import UsageError
+
+if TYPE_CHECKING:                # torch is imported where a model is compiled: `rdm.cli.run` reads
+    import torch                 # RDM_COMPILE (mode) before parsing, and `--help` must not pay for torch
+    from torch import nn
 
 MIN_ROW_QUERIES = 200_000        # e.g. 40 rows × 5,000 queries; the demo's 24 × 40 stays eager
 AGREE = 1e-4                     # logits' largest allowed difference, relative to max(1, |logit|)
@@ -67,6 +68,8 @@ def query_model(model: nn.Module, x: torch.Tensor, row_queries: int) -> Callable
     with the model in eval mode (:func:`rdm.attacks.attack_mode`)."""
     if not wanted(x.device, row_queries) or model in _failed:
         return model
+    import torch
+
     try:
         fast = torch.compile(model, dynamic=True)
         with torch.no_grad():
