@@ -59,8 +59,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test,report]"
 	touch $@
 
+# The suite runs on every core (pytest-xdist, one worker per core; TEST_JOBS=0: no workers), a test
+# file per worker, so each file's module fixtures (the small grids test_report and test_slurm build) are
+# built once. A Python without xdist (NO_VENV=1 on a node that lacks it) runs the suite in one process.
+TEST_JOBS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest $$($(PY) -c "import xdist" 2>/dev/null && echo "-n $(TEST_JOBS) --dist loadfile") tests
 
 # ---------------------------------------------------------------- the experiment graph
 # The grid file is turned into make rules (targets = the files the commands write), so
