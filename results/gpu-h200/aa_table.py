@@ -50,8 +50,14 @@ for k in MODELS:
             row["m" if f == "matched-wb-aa" else e] = acc(res["metrics"]) + (f" (ε = {e:g})" if f == "matched-wb-aa" else "")
             row["by"].update(b for b in pr["fooled_by"] if b not in (None, "clean"))
         s = timings.get(f"{mod}/s0/eval-{k}-{f}")
+        # a cell run in shards (rdm-eval --shard i/n, then --merge): its wall time is the sum of its parts'
+        parts = [t for st, t in timings.items() if st.rsplit(".", 1)[0] in
+                 (f"{mod}/s0/eval-{k}-{f}", f"{mod}/s0/eval-{k}-{f.replace('wb-aa', 'wb-wb-aa')}")
+                 and st.rsplit(".", 1)[-1].isdigit()]
         if s:
             row["wall"].append(f"{f}: {s[0]:,.0f} s ({'H200' if 'gpu' in s[1] else 'CPU, one core'})")
+        elif parts:
+            row["wall"].append(f"{f}: {sum(t[0] for t in parts):,.0f} s (CPU, one core, {len(parts)} shards)")
     if row["clean"] or row["m"]:
         lines.append(f"| {NAMES[k]} | {row['rows']} | {row['clean']} | {row[0.002] or 'not run'} | {row[0.005] or 'not run'} | "
                      f"{row['m'] or 'not run'} | {', '.join(f'{s} {n}' for s, n in sorted(row['by'].items())) or 'none'} | "
