@@ -13,6 +13,19 @@ from helpers import write_phantom_set  # noqa: F401  (re-exported for tests)
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+# The files that take longest (each builds a small grid or a fresh environment once, in a module fixture),
+# longest first: collected first, so under `make test`'s xdist workers (--dist loadfile) they start at
+# once instead of last, and the short files fill the other worker meanwhile (measured on 2 idle cores:
+# 580 s with them last, in name order). The order within a file is kept.
+SLOW_FIRST = ("test_report.py", "test_slurm.py", "test_packaging.py", "test_masking.py", "test_controls.py",
+              "test_ddp.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))   # stable: file order kept
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """The tests' models are tiny: one thread is fastest and does not fight other jobs for the cores."""
