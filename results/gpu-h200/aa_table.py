@@ -51,9 +51,8 @@ for k in MODELS:
             row["by"].update(b for b in pr["fooled_by"] if b not in (None, "clean"))
         s = timings.get(f"{mod}/s0/eval-{k}-{f}")
         # a cell run in shards (rdm-eval --shard i/n, then --merge): its wall time is the sum of its parts'
-        parts = [t for st, t in timings.items() if st.rsplit(".", 1)[0] in
-                 (f"{mod}/s0/eval-{k}-{f}", f"{mod}/s0/eval-{k}-{f.replace('wb-aa', 'wb-wb-aa')}")
-                 and st.rsplit(".", 1)[-1].isdigit()]
+        parts = [t for st, t in timings.items()
+                 if st.rsplit(".", 1)[0] == f"{mod}/s0/eval-{k}-{f}" and st.rsplit(".", 1)[-1].isdigit()]
         if s:
             row["wall"].append(f"{f}: {s[0]:,.0f} s ({'H200' if 'gpu' in s[1] else 'CPU, one core'})")
         elif parts:
