@@ -19,6 +19,10 @@ It is used only where it cannot change a result:
 * any failure to compile (no C++ compiler, an operation Inductor does not take, a user's model
   it cannot trace) falls back to the model itself, silently: the numbers are the same, slower.
 
+On an rdm CNN the incremental engine (:mod:`rdm.incremental`) answers in its place, under the same
+switch: it recomputes only what Square's window changed, 2–3× the copy's queries per second on the
+small windows where a search spends most of its queries (``make bench``, section "square").
+
 When: ``RDM_COMPILE=auto`` (the default) compiles on CPU when an attack will make at least
 :data:`MIN_ROW_QUERIES` row-forward passes, where the compilation (5–15 s once per process and
 model) pays back; ``RDM_COMPILE=1`` compiles whenever asked (any device), ``RDM_COMPILE=0`` never.

@@ -18,9 +18,10 @@ Exactness: a candidate pixel is one of the per-pixel bounds ``[max(x−ε, 0), m
 and [0, 1] hold exactly with no arithmetic on pixels. Randomness comes from one generator per
 row seeded by ``(seed, row_id, restart)``: a row gets the same search in any batch or shard.
 
-Speed: a long search (on CPU, ≥ :data:`rdm.compiled.MIN_ROW_QUERIES` row-queries) asks a compiled
-copy of the model (:mod:`rdm.compiled`), checked to agree with it; a row counts as fooled only
-when the model itself is.
+Speed: a long search (on CPU, ≥ :data:`rdm.compiled.MIN_ROW_QUERIES` row-queries) on an rdm CNN
+asks the incremental engine (:mod:`rdm.incremental`), which recomputes only the activations the
+window changed; on any other model it asks a compiled copy (:mod:`rdm.compiled`). Either is
+checked to agree with the model, and a row counts as fooled only when the model itself is.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from .attack_losses import margin
+from . import incremental
 from .compiled import query_model
 from .attacks import (_check_eps, _eval_logits, _fast_layout, _prepare, _row_ids, _take, attack_mode,
                       eps_bounds, row_generator)
@@ -143,52 +145,74 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count, row
     dev = x.device
     rnd = _RowRandom(seed, ids, restart, 2 + 2 * c, dev)        # position (2), two sign draws (2c)
 
+    def confirm(logits, ys, cands):
+        """Rows fooled by the answer, confirmed on the model itself when a copy answered (the copy may
+        differ in the last bits); this re-classification is not a query of the attack."""
+        fooled = logits.argmax(1) != ys
+        if query is not model and bool(fooled.any()):
+            i = fooled.nonzero().squeeze(1)
+            xs = cands(i)
+            fooled[i] = _eval_logits(model, xs, ys.index_select(0, i))[1].argmax(1) != ys.index_select(0, i)
+        return margin(logits, ys).neg(), fooled    # z_y − max other: lower is better
+
     def forward(xs, ys):
         if count is not None:
             count.append(int(xs.shape[0]))
         with torch.no_grad():
             logits = as_class_logits(query(xs))
-        fooled = logits.argmax(1) != ys
-        if query is not model and bool(fooled.any()):
-            # a row stops only when the model itself is fooled (the compiled copy may differ in
-            # the last bits); this re-classification is not a query of the attack
-            i = fooled.nonzero().squeeze(1)
-            fooled[i] = _eval_logits(model, xs.index_select(0, i), ys.index_select(0, i))[1].argmax(1) \
-                != ys.index_select(0, i)
-        return margin(logits, ys).neg(), fooled    # z_y − max other: lower is better
+        return confirm(logits, ys, lambda i: xs.index_select(0, i))
 
     # start: vertical stripes, one sign per (row, channel, column)
     up = torch.stack([torch.rand(c, 1, w, generator=g) for g in rnd.gens]).to(dev) < 0.5
     cur = torch.where(up, hi, lo).contiguous(memory_format=_fast_layout(x))
-    query = query_model(model, cur, n * queries if row_queries is None else row_queries)   # or a compiled copy
+    total = n * queries if row_queries is None else row_queries
+    eng = incremental.engine(model, cur, total)              # only what the window changes, or None
+    query = query_model(model, cur, total) if eng is None else eng.start
     cur_m, fooled = forward(cur, y)
-    ii = torch.arange(h, device=dev).view(1, 1, h, 1)
-    jj = torch.arange(w, device=dev).view(1, 1, 1, w)
+    ar = torch.arange(max(h, w), device=dev)
     alive = (~fooled).nonzero().squeeze(1)
     for it in range(queries - 1):
         if alive.numel() == 0:
             break
         u = rnd.next(alive)                                         # (alive, 2 + 2c) uniforms
         s = window_side(p_selection(p_init, it), c, h, w)
-        vh = (u[:, 0] * (h - s + 1)).long().clamp_(max=h - s).view(-1, 1, 1, 1)
-        vw = (u[:, 1] * (w - s + 1)).long().clamp_(max=w - s).view(-1, 1, 1, 1)
-        win = (ii >= vh) & (ii < vh + s) & (jj >= vw) & (jj < vw + s)          # (alive, 1, h, w)
-        la, ha, ca = (t.index_select(0, alive) for t in (lo, hi, cur))
-        sign = (u[:, 2:2 + c] < 0.5).view(-1, c, 1, 1)
-        cand = torch.where(win, torch.where(sign, ha, la), ca)
-        same = ~((cand != ca) & win).flatten(1).any(1)              # the window would not change
+        vh = (u[:, 0] * (h - s + 1)).long().clamp_(max=h - s)
+        vw = (u[:, 1] * (w - s + 1)).long().clamp_(max=w - s)
+        # the window of every alive row: its pixels as alive×s×s×C (advanced indexing puts them first)
+        at, ri, ci = alive.view(-1, 1, 1), (vh.view(-1, 1) + ar[:s]).view(-1, s, 1), (vw.view(-1, 1) + ar[:s]).view(-1, 1, s)
+        wl, wh, wc = lo[at, :, ri, ci], hi[at, :, ri, ci], cur[at, :, ri, ci]
+        sign = (u[:, 2:2 + c] < 0.5).view(-1, 1, 1, c)
+        cw = torch.where(sign, wh, wl)
+        same = (cw == wc).flatten(1).all(1)                         # the window would not change
         if bool(same.any()):
-            sign = torch.where(same.view(-1, 1, 1, 1), (u[:, 2 + c:2 + 2 * c] < 0.5).view(-1, c, 1, 1), sign)
-            cand = torch.where(win, torch.where(sign, ha, la), ca)
-            same = ~((cand != ca) & win).flatten(1).any(1)
+            sign = torch.where(same.view(-1, 1, 1, 1), (u[:, 2 + c:2 + 2 * c] < 0.5).view(-1, 1, 1, c), sign)
+            cw = torch.where(sign, wh, wl)
+            same = (cw == wc).flatten(1).all(1)
             sign = torch.where(same.view(-1, 1, 1, 1), ~sign, sign)
-            cand = torch.where(win, torch.where(sign, ha, la), ca)
-        cand = cand.contiguous(memory_format=_fast_layout(x))
-        m, f = forward(cand, y.index_select(0, alive))
+            cw = torch.where(sign, wh, wl)
+        ys = y.index_select(0, alive)
+
+        def cands(i, alive=alive, ri=ri, ci=ci, cw=cw):
+            """Whole candidate images of the alive rows ``i``: the current point with its window set."""
+            xs = cur.index_select(0, alive.index_select(0, i))
+            xs[torch.arange(i.numel(), device=dev).view(-1, 1, 1), :, ri.index_select(0, i), ci.index_select(0, i)] = \
+                cw.index_select(0, i)
+            return xs
+
+        if eng is None:
+            m, f = forward(cands(torch.arange(alive.numel(), device=dev)), ys)
+        else:
+            if count is not None:
+                count.append(int(alive.numel()))
+            logits, patches = eng.query(alive, vh, vw, s, cw)
+            m, f = confirm(as_class_logits(logits), ys, cands)
         take = (m < cur_m.index_select(0, alive)) | f
         keep_rows = alive[take]
-        cur[keep_rows] = cand[take]
-        cur_m[keep_rows] = m[take]
+        if keep_rows.numel():
+            cur[keep_rows.view(-1, 1, 1), :, ri[take], ci[take]] = cw[take]
+            cur_m[keep_rows] = m[take]
+            if eng is not None:
+                eng.accept(alive, take, patches)
         fooled[alive[f]] = True
         alive = alive[~f]
     return cur, cur_m, fooled
