@@ -99,16 +99,21 @@ def test_a_row_stops_only_when_the_model_itself_is_fooled(monkeypatch):
         y = model(x).argmax(1)
     monkeypatch.setenv("RDM_COMPILE", "1")
     real_query = incremental.Engine.query
+    calls = []
 
     def lying(self, alive, vh, vw, s, win):
+        calls.append(s)
         logits, patches = real_query(self, alive, vh, vw, s, win)
-        return -logits * 100, patches                     # every row's other class wins
+        if len(calls) == 1:                               # the engine's own check: the truth
+            return logits, patches
+        return -logits * 100, patches                     # then every row's other class wins
     monkeypatch.setattr(incremental.Engine, "query", lying)
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("the engine was not used"))
     count: list[int] = []
     xa = square_linf(model, x, y, 1e-4, 30, seed=0, count=count)
     with torch.no_grad():
         assert bool((model(xa).argmax(1) == y).all())
-    assert sum(count) == 5 * 30
+    assert sum(count) == 5 * 30 and len(calls) == 1 + 29
 
 
 def test_what_it_does_not_answer():
