@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rdm import compiled, incremental
+from rdm import incremental
 from rdm.models import CNN, Normalize
 from rdm.square import square_linf
 
@@ -137,12 +137,14 @@ def test_what_it_does_not_answer():
 def test_when_it_is_used(monkeypatch):
     model = _cnn(3, 16, 16, 3, seed=0)
     x = torch.rand(4, 3, 16, 16)
-    assert incremental.engine(model, x, compiled.MIN_ROW_QUERIES - 1) is None     # auto: a short search
-    assert incremental.engine(model, x, compiled.MIN_ROW_QUERIES) is not None
+    assert incremental.engine(model, x, incremental.MIN_QUERIES - 1) is None     # auto: a short search
+    assert incremental.engine(model, x, incremental.MIN_QUERIES) is not None     # however few rows
+    assert not incremental.wanted(torch.device("meta"), 10 ** 9)                # CPU only
     monkeypatch.setenv("RDM_COMPILE", "0")
     assert incremental.engine(model, x, 10 ** 9) is None
     monkeypatch.setenv("RDM_COMPILE", "1")
     assert incremental.engine(model, x, 1) is not None
+    assert not incremental.wanted(torch.device("meta"), 1)
     # an engine that disagrees with the model on the check is not used
     monkeypatch.setattr(incremental.Engine, "_head", lambda self, f: model.head(torch.flatten(
         f.permute(0, 3, 1, 2), 1)) + 1e-2)

@@ -22,8 +22,10 @@ compiled copy (:mod:`rdm.compiled`), it is used only where that cannot change a 
 
 It applies to :class:`rdm.models.CNN` itself in eval mode, float32, on CPU, with no hooks and
 autocast off (anything else, a user's adapter included, is answered by the model), under the same
-switch as the compiled copy: ``RDM_COMPILE=auto`` for long CPU searches, ``1`` always (on CPU),
-``0`` never.
+switch as the compiled copy: ``RDM_COMPILE=auto`` on CPU for a search of at least
+:data:`MIN_QUERIES` queries per row, however few its rows (unlike the copy it costs nothing to set
+up: two forward passes and one query for its check; it pays once the window has shrunk, after the
+first 10 iterations), ``1`` always on CPU, ``0`` never.
 """
 
 from __future__ import annotations
@@ -32,8 +34,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .compiled import AGREE, wanted
+from .compiled import AGREE, mode
 from .models import CNN
+
+MIN_QUERIES = 100       # per row; at iterations 11–50 the window is 40 of 64 px and a query already
+                        # costs 0.65 of a forward pass (leukaemia TRADES model, 64 rows, one thread)
+
+
+def wanted(device: torch.device, queries: int) -> bool:
+    """Whether a search of ``queries`` queries per row on ``device`` should ask the engine."""
+    m = mode()
+    if m == "0" or device.type != "cpu":
+        return False
+    return m == "1" or int(queries) >= MIN_QUERIES
 
 def supports(model: nn.Module, x: torch.Tensor) -> bool:
     """Whether the engine can answer for ``model`` on ``x``: a plain CNN, eval mode, float32 CPU."""
@@ -153,10 +166,10 @@ class Engine:
             self.acts[li][keep, ri, ci] = new
 
 
-def engine(model: nn.Module, x: torch.Tensor, row_queries: int) -> Engine | None:
-    """An :class:`Engine` for a search of ``row_queries`` row-forward passes on ``x``, or None
-    (not wanted, not a plain CNN, or it disagreed with the model on ``x``: see the module's docstring)."""
-    if not supports(model, x) or not wanted(x.device, row_queries):
+def engine(model: nn.Module, x: torch.Tensor, queries: int) -> Engine | None:
+    """An :class:`Engine` for a search of ``queries`` queries per row on ``x``, or None (not
+    wanted, not a plain CNN, or it disagreed with the model on ``x``: see the module's docstring)."""
+    if not supports(model, x) or not wanted(x.device, queries):
         return None
     eng = Engine(model)
     try:

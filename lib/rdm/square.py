@@ -18,10 +18,11 @@ Exactness: a candidate pixel is one of the per-pixel bounds ``[max(x−ε, 0), m
 and [0, 1] hold exactly with no arithmetic on pixels. Randomness comes from one generator per
 row seeded by ``(seed, row_id, restart)``: a row gets the same search in any batch or shard.
 
-Speed: a long search (on CPU, ≥ :data:`rdm.compiled.MIN_ROW_QUERIES` row-queries) on an rdm CNN
-asks the incremental engine (:mod:`rdm.incremental`), which recomputes only the activations the
-window changed; on any other model it asks a compiled copy (:mod:`rdm.compiled`). Either is
-checked to agree with the model, and a row counts as fooled only when the model itself is.
+Speed: on CPU, a search on an rdm CNN (≥ :data:`rdm.incremental.MIN_QUERIES` queries per row) asks
+the incremental engine (:mod:`rdm.incremental`), which recomputes only the activations the window
+changed; on any other model a long search (≥ :data:`rdm.compiled.MIN_ROW_QUERIES` row-queries)
+asks a compiled copy (:mod:`rdm.compiled`). Either is checked to agree with the model, and a row
+counts as fooled only when the model itself is.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count, row
     up = torch.stack([torch.rand(c, 1, w, generator=g) for g in rnd.gens]).to(dev) < 0.5
     cur = torch.where(up, hi, lo).contiguous(memory_format=_fast_layout(x))
     total = n * queries if row_queries is None else row_queries
-    eng = incremental.engine(model, cur, total)              # only what the window changes, or None
+    eng = incremental.engine(model, cur, queries)            # only what the window changes, or None
     query = query_model(model, cur, total) if eng is None else eng.start
     cur_m, fooled = forward(cur, y)
     ar = torch.arange(max(h, w), device=dev)
