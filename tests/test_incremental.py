@@ -149,3 +149,18 @@ def test_when_it_is_used(monkeypatch):
     monkeypatch.setattr(incremental.Engine, "_head", lambda self, f: model.head(torch.flatten(
         f.permute(0, 3, 1, 2), 1)) + 1e-2)
     assert incremental.engine(model, x, 1) is None
+
+
+def test_whole_candidates_reach_the_model_in_the_fast_layout(monkeypatch):
+    """Where the model answers (no engine), the candidates it sees are channels-last like the start
+    point: index_select alone would hand it contiguous NCHW (≈ 3× slower convolutions on CPU)."""
+    model = _cnn(3, 12, 12, 3, seed=3)
+    seen = []
+    model.register_forward_pre_hook(lambda m, a: seen.append(a[0].is_contiguous(memory_format=torch.channels_last)))
+    x = torch.rand(4, 3, 12, 12)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    seen.clear()
+    monkeypatch.setenv("RDM_COMPILE", "0")
+    square_linf(model, x, y, 1e-4, 5, seed=0)
+    assert len(seen) == 5 and all(seen), seen

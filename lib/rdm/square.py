@@ -194,8 +194,10 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count, row
         ys = y.index_select(0, alive)
 
         def cands(i, alive=alive, ri=ri, ci=ci, cw=cw):
-            """Whole candidate images of the alive rows ``i``: the current point with its window set."""
-            xs = cur.index_select(0, alive.index_select(0, i))
+            """Whole candidate images of the alive rows ``i``: the current point with its window set, in
+            the fast layout (index_select returns contiguous NCHW; channels-last convolves ≈ 3× faster
+            on CPU, and a compiled copy checked on channels-last input would recompile for another)."""
+            xs = cur.index_select(0, alive.index_select(0, i)).contiguous(memory_format=_fast_layout(x))
             xs[torch.arange(i.numel(), device=dev).view(-1, 1, 1), :, ri.index_select(0, i), ci.index_select(0, i)] = \
                 cw.index_select(0, i)
             return xs
