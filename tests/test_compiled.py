@@ -102,3 +102,18 @@ def test_compiled_square_finds_the_same_points(monkeypatch):
     if model not in compiled._used:
         pytest.skip("torch.compile is not available here (the model itself answered)")
     assert torch.equal(got, ref)
+
+
+def test_a_stand_in_agrees_only_with_the_same_classes():
+    """One rule for the compiled copy and the incremental engine: logits within AGREE and the same
+    predicted class, the argmax of several logits or the sign of one."""
+    want = torch.tensor([[0.3, 0.30004, -2.0], [1.0, 0.0, 0.5]])
+    assert compiled.agrees(want.clone(), want)
+    assert not compiled.agrees(want + torch.tensor([0.0, 1e-3, 0.0]), want)          # beyond AGREE
+    tie = want.clone()
+    tie[0, 1] = 0.29998                                                              # within AGREE, class 0 now
+    assert not compiled.agrees(tie, want)
+    assert not compiled.agrees(torch.tensor([[-4e-5], [2.0]]), torch.tensor([[4e-5], [2.0]]))   # sign flip
+    assert compiled.agrees(torch.tensor([[5e-5], [2.0]]), torch.tensor([[4e-5], [2.0]]))
+    assert not compiled.agrees(torch.tensor([[float("nan")], [2.0]]), torch.tensor([[4e-5], [2.0]]))
+    assert not compiled.agrees(want[:1], want)                                          # shape

@@ -66,6 +66,20 @@ def wanted(device: torch.device, row_queries: int) -> bool:
     return device.type == "cpu" and int(row_queries) >= MIN_ROW_QUERIES
 
 
+def agrees(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Whether a stand-in's logits ``got`` may answer for the model's ``want``: same shape, finite,
+    within :data:`AGREE` of them (relative to max(1, |logit|)) and the same predicted class on every
+    row (the argmax of a multi-logit head, the sign of a single logit)."""
+    got, want = got.float(), want.float()
+    if got.shape != want.shape or got.dim() != 2 or not bool(got.isfinite().all()):
+        return False
+    if not bool((got - want).abs().le(AGREE * want.abs().clamp(min=1)).all()):
+        return False
+    if got.shape[1] == 1:
+        return bool(((got > 0) == (want > 0)).all())
+    return bool((got.argmax(1) == want.argmax(1)).all())
+
+
 def query_model(model: nn.Module, x: torch.Tensor, row_queries: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """The function that answers the attack's queries: a compiled copy of ``model`` that agrees
     with it on ``x`` (checked here, once per call), else ``model`` itself. Call under ``no_grad``
@@ -78,8 +92,7 @@ def query_model(model: nn.Module, x: torch.Tensor, row_queries: int) -> Callable
         fast = torch.compile(model, dynamic=True)
         with torch.no_grad():
             got, want = fast(x), model(x)
-        ok = (got.shape == want.shape and bool(torch.isfinite(got).all())
-              and bool((got.float() - want.float()).abs().le(AGREE * want.float().abs().clamp(min=1)).all()))
+        ok = agrees(got, want)
     except Exception:            # compilation is an optimisation: any failure means the model itself
         ok = False
     if not ok:

@@ -14,8 +14,8 @@ convolution over a patch may sum in another order than over the whole image). So
 compiled copy (:mod:`rdm.compiled`), it is used only where that cannot change a result:
 
 * it is checked against the model on the first batch: the logits of the start point and of one
-  small-window candidate per row must agree within :data:`rdm.compiled.AGREE` with the same
-  predicted classes; else the model (or its compiled copy) answers every query;
+  small-window candidate per row must pass :func:`rdm.compiled.agrees` (within
+  :data:`rdm.compiled.AGREE`, the same predicted classes); else the model (or its compiled copy) answers every query;
 * it only guides the random search (which candidate to keep); a row counts as fooled only when
   the model itself is fooled by that candidate, and the suite re-classifies every returned image
   with the model.
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .compiled import AGREE, mode
+from .compiled import agrees, mode
 from .models import CNN
 
 MIN_QUERIES = 100       # per row; at iterations 11–50 the window is 40 of 64 px and a query already
@@ -176,7 +176,7 @@ def engine(model: nn.Module, x: torch.Tensor, queries: int) -> Engine | None:
         with torch.no_grad():
             want = model(x)
             got = eng.start(x)
-            if not _agree(got, want):
+            if not agrees(got, want):
                 return None
             # one small-window candidate per row, in the middle, all channels at their maximum
             n, _, h, w = x.shape
@@ -187,19 +187,8 @@ def engine(model: nn.Module, x: torch.Tensor, queries: int) -> Engine | None:
             got, _ = eng.query(torch.arange(n), vh, vw, s, win)
             cand = x.clone()
             cand[:, :, (h - s) // 2:(h - s) // 2 + s, (w - s) // 3:(w - s) // 3 + s] = 1.0
-            if not _agree(got, model(cand)):
+            if not agrees(got, model(cand)):
                 return None
     except Exception:          # an optimisation: any failure means the model answers
         return None
     return eng
-
-
-def _agree(got: torch.Tensor, want: torch.Tensor) -> bool:
-    got, want = got.float(), want.float()
-    if got.shape != want.shape or not bool(torch.isfinite(got).all()):
-        return False
-    if not bool((got - want).abs().le(AGREE * want.abs().clamp(min=1)).all()):
-        return False
-    if got.shape[1] > 1 and not bool((got.argmax(1) == want.argmax(1)).all()):
-        return False
-    return True
