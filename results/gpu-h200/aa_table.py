@@ -19,7 +19,7 @@ bal = mod == "lung"                        # the report decides lung on balanced
 # where each timings file's stages ran; a stage run twice (a part rerun on another device) keeps its
 # latest successful run, the one whose output the cell holds
 DEVICES = {"timings-cpu": "CPU, one core", "timings-gpu1": "H200", "timings-gpu2": "H200",
-           "timings-gpu4": "H100"}
+           "timings-gpu4": "H100, shared by 16 parts at once"}
 timings = {}
 for tf in sorted(root.glob("timings*.jsonl")):
     for line in open(tf):
@@ -69,7 +69,7 @@ for k in MODELS:
                 by.setdefault(t[1], []).append(t[0])
             row["wall"].append(f"{f}: " + " + ".join(
                 f"{sum(v):,.0f} s ({d}, {len(v)} shards)" if d.startswith("CPU") else
-                f"{len(v)} shards ≤ {max(v):,.0f} s each ({d}, shared by 16 parts at once)" for d, v in by.items()))
+                f"{len(v)} shards ≤ {max(v):,.0f} s each ({d})" for d, v in by.items()))
     n = row.get("n", {})
     row["rows"] = " / ".join(n[f][0] for f in ("wb-aa", "matched-wb-aa") if f in n)
     row["clean"] = " / ".join(n[f][1] for f in ("wb-aa", "matched-wb-aa") if f in n)
