@@ -10,6 +10,10 @@
 # Reads gpu-carry/g3/<modality>.tar.xz (checkpoints, test.h5, test-sub.h5, matched.json); returns
 # $OUT/metrics4-<modality>.tgz (finished parts, merged cells, stage times). Env: PY, DEV (a dry run
 # on a CPU), P (parts at a time, 16), DEADLINE (s, 520), NO_INSTALL.
+# Set DEADLINE from `status`'s budget_left_s (less the start and ~40 s to merge and pack), not from the
+# per-call limit: session 16's second call, on a warm machine, was cut at the budget (198 s) and kept
+# nothing. Parts share the card, and a part's time follows its searches (one per eps) more than its
+# rows (397 s for 150 rows x 2 eps, ~200 s for 203 rows x 1 eps, 16 at once): prefer fewer, larger parts.
 set -u
 T0=$(date +%s); OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 RDM_THREADS=1
