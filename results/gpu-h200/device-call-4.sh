@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fourth call (session 16, lent an H100): like device-call-3.sh, but in shards, so that a part cut
-# off by the deadline loses only itself: each cell runs as `rdm-eval --shard i/N` parts, P at a time,
-# and a cell whose parts all finished is joined with `rdm-eval --merge`. The parts use the same
+# Fourth call (session 16, lent an H100): the standard suite `aa` on one modality's missing cells, in
+# shards, so that a part cut off by the deadline loses only itself (N = 1: the whole cell as one part).
+# Each cell runs as `rdm-eval --shard i/N` parts, P at a time, and a cell whose parts all finished is joined with `rdm-eval --merge`. The parts use the same
 # --shard i/N as the CPU queue, so any part still missing can run on the CPU and merge with these.
 #
 #   bash results/gpu-h200/device-call-4.sh MODALITY "MODEL WHICH N" ...     WHICH = paper | matched
