@@ -42,7 +42,7 @@ JOBS ?= 2
 # `source`) must exist under DATA_ROOT
 MODALITIES ?=
 DEMO_MODALITIES ?= lung
-TIMED = $(PY) -m rdm.grid timed $(OUT)/timings.jsonl
+TIMED = $(PY) -m rdm.pipeline.grid timed $(OUT)/timings.jsonl
 
 .PHONY: help install test demo tables report bench clean
 help:
@@ -70,21 +70,21 @@ test: $(STAMP)
 # The grid file is turned into make rules (targets = the files the commands write), so
 # only out-of-date cells rebuild, `make -j2 tables` runs branches in parallel and an
 # interrupted run resumes.
-# RUNNER=pool: `make tables`/`make demo` run the same steps with `python -m rdm.grid run`: JOBS long-lived
+# RUNNER=pool: `make tables`/`make demo` run the same steps with `python -m rdm.pipeline.grid run`: JOBS long-lived
 # worker processes that import torch once (make starts a process per step); same files, skips and
 # timings.jsonl. make stays the default.
 RUNNER ?= make
-POOL = $(PY) -m rdm.grid run --jobs $(JOBS) --grid $(GRID) --seed $(SEED)
+POOL = $(PY) -m rdm.pipeline.grid run --jobs $(JOBS) --grid $(GRID) --seed $(SEED)
 POOL_VARS = PY=$(PY) RDM=$(RDM) DEVICE=$(DEVICE) DATA_ROOT=$(DATA_ROOT) DEMO_N=$(DEMO_N)
 
 tables: $(STAMP)
-	@$(PY) -m rdm.grid check-data --grid $(GRID) --data-root $(DATA_ROOT) $(addprefix --modality ,$(MODALITIES))
+	@$(PY) -m rdm.pipeline.grid check-data --grid $(GRID) --data-root $(DATA_ROOT) $(addprefix --modality ,$(MODALITIES))
 	@mkdir -p $(OUT)
 ifeq ($(RUNNER),pool)
 	$(POOL) --mode tables --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) --results $(RESULTS) \
 	  $(POOL_VARS) OUT=$(OUT) SUBSET_N=$(SUBSET_N) TRAIN_FLAGS="$(TRAIN_FLAGS)"
 else
-	@$(PY) -m rdm.grid makefile --mode tables --grid $(GRID) --seed $(SEED) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
+	@$(PY) -m rdm.pipeline.grid makefile --mode tables --grid $(GRID) --seed $(SEED) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
 	$(MAKE) --no-print-directory MODE=tables GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) SEEDS=$(SEEDS) report
 endif
 
@@ -94,7 +94,7 @@ ifeq ($(RUNNER),pool)
 	RDM_THREADS=$${RDM_THREADS:-1} $(POOL) --mode demo --seeds $(DEMO_SEEDS) $(addprefix --modality ,$(DEMO_MODALITIES)) \
 	  --results $(DEMO_RESULTS) $(POOL_VARS) OUT=$(DEMO_OUT) SUBSET_N=$(DEMO_SUBSET_N) TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)"
 else
-	@$(PY) -m rdm.grid makefile --mode demo --grid $(GRID) --seed $(SEED) --seeds $(DEMO_SEEDS) $(addprefix --modality ,$(DEMO_MODALITIES)) > $(DEMO_OUT)/grid.mk
+	@$(PY) -m rdm.pipeline.grid makefile --mode demo --grid $(GRID) --seed $(SEED) --seeds $(DEMO_SEEDS) $(addprefix --modality ,$(DEMO_MODALITIES)) > $(DEMO_OUT)/grid.mk
 	RDM_THREADS=$${RDM_THREADS:-1} $(MAKE) --no-print-directory -j$(JOBS) MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) SEEDS=$(DEMO_SEEDS) \
 	  TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)" SUBSET_N=$(DEMO_SUBSET_N) report
 endif

@@ -16,5 +16,5 @@ VENV=${VENV:-.venv}
 if [ -x "$VENV/bin/python" ]; then export PY="$VENV/bin/python" RDM="$VENV/bin/"; else export PY=${PY:-python3} RDM=${RDM:-}; fi
 MODE=${MODE:-tables}
 if [ "$MODE" = demo ]; then export OUT=${OUT:-demo/work} TRAIN_FLAGS=${TRAIN_FLAGS:---epochs 4}; fi
-"$PY" -m rdm.grid script --modality "$modality" --mode "$MODE" --seed "${SEED:-0}" --seeds "${SEEDS:-1}" \
+"$PY" -m rdm.pipeline.grid script --modality "$modality" --mode "$MODE" --seed "${SEED:-0}" --seeds "${SEEDS:-1}" \
   ${GRID:+--grid "$GRID"} | bash

@@ -21,14 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rdm.checkpoint import read_raw, save_checkpoint
-from rdm.metrics import AdvCounts, Counts, summarize
+from rdm.data.checkpoint import read_raw, save_checkpoint
+from rdm.evaluation.metrics import AdvCounts, Counts, summarize
 from rdm.models import build, cnn_arch, dcae_arch
 from rdm.pipeline import plan as P
 from rdm.pipeline import steps
 from rdm.prep.synthetic import generate
-from rdm.presets import load_preset
-from rdm.sets import SetReader, SetWriter, make_provenance
+from rdm.data.presets import load_preset
+from rdm.data.sets import SetReader, SetWriter, make_provenance
 
 
 # --------------------------------------------------------------------------- sets
@@ -105,7 +105,7 @@ def same_weights(a: dict, b: dict) -> bool:
 
 
 def accuracy(ckpt: Path, test: Path) -> float:
-    from rdm.checkpoint import load_checkpoint
+    from rdm.data.checkpoint import load_checkpoint
     from rdm.models import predict
 
     m = load_checkpoint(ckpt).model
@@ -326,7 +326,7 @@ SIZES = {"train": 300, "val": 60, "test": 100, "test-sub": 40}
 def fake_certificate(path: Path, n: int, k: int, sigma: float, cfg, eps, shape, rng) -> dict:
     """An rdm-certify report of ``n`` rows with designed per-row results: a tenth abstain, a tenth
     wrong, the rest right with radii spread up to the largest certifiable one at ``cfg``'s n and α."""
-    from rdm.certify import ABSTAIN, certified_accuracy, linf_to_l2, max_certifiable_radius, summary_radii
+    from rdm.evaluation.certify import ABSTAIN, certified_accuracy, linf_to_l2, max_certifiable_radius, summary_radii
 
     y = np.arange(n) % k
     pred = y.copy()
@@ -350,8 +350,8 @@ def fake_certificate(path: Path, n: int, k: int, sigma: float, cfg, eps, shape, 
 def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
     """Every set, metrics file, matched.json and timings.jsonl the plan's graph would write under
     ``work``, with designed numbers (no model runs). Files go where the plan's cells say."""
-    from rdm.presets import load_preset
-    from rdm.sets import SetWriter, make_provenance
+    from rdm.data.presets import load_preset
+    from rdm.data.sets import SetWriter, make_provenance
 
     work = Path(work)
     rng = np.random.default_rng(seed)
@@ -424,7 +424,7 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
 def set_rows(work: Path, cell: P.Cell, correct, classes, seed: int = 0) -> None:
     """Replace a fabricated result by one whose rows are right exactly where ``correct`` says (row i
     of the test set, label i mod K): ``per_row`` as rdm-eval writes it, the counts and metrics from it."""
-    from rdm.metrics import counts_from_predictions
+    from rdm.evaluation.metrics import counts_from_predictions
     from rdm.pipeline.results import _matches
 
     correct = np.asarray(correct, dtype=bool)

@@ -1,4 +1,4 @@
-"""rdm.adapter: a user's own nn.Module evaluated by rdm-eval's attacks and statistics."""
+"""rdm.api.adapter: a user's own nn.Module evaluated by rdm-eval's attacks and statistics."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-import rdm.adapter
-from rdm import eval_api
-from rdm.attack_registry import spec_from_options
-from rdm.checkpoint import load_checkpoint, read_raw, save_checkpoint
+import rdm.api.adapter
+from rdm.api import eval as eval_api
+from rdm.attacks.registry import spec_from_options
+from rdm.data.checkpoint import load_checkpoint, read_raw, save_checkpoint
 from rdm.models import classification_loss
 from rdm.errors import RdmError, UsageError
-from rdm.sets import SetReader
+from rdm.data.sets import SetReader
 
 from helpers import Tiny, make_ckpt, write_phantom_set
 
@@ -55,19 +55,19 @@ def test_a_loaded_checkpoint_as_a_module_gives_rdm_evals_report(lung16):
     save_checkpoint(ck, module, read_raw(ck)["meta"])
     kw = dict(batch_size=10, seed=0)
     want = eval_api.evaluate(ck, [test], specs=[spec_from_options("pgd", 0.05, seed=0, steps=3)], **kw)
-    got = rdm.adapter.evaluate(module, test, attack="pgd", eps=0.05, steps=3, **kw)
+    got = rdm.api.adapter.evaluate(module, test, attack="pgd", eps=0.05, steps=3, **kw)
     assert [r["protocol"] for r in got["results"]] == ["clean", "white-box"]
     assert got["results"][1]["metrics"]["accuracy"] < got["results"][0]["metrics"]["accuracy"]   # it fooled rows
     for a, b in zip(got["results"], want["results"]):
         assert a["metrics"] == b["metrics"] and a["per_row"] == b["per_row"] and a.get("attack") == b.get("attack")
-    assert got["model_sha256"] == rdm.adapter.module_sha256(module) != want["model_sha256"]
+    assert got["model_sha256"] == rdm.api.adapter.module_sha256(module) != want["model_sha256"]
 
 
 def test_a_users_own_module_is_evaluated_and_written_like_rdm_eval(lung16, tmp_path):
     d, test = lung16
     model = fit(Tiny(c=1, binary=True, seed=2), test, 40)   # a class rdm knows nothing of, left in train mode
     out = tmp_path / "mine.json"
-    rep = rdm.adapter.evaluate(model, test, attack="fgsm", eps=[0.01, 0.1], name="mine", output=out)
+    rep = rdm.api.adapter.evaluate(model, test, attack="fgsm", eps=[0.01, 0.1], name="mine", output=out)
     assert model.training                                   # its mode is restored
     assert json.loads(out.read_text())["results"][1]["metrics"] == rep["results"][1]["metrics"]
     clean, *adv = rep["results"]
@@ -93,13 +93,13 @@ class Wrong(nn.Module):
 def test_bad_models_and_settings_are_one_line_errors(lung16):
     d, test = lung16
     with pytest.raises(RdmError, match="logits 2×2 or 2×1 are expected"):
-        rdm.adapter.evaluate(Wrong(), test)
+        rdm.api.adapter.evaluate(Wrong(), test)
     with pytest.raises(RdmError, match="fails on a batch 2×1×16×16"):
-        rdm.adapter.evaluate(Tiny(c=3, k=2), test)           # expects 3 channels
+        rdm.api.adapter.evaluate(Tiny(c=3, k=2), test)           # expects 3 channels
     with pytest.raises(RdmError, match="expected a torch.nn.Module"):
-        rdm.adapter.evaluate(lambda x: x, test)
+        rdm.api.adapter.evaluate(lambda x: x, test)
     with pytest.raises(UsageError):
-        rdm.adapter.evaluate(Tiny(c=1, k=2), test, attack="pgd")           # no ε
+        rdm.api.adapter.evaluate(Tiny(c=1, k=2), test, attack="pgd")           # no ε
     with pytest.raises(UsageError):
-        rdm.adapter.evaluate(Tiny(c=1, k=2), test, attack="fgsm", eps=0.01, steps=5)   # FGSM takes no steps
-    assert np.isfinite(rdm.adapter.evaluate(Tiny(c=1, k=2), test)["results"][0]["metrics"]["accuracy"])
+        rdm.api.adapter.evaluate(Tiny(c=1, k=2), test, attack="fgsm", eps=0.01, steps=5)   # FGSM takes no steps
+    assert np.isfinite(rdm.api.adapter.evaluate(Tiny(c=1, k=2), test)["results"][0]["metrics"]["accuracy"])

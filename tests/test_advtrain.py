@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from rdm.checkpoint import load_checkpoint, read_raw
-from rdm.advtrain_api import advtrain
-from rdm.train_api import Common
+from rdm.data.checkpoint import load_checkpoint, read_raw
+from rdm.api.advtrain import advtrain
+from rdm.api.train import Common
 from rdm_tools.advtrain import app
 from helpers import accuracy, noisy_copy, phantoms, same_weights, tiny_preset, weights
 
@@ -37,7 +37,7 @@ def test_paper_recipe_doubles_the_data_and_beats_chance(data, tmp_path):
 
 
 def test_online_pgd_is_seeded_and_beats_chance(data, tmp_path):
-    pytest.importorskip("rdm.attacks")
+    pytest.importorskip("rdm.attacks.functions")
     kw = dict(val=data["val"], online="pgd", eps=0.01, steps=1)
     a = advtrain(data["train"], output=tmp_path / "a.ckpt", c=_c(data, epochs=8), **kw)
     m = load_checkpoint(a).meta
@@ -51,7 +51,7 @@ def test_online_pgd_is_seeded_and_beats_chance(data, tmp_path):
     b = advtrain(small, output=tmp_path / "b.ckpt", c=_c(data, epochs=1), **kw)
     b2 = advtrain(small, output=tmp_path / "b2.ckpt", c=_c(data, epochs=1), **kw)
     assert same_weights(weights(b), weights(b2))
-    from rdm.train_api import train_cnn
+    from rdm.api.train import train_cnn
     clean = train_cnn(small, output=tmp_path / "c.ckpt", c=_c(data, epochs=1))
     assert not same_weights(weights(b), weights(clean))
 

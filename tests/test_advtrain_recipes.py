@@ -7,10 +7,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rdm.checkpoint import load_checkpoint
-from rdm.sets import SetReader
-from rdm.advtrain_api import advtrain
-from rdm.train_api import Common, train_cnn
+from rdm.data.checkpoint import load_checkpoint
+from rdm.data.sets import SetReader
+from rdm.api.advtrain import advtrain
+from rdm.api.train import Common, train_cnn
 from rdm_tools.advtrain import app
 from helpers import phantoms, same_weights, tiny_preset, weights
 
@@ -32,7 +32,7 @@ def _c(data, **kw):
 
 
 def _pgd_accuracy(ckpt, test, eps=EPS) -> float:
-    from rdm.attacks import pgd
+    from rdm.attacks.functions import pgd
 
     ck = load_checkpoint(ckpt)
     with SetReader(test) as r:

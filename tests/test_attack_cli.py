@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rdm.sets import SetReader, sha256_file, validate_set
+from rdm.data.sets import SetReader, sha256_file, validate_set
 from rdm_tools.attack import app
 
 from helpers import files, make_ckpt, one_line_error

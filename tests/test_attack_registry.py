@@ -10,9 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rdm import attack_registry as R
-from rdm import attacks as A
-from rdm.attack_options import specs_from
+from rdm.attacks import registry as R
+from rdm.attacks import functions as A
+from rdm.attacks.options import specs_from
 from rdm.errors import RdmError
 from rdm_tools.attack import app as attack_app
 from rdm_tools.eval import app as eval_app

@@ -14,14 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 from typer.testing import CliRunner
 
-from rdm import attack_losses as L
-from rdm.attack_registry import AttackSpec, run_attack, run_attack_sweep
-from rdm.attacks import apgd, apgd_ce, pgd
-from rdm.autoattack import STAGES, apgd_targeted, autoattack
+from rdm.attacks import losses as L
+from rdm.attacks.registry import AttackSpec, run_attack, run_attack_sweep
+from rdm.attacks.functions import apgd, apgd_ce, pgd
+from rdm.attacks.autoattack import STAGES, apgd_targeted, autoattack
 from rdm.models import CNN, as_class_logits
-from rdm.per_row import attack_for_eval
+from rdm.attacks.per_row import attack_for_eval
 from rdm.prep.synthetic import generate
-from rdm.square import square_linf
+from rdm.attacks.square import square_linf
 from rdm_tools.eval import app as eval_app
 
 from helpers import Tiny, data, exactly_inside, make_ckpt
@@ -131,7 +131,7 @@ def _wrong(model, x, y) -> torch.Tensor:
 
 
 def test_square_margin_falls_with_queries_within_its_budget(three, monkeypatch):
-    monkeypatch.setattr("rdm.square.SEARCH_ROWS", 10**6)       # one search: `count` is then per query
+    monkeypatch.setattr("rdm.attacks.square.SEARCH_ROWS", 10**6)       # one search: `count` is then per query
     model, x, y = three
     right = ~_wrong(model, x, y)
     x, y = x[right], y[right]
@@ -158,7 +158,7 @@ def test_square_in_pieces_is_the_same_search(three, monkeypatch):
     # on CPU the rows are searched SEARCH_ROWS at a time: the same points and the same forward passes
     # as one search of all rows (each row draws from its own generator), restarts included, and the
     # compiled copy is asked for once per piece on the whole search's row-queries
-    import rdm.square as sq
+    import rdm.attacks.square as sq
 
     model, x, y = three
     asked = []
@@ -287,7 +287,7 @@ def test_evaluation_attacks_skip_lost_rows_same_robust_accuracy_less_work(three,
     ids = np.arange(len(y))
     old, new = Counting(model), Counting(model)
     # the path before restart skipping: every restart on every row
-    import rdm.attacks as attacks_mod
+    import rdm.attacks.functions as attacks_mod
     with monkeypatch.context() as m:
         m.setattr(attacks_mod, "_unfooled", lambda bf: torch.arange(len(bf), device=bf.device))
         x_every = run_attack_sweep([spec], Counting(model), x, y, ids)[0]

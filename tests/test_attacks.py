@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rdm.attack_registry import AttackSpec, names, run_attack, run_attack_sweep
-from rdm.attacks import apgd_ce, attack_mode, eps_bounds, fgsm, fgsm_sweep, pgd
+from rdm.attacks.registry import AttackSpec, names, run_attack, run_attack_sweep
+from rdm.attacks.functions import apgd_ce, attack_mode, eps_bounds, fgsm, fgsm_sweep, pgd
 from rdm.errors import RdmError
 from rdm.models import CNN
 from rdm.prep.synthetic import generate
@@ -110,7 +110,7 @@ def test_eps_ball_and_box_hold_exactly(seed, binary, k, eps, alpha, steps, which
 def test_fgsm_one_step_stays_in_the_ball_on_awkward_values():
     """FGSM's bound-free step (ε − 2⁻²²) on the values where rounding bites: near 0, near 1, 8-bit
     grey levels, and floats whose sum with ε rounds up; every sign of the gradient."""
-    from rdm.attacks import FGSM_SHRINK
+    from rdm.attacks.functions import FGSM_SHRINK
 
     vals = [0.0, 1.0, 2.0 ** -30, 1 - 2.0 ** -24, 0.5, 0.5 - 2.0 ** -25] + [i / 255 for i in range(256)]
     g = torch.Generator().manual_seed(0)
@@ -228,7 +228,7 @@ def _lowbias32(v: int) -> int:
 
 
 def test_the_tensor_mixer_is_32_bit_lowbias32_without_int64_overflow():
-    from rdm.attacks import _mix32_
+    from rdm.attacks.functions import _mix32_
 
     rng = np.random.default_rng(0)
     vals = [0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF, *rng.integers(0, 1 << 32, 200).tolist()]
@@ -239,7 +239,7 @@ def test_the_tensor_mixer_is_32_bit_lowbias32_without_int64_overflow():
 def test_uniform_rows_are_uniform_on_0_1():
     from scipy.stats import kstest
 
-    from rdm.attacks import uniform_rows
+    from rdm.attacks.functions import uniform_rows
 
     u = uniform_rows((64, 3, 8, 8), 0, range(64))
     assert u.dtype == torch.float32 and float(u.min()) >= 0.0 and float(u.max()) < 1.0
@@ -254,7 +254,7 @@ def test_uniform_rows_are_uniform_on_0_1():
 
 
 def test_uniform_rows_depend_on_seed_row_and_stream_only():
-    from rdm.attacks import _hashed_rows, _uniform_rows, uniform_rows
+    from rdm.attacks.functions import _hashed_rows, _uniform_rows, uniform_rows
 
     ids = np.array([0, 5, 2, 10 ** 6, (1 << 32) + 7, 3])
     full = uniform_rows((6, 2, 5, 5), 9, ids, 1)
@@ -275,7 +275,7 @@ def test_uniform_rows_depend_on_seed_row_and_stream_only():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_uniform_rows_are_the_same_numbers_on_cuda():
-    from rdm.attacks import _uniform_rows, uniform_rows
+    from rdm.attacks.functions import _uniform_rows, uniform_rows
 
     ids = [4, 1, 99, 7]
     cpu = uniform_rows((4, 3, 16, 16), 2, ids, 3)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rdm.audit import audit_split, colour_stats, near_pairs, shortcut_baselines, similarity_groups
+from rdm.evaluation.audit import audit_split, colour_stats, near_pairs, shortcut_baselines, similarity_groups
 from rdm.errors import RdmError
 from rdm.prep.split import grouped_stratified_split, split_totals
-from rdm.sets import SetReader, SetWriter, make_provenance
+from rdm.data.sets import SetReader, SetWriter, make_provenance
 
 SHAPE = (1, 12, 12)
 
@@ -189,7 +189,7 @@ def _tree_with_twins(root, pairs=20, per_class=40, seed=0):
 
 
 def _split_of_ids(out):
-    from rdm.sets import SetReader
+    from rdm.data.sets import SetReader
 
     where = {}
     for s in ("train", "val", "test"):
@@ -238,7 +238,7 @@ def test_rdm_prep_group_similar_and_audit(tmp_path):
 
 
 def test_a_folder_named_like_a_preset_does_not_shadow_it(tmp_path, monkeypatch):
-    from rdm.presets import load_preset
+    from rdm.data.presets import load_preset
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "brain").mkdir()                     # rdm-prep -o brain made this folder

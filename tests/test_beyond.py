@@ -20,7 +20,7 @@ from rdm.pipeline.config import load_grid
 from rdm.pipeline.plan import SUBSET, Plan, set_path
 from rdm.pipeline.results import Results, View
 from rdm.pipeline.render import make_word
-from rdm.presets import preset_path
+from rdm.data.presets import preset_path
 
 from helpers import fabricate
 
@@ -167,12 +167,12 @@ def test_certified_table_recomputes_the_certificate(fab):
 def test_certified_figure_names_the_eps_radii_in_its_legend_with_each_curves_value(fab, monkeypatch):
     """The ε-equivalent radii are legend entries (text along the lines crossed the curves on the real
     brain grid), and each σ's entry gives its certified accuracy there, recomputed from the per-row file."""
-    import rdm.figures
+    import rdm.evaluation.figures
     from rdm.pipeline.certified import fig_certified
 
     d, plan, _ = fab
     kept = {}
-    monkeypatch.setattr(rdm.figures, "save_figure", lambda fig, out, stem: kept.setdefault("fig", fig) and [])
+    monkeypatch.setattr(rdm.evaluation.figures, "save_figure", lambda fig, out, stem: kept.setdefault("fig", fig) and [])
     fig_certified(View(plan, Results(d / "work"), "lung"), d / "unused")
     ax = kept["fig"].axes[0]
     assert len(ax.texts) == 0                                # nothing written across the plot

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from rdm.certify import (ABSTAIN, certified_accuracy, certify, check_params, linf_to_l2,
+from rdm.evaluation.certify import (ABSTAIN, certified_accuracy, certify, check_params, linf_to_l2,
                          lower_confidence_bound)
 from rdm.errors import RdmError
 
@@ -104,10 +104,10 @@ def test_a_set_certified_in_shards_equals_one_run(tmp_path, phantom_set):
 
     import json
 
-    from rdm.certify import certify_set, merge_certificate_files
-    from rdm.checkpoint import save_checkpoint
+    from rdm.evaluation.certify import certify_set, merge_certificate_files
+    from rdm.data.checkpoint import save_checkpoint
     from rdm.models import build, cnn_arch
-    from rdm.presets import load_preset
+    from rdm.data.presets import load_preset
 
     p = dataclasses.replace(load_preset("lung"), size=(16, 16))
     torch.manual_seed(0)
@@ -145,9 +145,9 @@ def test_rdm_certify_cli_writes_a_report_and_refuses_bad_settings(tmp_path, phan
 
     from typer.testing import CliRunner
 
-    from rdm.checkpoint import save_checkpoint
+    from rdm.data.checkpoint import save_checkpoint
     from rdm.models import build, cnn_arch
-    from rdm.presets import load_preset
+    from rdm.data.presets import load_preset
     from rdm_tools.certify import app
 
     p = dataclasses.replace(load_preset("lung"), size=(16, 16))

@@ -1,4 +1,4 @@
-"""rdm.compiled: Square's queries go to a compiled copy of the model only where the copy cannot change
+"""rdm.attacks.compiled: Square's queries go to a compiled copy of the model only where the copy cannot change
 the result (it agrees with the model; a row stops only when the model itself is fooled), and any
 failure falls back to the model."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rdm import compiled
+from rdm.attacks import compiled
 from rdm.errors import UsageError
-from rdm.square import square_linf
+from rdm.attacks.square import square_linf
 
 from helpers import Tiny, data, exactly_inside
 

@@ -14,7 +14,7 @@ import torch
 
 import gridtext as G
 from helpers import fabricate, set_rows, write_audit
-from rdm.checkpoint import save_checkpoint
+from rdm.data.checkpoint import save_checkpoint
 from rdm.errors import RdmError
 from rdm.models import build, cnn_arch
 from rdm.pipeline import config, controls, records
@@ -22,7 +22,7 @@ from rdm.pipeline import plan as P
 from rdm.pipeline import report as R
 from rdm.pipeline.labels import eps_txt, eps_units, eps_values, parse_eps, units_note, units_of
 from rdm.pipeline.render import makefile
-from rdm.presets import load_preset
+from rdm.data.presets import load_preset
 
 GRID = G.grid(
     G.LUNG,
@@ -303,7 +303,7 @@ def test_the_cnn_beside_the_audit_is_the_mean_over_seeds_with_its_interval(tmp_p
     acc = cell["cells"][0]["parts"][0]
     from scipy.stats import t
 
-    from rdm.stats import interval
+    from rdm.evaluation.stats import interval
 
     half = t.ppf(0.975, 1) * np.std([0.9, 0.8], ddof=1) / np.sqrt(2)   # the seeds' part: t(0.975, 1 df)
     rows = interval(np.mean([np.arange(N) < 0.9 * N, np.arange(N) < 0.8 * N], axis=0)[None, :])   # the rows' part
@@ -401,7 +401,7 @@ def test_units_come_from_the_preset_window():
 
 
 def test_sweep_figure_axis_gives_eps_in_grey_levels_and_hu():
-    from rdm.figures import pyplot
+    from rdm.evaluation.figures import pyplot
     from rdm.pipeline.figures import eps_axis
 
     plt = pyplot()

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from rdm.models import build, cnn_arch
-from rdm.prefetch import prefetch
-from rdm.presets import load_preset
-from rdm.train import Batches, Classification, Reconstruction, Source, TrainConfig, fit
-from rdm.train_api import Common, train_cnn
+from rdm.data.prefetch import prefetch
+from rdm.data.presets import load_preset
+from rdm.training.loop import Batches, Classification, Reconstruction, Source, TrainConfig, fit
+from rdm.api.train import Common, train_cnn
 from helpers import noisy_copy, phantoms, same_weights, tiny_preset, weights, TINY
 
 
@@ -133,9 +133,9 @@ def test_prefetch_stops_its_thread_when_the_loop_ends_early():
 
 
 def test_eval_predictions_in_channels_last_pieces_equal_one_plain_forward(data):
-    from rdm import eval_api
+    from rdm.api import eval as eval_api
     from rdm.models import CPU_PREDICT_ROWS, predict
-    from rdm.sets import SetReader
+    from rdm.data.sets import SetReader
 
     torch.manual_seed(0)
     model = build(cnn_arch(load_preset(str(data["preset"])))).eval()

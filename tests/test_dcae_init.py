@@ -12,10 +12,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rdm.checkpoint import load_checkpoint
+from rdm.data.checkpoint import load_checkpoint
 from rdm.models import DCAE
-from rdm.sets import SetWriter, channel_mean, make_provenance, mse_to_constant
-from rdm.train import Reconstruction
+from rdm.data.sets import SetWriter, channel_mean, make_provenance, mse_to_constant
+from rdm.training.loop import Reconstruction
 from rdm_tools.pretrain_dcae import app as dcae_app
 from helpers import TINY, tiny_preset
 

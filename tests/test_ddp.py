@@ -3,7 +3,7 @@
 float tolerance; the last global batch of an epoch is odd-sized on purpose, so one rank gets one
 row less, and the last batch of all has a single row, so one rank gets none); only rank 0 writes.
 ``--online pgd`` adversarial training runs under it too. The tiny preset has no dropout (the lung
-and brain presets have none either; see rdm.distributed on the leukemia head's dropout)."""
+and brain presets have none either; see rdm.training.distributed on the leukemia head's dropout)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rdm.checkpoint import read_raw
+from rdm.data.checkpoint import read_raw
 from helpers import TINY, phantoms, tiny_preset, weights
 
 dist = pytest.importorskip("torch.distributed")

@@ -13,10 +13,10 @@ import torch
 from sklearn import metrics as skm
 from typer.testing import CliRunner
 
-from rdm.checkpoint import load_checkpoint
+from rdm.data.checkpoint import load_checkpoint
 from rdm.models import predict
-from rdm.presets import load_preset
-from rdm.sets import SetReader
+from rdm.data.presets import load_preset
+from rdm.data.sets import SetReader
 from rdm_tools.attack import app as attack_app
 from rdm_tools.eval import app as eval_app
 
@@ -128,7 +128,7 @@ def test_output_file_and_errors(setup, phantom_set):
 def test_masking_warnings_flag_rising_accuracy_and_high_accuracy_at_large_eps():
     """rdm-eval's warnings are the report's checks (rdm.pipeline.claims): a rise counts beyond
     2 points AND two standard errors, and a high accuracy at the largest ε ≥ .1."""
-    from rdm.eval_api import masking_warnings
+    from rdm.api.eval import masking_warnings
 
     def r(eps, acc, protocol="white-box", n=100):
         return {"set": "t.h5", "protocol": protocol, "attack": {"name": "pgd", "eps": eps, "steps": 10},
@@ -148,7 +148,7 @@ def test_masking_warnings_flag_rising_accuracy_and_high_accuracy_at_large_eps():
 def test_sets_from_one_source_share_its_clean_forward_passes(setup, monkeypatch):
     """Every ε of a transfer sweep comes from the same clean rows: the model sees each clean row
     once per run, and each set's numbers equal those of a run that evaluates it alone."""
-    from rdm import eval_api
+    from rdm.api import eval as eval_api
 
     d, ck, other, s = setup
     advs = [attack(ck, s, "--attack", "fgsm", "--eps", e, "-o", d / f"a{e}.h5") for e in ("0.02", "0.05")]

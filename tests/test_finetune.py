@@ -6,10 +6,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rdm.checkpoint import load_checkpoint, read_raw, save_checkpoint
+from rdm.data.checkpoint import load_checkpoint, read_raw, save_checkpoint
 from rdm.models import DCAE, build
-from rdm.train_api import Common, finetune, pretrain_dcae, train_cnn
-import rdm.train_api as train_api
+from rdm.api.train import Common, finetune, pretrain_dcae, train_cnn
+import rdm.api.train as train_api
 from rdm_tools.finetune import app
 from helpers import TINY, accuracy, phantoms, tiny_preset
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rdm.atomic import atomic_output, check_outputs, remove_stale_temps, temp_path_for
+from rdm.data.atomic import atomic_output, check_outputs, remove_stale_temps, temp_path_for
 from rdm.errors import RdmError, UsageError
-from rdm.sets import SetReader, SetWriter, make_provenance
+from rdm.data.sets import SetReader, SetWriter, make_provenance
 from helpers import BIN, TOOLS, error_line, make_ckpt, phantoms, tiny_preset, tool_env
 
 runner = CliRunner()
@@ -54,7 +54,7 @@ def test_eval_output_never_replaces_an_input(model_and_set, tmp_path, target):
 
 
 def test_output_guard_covers_training_history_and_recorded_sources(tmp_path, phantom_set):
-    from rdm.atomic import check_outputs
+    from rdm.data.atomic import check_outputs
 
     s = phantom_set("a.h5", preset="lung", n=6, shape=(1, 16, 16))
     with pytest.raises(UsageError, match="would overwrite the input"):
@@ -70,7 +70,7 @@ def test_output_guard_covers_training_history_and_recorded_sources(tmp_path, pha
 
 # --------------------------------------------------------------------------- 2. test leakage
 def _split_set(path: Path, preset: Path, split: str, seed: int) -> Path:
-    from rdm.presets import load_preset
+    from rdm.data.presets import load_preset
     from rdm.prep.synthetic import generate
 
     p = load_preset(str(preset))
@@ -297,7 +297,9 @@ def test_a_set_is_validated_and_hashed_once_per_run(model_and_set, tmp_path, mon
     clean set's pixels three times and hash it three times; now once each."""
     import hashlib
 
-    from rdm import provenance, sets
+    from rdm.data import provenance
+
+    from rdm.data import sets
     from rdm_tools.attack import app as attack_app
     from rdm_tools.eval import app as eval_app
 
@@ -308,7 +310,7 @@ def test_a_set_is_validated_and_hashed_once_per_run(model_and_set, tmp_path, mon
     sets._VALUES_OK.clear()
     hashed, scanned = [], []
 
-    class Np:                                   # numpy, counting the value scans of rdm.sets
+    class Np:                                   # numpy, counting the value scans of rdm.data.sets
         def __getattr__(self, k):
             return getattr(np, k)
 
@@ -332,9 +334,9 @@ def test_a_set_is_validated_and_hashed_once_per_run(model_and_set, tmp_path, mon
 
 
 def test_a_reader_that_stops_early_ends_the_helper_quietly():
-    """``python -m rdm.grid cells | head -1`` printed a BrokenPipeError traceback: now nothing on
+    """``python -m rdm.pipeline.grid cells | head -1`` printed a BrokenPipeError traceback: now nothing on
     stderr, exit 141 (the shell's code for a writer whose pipe closed)."""
-    p = subprocess.Popen([sys.executable, "-m", "rdm.grid", "cells", "--mode", "tables", "--seeds", "3"],
+    p = subprocess.Popen([sys.executable, "-m", "rdm.pipeline.grid", "cells", "--mode", "tables", "--seeds", "3"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tool_env())
     assert p.stdout.readline().startswith(b"0\t")
     p.stdout.close()                                   # more than a pipe's 64 KiB is still to come

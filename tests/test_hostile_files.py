@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from rdm.checkpoint import load_checkpoint
+from rdm.data.checkpoint import load_checkpoint
 from rdm.errors import RdmError
-from rdm.sets import SetReader, validate_set
+from rdm.data.sets import SetReader, validate_set
 from helpers import BIN, error_line, make_ckpt, tool_env
 
 runner = CliRunner()

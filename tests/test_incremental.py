@@ -1,4 +1,4 @@
-"""rdm.incremental: Square's queries on an rdm CNN answered from the window's patch alone give the
+"""rdm.attacks.incremental: Square's queries on an rdm CNN answered from the window's patch alone give the
 model's own logits, keep the activations of the current points right as candidates are kept, and
 leave the search where the model would have taken it; anything it cannot answer falls back."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rdm import incremental
+from rdm.attacks import incremental
 from rdm.models import CNN, Normalize
-from rdm.square import square_linf
+from rdm.attacks.square import square_linf
 
 from helpers import Tiny, exactly_inside
 

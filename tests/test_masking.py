@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rdm.eval_api import masking_warnings
+from rdm.api.eval import masking_warnings
 from rdm.pipeline import masking as M
 
 

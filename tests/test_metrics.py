@@ -10,7 +10,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sklearn import metrics as skm
 
-from rdm.metrics import (AdvCounts, Counts, adv_counts, counts_from_predictions, perturbation_norms,
+from rdm.evaluation.metrics import (AdvCounts, Counts, adv_counts, counts_from_predictions, perturbation_norms,
                          ssim_psnr, summarize)
 
 CLASSES = ["a", "b", "c", "d"]

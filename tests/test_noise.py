@@ -11,9 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from helpers import Tiny, data, exactly_inside, make_ckpt
-from rdm import attack_registry as R
-from rdm.attacks import eps_bounds, uniform_rows
-from rdm.sets import SetReader, validate_set
+from rdm.attacks import registry as R
+from rdm.attacks.functions import eps_bounds, uniform_rows
+from rdm.data.sets import SetReader, validate_set
 
 
 def noise(x, eps, seed=0, row_ids=None, model=None):

@@ -20,7 +20,7 @@ def test_every_package_is_listed_and_scikit_image_is_core():
     listed = set(cfg["tool"]["setuptools"]["packages"])
     found = {"rdm." + ".".join(p.parent.relative_to(ROOT / "lib" / "rdm").parts)
              for p in (ROOT / "lib" / "rdm").rglob("__init__.py")}
-    found = {f.rstrip(".") for f in found} | {"rdm.presets", "rdm_tools"}
+    found = {f.rstrip(".") for f in found} | {"rdm.data.presets", "rdm_tools"}
     assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
     assert any(d.startswith("scikit-image") for d in cfg["project"]["dependencies"])
 

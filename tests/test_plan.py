@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rdm import grid as cli
+from rdm.pipeline import grid as cli
 from rdm.errors import RdmError
 from rdm.pipeline import config
 from rdm.pipeline import plan as P
@@ -181,13 +181,13 @@ def test_every_path_reads_back_through_its_inverse():
 
 
 FAKE_PY = """#!/usr/bin/env bash
-# stands for `python -m rdm.grid SUB ...`: runs timed commands, answers get, logs the rest
+# stands for `python -m rdm.pipeline.grid SUB ...`: runs timed commands, answers get, logs the rest
 shift 2
 sub=$1; shift
 case $sub in
   timed) shift 2; [ "$1" = "--" ] && shift; exec "$@" ;;
   get) echo 0.0123 ;;
-  *) echo "rdm.grid $sub $*" >> "$LOG" ;;
+  *) echo "rdm.pipeline.grid $sub $*" >> "$LOG" ;;
 esac
 """
 STUB = '#!/usr/bin/env bash\necho "$(basename "$0") $*" >> "$LOG"\n'
@@ -222,18 +222,18 @@ def test_bash_script_runs_what_make_runs(tmp_path):
 
     mk = tmp_path / "grid.mk"
     mk.write_text(render.makefile(plan))
-    r = subprocess.run(["make", "-n", "-f", str(mk), "STAMP=", f"TIMED={bin_ / 'py'} -m rdm.grid timed t.jsonl",
+    r = subprocess.run(["make", "-n", "-f", str(mk), "STAMP=", f"TIMED={bin_ / 'py'} -m rdm.pipeline.grid timed t.jsonl",
                         *[f"{k}={v}" for k, v in settings.items()], "lung"], capture_output=True, text=True,
                        env=_env())
     assert r.returncode == 0, r.stderr[-2000:]
     made = []
     for line in r.stdout.splitlines():
-        if " -m rdm.grid timed " in line:
+        if " -m rdm.pipeline.grid timed " in line:
             cmd = line.split(" -- ", 1)[1]
-            cmd = re.sub(r"\$\(\S+ -m rdm\.grid get \S+ \w+\)", "0.0123", cmd)
+            cmd = re.sub(r"\$\(\S+ -m rdm\.pipeline\.grid get \S+ \w+\)", "0.0123", cmd)
             words = shlex.split(cmd)
             name = Path(words[0]).name
-            made.append(" ".join(["rdm.grid " + words[3] if name == "py" else name,
+            made.append(" ".join(["rdm.pipeline.grid " + words[3] if name == "py" else name,
                                   *words[4 if name == "py" else 1:]]))
     assert len(made) == len(plan.modality("lung").steps)
     assert ran == sorted(made)
@@ -243,7 +243,7 @@ def test_bash_script_runs_what_make_runs(tmp_path):
 def test_missing_data_folder_is_one_line_naming_the_grids_source(tmp_path):
     """`make tables` and the Slurm submission check the data folders the grid names (no second list)."""
     def check(*mods):
-        return subprocess.run([sys.executable, "-m", "rdm.grid", "check-data", "--data-root", str(tmp_path),
+        return subprocess.run([sys.executable, "-m", "rdm.pipeline.grid", "check-data", "--data-root", str(tmp_path),
                                *[a for m in mods for a in ("--modality", m)]], capture_output=True, text=True)
 
     r = check("brain")

@@ -10,15 +10,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rdm import eval_api
-from rdm.attack_registry import AttackSpec
-from rdm.attacks import apgd_ce, fgsm, pgd
-from rdm.checkpoint import load_checkpoint
+from rdm.api import eval as eval_api
+from rdm.attacks.registry import AttackSpec
+from rdm.attacks.functions import apgd_ce, fgsm, pgd
+from rdm.data.checkpoint import load_checkpoint
 from rdm.errors import RdmError
-from rdm.metrics import _ssim_psnr_torch, ssim_psnr
+from rdm.evaluation.metrics import _ssim_psnr_torch, ssim_psnr
 from rdm.precision import autocast, check_precision
-from rdm.sets import SetReader
-from rdm.train_api import Common, train_cnn
+from rdm.data.sets import SetReader
+from rdm.api.train import Common, train_cnn
 from rdm_tools.attack import app as attack_app
 from helpers import TINY, phantoms, tiny_preset
 

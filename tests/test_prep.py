@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from rdm.errors import RdmError
 from rdm.prep.api import prepare
 from rdm.prep.split import class_targets, grouped_stratified_split, split_table, split_totals
-from rdm.presets import load_preset
-from rdm.sets import SetReader, validate_set
+from rdm.data.presets import load_preset
+from rdm.data.sets import SetReader, validate_set
 from rdm_tools.prep import app
 
 LUNG = load_preset("lung")
@@ -350,7 +350,7 @@ def test_preview_shows_each_class_and_keeps_stdout_clean(tmp_path):
 
 
 def test_preview_picks_seeded_rows_of_each_class():
-    from rdm.figures import pick_per_class
+    from rdm.evaluation.figures import pick_per_class
 
     y = np.array([0, 1, 0, 2, 0, 0, 1, 0, 0, 0, 0])
     picks = pick_per_class(y, 4, per_class=3, seed=1)

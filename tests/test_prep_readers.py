@@ -14,8 +14,8 @@ from rdm.errors import RdmError
 from rdm.prep.api import detect, prepare
 from rdm.prep.images import BadInput
 from rdm.prep.luna16 import parse_mhd, world_to_voxel
-from rdm.presets import load_preset
-from rdm.sets import SetReader
+from rdm.data.presets import load_preset
+from rdm.data.sets import SetReader
 from rdm_tools.prep import app
 
 BRAIN = load_preset("brain")

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from rdm.errors import RdmError
 from rdm.models import build, classification_loss, cnn_arch
-from rdm.presets import load_preset
-from rdm.recipes import Mart, Trades, _kl, make, paired_dropout, trades_adversary
-from rdm.train import Classification
+from rdm.data.presets import load_preset
+from rdm.training.recipes import Mart, Trades, _kl, make, paired_dropout, trades_adversary
+from rdm.training.loop import Classification
 
 EPS = 0.03
 

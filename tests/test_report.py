@@ -1,6 +1,6 @@
 """The report: the demo graph end to end on tiny phantoms, then its numbers against the metrics files.
 
-One module-scoped run of the real Makefile graph (``python -m rdm.grid makefile`` + ``make``)
+One module-scoped run of the real Makefile graph (``python -m rdm.pipeline.grid makefile`` + ``make``)
 on a tiny grid; the tests then check that every number report.json shows is the number in the
 metrics file it names, that REPORT.md shows the same text, that a second ``make`` does no work,
 that a partial run reports ``n/a`` instead of crashing, and that the real grid's graph keeps
@@ -59,7 +59,7 @@ def built(tmp_path_factory):
     (d / "tiny.toml").write_text(TINY)
     (d / "stamp").touch()   # the venv is installed already: no `make install` step
     with open(d / "grid.mk", "w") as f:
-        subprocess.run([sys.executable, "-m", "rdm.grid", "makefile", "--mode", "demo", "--grid", str(d / "tiny.toml")],
+        subprocess.run([sys.executable, "-m", "rdm.pipeline.grid", "makefile", "--mode", "demo", "--grid", str(d / "tiny.toml")],
                        stdout=f, check=True, cwd=REPO)
     r = subprocess.run(["make", "-j2", "-f", str(REPO / "Makefile"), *_make_vars(d), "report"], cwd=REPO,
                        capture_output=True, text=True, timeout=900, env=_env())
@@ -188,7 +188,7 @@ def test_second_make_does_no_work(built):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert log.read_text() == before          # only the content stamps ran, and rewrote nothing
-    assert "rdm-" not in r.stdout and "rdm.grid timed" not in r.stdout, r.stdout[-2000:]
+    assert "rdm-" not in r.stdout and "rdm.pipeline.grid timed" not in r.stdout, r.stdout[-2000:]
 
 
 @pytest.mark.slow
@@ -347,8 +347,8 @@ def test_a_toy_attack_in_one_class_runs_from_the_grid_and_the_report_labels_it(t
     from typer.testing import CliRunner
 
     from helpers import make_ckpt
-    from rdm import attack_registry as AR
-    from rdm import attacks as A
+    from rdm.attacks import registry as AR
+    from rdm.attacks import functions as A
     from rdm.pipeline import render
     from rdm_tools.eval import app as eval_app
 

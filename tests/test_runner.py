@@ -1,4 +1,4 @@
-"""The in-process step runner (``python -m rdm.grid run``, ``make demo RUNNER=pool``) on steps that
+"""The in-process step runner (``python -m rdm.pipeline.grid run``, ``make demo RUNNER=pool``) on steps that
 cost nothing: make's skip rule, a failed step's dependants not run while the others go on, the
 state a step leaves in its worker put back, one-line usage errors. That the runner writes the files
 make writes, on a real tiny grid, is checked in test_slurm.py (on the grid its tasks built)."""
@@ -13,15 +13,15 @@ import signal
 import pytest
 import torch
 
-from rdm import grid as cli
+from rdm.pipeline import grid as cli
 from rdm.pipeline import commands as C
 from rdm.pipeline import runner as R
 
 
 def _stamp(tmp_path, name: str, value: str, inputs=()) -> R.Job:
-    """A step that writes VALUE to NAME (``python -m rdm.grid stamp``, rewritten only on change)."""
+    """A step that writes VALUE to NAME (``python -m rdm.pipeline.grid stamp``, rewritten only on change)."""
     out = str(tmp_path / name)
-    return R.Job(f"t/{name}", [*C.module("rdm.grid"), *C.lit("stamp", out, value)],
+    return R.Job(f"t/{name}", [*C.module("rdm.pipeline.grid"), *C.lit("stamp", out, value)],
                  [str(tmp_path / i) for i in inputs], [out])
 
 
@@ -32,8 +32,8 @@ def _log(tmp_path) -> list[dict]:
 
 def test_a_failed_step_stops_its_dependants_only(tmp_path):
     a = _stamp(tmp_path, "a", "1")
-    # not a set: `rdm.grid subset` fails with one line, exit 1
-    bad = R.Job("t/bad", [*C.module("rdm.grid"), *C.lit("subset", str(tmp_path / "a"), "3", "-o",
+    # not a set: `rdm.pipeline.grid subset` fails with one line, exit 1
+    bad = R.Job("t/bad", [*C.module("rdm.pipeline.grid"), *C.lit("subset", str(tmp_path / "a"), "3", "-o",
                                                          str(tmp_path / "bad.h5"))], [str(tmp_path / "a")],
                 [str(tmp_path / "bad.h5")])
     after_bad = _stamp(tmp_path, "c", "x", inputs=["bad.h5"])
@@ -75,7 +75,7 @@ def test_a_step_leaves_nothing_behind_in_its_worker():
         os.environ["RDM_PROGRESS_SECONDS"] = "1"
         os.chdir("/")
         torch.set_num_threads(before[2] + 1)
-        b.cudnn.deterministic, b.cudnn.benchmark = not before[3], not before[4]   # as rdm.train does on CUDA
+        b.cudnn.deterministic, b.cudnn.benchmark = not before[3], not before[4]   # as rdm.training.loop does on CUDA
         torch.set_grad_enabled(False)
         signal.signal(signal.SIGTERM, lambda *a: None)                             # as rdm.cli.run does
         logging.getLogger().addHandler(logging.NullHandler())
@@ -88,7 +88,7 @@ def test_a_file_rewritten_in_place_is_read_again_in_the_next_step(tmp_path):
     """The per-process file caches (sha256, validated sets) are keyed by file identity (path, inode,
     size, mtime). A file changed in place with its size and mtime kept looks the same to them: a
     process that runs one step after another must empty them between steps (fresh_state does)."""
-    from rdm.provenance import sha256_bytes, sha256_file
+    from rdm.data.provenance import sha256_bytes, sha256_file
 
     path = tmp_path / "f.bin"
     path.write_bytes(b"aaaa")

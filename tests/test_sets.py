@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rdm.errors import RdmError
-from rdm.sets import SetReader, SetWriter, make_provenance, sha256_file, validate_set
+from rdm.data.sets import SetReader, SetWriter, make_provenance, sha256_file, validate_set
 
 SHAPE = (1, 8, 8)
 CLASSES = ["a", "b", "c"]

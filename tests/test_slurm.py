@@ -144,7 +144,7 @@ def test_tasks_run_the_recipes_make_demo_runs(runs):
 
     def recipes(text: str, out: Path, res: Path) -> set[str]:
         return {line.replace(str(out), "OUT").replace(str(res), "RESULTS") for line in text.splitlines()
-                if "rdm.grid timed" in line}
+                if "rdm.pipeline.grid timed" in line}
 
     a = recipes(slurm, d / "dry-slurm", d / "dry-slurm-res")
     b = recipes(laptop, mk_out, d / "dry-make-res")
@@ -169,7 +169,7 @@ def test_cluster_report_equals_make_demo(runs):
 
 
 def test_the_pool_runner_writes_what_make_writes(runs):
-    """`make demo RUNNER=pool JOBS=2` (python -m rdm.grid run: 2 long-lived workers, each step's tool
+    """`make demo RUNNER=pool JOBS=2` (python -m rdm.pipeline.grid run: 2 long-lived workers, each step's tool
     called in-process) on the tiny grid writes what the make rules wrote for the tasks above: the same
     sets, weights, attributes, provenance and results, field by field, with only what differs between
     any two runs set aside (creation and wall times, and the sha256 of files that embed them; the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rdm.stats import balanced_weights, interval, paired_test, verdict
+from rdm.evaluation.stats import balanced_weights, interval, paired_test, verdict
 
 
 def _cell(rng, p, seeds=3, rows=300):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from rdm.checkpoint import load_checkpoint, read_raw
+from rdm.data.checkpoint import load_checkpoint, read_raw
 from rdm.errors import RdmError
-from rdm.train import Batches, Classification, Source
-from rdm.train_api import Common, partial_path, train_cnn
+from rdm.training.loop import Batches, Classification, Source
+from rdm.api.train import Common, partial_path, train_cnn
 from helpers import TINY, accuracy, noisy_copy, phantoms, same_weights, tiny_preset, weights
 
 
@@ -62,7 +62,7 @@ def test_batches_cover_each_row_once_in_a_seeded_order(data, tmp_path):
         tg = np.concatenate([x["target"] for x in e1])
         with_adv = ~np.all(xs == tg, axis=(1, 2, 3))
         assert 100 < with_adv.sum() <= 150 and with_adv[:150].sum() not in (0, 150)
-        from rdm.sets import SetReader
+        from rdm.data.sets import SetReader
         with SetReader(data["val"]) as r:
             clean = r.read(0, r.n)["x"]
         assert np.allclose(tg, xs, atol=0.05 + 1e-6)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rdm.checkpoint import load_checkpoint
-from rdm.sets import SetReader
+from rdm.data.checkpoint import load_checkpoint
+from rdm.data.sets import SetReader
 from rdm_tools.pretrain_dcae import app as dcae_app
 from rdm_tools.train_cnn import app as cnn_app
 from helpers import TINY, noisy_copy, phantoms, tiny_preset
@@ -128,7 +128,7 @@ def test_pretrain_dcae_refuses_adversarial_sets_that_do_not_fit(data, tmp_path, 
 
 def test_patience_flag_sets_the_stopping_rule_over_the_presets(data, tmp_path):
     """--patience replaces the preset's (3 in the tiny preset): the grid's one stopping rule reaches the loop."""
-    from rdm.checkpoint import read_raw
+    from rdm.data.checkpoint import read_raw
 
     out = tmp_path / "p.ckpt"
     code, _, se = run(cnn_app, [data["train"], "--val", data["val"], "--preset", data["preset"], "--epochs", 30,

@@ -18,7 +18,7 @@ from rdm.pipeline import steps
 from rdm.pipeline import verdicts as V
 from rdm.pipeline.results import Ref, Results, View
 from rdm.pipeline.verdicts import ref_acc_entry as acc_entry, ref_diff_entry as diff_entry
-from rdm.sets import SetWriter, make_provenance
+from rdm.data.sets import SetWriter, make_provenance
 from test_report import TINY
 
 CLASSES = ["non-nodule", "nodule"]
@@ -112,7 +112,7 @@ def test_two_seeds_give_a_t_interval_over_seeds_combined_with_the_rows(tmp_path,
     p = acc_entry(r0).parts[0]
     from scipy.stats import t
 
-    from rdm.stats import interval
+    from rdm.evaluation.stats import interval
 
     half = t.ppf(0.975, 1) * np.std([0.8, 0.9], ddof=1) / np.sqrt(2)   # t(0.975, 1 df) = 12.7: .635
 
@@ -209,7 +209,7 @@ def test_acc_entry_is_computed_once_per_view_and_result(tmp_path, monkeypatch):
 def test_a_noise_verdict_whose_interval_excludes_zero_says_which_condition_failed():
     """The report printed "−3.6 [−7.2, −0.3]: within noise" (brain, p = .06): the reader is told which
     other condition of the rule held it back; an interval around 0 needs no reason."""
-    from rdm.stats import Comparison
+    from rdm.evaluation.stats import Comparison
 
     def v(lo, hi, p, verdict, per_seed=()):
         return V.Verdict(None, None, "acc", Comparison(-0.036, lo, hi, p, max(1, len(per_seed)), 307, verdict,

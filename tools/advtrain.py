@@ -39,8 +39,8 @@ def advtrain(
     debug: cli.DebugOpt = False):
     """Give --adv (the paper's data augmentation) or --online pgd (Madry et al.), not both."""
     with cli.guard(debug):
-        from rdm.advtrain_api import advtrain as _advtrain
-        from rdm.train_api import Common
+        from rdm.api.advtrain import advtrain as _advtrain
+        from rdm.api.train import Common
 
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)

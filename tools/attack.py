@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from rdm import cli
-from rdm import attack_options as ao
+from rdm.attacks import options as ao
 
 app = cli.make_app("Craft an adversarial set (L∞, pixel space) against a cnn or purified checkpoint.")
 
@@ -42,9 +42,9 @@ def attack(
     debug: cli.DebugOpt = False,
 ):
     """Attack MODEL.ckpt on SET.h5 and write the adversarial set(s); prints the path(s) written."""
-    from rdm import attack_api
+    from rdm.api import attack as attack_api
     from rdm.errors import UsageError
-    from rdm.shards import parse_shard
+    from rdm.data.shards import parse_shard
 
     command = " ".join(["rdm-attack", *sys.argv[1:]])
     with cli.guard(debug):

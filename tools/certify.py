@@ -43,9 +43,9 @@ def certify(
 ):
     """Certify every row of SET (or a shard's rows); a summary on stderr, JSON with -o or --json."""
     with cli.guard(debug):
-        from rdm import certify as cert
-        from rdm.atomic import atomic_output
-        from rdm.shards import parse_shard
+        from rdm.evaluation import certify as cert
+        from rdm.data.atomic import atomic_output
+        from rdm.data.shards import parse_shard
         from rdm.errors import RdmError, UsageError
 
         if merge:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from rdm import cli
-from rdm import attack_options as ao
+from rdm.attacks import options as ao
 
 app = cli.make_app("Evaluate a checkpoint on sets: accuracy, balanced accuracy, P/R/F1, confusion, "
                    "attack success, norms, SSIM/PSNR; protocol clean / transfer / white-box.")
@@ -48,11 +48,11 @@ def evaluate(
     debug: cli.DebugOpt = False,
 ):
     """Evaluate MODEL on each SET; a table on stderr, JSON on stdout with --json, a file with -o."""
-    from rdm import eval_api
-    from rdm.atomic import atomic_output
-    from rdm.shards import parse_shard
+    from rdm.api import eval as eval_api
+    from rdm.data.atomic import atomic_output
+    from rdm.data.shards import parse_shard
     from rdm.errors import UsageError
-    from rdm.per_row import dumps
+    from rdm.attacks.per_row import dumps
 
     with cli.guard(debug):
         if merge:
@@ -72,7 +72,7 @@ def evaluate(
                                   params=attack_param, seed=seed) if attack is not None else []
             part = parse_shard(shard)
             if output is not None:
-                from rdm.sets import recorded_sources
+                from rdm.data.sets import recorded_sources
 
                 cli.check_output_path(output, [model, *sets, source, *recorded_sources(sets)])
             dev = cli.resolve_device(device)

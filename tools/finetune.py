@@ -45,7 +45,7 @@ def finetune(
     left at random), the dense head at random; then all layers are trained on the clean set (and
     --adv sets)."""
     with cli.guard(debug):
-        from rdm.train_api import Common, finetune as _finetune
+        from rdm.api.train import Common, finetune as _finetune
 
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)

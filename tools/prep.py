@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from rdm import cli
-from rdm.figures import PREVIEW_FORMATS
-from rdm.presets import load_preset
+from rdm.evaluation.figures import PREVIEW_FORMATS
+from rdm.data.presets import load_preset
 
 app = cli.make_app("Prepare train/val/test sets for a preset from an image folder, .mat files, "
                    "LUNA16 volumes or synthetic phantoms.")
@@ -94,14 +94,14 @@ def prep(
         if not quiet:
             cli.console.print(summary_table(res))
         if audit:
-            from rdm.audit import write_audit
+            from rdm.evaluation.audit import write_audit
 
             path, a = write_audit(output, seed=seed)
             if not quiet:
                 for line in a.lines():
                     cli.say(line)
         if preview is not None:
-            from rdm.figures import fig_samples
+            from rdm.evaluation.figures import fig_samples
 
             train = next(p for p in res.paths if Path(p).name == "train.h5")
             fig_samples(train, preview, seed=seed)

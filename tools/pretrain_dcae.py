@@ -30,7 +30,7 @@ def pretrain_dcae(
     """MSE between the DCAE's output and the clean image; keeps the lowest validation MSE
     and reports validation MSE and PSNR."""
     with cli.guard(debug):
-        from rdm.train_api import Common, pretrain_dcae as _pretrain_dcae
+        from rdm.api.train import Common, pretrain_dcae as _pretrain_dcae
 
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)

@@ -38,7 +38,7 @@ def train_cnn(train: Annotated[Path, typer.Argument(help="clean training set (.h
               debug: cli.DebugOpt = False):
     """Train the CNN; keeps the weights with the best validation balanced accuracy."""
     with cli.guard(debug):
-        from rdm.train_api import Common, train_cnn as _train_cnn
+        from rdm.api.train import Common, train_cnn as _train_cnn
 
         c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)

@@ -40,8 +40,8 @@ def quiet_pipe() -> int:
 
 def module_main(main) -> int:
     """The entry of a ``python -m rdm.…`` helper: its ``main()``'s exit code, or 141 and no traceback
-    when stdout is closed early (``python -m rdm.grid cells | head``). Here, not in :mod:`rdm.cli`:
-    ``rdm.grid timed`` wraps every step of the grid and must not import Typer."""
+    when stdout is closed early (``python -m rdm.pipeline.grid cells | head``). Here, not in :mod:`rdm.cli`:
+    ``rdm.pipeline.grid timed`` wraps every step of the grid and must not import Typer."""
     try:
         return main()
     except BrokenPipeError:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import RdmError
+from rdm.errors import RdmError
 
 ENCODER_FILTERS = 64
 ENCODER_BLOCKS = 3

@@ -16,7 +16,7 @@ from enum import Enum
 
 import torch
 
-from .errors import RdmError
+from rdm.errors import RdmError
 
 
 class Precision(str, Enum):

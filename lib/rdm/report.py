@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from .pipeline.report import build, main
-
-__all__ = ["build", "main"]
-
 if __name__ == "__main__":
     from rdm.errors import module_main
+    from rdm.pipeline.report import main
 
     sys.exit(module_main(main))

@@ -26,11 +26,11 @@ source shell/slurm/env.sh
 mods=()
 for m in $MODALITIES; do mods+=(--modality "$m"); done
 if [ "$MODE" = tables ]; then   # each modality's data folder (the grid's `source`) under DATA_ROOT
-  "$PY" -m rdm.grid check-data --grid "$GRID" --data-root "${DATA_ROOT:-$(mkvar DATA_ROOT)}" "${mods[@]}" || exit 1
+  "$PY" -m rdm.pipeline.grid check-data --grid "$GRID" --data-root "${DATA_ROOT:-$(mkvar DATA_ROOT)}" "${mods[@]}" || exit 1
 fi
 mkdir -p "$OUT/slurm"
-"$PY" -m rdm.grid makefile --mode "$MODE" --grid "$GRID" --seed "$SEED" --seeds "$SEEDS" "${mods[@]}" > "$OUT/grid.mk.tmp"
-"$PY" -m rdm.grid cells --mode "$MODE" --grid "$GRID" --seed "$SEED" --seeds "$SEEDS" "${mods[@]}" > "$CELLS.tmp"
+"$PY" -m rdm.pipeline.grid makefile --mode "$MODE" --grid "$GRID" --seed "$SEED" --seeds "$SEEDS" "${mods[@]}" > "$OUT/grid.mk.tmp"
+"$PY" -m rdm.pipeline.grid cells --mode "$MODE" --grid "$GRID" --seed "$SEED" --seeds "$SEEDS" "${mods[@]}" > "$CELLS.tmp"
 mv "$OUT/grid.mk.tmp" "$OUT/grid.mk"
 mv "$CELLS.tmp" "$CELLS"
 export MODE OUT RESULTS GRID SEED SEEDS TRAIN_FLAGS SUBSET_N RDM_REPO="$PWD"

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from rdm.attacks import apgd_ce
-from rdm.autoattack import STAGES, autoattack
-from rdm.checkpoint import load_checkpoint
+from rdm.attacks.functions import apgd_ce
+from rdm.attacks.autoattack import STAGES, autoattack
+from rdm.data.checkpoint import load_checkpoint
 from rdm.models import as_class_logits
-from rdm.sets import SetReader
+from rdm.data.sets import SetReader
 
 
 class Logits(nn.Module):

@@ -29,7 +29,7 @@ def _child() -> None:
 
     sys.path.insert(0, str(HERE))
     from bench import make_model, phantoms
-    from rdm import attacks as A
+    from rdm.attacks import functions as A
     from rdm.models import build, predict_rows
 
     torch.set_num_threads(1)

@@ -51,7 +51,7 @@ def main() -> None:
     if a.device == "cuda" and not torch.cuda.is_available():
         print("apgd_profile: no CUDA device, skipped")
         return
-    from rdm import attacks as A
+    from rdm.attacks import functions as A
 
     dev = torch.device(a.device)
     n = a.batch or (4096 if dev.type == "cuda" else 64)

@@ -26,7 +26,7 @@ Sections (every number goes to ``results/bench.json``, a table goes to stdout):
     FGSM, PGD (no random start: should agree to ~1e-6, the projections round
     differently) and the sweep; APGD starts randomly in each library, so the fooled
     share of each is reported instead.
-* training: images/s of ``rdm.train.fit`` (the shared loop, one epoch as ``fit`` times it, no
+* training: images/s of ``rdm.training.loop.fit`` (the shared loop, one epoch as ``fit`` times it, no
   validation; the one-time read of the set into memory is recorded apart)
   vs a bare PyTorch loop (tensors in memory, Adam, same model, batch and data), the bare
   loop in both layouts.
@@ -39,9 +39,9 @@ Sections (every number goes to ``results/bench.json``, a table goes to stdout):
   turns on (``THP_MEM_ALLOC_ENABLE=1``), against the default, each in its own process, on brain
   training, DCAE, PGD-10 and noisy-forward workloads (this process runs with it on, like the commands).
 * square (``square_speed.py``): Square's queries answered by the model itself against its compiled
-  copy (:mod:`rdm.compiled`, ``torch.compile``), row-queries per second, one thread, per preset;
+  copy (:mod:`rdm.attacks.compiled`, ``torch.compile``), row-queries per second, one thread, per preset;
   then, on the small windows of a search's later iterations, the copy against the incremental
-  engine (:mod:`rdm.incremental`), which recomputes only what the window changed.
+  engine (:mod:`rdm.attacks.incremental`), which recomputes only what the window changed.
 
 ``--quick``: batch 128 only, fewer repetitions, smaller training set. Nothing here is
 collected by pytest (``tests/bench/conftest.py`` ignores this folder).
@@ -157,7 +157,7 @@ class ClassLogits(nn.Module):
 
 def make_model(preset_name: str, seed: int = 0, **overrides) -> tuple[nn.Module, object, dict]:
     from rdm.models import build, cnn_arch
-    from rdm.presets import load_preset
+    from rdm.data.presets import load_preset
 
     p = load_preset(preset_name)
     arch = cnn_arch(p)
@@ -206,7 +206,7 @@ def flops_per_image(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
 
 # --------------------------------------------------------------------------- the attacks
 def rdm_attacks(model):
-    from rdm import attacks as A
+    from rdm.attacks import functions as A
 
     def run(name, x, y):
         if name == "fgsm":
@@ -366,7 +366,7 @@ def bench_attacks(args, device: torch.device, peak_gflops: float, libs: dict) ->
 # --------------------------------------------------------------------------- training
 def write_set(path: Path, p, blocks, chunk_rows: int | None = None) -> Path:
     """A set from (x, y) blocks, streamed (never the whole set in memory)."""
-    from rdm.sets import SetWriter, make_provenance
+    from rdm.data.sets import SetWriter, make_provenance
 
     kw = {"chunk_rows": chunk_rows} if chunk_rows else {}
     with SetWriter(path, shape=p.shape, classes=p.classes, modality=p.modality, preset=p.name,
@@ -378,7 +378,7 @@ def write_set(path: Path, p, blocks, chunk_rows: int | None = None) -> Path:
 
 def bench_training(args, device: torch.device, tmp: Path) -> dict:
     from rdm.models import classification_loss
-    from rdm.train import Batches, Classification, Source, TrainConfig, fit
+    from rdm.training.loop import Batches, Classification, Source, TrainConfig, fit
 
     preset, bs = "brain", 64
     _, p, _ = make_model(preset)
@@ -470,7 +470,7 @@ def run_child(cmd: list[str]) -> dict:
 
 
 def bench_rss(args, tmp: Path) -> dict:
-    from rdm.checkpoint import save_checkpoint
+    from rdm.data.checkpoint import save_checkpoint
 
     model, p, arch = make_model("lung", filters=8)
     ck = save_checkpoint(tmp / "slim-lung.ckpt", model, {
@@ -691,7 +691,7 @@ def main() -> int:
             result["allocator"] = allocator_section(1 if args.quick else 2)
         if "square" not in args.skip:
             from square_speed import square_section
-            log("square: the model itself vs its compiled copy (rdm.compiled), one thread")
+            log("square: the model itself vs its compiled copy (rdm.attacks.compiled), one thread")
             torch.set_num_threads(1)
             result["square"] = square_section(args.quick)
     finally:

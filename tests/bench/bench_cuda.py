@@ -13,7 +13,7 @@ What it measures, on one card (named in the JSON), at batch 256 and 4096 (``--ba
   (k+1)·(fwd+bwd). The fooled share of every output is recorded (the libraries must agree in
   strength), and the share of pixels where rdm-bf16 differs from rdm-fp32;
 * training (brain CNN, 4,096 phantom images, batch 64 and 256, fp32 and bf16): images/s of
-  ``rdm.train.fit`` (the shared loop, data held on the GPU) against a bare PyTorch loop with
+  ``rdm.training.loop.fit`` (the shared loop, data held on the GPU) against a bare PyTorch loop with
   the tensors already on the GPU (same model, optimizer, batches and cuDNN flags), the best
   epoch of three after the first; the one-time load of the set into GPU memory is timed apart;
 * experiments (kept only if they pay): PGD-10 with every step captured in one CUDA graph,
@@ -81,7 +81,7 @@ def _fooled(model, xa, y) -> float:
 
 
 def rdm_run(model, precision: str, device: torch.device):
-    from rdm import attacks as A
+    from rdm.attacks import functions as A
 
     def run(name, x, y):
         with _autocast(device, precision):
@@ -99,7 +99,7 @@ def rdm_run(model, precision: str, device: torch.device):
 def graphed_pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int):
     """PGD with one step captured in a CUDA graph and replayed ``steps`` times (an experiment:
     one launch per step instead of one per kernel). Returns a function of (x, y)."""
-    from rdm.attacks import eps_bounds
+    from rdm.attacks.functions import eps_bounds
     from rdm.models import classification_loss
 
     sx = x.detach().clone(memory_format=torch.channels_last)
@@ -227,7 +227,7 @@ def bench_cuda_attacks(args, device: torch.device, peak: dict, libs: dict, resul
 def bench_cuda_training(args, device: torch.device, tmp: Path) -> dict:
     from rdm.models import classification_loss
     from rdm.precision import autocast
-    from rdm.train import Batches, Classification, Source, TrainConfig, fit
+    from rdm.training.loop import Batches, Classification, Source, TrainConfig, fit
 
     preset, n = "brain", args.train_n
     _, p, _ = make_model(preset)

@@ -2,9 +2,9 @@
 """The per-row random start, before and after the counter-based uniform (issue 14), and APGD
 against its floor, on one device, in one process.
 
-* ``old``: the previous ``rdm.attacks._uniform_rows`` (one seeded CPU ``torch.Generator`` per row,
+* ``old``: the previous ``rdm.attacks.functions._uniform_rows`` (one seeded CPU ``torch.Generator`` per row,
   rows stacked, then moved to the attack's device), copied here only for this comparison;
-* ``new``: :func:`rdm.attacks._uniform_rows` (a hash of seed, row, restart and element index in
+* ``new``: :func:`rdm.attacks.functions._uniform_rows` (a hash of seed, row, restart and element index in
   integer tensor ops on the attack's device);
 * APGD-CE with ``--apgd-steps`` steps on a preset CNN (random weights, phantom inputs) against its
   floor, (steps + 1) forward+backward passes w.r.t. the input in plain PyTorch.
@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from bench import fwd_bwd, frozen, make_model, phantoms  # noqa: E402
 
-from rdm import attacks as A  # noqa: E402
+from rdm.attacks import functions as A  # noqa: E402
 
 
 def old_uniform_rows(shape, seed, ids, restart, like):

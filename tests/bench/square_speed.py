@@ -1,5 +1,5 @@
 """The Square section of ``make bench``: its queries answered by the model itself (``RDM_COMPILE=0``)
-against a compiled copy (``RDM_COMPILE=1``, :mod:`rdm.compiled`), in this process, one thread.
+against a compiled copy (``RDM_COMPILE=1``, :mod:`rdm.attacks.compiled`), in this process, one thread.
 
 Per preset CNN (random weights, seed 0; phantom inputs): 128 rows, an ε too small to fool any
 row (1e-4), so every query is a forward pass of the whole batch; each setting runs ``queries``
@@ -8,13 +8,13 @@ apart as ``warmup_s``). Recorded: row-queries per second of each, their ratio, a
 returned the same points (they should: the copy only answers queries, and on these models its
 logits were bit-identical).
 
-The compiled copy is measured with the incremental engine (:mod:`rdm.incremental`) switched off, since
+The compiled copy is measured with the incremental engine (:mod:`rdm.attacks.incremental`) switched off, since
 on an rdm CNN the engine answers in its place. The engine is measured apart (``incremental``), on the
 small windows where a search spends most of its queries (``p_init`` = 0.05: windows of 14, 10, then 7
 px on a 64 px side, as at iterations 500–4,000 of a 5,000-query search) against the compiled copy on the
 same windows: 128 rows, 80 queries, after a warm-up of each.
 
-Then the search in pieces (``rdm.square.SEARCH_ROWS`` rows at a time on CPU) against one search of all
+Then the search in pieces (``rdm.attacks.square.SEARCH_ROWS`` rows at a time on CPU) against one search of all
 rows: 256 rows, answered by the compiled copy, after a warm-up of each; recorded as ``pieces``.
 """
 
@@ -28,9 +28,10 @@ import torch
 
 def square_section(quick: bool) -> dict:
     from bench import make_model, phantoms, PRESETS, log
-    from rdm import compiled, incremental
+    from rdm.attacks import compiled
+    from rdm.attacks import incremental
     from rdm.models import predict
-    from rdm.square import square_linf
+    from rdm.attacks.square import square_linf
 
     queries = 30 if quick else 80
     old = os.environ.get("RDM_COMPILE")
@@ -111,15 +112,15 @@ def _incremental(model, x, y, queries: int, square_linf, incremental) -> dict:
 
 def _pieces(model, name: str, queries: int, square_linf) -> dict:
     from bench import phantoms
-    from rdm import square
+    from rdm.attacks import square
     from rdm.models import predict
-    from rdm.presets import load_preset
+    from rdm.data.presets import load_preset
 
     xs, _ = phantoms(load_preset(name), 256, seed=3)
     x = torch.from_numpy(xs)
     with torch.no_grad():
         y = predict(model(x))
-    from rdm import incremental
+    from rdm.attacks import incremental
 
     os.environ["RDM_COMPILE"] = "1"
     keep, real = square.SEARCH_ROWS, incremental.engine

@@ -16,10 +16,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from .certified import base_clean, summary as certified_summary
-from .labels import attack_label, eps_values, model_label, units_of
-from .plan import SPLITS, SUBSET, Cell, set_path, source_stamp_path, stage_name
-from .results import View
+from rdm.pipeline.certified import base_clean, summary as certified_summary
+from rdm.pipeline.labels import attack_label, eps_values, model_label, units_of
+from rdm.pipeline.plan import SPLITS, SUBSET, Cell, set_path, source_stamp_path, stage_name
+from rdm.pipeline.results import View
 
 CARD = "rdm-model-card/1"
 #: the result families a card lists as robust accuracy (the ε sweeps stay in the report)
@@ -49,7 +49,7 @@ def _eps_of(x: View, c: Cell) -> float | None:
 
 
 def _dataset(x: View, work: Path) -> dict[str, Any]:
-    from ..sets import SetReader, sha256_file
+    from rdm.data.sets import SetReader, sha256_file
 
     spec = x.plan.modalities[x.m]
     stamp = work / source_stamp_path(x.m)
@@ -70,8 +70,8 @@ def _dataset(x: View, work: Path) -> dict[str, Any]:
 
 
 def _training(x: View, work: Path, model: str, stages: dict[str, float]) -> dict[str, Any]:
-    from ..checkpoint import read_raw
-    from ..errors import RdmError
+    from rdm.data.checkpoint import read_raw
+    from rdm.errors import RdmError
 
     spec = x.plan.models.get(model)
     t: dict[str, Any] = {"grid_recipe": spec.recipe if spec else None, "settings": dict(spec.options) if spec else {},
@@ -129,7 +129,7 @@ def write_all(views: dict[str, View], work: Path, out_dir: Path, stages: dict[st
     """Write every card under ``out_dir`` (atomically); their paths."""
     import json
 
-    from ..atomic import atomic_output
+    from rdm.data.atomic import atomic_output
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

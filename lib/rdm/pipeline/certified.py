@@ -3,9 +3,9 @@ noise-trained models ( ``[certify]`` ), a table and a curve per modality, with t
 white-box accuracy of the same model on the same rows beside it.
 
 Every certified number is recomputed here from the certificate's per-row results (class, radius,
-label) by :func:`rdm.certify.certified_accuracy`, so any radius can be shown, among them the L2
+label) by :func:`rdm.evaluation.certify.certified_accuracy`, so any radius can be shown, among them the L2
 radius ε·√d of the ball that contains the L∞ ball of the paper's ε and of the matched ε. What a
-certificate can reach at all is :func:`rdm.certify.max_certifiable_radius` (σ·Φ⁻¹(α^(1/n))).
+certificate can reach at all is :func:`rdm.evaluation.certify.max_certifiable_radius` (σ·Φ⁻¹(α^(1/n))).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from ..certify import ABSTAIN, certified_accuracy, max_certifiable_radius
-from .config import PAPER_EPS
-from .labels import eps_txt, model_label, pct, short_attack
-from .results import View
-from .verdicts import ref_acc_entry as acc_entry
-from .tables import NA, Entry, Part, Table, words
+from rdm.evaluation.certify import ABSTAIN, certified_accuracy, max_certifiable_radius
+from rdm.pipeline.config import PAPER_EPS
+from rdm.pipeline.labels import eps_txt, model_label, pct, short_attack
+from rdm.pipeline.results import View
+from rdm.pipeline.verdicts import ref_acc_entry as acc_entry
+from rdm.pipeline.tables import NA, Entry, Part, Table, words
 
 LADDER = (0.25, 0.5)     # fixed L2 radii shown beside the ε-equivalent ones
 
@@ -185,7 +185,7 @@ def certified_words(x: View) -> list[str]:
 
 def fig_certified(x: View, out_dir: Path) -> list[str]:
     """Certified accuracy against L2 radius, one line per σ, the ε-equivalent radii marked."""
-    from ..figures import pyplot, save_figure
+    from rdm.evaluation.figures import pyplot, save_figure
 
     certs = [c for c in (certificate(x, m) for m, _ in x.plan.certify.models) if c is not None]
     if not certs:

@@ -4,7 +4,7 @@
   difference of two proportions (:func:`above_noise`), and only between results on the same rows.
 
 The claims table and the findings compare models with the paired verdicts of
-:mod:`rdm.pipeline.verdicts` (same rows and seeds, :func:`rdm.stats.paired_test`, in the modality's
+:mod:`rdm.pipeline.verdicts` (same rows and seeds, :func:`rdm.evaluation.stats.paired_test`, in the modality's
 deciding metric), not with the noise rule above. The gradient-masking checks (and ``rdm-eval``'s
 warnings, the same definitions) are in :mod:`rdm.pipeline.masking`.
 """
@@ -15,23 +15,17 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from .labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
-from .paper import conditions
-from .config import PAPER_EPS
-from . import verdicts as V
-from .results import Ref, View
-from .tables import DASH, NA, VERDICT_MARK, Entry, Table, bounds, signed
+from rdm.evaluation.masking import MASK_TOL, above_noise  # noqa: F401
+from rdm.pipeline.labels import attack_label, eps_txt, model_label, pct, same_eps, short_attack
+from rdm.pipeline.paper import conditions
+from rdm.pipeline.config import PAPER_EPS
+from rdm.pipeline import verdicts as V
+from rdm.pipeline.results import Ref, View
+from rdm.pipeline.tables import DASH, NA, VERDICT_MARK, Entry, Table, bounds, signed
 
-MASK_TOL = 0.02    # accuracy changes below 2 points are never called a rise or a fall
 
 
 # --------------------------------------------------------------------------- the rules
-def above_noise(a_hi: float, n_hi: int, a_lo: float, n_lo: int) -> bool:
-    """``a_hi`` exceeds ``a_lo`` by more than 2 points and two standard errors (rates on n rows)."""
-    se = math.sqrt(a_hi * (1 - a_hi) / max(n_hi, 1) + a_lo * (1 - a_lo) / max(n_lo, 1))
-    return a_hi - a_lo > max(MASK_TOL, 2 * se)
-
-
 def rows_of(r: Ref) -> str:
     """The clean rows a result was computed on (file name of the set, or of an adversarial set's source)."""
     res = r.result

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from ..errors import RdmError
-from .labels import fmt_eps
+from rdm.errors import RdmError
+from rdm.pipeline.labels import fmt_eps
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,8 @@ def run_flags(seed: int) -> list[Word]:
 # --------------------------------------------------------------------------- attacks
 def attack_flags(a: Any) -> list[Word]:
     """``--attack NAME`` and the hyper-parameters the grid set, spelled as the registry's flags
-    (:data:`rdm.attack_registry.FLAGS`; any other one ``--attack-param NAME=VALUE``)."""
-    from ..attack_registry import FLAGS, get
+    (:data:`rdm.attacks.registry.FLAGS`; any other one ``--attack-param NAME=VALUE``)."""
+    from rdm.attacks.registry import FLAGS, get
 
     given = dict(a.params)
     f = lit("--attack", a.kind)
@@ -118,7 +118,7 @@ def prep(out_dir: str, preset: str, source: str | None, seed: int,
 
 
 def subset(test: str, output: str, seed: int) -> list[Word]:
-    return [*module("rdm.grid"), *lit("subset"), out(test), var("SUBSET_N"), *lit("-o"), out(output), *seed_flags(seed)]
+    return [*module("rdm.pipeline.grid"), *lit("subset"), out(test), var("SUBSET_N"), *lit("-o"), out(output), *seed_flags(seed)]
 
 
 def craft(model: str, clean: str, attack: Any, eps: Sequence[float] | Word, output: str, pattern: bool,
@@ -128,13 +128,13 @@ def craft(model: str, clean: str, attack: Any, eps: Sequence[float] | Word, outp
 
 
 def matched(m: str, output: str, sweeps: Sequence[str]) -> list[Word]:
-    return [*module("rdm.grid"), *lit("matched", "--grid"), var("GRID"), *lit("--modality", m, "-o"),
+    return [*module("rdm.pipeline.grid"), *lit("matched", "--grid"), var("GRID"), *lit("--modality", m, "-o"),
             out(output), *[out(s) for s in sweeps]]
 
 
 def read_key(path: str, key: str) -> Word:
     """The value of ``key`` in a JSON file, when the step runs (the matched ε)."""
-    return Word((Sub((*module("rdm.grid"), *lit("get"), out(path), *lit(key))),))
+    return Word((Sub((*module("rdm.pipeline.grid"), *lit("get"), out(path), *lit(key))),))
 
 
 def evaluate(model: str, sets: Sequence[str], output: str, seed: int, attack: Any = None,
@@ -192,7 +192,7 @@ ADVTRAIN_KEYS = ("eps", "alpha", "steps", "beta", "sigma")
 def advtrain_flags(recipe: str, opts: dict[str, Any]) -> list[Word]:
     """``--recipe X`` for the grid recipe ``advtrain-X`` (``advtrain-online``: the on-line PGD recipe,
     ``pgd``) and the model's settings as flags, checked against rdm-advtrain's recipes."""
-    from ..advtrain_api import RECIPES
+    from rdm.api.advtrain import RECIPES
 
     name = recipe.split("-", 1)[1]
     name = "pgd" if name == "online" else name

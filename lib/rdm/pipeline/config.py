@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import RdmError
-from .cost import Cost
-from .labels import DEFENDED_ORDER, PAPER_EPS, attack_label, parse_eps, same_opt
+from rdm.errors import RdmError
+from rdm.pipeline.cost import Cost
+from rdm.pipeline.labels import DEFENDED_ORDER, PAPER_EPS, attack_label, parse_eps, same_opt
 
 DEFAULT_GRID = Path(__file__).resolve().parents[3] / "experiments" / "grid.toml"
 MODES = ("tables", "demo")
@@ -71,7 +71,7 @@ def check_verdict_keys(path: str, m: str, spec: dict[str, Any]) -> None:
         raise RdmError(f"{path}: [modalities.{m}] decide_on = {d!r}: expected one of {', '.join(DECIDE_ON)}")
     pos = spec.get("positive_class")
     if pos is not None:
-        from ..presets import load_preset
+        from rdm.data.presets import load_preset
 
         try:
             classes = list(load_preset(spec.get("preset", m)).classes)
@@ -128,7 +128,7 @@ def paper_of(g: dict[str, Any], m: str) -> dict[str, Any]:
 
 def param_default(kind: str, name: str) -> Any:
     """The registry's default of one hyper-parameter of an attack (None: computed, or no such one)."""
-    from ..attack_registry import get
+    from rdm.attacks.registry import get
 
     return next((p.default for p in get(kind).params if p.name == name), None)
 
@@ -139,7 +139,7 @@ PLAN_KEYS = ("name", "attack", "eps", "splits", "train_eps", "limit")
 
 @dataclass(frozen=True)
 class Attack:
-    """An attack as the grid names it: a registered attack (``kind``, :mod:`rdm.attack_registry`)
+    """An attack as the grid names it: a registered attack (``kind``, :mod:`rdm.attacks.registry`)
     with the hyper-parameters the grid sets (the others take the attack's defaults), the ε it runs
     at and, for crafted sets, the splits; for white-box, whether on the seeded subset."""
 
@@ -186,7 +186,7 @@ class Attack:
 
     def check(self, where: str) -> None:
         """The registry's validation of these hyper-parameters (one line naming ``where``)."""
-        from ..attack_registry import get
+        from rdm.attacks.registry import get
 
         try:
             get(self.kind).make((self.eps or (PAPER_EPS,))[0], **dict(self.params))
@@ -220,7 +220,7 @@ class Certify:
 
     @classmethod
     def from_grid(cls, d: dict[str, Any], models: dict[str, ModelSpec], where: str) -> "Certify":
-        from ..certify import check_params
+        from rdm.evaluation.certify import check_params
 
         pairs = []
         for name in d.get("models", []):
@@ -239,8 +239,8 @@ class Certify:
         return c
 
     def max_radius(self, sigma: float) -> float:
-        """The largest radius CERTIFY can return at these n and α (:func:`rdm.certify.max_certifiable_radius`)."""
-        from ..certify import max_certifiable_radius
+        """The largest radius CERTIFY can return at these n and α (:func:`rdm.evaluation.certify.max_certifiable_radius`)."""
+        from rdm.evaluation.certify import max_certifiable_radius
 
         return max_certifiable_radius(sigma, self.n, self.alpha)
 

@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from .claims import above_noise
-from .config import PAPER_EPS
-from .labels import attack_label, model_label, pct, same_eps
-from .paper import conditions
-from .plan import Cell
-from . import verdicts as V
-from .results import View
-from .tables import NA, Entry, Part, Table, words
+from rdm.pipeline.claims import above_noise
+from rdm.pipeline.config import PAPER_EPS
+from rdm.pipeline.labels import attack_label, model_label, pct, same_eps
+from rdm.pipeline.paper import conditions
+from rdm.pipeline.plan import Cell
+from rdm.pipeline import verdicts as V
+from rdm.pipeline.results import View
+from rdm.pipeline.tables import NA, Entry, Part, Table, words
 
 SEED_CONTROL = "control"
 #: the ablations of RDMAA, in the order shown: model → what it changes
@@ -406,7 +406,7 @@ def _split_words(x: View) -> str:
 def build(x: View, audit_file: Path) -> tuple[list[Table], dict[str, list[str]], dict[str, Any]]:
     """One modality's control tables, its Markdown per report section (``control``, ``ablation``,
     ``audit``, and ``paper``: the audit's verdict under the modality's own tables) and its JSON."""
-    from .labels import modality_title
+    from rdm.pipeline.labels import modality_title
 
     tsc, cinfo = control_table(x)
     tab, abinfo = ablation_table(x)
@@ -429,8 +429,8 @@ def summary_items(x: View, info: dict[str, Any], models: dict[str, Any]) -> list
     (the models whose best epoch was their last), the leakage audit's verdict and the paper's ε in
     physical units, so each of the controls' questions has its one-line answer per modality. ``info``:
     :func:`build`'s JSON; ``models``: :func:`rdm.pipeline.records.models_table`'s."""
-    from .labels import eps_txt, eps_units, units_of
-    from .tables import VERDICT_MARK, bounds, signed
+    from rdm.pipeline.labels import eps_txt, eps_units, units_of
+    from rdm.pipeline.tables import VERDICT_MARK, bounds, signed
 
     out: list[dict[str, Any]] = []
     ab = info.get("ablations") or []

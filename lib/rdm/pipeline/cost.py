@@ -1,6 +1,6 @@
 """The white-box cost estimate: which rows an expensive attack can afford (``limit = "auto"``).
 
-An attack's cost per row is its forward+backward passes (:meth:`rdm.attack_registry.Attack.passes`:
+An attack's cost per row is its forward+backward passes (:meth:`rdm.attacks.registry.Attack.passes`:
 PGD steps × restarts, APGD-T steps × targets, Square queries × a forward's share, the ``aa`` cascade
 every row through every stage — an upper bound on the passes, since each stage runs only on the rows
 left; the seconds are not bounded, since the throughput is one machine's under one load), plus
@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..errors import RdmError
+from rdm.errors import RdmError
 
 #: what the estimate assumes when the grid has no ``[evaluate] cost``
 DEFAULTS = {"throughput": 100.0, "budget_hours": 1.0, "subset_rows": 300, "test_rows": 1000}
@@ -100,15 +100,15 @@ class Cost:
 
 
 def forward() -> float:
-    from ..attack_registry import FORWARD
+    from rdm.attacks.registry import FORWARD
 
     return FORWARD
 
 
 def passes(attack: Any, classes: int) -> float | None:
     """Forward+backward passes of one row for a plan attack (the registry's own count)."""
-    from ..attack_registry import get
-    from .labels import PAPER_EPS
+    from rdm.attacks.registry import get
+    from rdm.pipeline.labels import PAPER_EPS
 
     spec = get(attack.kind).make((attack.eps or (PAPER_EPS,))[0], **dict(attack.params))
     return spec.attack().passes(classes)

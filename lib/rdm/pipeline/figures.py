@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..figures import fig_samples, image_of, pyplot, save_figure
-from .labels import eps_physical, eps_txt, fmt_eps, grey_budget, model_label, units_of
-from .config import PAPER_EPS
-from .plan import set_path
-from .certified import fig_certified
-from .results import View
-from . import verdicts as V
+from rdm.evaluation.figures import fig_samples, image_of, pyplot, save_figure
+from rdm.pipeline.labels import eps_physical, eps_txt, fmt_eps, grey_budget, model_label, units_of
+from rdm.pipeline.config import PAPER_EPS
+from rdm.pipeline.plan import set_path
+from rdm.pipeline.certified import fig_certified
+from rdm.pipeline.results import View
+from rdm.pipeline import verdicts as V
 
 MARKERS = {"baseline": "o", "rdmaa": "s", "purified": "D", "advtrain-fgsm": "^", "advtrain-pgd": "v",
            "advtrain-online": "P", "advtrain-trades": "X", "advtrain-fast": "<"}
@@ -28,7 +28,7 @@ COLORS = {"baseline": "#222222", "rdmaa": "#d62728", "purified": "#ff7f0e", "adv
 # --------------------------------------------------------------------------- Fig. 3/4
 def fig_examples(x: View, out_dir: Path, n_max: int = 4) -> list[str]:
     """Original, perturbation (magnified) and adversarial image for a few test rows (FGSM ε=.005)."""
-    from ..sets import SetReader
+    from rdm.data.sets import SetReader
 
     fg = next((a for a in x.plan.test_attacks if a.kind == "fgsm"), None)
     if fg is None:
@@ -119,7 +119,7 @@ def eps_axis(ax, eps: list[float], units: dict):
 
 def fig_sweep(x: View, out_dir: Path) -> list[str]:
     """Accuracy vs ε: FGSM and PGD (rows) × white-box and transfer (columns), one row set per panel,
-    each curve with its 95 % interval band (rows and seeds: :func:`rdm.stats.interval`), in the metric
+    each curve with its 95 % interval band (rows and seeds: :func:`rdm.evaluation.stats.interval`), in the metric
     the modality's verdicts decide on (lung: balanced accuracy; a model that answers the majority
     class keeps its plain accuracy under attack)."""
     if not x.sweep_eps:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
-from .labels import attack_label, eps_physical, eps_txt, model_label, same_eps, short_attack
-from ..attack_registry import default_alpha
-from .config import PAPER_EPS, Attack
-from . import verdicts as V
-from .results import Ref, View
-from .verdicts import ref_acc_entry as acc_entry, ref_diff_entry as diff_entry
-from .tables import DASH, NA, Entry, Part, Table, words
+from rdm.pipeline.labels import attack_label, eps_physical, eps_txt, model_label, same_eps, short_attack
+from rdm.attacks.registry import default_alpha
+from rdm.pipeline.config import PAPER_EPS, Attack
+from rdm.pipeline import verdicts as V
+from rdm.pipeline.results import Ref, View
+from rdm.pipeline.verdicts import ref_acc_entry as acc_entry, ref_diff_entry as diff_entry
+from rdm.pipeline.tables import DASH, NA, Entry, Part, Table, words
 
 TABLE_NO = {"lung": ("III", "VI", "IX"), "leukemia": ("IV", "VII", "X"), "brain": ("V", "VIII", "XI")}
 

@@ -47,11 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..errors import RdmError
-from . import commands as C
-from .config import MODES, Attack, Grid, ModelSpec
-from .cost import forward
-from .labels import fmt_eps, model_label, same_eps, short_attack
+from rdm.errors import RdmError
+from rdm.pipeline import commands as C
+from rdm.pipeline.config import MODES, Attack, Grid, ModelSpec
+from rdm.pipeline.cost import forward
+from rdm.pipeline.labels import fmt_eps, model_label, same_eps, short_attack
 
 SPLITS = ("train", "val", "test")
 SUBSET = "test-sub"
@@ -416,7 +416,7 @@ class ModalityPlan:
     @property
     def classes(self) -> int:
         """The number of classes of this modality's preset (4, the most of the paper's, if unknown)."""
-        from ..presets import load_preset
+        from rdm.data.presets import load_preset
 
         try:
             return load_preset(self.plan.modalities[self.m]["preset"]).num_classes

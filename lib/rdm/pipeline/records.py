@@ -8,14 +8,14 @@ from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import RdmError
-from .labels import pct
-from .plan import SUBSET, model_path, parse_stage, set_path
-from .tables import DASH, Entry, Part, Table, words
+from rdm.errors import RdmError
+from rdm.pipeline.labels import pct
+from rdm.pipeline.plan import SUBSET, model_path, parse_stage, set_path
+from rdm.pipeline.tables import DASH, Entry, Part, Table, words
 
 
 def data_table(work: Path, m: str) -> tuple[Table | None, dict]:
-    from ..sets import SetReader
+    from rdm.data.sets import SetReader
 
     info: dict[str, Any] = {}
     rows = []
@@ -49,7 +49,7 @@ def data_table(work: Path, m: str) -> tuple[Table | None, dict]:
 
 def models_table(work: Path, m: str, models: Iterable[str], seeds: Iterable[int] = (0,)) -> tuple[Table | None, dict]:
     """One row per model and seed (``name`` alone with one seed, ``name (seed s)`` with several)."""
-    from ..checkpoint import read_raw
+    from rdm.data.checkpoint import read_raw
 
     info: dict[str, Any] = {}
     flagged: list[str] = []
@@ -117,7 +117,7 @@ def _reconstruction(work: Path, m: str, val: dict) -> tuple[str, float | None]:
     ref = val.get("mse_mean_image")
     tr, va = work / set_path(m, "train"), work / set_path(m, "val")
     if ref is None and tr.exists() and va.exists():
-        from ..sets import channel_mean, mse_to_constant
+        from rdm.data.sets import channel_mean, mse_to_constant
 
         ref = mse_to_constant(va, channel_mean(tr))
     txt = f"MSE {val['mse']:.4f}" + (f" (mean image {ref:.4f})" if ref is not None else "")

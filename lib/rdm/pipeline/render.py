@@ -18,11 +18,11 @@ from __future__ import annotations
 import posixpath
 from pathlib import Path
 
-from ..errors import RdmError
-from .commands import Sub, Var, Word
-from .plan import Plan, Step, cheap_first, modality_dir, source_stamp_path, subset_stamp_path
+from rdm.errors import RdmError
+from rdm.pipeline.commands import Sub, Var, Word
+from rdm.pipeline.plan import Plan, Step, cheap_first, modality_dir, source_stamp_path, subset_stamp_path
 
-GENERATOR = "python -m rdm.grid"
+GENERATOR = "python -m rdm.pipeline.grid"
 
 
 # --------------------------------------------------------------------------- words
@@ -73,11 +73,11 @@ def stamp_rules(m: str, source: str | None) -> str:
     ``source``: the raw data's folder under ``$(DATA_ROOT)`` (None: no raw data, as in the demo)."""
     d = make_path(modality_dir(m))
     text = (f"{make_path(subset_stamp_path(m))}: FORCE\n\t@mkdir -p {d}\n"
-            f"\t@$(PY) -m rdm.grid stamp $@ $(SUBSET_N)\n")
+            f"\t@$(PY) -m rdm.pipeline.grid stamp $@ $(SUBSET_N)\n")
     if source is not None:
         src = f"$(DATA_ROOT)/{source}"
         text += (f"{make_path(source_stamp_path(m))}: FORCE | $(STAMP)\n\t@mkdir -p {d}\n"
-                 f"\t@$(PY) -m rdm.grid fingerprint {src} -o $@\n")
+                 f"\t@$(PY) -m rdm.pipeline.grid fingerprint {src} -o $@\n")
     return text
 
 
@@ -170,7 +170,7 @@ def shell_script(plan: Plan, modality: str) -> str:
         'OUT=${OUT:-work}; DATA_ROOT=${DATA_ROOT:-../shared/data}; DEVICE=${DEVICE:-auto}',
         'SUBSET_N=${SUBSET_N:-300}; DEMO_N=${DEMO_N:-300}; TRAIN_FLAGS=${TRAIN_FLAGS:-}',
         'GRID=${GRID:-experiments/grid.toml}; PY=${PY:-python}; RDM=${RDM:-}',
-        'timed() { "$PY" -m rdm.grid timed "$OUT/timings.jsonl" "$@"; }',
+        'timed() { "$PY" -m rdm.pipeline.grid timed "$OUT/timings.jsonl" "$@"; }',
         'all_exist() { for f in "$@"; do [ -e "$f" ] || return 1; done; }',
         "",
     ]

@@ -26,15 +26,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_output
-from ..errors import RdmError
-from . import cards, certified, claims, controls, masking, paper, records
-from . import verdicts as V
-from .labels import modality_title, units_note, units_of
-from .config import DEFAULT_GRID, MODES
-from .plan import Plan, audit_path, modality_dir
-from .results import Results, View
-from .tables import Table
+from rdm.data.atomic import atomic_output
+from rdm.errors import RdmError
+from rdm.pipeline import cards, certified, claims, controls, masking, paper, records
+from rdm.pipeline import verdicts as V
+from rdm.pipeline.labels import modality_title, units_note, units_of
+from rdm.pipeline.config import DEFAULT_GRID, MODES
+from rdm.pipeline.plan import Plan, audit_path, modality_dir
+from rdm.pipeline.results import Results, View
+from rdm.pipeline.tables import Table
 
 
 def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: str = "tables",
@@ -186,7 +186,7 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
     figs: list[str] = []
     if figures:
         try:
-            from . import figures as F
+            from rdm.pipeline import figures as F
             figs = F.make_all(views, results / "figures")
         except ImportError as e:
             store.problems.append(f"figures skipped: {e}")

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .labels import fmt_eps, same_eps
-from .config import Attack
-from .plan import Cell, ModalityPlan, Pick, Plan, matched_path
-from .tables import Part
+from rdm.pipeline.labels import fmt_eps, same_eps
+from rdm.pipeline.config import Attack
+from rdm.pipeline.plan import Cell, ModalityPlan, Pick, Plan, matched_path
+from rdm.pipeline.tables import Part
 
 
 @dataclass

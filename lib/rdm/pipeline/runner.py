@@ -1,4 +1,4 @@
-"""The plan's steps run by a pool of long-lived worker processes (``python -m rdm.grid run``).
+"""The plan's steps run by a pool of long-lived worker processes (``python -m rdm.pipeline.grid run``).
 
 ``make`` starts a process per step: ``import torch`` (and, on a GPU, the CUDA context) each time,
 which was most of a median grid stage on a GPU. Here ``jobs`` worker processes are started once
@@ -20,7 +20,7 @@ point in-process with the step's argument list, exactly as make would have run i
 * between steps a worker puts back what a step may leave behind in a process: environment, working
   directory, ``sys.argv``, signal handlers, warning filters, logging handlers, torch's thread count
   and cuDNN/TF32/determinism flags, the per-process file caches
-  (:func:`rdm.provenance.forget_files`), and on CUDA the cached memory. torch's global generator is
+  (:func:`rdm.data.provenance.forget_files`), and on CUDA the cached memory. torch's global generator is
   reseeded at random before each step, as a fresh process is (every tool seeds what it uses).
 """
 
@@ -45,22 +45,22 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import RdmError, UsageError
-from . import commands as C
-from .commands import Sub, Var, Word
-from .plan import Plan, source_stamp_path, subset_stamp_path
-from .render import argv as render_argv
-from .render import dependency_order, needed_steps
+from rdm.errors import RdmError, UsageError
+from rdm.pipeline import commands as C
+from rdm.pipeline.commands import Sub, Var, Word
+from rdm.pipeline.plan import Plan, source_stamp_path, subset_stamp_path
+from rdm.pipeline.render import argv as render_argv
+from rdm.pipeline.render import dependency_order, needed_steps
 
 #: the settings a step's words may name, with make's defaults (the Makefile's ``?=`` values)
 DEFAULTS = {"OUT": "work", "DEVICE": "auto", "SUBSET_N": "300", "DEMO_N": "240", "TRAIN_FLAGS": "",
             "DATA_ROOT": "../shared/data", "PY": "python3", "RDM": ""}
 
-#: what the workers' server imports once (then forks a worker per slot). Not rdm.grid: a worker
-#: started from ``python -m rdm.grid`` runs that module again as ``__mp_main__``, and runpy warns
+#: what the workers' server imports once (then forks a worker per slot). Not rdm.pipeline.grid: a worker
+#: started from ``python -m rdm.pipeline.grid`` runs that module again as ``__mp_main__``, and runpy warns
 #: when it is imported already.
-PRELOAD = ["torch", "h5py", "numpy", "typer", "rich", "rdm.cli", "rdm.sets", "rdm.checkpoint", "rdm.models",
-           "rdm.train_api", "rdm.attack_api", "rdm.eval_api", "rdm.advtrain_api",
+PRELOAD = ["torch", "h5py", "numpy", "typer", "rich", "rdm.cli", "rdm.data.sets", "rdm.data.checkpoint", "rdm.models",
+           "rdm.api.train", "rdm.api.attack", "rdm.api.eval", "rdm.api.advtrain",
            "rdm_tools.prep", "rdm_tools.train_cnn", "rdm_tools.pretrain_dcae", "rdm_tools.finetune",
            "rdm_tools.advtrain", "rdm_tools.attack", "rdm_tools.eval"]
 
@@ -186,7 +186,7 @@ def fresh_state() -> Any:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         _set_torch_flags(flags)
-        from ..provenance import forget_files
+        from rdm.data.provenance import forget_files
 
         forget_files()
         gc.collect()
@@ -477,7 +477,7 @@ def plan_jobs(plan: Plan, settings: dict[str, str], results: str | None = None) 
 
 def write_stamps(plan: Plan, settings: dict[str, str]) -> None:
     """The content stamps of every modality run, as make's stamp rules write them (only on change)."""
-    from .steps import fingerprint, write_if_changed
+    from rdm.pipeline.steps import fingerprint, write_if_changed
 
     for m in plan.run:
         write_if_changed(_real(settings, subset_stamp_path(m)), settings["SUBSET_N"] + "\n")
@@ -487,9 +487,9 @@ def write_stamps(plan: Plan, settings: dict[str, str]) -> None:
 
 
 def run_plan(plan: Plan, settings: dict[str, str], jobs: int, results: str | None = None) -> int:
-    """``python -m rdm.grid run``: exit 0 when every step ran or was up to date, else 1 with the
+    """``python -m rdm.pipeline.grid run``: exit 0 when every step ran or was up to date, else 1 with the
     failed stages and their last log lines on stderr."""
-    from .steps import check_data
+    from rdm.pipeline.steps import check_data
 
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")

@@ -1,4 +1,4 @@
-"""The small steps the graph runs besides the rdm-* commands (``python -m rdm.grid SUBCOMMAND``):
+"""The small steps the graph runs besides the rdm-* commands (``python -m rdm.pipeline.grid SUBCOMMAND``):
 the matched ε, the seeded subset, the content stamps and the stage timer."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_output
-from ..errors import RdmError
+from rdm.data.atomic import atomic_output
+from rdm.errors import RdmError
 
 
 # --------------------------------------------------------------------------- matched ε
@@ -87,7 +87,7 @@ def subset_index(sub: str | Path, full: str | Path):
     provenance, or the labels of those rows of ``full`` are not the subset's labels."""
     import numpy as np
 
-    from ..sets import SetReader
+    from rdm.data.sets import SetReader
 
     with SetReader(sub) as rs, SetReader(full) as rf:
         prov = rs.info.provenance
@@ -102,7 +102,7 @@ def subset_index(sub: str | Path, full: str | Path):
 
 def write_subset(src: str, n: int, out: str, seed: int = 0) -> None:
     """A seeded random subset of ``n`` rows (order kept), for the expensive white-box attacks."""
-    from ..sets import SetReader, SetWriter, make_provenance, validate_set
+    from rdm.data.sets import SetReader, SetWriter, make_provenance, validate_set
 
     validate_set(src, check_values=False)
     with SetReader(src) as r:

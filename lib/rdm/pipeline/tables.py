@@ -14,7 +14,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from .labels import pct
+from rdm.pipeline.labels import pct
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Part:
     lo: float | None = None
     hi: float | None = None
     rows: dict[str, Any] | None = None             # n_rows, n_seeds, method, rows_id, restricted, files
-    # a difference's paired test (rdm.stats.paired_test): p and the verdict
+    # a difference's paired test (rdm.evaluation.stats.paired_test): p and the verdict
     p: float | None = None
     verdict: str | None = None
     origin: str = "metrics"                        # what ``file`` is: an rdm-eval metrics file, or a certificate

@@ -1,7 +1,7 @@
 """Numbers on the same rows: the plan's cells as per-row results over seeds, their 95 % intervals, and
-paired verdicts between two cells (the statistics are :mod:`rdm.stats`).
+paired verdicts between two cells (the statistics are :mod:`rdm.evaluation.stats`).
 
-Every ``rdm-eval`` result carries ``per_row`` (:mod:`rdm.per_row`): the row of the clean set each
+Every ``rdm-eval`` result carries ``per_row`` (:mod:`rdm.attacks.per_row`): the row of the clean set each
 evaluated image came from, its label and the prediction. Here a cell becomes :class:`Rows`: the rows
 of the WHOLE test set it covers (a cell run on the seeded subset ``test-sub.h5`` is mapped back
 through the subset's provenance, :func:`rdm.pipeline.steps.subset_index`), their labels, and a
@@ -9,14 +9,14 @@ seeds × rows matrix of predictions, one line per seed of the cell (``ModalityPl
 aligned on the row index.
 
 * :func:`acc_entry` — a cell's accuracy and balanced accuracy as mean ± 95 % CI (a bootstrap over rows,
-  combined with t over seeds when there are at least two: :func:`rdm.stats.interval`), and for a
+  combined with t over seeds when there are at least two: :func:`rdm.evaluation.stats.interval`), and for a
   modality with a ``positive_class`` that class's recall (sensitivity).
 * :func:`diff_entry` — A − B ON THE SAME ROWS AND SEEDS: when one cell ran on the subset and the other
   on the whole test set, the whole-test cell is restricted to the subset's rows (marked †); when rows
   cannot be matched (no per-row data, different sets) the entry reads ``n/a (rows differ)``. The
   difference is in the modality's deciding metric (grid: ``[modalities.<m>] decide_on``, accuracy
   or balanced accuracy), with its paired bootstrap interval and the verdict of
-  :func:`rdm.stats.paired_test` (↑ better, ↓ worse, ≈ within noise).
+  :func:`rdm.evaluation.stats.paired_test` (↑ better, ↓ worse, ≈ within noise).
 * :func:`compare` — the same comparison as an object, for the claims and findings.
 """
 
@@ -29,16 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import stats
-from ..errors import RdmError
-from .labels import pct
-from .plan import SUBSET, set_path
-from .tables import NA, Entry, Part, bounds, signed
+from rdm.evaluation import stats
+from rdm.errors import RdmError
+from rdm.pipeline.labels import pct
+from rdm.pipeline.plan import SUBSET, set_path
+from rdm.pipeline.tables import NA, Entry, Part, bounds, signed
 
 if TYPE_CHECKING:
-    from .results import Ref, View
+    from rdm.pipeline.results import Ref, View
 
-from .config import DECIDE_ON as DECIDE
+from rdm.pipeline.config import DECIDE_ON as DECIDE
 METRIC_WORDS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
 ROWS_DIFFER = "n/a (rows differ)"
 SUBSET_MARK = "†"
@@ -151,7 +151,7 @@ class Rows:
     def per_seed(self, metric: str) -> np.ndarray:
         """``metric`` for each seed on these rows."""
         if metric in ("precision_macro", "recall_macro", "f1_macro"):
-            from ..metrics import counts_from_predictions, summarize
+            from rdm.evaluation.metrics import counts_from_predictions, summarize
 
             return np.array([summarize(counts_from_predictions(self.y, p, self.classes))[metric] for p in self.pred])
         w = self.weights(metric)
@@ -198,7 +198,7 @@ def _seed_refs(x: "View", ref: "Ref") -> list[tuple[Any, "Ref"]]:
 
 def _subset_map(x: "View") -> np.ndarray | None:
     if "_subset_map" not in x.__dict__:
-        from .steps import subset_index
+        from rdm.pipeline.steps import subset_index
 
         sub, full = x.r.path(set_path(x.m, SUBSET)), x.r.path(set_path(x.m, "test"))
         try:
@@ -413,7 +413,7 @@ class Verdict:
 
 
 def compare(x: "View", a: "Ref | None", b: "Ref | None", metric: str | None = None) -> Verdict | None:
-    """A against B (paired, :func:`rdm.stats.paired_test`) on their common rows and seeds; None when
+    """A against B (paired, :func:`rdm.evaluation.stats.paired_test`) on their common rows and seeds; None when
     either is missing or their rows cannot be matched."""
     metric = metric or decide_on(x)
     pr = pair(rows_of(x, a), rows_of(x, b))

@@ -14,7 +14,7 @@ candidate outside its volume) stops the run with ``error: <file>: <problem>`` an
 leaves the output folder untouched; ``skip_bad`` drops such inputs and lists them.
 The decoded images are held in one preallocated N×C×H×W float32 array (the paper's
 sets are 90-160 MB at preset size), then split (:mod:`rdm.prep.split`) and written
-in batches through :class:`rdm.sets.SetWriter` inside :func:`rdm.atomic.atomic_outputs`,
+in batches through :class:`rdm.data.sets.SetWriter` inside :func:`rdm.data.atomic.atomic_outputs`,
 so the three files appear together or not at all.
 
 Every reader follows one protocol (:mod:`rdm.prep.reader`). Nothing here prints: the command
@@ -35,14 +35,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .. import __version__
-from ..atomic import atomic_outputs, check_outputs
-from ..errors import RdmError, UsageError
-from ..presets import Preset
-from ..sets import SetWriter, make_provenance, sha256_bytes
-from .images import BadInput
-from .reader import Reader
-from .split import SPLITS, class_targets, grouped_stratified_split, split_table, split_totals
+from rdm import __version__
+from rdm.data.atomic import atomic_outputs, check_outputs
+from rdm.errors import RdmError, UsageError
+from rdm.data.presets import Preset
+from rdm.data.sets import SetWriter, make_provenance, sha256_bytes
+from rdm.prep.images import BadInput
+from rdm.prep.reader import Reader
+from rdm.prep.split import SPLITS, class_targets, grouped_stratified_split, split_table, split_totals
 
 OUT_NAMES = tuple(f"{s}.h5" for s in SPLITS)
 WRITE_BATCH = 256
@@ -124,7 +124,7 @@ def prepare(
     skipped: list[BadInput] = []
 
     if kind == "synthetic":
-        from .synthetic import generate
+        from rdm.prep.synthetic import generate
 
         count = 600 if n is None else int(n)
         if count < 3:
@@ -183,7 +183,7 @@ def prepare(
     if group_similar is not None:
         # no patient ids: near-duplicate images (within RMS τ, transitively) share a group, so
         # slices of one patient or shots of one field cannot straddle two splits
-        from ..audit import similarity_groups
+        from rdm.evaluation.audit import similarity_groups
 
         before = len(set(groups.tolist()))
         # capped: single linkage in order of distance, no group past group_cap images nor across classes
@@ -226,14 +226,14 @@ def make_reader(kind: str, sources: Sequence[str | os.PathLike], preset: Preset,
     if kind != "imagefolder" and label_source is not None:
         raise UsageError("--label-source only applies to an image-folder tree with a labels.csv")
     if kind == "imagefolder":
-        from .imagefolder import ImageFolder
+        from rdm.prep.imagefolder import ImageFolder
 
         return ImageFolder(Path(sources[0]), classes, class_map, shape, group_col, preset.group_col, label_source)
     if kind == "mat":
-        from .matfiles import MatFiles
+        from rdm.prep.matfiles import MatFiles
 
         return MatFiles([Path(s) for s in sources], classes, class_map, shape)
-    from .luna16 import Luna16
+    from rdm.prep.luna16 import Luna16
 
     return Luna16(Path(sources[0]), classes, class_map, shape, candidates)
 

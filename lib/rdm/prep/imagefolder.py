@@ -31,10 +31,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import RdmError, UsageError
-from ..sets import sha256_bytes, sha256_file
-from .images import BadInput, decode_image, read_input
-from .reader import Entry, Scan, display_name
+from rdm.errors import RdmError, UsageError
+from rdm.data.sets import sha256_bytes, sha256_file
+from rdm.prep.images import BadInput, decode_image, read_input
+from rdm.prep.reader import Entry, Scan, display_name
 
 MANIFEST = "labels.csv"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm"}

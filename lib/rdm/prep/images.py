@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile
 
-from ..errors import RdmError
+from rdm.errors import RdmError
 
 RESAMPLE = Image.Resampling.LANCZOS
 ImageFile.LOAD_TRUNCATED_IMAGES = False

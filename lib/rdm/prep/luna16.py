@@ -24,10 +24,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import RdmError
-from ..sets import sha256_file
-from .images import BadInput, float_to_array
-from .reader import Entry, Scan, display_name
+from rdm.errors import RdmError
+from rdm.data.sets import sha256_file
+from rdm.prep.images import BadInput, float_to_array
+from rdm.prep.reader import Entry, Scan, display_name
 
 HU_MIN, HU_MAX = -1000.0, 400.0      # the lung preset's [intensity] window (a test keeps them equal)
 MET_TYPES = {

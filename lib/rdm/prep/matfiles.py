@@ -20,10 +20,10 @@ from typing import Mapping, Sequence
 import h5py
 import numpy as np
 
-from ..errors import RdmError
-from ..sets import sha256_bytes
-from .images import BadInput, float_to_array, read_input
-from .reader import Entry, Scan, display_name
+from rdm.errors import RdmError
+from rdm.data.sets import sha256_bytes
+from rdm.prep.images import BadInput, float_to_array, read_input
+from rdm.prep.reader import Entry, Scan, display_name
 
 FIGSHARE_LABELS = {1: "meningioma", 2: "glioma", 3: "pituitary"}
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .images import BadInput, display_name  # noqa: F401  (display_name: re-exported for the readers)
+from rdm.prep.images import BadInput, display_name  # noqa: F401  (display_name: re-exported for the readers)
 
 
 @dataclass

@@ -1,0 +1,234 @@
+"""``rdm-attack``: craft an adversarial set from a checkpoint and a clean set.
+
+Output sets have the clean set's format plus
+    source_index   int64  row of the clean set the image came from (group/id copied)
+    linf, l2       float32 ‖x_adv − x‖ per row, pixel units
+    pred_clean     int64  the SOURCE model's prediction on the clean image
+    pred_adv       int64  the SOURCE model's prediction on the adversarial image
+    success        bool   the attack succeeded on this row: the source model was right
+                          on the clean image and is wrong on the adversarial one
+                          (rows it already got wrong are never successes)
+and attributes ``attack`` (the spec as JSON) and ``protocol_model_sha256`` (sha256 of
+the checkpoint the images were crafted on: ``rdm-eval`` calls an evaluation
+"white-box" when it evaluates that same checkpoint, "transfer" otherwise).
+
+Several ε give one output per ε: ``output`` is then a pattern containing ``{eps}``
+(``adv/test-fgsm-{eps}.h5``; ε printed with ``%g``) or an existing directory (files
+named ``<set>-<attack>-<eps>.h5``). FGSM at several ε shares one gradient.
+
+``shard=(i, n)`` attacks rows [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) only; :func:`merge_parts`
+concatenates the parts in shard order once they cover the set exactly once.
+Random starts are seeded per row, so sharded and unsharded runs give the same images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from rdm.attacks.registry import AttackSpec, run_attack_sweep
+from rdm.data.atomic import check_outputs
+from rdm.data.checkpoint import Checkpoint, input_checks, load_checkpoint
+from rdm.errors import RdmError, UsageError
+from rdm.evaluation.metrics import perturbation_norms
+from rdm.models import predict
+from rdm.evaluation.labels import fmt_eps   # the one spelling of ε in file names (the plan's targets use it)
+from rdm.precision import autocast, check_precision
+from rdm.data.prefetch import prefetch
+from rdm.data.sets import SetReader, SetWriter, make_provenance, sha256_file, validate_set
+from rdm.data.shards import check_coverage, in_shard_order, parse_shard, shard_range  # noqa: F401 (rdm-attack, certify)
+
+ATTACKABLE_KINDS = ("cnn", "purified")
+EXTRAS = {"linf": np.float32, "l2": np.float32, "pred_clean": np.int64, "pred_adv": np.int64,
+          "success": np.bool_}
+
+
+# --------------------------------------------------------------------------- arguments
+def output_paths(output: os.PathLike | str, specs: Sequence[AttackSpec], set_path: Path,
+                 shard: tuple[int, int] | None = None) -> list[Path]:
+    """One path per spec: ``{eps}`` pattern, a directory, or (one ε) a file path."""
+    out = str(output)
+    suffix = f".part{shard[0]}of{shard[1]}" if shard else ""
+    if "{eps}" in out:
+        paths = [Path(out.replace("{eps}", fmt_eps(s.eps))) for s in specs]
+    elif Path(out).is_dir() or out.endswith(os.sep):
+        paths = [Path(out) / f"{set_path.stem}-{s.name}-{fmt_eps(s.eps)}{suffix}.h5" for s in specs]
+    elif len(specs) == 1:
+        paths = [Path(out)]
+    else:
+        raise UsageError(f"-o {out}: several --eps need -o with '{{eps}}' in it "
+                       "(e.g. adv/test-fgsm-{eps}.h5) or an existing directory")
+    if len(set(paths)) != len(paths):
+        raise RdmError(f"-o {out}: two ε values map to the same file")
+    for p in paths:
+        if p.is_dir():
+            raise RdmError(f"{p}: is a directory, expected a file path for -o")
+    return paths
+
+
+def load_attack_model(path: os.PathLike | str, device: torch.device | str) -> Checkpoint:
+    ck = load_checkpoint(path, device=device)
+    if ck.kind not in ATTACKABLE_KINDS:
+        raise RdmError(f"{Path(path)}: is a {ck.kind} checkpoint (an autoencoder, no classifier); "
+                       "expected a cnn or purified checkpoint")
+    return ck
+
+
+# --------------------------------------------------------------------------- attack a set
+@dataclass
+class AttackResult:
+    paths: list[Path]
+    n: int
+    success: list[int]       # per output: rows where the attack succeeded
+    clean_correct: int
+
+
+def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs: Sequence[AttackSpec],
+               output: os.PathLike | str, *, batch_size: int = 128, device: str | torch.device = "cpu",
+               shard: tuple[int, int] | None = None, command: str | None = None,
+               arguments: dict[str, Any] | None = None, progress=None,
+               precision: str = "fp32") -> AttackResult:
+    """Attack every row (or one shard) of ``set_path`` with each spec; write one set per spec.
+
+    ``precision="bf16"``: the attack's forward/backward passes under autocast
+    (:mod:`rdm.precision`); the ε-ball, the stored images and the stored predictions stay float32.
+    The set is read and decompressed ahead by a background thread (:mod:`rdm.data.prefetch`)."""
+    set_path, model_path = Path(set_path), Path(model_path)
+    if not specs:
+        raise RdmError("no attack given")
+    if int(batch_size) < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    names = {s.name for s in specs}
+    if len(names) != 1:
+        raise RdmError("all specs of one run must be the same attack")
+    device = torch.device(device)
+    check_precision(precision)
+    ck = load_attack_model(model_path, device)
+    info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
+                        what=model_path.name)
+    input_checks(ck, info)
+    if "source_index" in info.columns:
+        raise RdmError(f"{set_path}: is already an adversarial set (has source_index); attack the clean set")
+    paths = output_paths(output, specs, set_path, shard)
+    check_outputs(paths, [set_path, model_path])
+    start, stop = shard_range(info.n, shard)
+    if stop <= start:
+        raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows (the set has {info.n})")
+    set_sha = sha256_file(set_path)
+    copy_cols = [c for c in ("group", "id") if c in info.columns]
+    model = ck.model
+
+    success = [0] * len(specs)
+    clean_correct = 0
+    with ExitStack() as stack:
+        writers = []
+        for spec, p in zip(specs, paths):
+            prov = make_provenance(
+                command=command, arguments=arguments or {}, seed=spec.seed,
+                input_hashes={str(model_path): ck.sha256, str(set_path): set_sha},
+                attack=spec.to_dict(),
+                source_model={"path": str(model_path.resolve()), "sha256": ck.sha256, "kind": ck.kind},
+                source_set={"path": str(set_path.resolve()), "sha256": set_sha, "n": info.n},
+                shard=({"index": shard[0], "count": shard[1], "start": start, "stop": stop}
+                       if shard else None),
+            )
+            w = SetWriter(p, shape=info.shape, classes=info.classes, modality=info.modality,
+                          preset=info.preset, provenance=prov, columns=["source_index", *copy_cols],
+                          extras=EXTRAS, chunk_rows=min(int(batch_size), 128),
+                          attrs={"attack": spec.to_dict(), "protocol_model_sha256": ck.sha256})
+            stack.enter_context(w)
+            writers.append(w)
+        task = progress.add_task(f"{specs[0].name}", total=stop - start, info="") if progress else None
+        with SetReader(set_path) as reader:
+            for b in prefetch(reader.batches(int(batch_size), start, stop)):
+                x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)
+                y = torch.from_numpy(b["y"]).to(device)
+                with torch.no_grad():
+                    pc = predict(model(x))
+                with autocast(device, precision):
+                    advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
+                right = (pc == y).cpu().numpy()
+                clean_correct += int(right.sum())
+                for j, (w, xa) in enumerate(zip(writers, advs)):
+                    with torch.no_grad():
+                        pa = predict(model(xa))
+                    xa_np = xa.cpu().numpy()
+                    linf, l2 = perturbation_norms(xa_np, b["x"])
+                    succ = right & (pa != y).cpu().numpy()
+                    success[j] += int(succ.sum())
+                    w.append(xa_np, b["y"], source_index=b["index"],
+                             **{c: b[c] for c in copy_cols},
+                             linf=linf, l2=l2, pred_clean=pc.cpu().numpy(), pred_adv=pa.cpu().numpy(),
+                             success=succ)
+                if progress:
+                    progress.update(task, advance=len(b["y"]))
+    return AttackResult(paths, stop - start, success, clean_correct)
+
+
+# --------------------------------------------------------------------------- merge shards
+def _prov(path: Path) -> tuple[dict, Any]:
+    with SetReader(path) as r:
+        return r.info.provenance, r.info
+
+
+def merge_parts(parts: Sequence[os.PathLike | str], output: os.PathLike | str, *,
+                command: str | None = None, batch_size: int = 1024) -> Path:
+    """Concatenate shard parts in shard order; refuse unless they cover the set exactly once
+    with the same attack, parameters, seed, source model and source set."""
+    parts = [Path(p) for p in parts]
+    if not parts:
+        raise RdmError("--merge needs the part files")
+    check_outputs([output], parts)
+    infos = []
+    for p in parts:
+        info = validate_set(p, require=("source_index",), check_values=False)
+        sh = info.provenance.get("shard")
+        if not sh:
+            raise RdmError(f"{p}: is not a shard part (no shard in its provenance)")
+        infos.append(info)
+    key = lambda i: (i.provenance.get("seed"), i.provenance.get("attack"),
+                     (i.provenance.get("source_model") or {}).get("sha256"),
+                     (i.provenance.get("source_set") or {}).get("sha256"),
+                     i.provenance["shard"]["count"], i.shape, i.classes)
+    ref = key(infos[0])
+    for p, info in zip(parts, infos):
+        k = key(info)
+        if k != ref:
+            what = ["seed", "attack and parameters", "source model", "source set", "shard count",
+                    "image shape", "classes"][next(j for j in range(len(k)) if k[j] != ref[j])]
+            raise RdmError(f"{p}: differs from {parts[0].name} in {what}; parts must come from one run")
+    count = ref[4]
+    ordered = in_shard_order([(str(p), info.provenance["shard"]["index"], info) for p, info in zip(parts, infos)], count)
+    for p, info in ordered:
+        sh = info.provenance["shard"]
+        if sh["stop"] - sh["start"] != info.n:
+            raise RdmError(f"{p}: holds {info.n} rows, its shard has {sh['stop'] - sh['start']}")
+    check_coverage([(p, i.provenance["shard"]["start"], i.provenance["shard"]["stop"]) for p, i in ordered],
+                   infos[0].provenance["source_set"]["n"])
+
+    first = infos[0]
+    prov = dict(first.provenance)
+    prov.pop("shard", None)
+    prov["merged_from"] = {p: sha256_file(p) for p, _ in ordered}
+    prov["command"] = command if command is not None else prov.get("command")
+    with SetReader(ordered[0][0]) as r0:
+        cols = [c for c in ("source_index", "group", "id") if c in r0.info.columns]
+        extras = {c: r0._f[c].dtype for c in r0.info.columns
+                  if c not in ("source_index", "group", "id")}
+    attrs = {k: v for k, v in first.attrs.items() if k in ("attack", "protocol_model_sha256")}
+    with SetWriter(output, shape=first.shape, classes=first.classes, modality=first.modality,
+                   preset=first.preset, provenance=prov, columns=cols, extras=extras,
+                   attrs=attrs) as w:
+        for p, _ in ordered:
+            with SetReader(p) as r:
+                for b in r.batches(batch_size):
+                    b.pop("index")
+                    w.append(b.pop("x"), b.pop("y"), **b)
+    return Path(output)

@@ -1,0 +1,1 @@
+"""Attacks: pure tensor → tensor functions, their registry, the standard suite and its engines."""

@@ -1,0 +1,1 @@
+"""Data: sets, checkpoints, presets, atomic writes, provenance, shards and batches."""

@@ -1,0 +1,204 @@
+"""Outputs: atomic writes, the output guard, stale temporary files and a full disk.
+
+Every output is written to a temporary file beside the target (``.NAME.tmp-HOST-PID-XXXXXXXX``)
+and renamed into place only if the whole write succeeded, so an interrupted or failed run
+never leaves a half-written file that `make` would take for finished, and two processes
+writing the same folder never see each other's partial files.
+
+- :func:`check_outputs` (the output guard): ``-o`` may never name an input, whether by the
+  same path, a symlink or a hard link.
+- A write that fails for lack of space (ENOSPC, EDQUOT, EFBIG, however the library that
+  wrote reports it) becomes :class:`~rdm.errors.NoSpaceError` naming the target; the
+  temporary files and any folder the write created are removed.
+- Temporary files left by a process that died (kill -9) are removed by the next write of
+  the same target on the same host; a live process's (or another host's) are left alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from rdm.errors import NoSpaceError, UsageError
+
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+_TEMP_TAIL = re.compile(r"(?:(?P<host>[A-Za-z0-9_]+)-)?(?P<pid>\d+)-[0-9a-f]{8}")
+
+
+def temp_path_for(target: Path) -> Path:
+    target = Path(target)
+    return target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temps(target: os.PathLike | str) -> list[Path]:
+    """Remove the temporary files of ``target`` left by dead processes of this host; returns them."""
+    target = Path(target)
+    prefix = f".{target.name}.tmp-"
+    removed = []
+    try:
+        names = [n for n in os.listdir(target.parent or ".") if n.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP_TAIL.fullmatch(name[len(prefix):])
+        if not m or (m["host"] is not None and m["host"] != _HOST):
+            continue
+        pid = int(m["pid"])
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        p = target.with_name(name)
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """True for ENOSPC/EDQUOT/EFBIG, also when a C library (HDF5) only names the errno in its message."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return True
+        m = re.search(r"errno = (\d+)", str(exc))
+        if m and int(m.group(1)) in NO_SPACE_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _missing_parents(targets: Sequence[Path]) -> list[Path]:
+    """Folders that writing ``targets`` has to create, deepest last."""
+    out: list[Path] = []
+    for t in targets:
+        chain = []
+        d = t.parent
+        while d != d.parent and not d.exists():
+            chain.append(d)
+            d = d.parent
+        out.extend(p for p in reversed(chain) if p not in out)
+    return out
+
+
+def _remove_dirs(dirs: Iterable[Path]) -> None:
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()           # only if empty: never anything a user put there meanwhile
+        except OSError:
+            pass
+
+
+@contextmanager
+def atomic_outputs(targets: Sequence[os.PathLike | str]) -> Iterator[list[Path]]:
+    """Yield temporary paths for ``targets``; rename all into place only if the block succeeds.
+
+    On failure the temporary files and the folders created for them are removed; a lack of
+    space is re-raised as one :class:`NoSpaceError` naming the target."""
+    targets = [Path(t) for t in targets]
+    created = _missing_parents(targets)
+    temps: list[Path] = []
+    try:
+        for d in created:
+            d.mkdir(exist_ok=True)
+        for t in targets:
+            remove_stale_temps(t)
+        temps = [temp_path_for(t) for t in targets]
+        yield temps
+        for tmp in temps:
+            if not tmp.exists():
+                raise FileNotFoundError(f"internal error: {tmp} was not written")
+        for tmp, t in zip(temps, targets):
+            os.replace(tmp, t)
+    except BaseException as e:
+        for tmp in temps:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+        _remove_dirs(created)
+        if is_no_space(e):
+            raise NoSpaceError(_target_named(e, temps, targets)) from None
+        raise
+
+
+def _target_named(e: BaseException, temps: list[Path], targets: list[Path]) -> Path:
+    """The target whose write failed: the one whose temporary file the error names, else the first."""
+    where = str(getattr(e, "path", "")) + " " + str(getattr(e, "filename", "")) + " " + str(e)
+    for tmp, t in zip(temps, targets):
+        if tmp.name in where:
+            return t
+    for t in targets:
+        if str(t) in where:
+            return t
+    return targets[0] if targets else Path("?")
+
+
+@contextmanager
+def atomic_output(target: os.PathLike | str) -> Iterator[Path]:
+    """Yield one temporary path; it becomes ``target`` only if the block succeeds."""
+    with atomic_outputs([target]) as temps:
+        yield temps[0]
+
+
+def write_bytes(target: os.PathLike | str, data: bytes) -> Path:
+    """Write ``data`` to ``target`` atomically (a full disk is one NoSpaceError)."""
+    with atomic_output(target) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(target)
+
+
+def write_text(target: os.PathLike | str, text: str) -> Path:
+    return write_bytes(target, text.encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- the output guard
+def check_outputs(outputs: Iterable[os.PathLike | str | None],
+                  inputs: Iterable[os.PathLike | str | None]) -> None:
+    """Refuse (exit 2) an output that names an input: the same path, a symlink or a hard link to
+    it; or an output that is a folder. Missing inputs and ``None`` entries are skipped."""
+    ins = []
+    for p in inputs:
+        if p is None:
+            continue
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        ins.append((Path(p), (st.st_dev, st.st_ino)))
+    for o in outputs:
+        if o is None:
+            continue
+        o = Path(o)
+        try:
+            st = os.stat(o)
+        except OSError:
+            continue
+        if o.is_dir():
+            raise UsageError(f"-o {o}: is a directory, expected a file path")
+        for p, key in ins:
+            if (st.st_dev, st.st_ino) == key:
+                how = ("" if os.path.abspath(o) == os.path.abspath(p) else
+                       " (a symbolic link to it)" if o.is_symlink() or p.is_symlink() else " (a hard link to it)")
+                raise UsageError(f"-o {o}: would overwrite the input {p}{how}")

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, statistics, certification, audits and figures of sets."""

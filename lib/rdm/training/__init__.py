@@ -1,0 +1,1 @@
+"""Training: the loop, the recipes (adversarial, noise, TRADES) and data-parallel helpers."""
