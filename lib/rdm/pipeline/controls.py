@@ -206,12 +206,12 @@ def ablation_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
                    " Transfer sets are crafted on the baseline; white-box attacks each model itself.")
     if "scratch" not in present:
         t.notes.append("RDMAA's schedule from a random encoder (`rdm-finetune --init random`) trains the baseline's "
-                       "weights with the baseline's seed (tests/test_finetune.py): that ablation is RDMAA against no "
+                       "weights with the baseline's seed (tests/training/test_finetune.py): that ablation is RDMAA against no "
                        "defence, in the paper's tables above, on the same rows and seeds.")
     else:
         t.notes.append("`scratch` is rdm-finetune --init random: RDMAA's schedule, data and stopping rule with a "
                        "random encoder. rdm-finetune differs from rdm-train-cnn only in the encoder's start, so with "
-                       "the baseline's seed it trains the baseline's weights (tests/test_finetune.py); its rows "
+                       "the baseline's seed it trains the baseline's weights (tests/training/test_finetune.py); its rows "
                        "are therefore also the baseline's.")
     return t, out
 

@@ -29,7 +29,7 @@ from rdm.pipeline import report as R
 from rdm.pipeline.claims import same_rows
 from rdm.pipeline.results import Ref
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TINY = G.grid(
     G.LUNG, G.FGSM, G.PGD, G.RDMAA,

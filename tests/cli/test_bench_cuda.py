@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parent / "bench" / "bench.py"
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench.py"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present: the section would run")

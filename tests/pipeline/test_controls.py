@@ -447,7 +447,7 @@ def test_the_literatures_budgets_k_over_255_are_written_read_and_named_as_such(t
     p.write_text(p.read_text().replace('"8/255"', '"8/two"'))
     with pytest.raises(RdmError, match=r"\[evaluate\] sweep_eps: '8/two' is not a number"):
         config.Grid(p)
-    shipped = config.Grid(Path(__file__).parents[1] / "experiments" / "grid.toml").sweep_eps
+    shipped = config.Grid(Path(__file__).parents[2] / "experiments" / "grid.toml").sweep_eps
     assert all(any(abs(e - k / 255) < 1e-12 for e in shipped) for k in (1, 2, 4, 8))
 
 

@@ -22,7 +22,7 @@ import gridtext as G
 from rdm.pipeline import render
 from rdm.pipeline.plan import Plan
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SLURM = REPO / "shell" / "slurm"
 
 TINY = G.grid(G.LUNG, G.BRAIN, G.attack("fgsm", [0.005], ["test"]), G.BASELINE,

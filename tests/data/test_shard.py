@@ -1,7 +1,7 @@
 """Sharded evaluation: ``rdm-eval --shard i/n`` parts merged with ``rdm-eval --merge`` give the
 metrics of one unsharded run; parts that overlap, leave gaps or come from different runs are
 refused. The attack side (``rdm-attack --shard`` + ``--merge`` bit-identical to an unsharded
-run) is tests/test_attack_cli.py::test_shards_merge_to_the_unsharded_set; here a merged
+run) is tests/cli/test_attack_cli.py::test_shards_merge_to_the_unsharded_set; here a merged
 adversarial set is also checked to evaluate exactly like the unsharded one."""
 
 from __future__ import annotations

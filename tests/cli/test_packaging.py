@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TORCH_PIN = os.environ.get("RDM_TORCH_SPEC", "torch==2.13.0")   # an unpinned torch pulls a CUDA build
 
 
