@@ -166,15 +166,28 @@ def certify_set(model_path, set_path, *, sigma: float, n0: int = 100, n: int = 1
                 progress=None) -> dict:
     """CERTIFY every row (or a shard's rows) of ``set_path``: a JSON-able report with per-row
     ``rows``/``y``/``pred``/``radius``/``p_lower`` and certified accuracy at :func:`summary_radii`."""
+    from rdm.data.checkpoint import load_checkpoint
+
+    check_params(sigma, n0, n, alpha, batch_size)
+    ck = load_checkpoint(model_path, torch.device(device), expect_kind=("cnn", "purified"))
+    return certify_checkpoint(ck, set_path, sigma=sigma, n0=n0, n=n, alpha=alpha, batch_size=batch_size,
+                              seed=seed, device=device, shard=shard, eps=eps, progress=progress)
+
+
+def certify_checkpoint(ck, set_path, *, sigma: float, n0: int = 100, n: int = 100_000,
+                       alpha: float = 0.001, batch_size: int = 1000, seed: int = 0, device="cpu",
+                       shard: tuple[int, int] | None = None, eps: Sequence[float] = (),
+                       progress=None) -> dict:
+    """:func:`certify_set` of a model already in memory (a loaded checkpoint, or a user's module
+    wrapped by :mod:`rdm.api.notebook`)."""
     from pathlib import Path
 
-    from rdm.data.checkpoint import load_checkpoint
     from rdm.data.sets import SetReader, sha256_file, validate_set
     from rdm.data.shards import shard_range
 
     check_params(sigma, n0, n, alpha, batch_size)
     device = torch.device(device)
-    ck = load_checkpoint(model_path, device, expect_kind=("cnn", "purified"))
+    model_path = ck.path
     ck.model.to(memory_format=torch.channels_last)     # as rdm-eval: faster convolutions, same values
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=Path(model_path).name)
