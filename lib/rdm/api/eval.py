@@ -407,6 +407,18 @@ def short_attack(att) -> str:
     return label(att) if isinstance(att, dict) else "—"
 
 
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """One line per result: set, protocol, attack, rows, accuracy and balanced accuracy (what
+    ``rdm-eval`` prints on stdout when neither ``-o`` nor ``--json`` takes the report)."""
+    out = []
+    for r in report["results"]:
+        m = r["metrics"]
+        att = f" {short_attack(r['attack'])}" if r.get("attack") else ""
+        out.append(f"{Path(r['set']).name} {r['protocol']}{att}: n={m['n']} accuracy {_pct(m.get('accuracy'))} "
+                   f"balanced {_pct(m.get('balanced_accuracy'))}")
+    return out
+
+
 def render_table(report: dict[str, Any]):
     """A Rich table of the report (one row per result)."""
     from rich.table import Table

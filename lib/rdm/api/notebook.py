@@ -42,7 +42,7 @@ from rdm.data.checkpoint import Checkpoint
 from rdm.errors import RdmError, UsageError
 
 __all__ = ["Estimate", "Result", "Evaluation", "Attacked", "Certification", "evaluate", "attack", "certify",
-           "module_sha256", "per_row_table", "write_per_row"]
+           "module_sha256"]
 
 PathLike = os.PathLike | str
 
@@ -150,9 +150,18 @@ class Evaluation:
 
         return dumps(self.report)
 
+    def to_csv(self, path: PathLike) -> Path:
+        """The per-row results as CSV (``.parquet``: Parquet, needs pyarrow), as ``rdm-eval --rows`` writes."""
+        from rdm.attacks.per_row import write_table
+
+        return write_table(self.report, path)
+
     def per_row(self) -> list[dict[str, Any]]:
-        """One dict per row and result (:func:`per_row_table`): ``pandas.DataFrame(ev.per_row())``."""
-        return per_row_table(self.report)
+        """One dict per row and result (:func:`rdm.attacks.per_row.table`):
+        ``pandas.DataFrame(ev.per_row())``."""
+        from rdm.attacks.per_row import table
+
+        return table(self.report)
 
 
 @dataclass
@@ -193,53 +202,6 @@ class Certification:
         import json
 
         return json.dumps(self.report, indent=1) + "\n"
-
-
-# --------------------------------------------------------------------------- per-row tables
-ROW_COLUMNS = ("result", "set", "protocol", "attack", "eps", "index", "y", "pred", "pred_clean", "fooled",
-               "fooled_by")
-
-
-def per_row_table(report: dict) -> list[dict[str, Any]]:
-    """The per-row lists of an ``rdm-eval`` report as rows (one per result and row), with the
-    columns :data:`ROW_COLUMNS` (None where a result has no such column)."""
-    out = []
-    for k, r in enumerate(report["results"]):
-        rows = r.get("per_row") or {}
-        att = r.get("attack") or {}
-        for i in range(len(rows.get("index", []))):
-            out.append({"result": k, "set": r["set"], "protocol": r["protocol"], "attack": att.get("name"),
-                        "eps": att.get("eps"),
-                        **{c: (rows[c][i] if c in rows else None) for c in ROW_COLUMNS[5:]}})
-    return out
-
-
-def write_per_row(report: dict, path: PathLike) -> Path:
-    """The per-row table written atomically as CSV, or as Parquet when ``path`` ends in ``.parquet``
-    (needs pyarrow); both read back with pandas (``read_csv``, ``read_parquet``)."""
-    from rdm.data.atomic import atomic_output
-
-    rows, path = per_row_table(report), Path(path)
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise RdmError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow); "
-                           "or write .csv") from None
-        table = pa.table({c: [r[c] for r in rows] for c in ROW_COLUMNS})
-        with atomic_output(path) as tmp:
-            pq.write_table(table, tmp)
-        return path
-    import csv
-
-    with atomic_output(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(ROW_COLUMNS))
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return path
 
 
 # --------------------------------------------------------------------------- the model

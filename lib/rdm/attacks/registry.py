@@ -36,7 +36,7 @@ from rdm.attacks import functions as A
 from rdm.errors import RdmError, UsageError
 
 __all__ = ["Param", "AttackSpec", "Attack", "FLAGS", "register", "unregister", "get", "names",
-           "label", "describe", "cli_flags", "run_attack", "run_attack_sweep", "default_alpha",
+           "label", "describe", "cli_flags", "catalogue", "run_attack", "run_attack_sweep", "default_alpha",
            "parse_params", "spec_from_options"]
 
 #: the fields every spec stores (the pre-registry serialised form), with their defaults
@@ -384,6 +384,29 @@ def unregister(name: str) -> None:
 
 def names() -> list[str]:
     return list(_registry())
+
+
+def catalogue(verbose: bool = False) -> list[str]:
+    """One line per registered attack (``name  LABEL: title``); ``verbose`` adds a line per
+    hyper-parameter: its flag, type, default and meaning (what ``--list-attacks`` prints)."""
+    reg = _registry()
+    width = max((len(n) for n in reg), default=0)
+    lines = []
+    for name, cls in reg.items():
+        lines.append(f"{name:<{width}}  {cls.label}: {cls.title}")
+        if not verbose:
+            continue
+        lines.append(f"{'':<{width}}    --eps FLOAT  L∞ budget in [0, 1] (required)")
+        for p in cls.params:
+            if p.type is bool and p.name in FLAGS:
+                flag = f"{FLAGS[p.name]}/--no-{FLAGS[p.name][2:]}"
+            else:
+                flag = (p.flag if p.flag.endswith("=") else f"{p.flag} ") + p.type.__name__.upper()
+            default = "" if p.default is None else f" [default: {_fmt(p.default)}]"
+            lines.append(f"{'':<{width}}    {flag}  {p.help}{default}")
+        for k, v in cls.fixed.items():
+            lines.append(f"{'':<{width}}    ({k} is always {_fmt(v)})")
+    return lines
 
 
 def get(name: str) -> type[Attack]:
