@@ -157,9 +157,9 @@ def write_table(report: dict, path: os.PathLike | str) -> Path:
         except ImportError:
             raise RdmError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow); "
                            "or write .csv") from None
-        table = pa.table({c: [r[c] for r in rows] for c in ROW_COLUMNS})
+        columns = pa.table({c: [r[c] for r in rows] for c in ROW_COLUMNS})
         with atomic_output(path) as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(columns, tmp)
         return path
     import csv
 
