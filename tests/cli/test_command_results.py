@@ -136,3 +136,15 @@ def test_tools_are_thin_and_import_no_sibling_tool():
         assert not {m for m in imported if m.startswith("rdm_tools")}, path.name
         if path.name != "prep.py":      # prep's reader options are its own
             assert len(path.read_text().splitlines()) <= 100, path.name
+
+
+def test_listing_the_attacks_imports_no_torch_and_their_choices_match_the_functions():
+    import subprocess
+    import sys
+
+    code = ("import sys; from rdm.attacks import registry as R; R.catalogue(verbose=True); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from rdm.attacks import autoattack, functions, zoo
+
+    assert zoo.KEEP_CHOICES == functions.KEEP_CHOICES and zoo.AutoAttackSuite.stages in (None, autoattack.STAGES)

@@ -27,6 +27,7 @@ once into a temporary set, and the report names it ``name`` with the sha256 of i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import tempfile
 from contextlib import contextmanager
@@ -344,39 +345,38 @@ def as_set(data, *, input_range: tuple[float, float], classes: Sequence[str] | N
         return
     lo, hi = input_range
     h = hashlib.sha256()
+    batches = _batches(data, batch_size)
+    first = next(batches, None)
+    if first is None:
+        raise RdmError("data: no rows")
+    if classes is None:
+        where = next(iter(model.parameters()), torch.empty(0)).device if isinstance(model, nn.Module) else device
+        out = _probe(model, first[0].shape[1:], "model", where)     # its output width: the number of classes
+        classes = [str(i) for i in range(2 if out.dim() == 2 and out.shape[1] == 1 else int(out.shape[-1]))]
+    classes = [str(c) for c in classes]
     with tempfile.TemporaryDirectory(prefix="rdm-data-") as d:
-        path, writer, k = Path(d) / "data.h5", None, None
-        try:
-            for x, y in _batches(data, batch_size):
-                if writer is None:
-                    if classes is None:
-                        out = _probe(model, x.shape[1:], "model", device)
-                        k = 2 if out.dim() == 2 and out.shape[1] == 1 else int(out.shape[-1])
-                        classes = [str(i) for i in range(k)]
-                    classes = [str(c) for c in classes]
-                    writer = SetWriter(path, shape=x.shape[1:], classes=classes, modality="unknown",
-                                       preset="custom", provenance=make_provenance(command="rdm.api.notebook"))
-                if x.numel():
-                    xmin, xmax = float(x.min()), float(x.max())
-                    if not (np.isfinite(xmin) and np.isfinite(xmax)) or xmin < lo or xmax > hi:
-                        raise RdmError(f"data: values in [{xmin:g}, {xmax:g}] fall outside input_range=({lo:g}, "
-                                       f"{hi:g}); give images before normalisation (mean=, std= normalise "
-                                       "inside) and the range they are in")
-                if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
-                    raise RdmError(f"data: labels {int(y.min())}…{int(y.max())} do not index the "
-                                   f"{len(classes)} classes {classes}")
+        path = Path(d) / "data.h5"
+        with SetWriter(path, shape=first[0].shape[1:], classes=classes, modality="unknown", preset="custom",
+                       provenance=make_provenance(command="rdm.api.notebook")) as writer:
+            for x, y in itertools.chain([first], batches):
+                _check_rows(x, y, input_range, classes)
                 x01 = ((x - lo) / (hi - lo)).clamp_(0, 1).numpy()
                 h.update(x01.tobytes())
                 h.update(y.numpy().tobytes())
                 writer.append(x01, y.numpy())
-            if writer is None:
-                raise RdmError("data: no rows")
-        except BaseException:
-            if writer is not None:
-                writer._abort(RdmError("data"))
-            raise
-        writer.close()
-        yield path, h.hexdigest(), list(classes)
+        yield path, h.hexdigest(), classes
+
+
+def _check_rows(x: torch.Tensor, y: torch.Tensor, input_range: tuple[float, float], classes: list[str]) -> None:
+    lo, hi = input_range
+    if x.numel():
+        xmin, xmax = float(x.min()), float(x.max())
+        if not (np.isfinite(xmin) and np.isfinite(xmax)) or xmin < lo or xmax > hi:
+            raise RdmError(f"data: values in [{xmin:g}, {xmax:g}] fall outside input_range=({lo:g}, {hi:g}); "
+                           "give images before normalisation (mean=, std= normalise inside) and the range "
+                           "they are in")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
+        raise RdmError(f"data: labels {int(y.min())}…{int(y.max())} do not index the {len(classes)} classes {classes}")
 
 
 def _renamed(report: dict, tmp: Path, name: str, sha: str) -> dict:

@@ -25,19 +25,35 @@ Lookups for the pipeline: :func:`get` (name → class), :func:`names`, :func:`la
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
-import torch
-from torch import nn
-
-from rdm.attacks import functions as A
 from rdm.errors import RdmError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+class LazyModule:
+    """A module imported on first attribute access: the registry and the attack classes' names,
+    parameters and help import no torch (``--help`` and ``--list-attacks`` stay quick); the tensor
+    code is loaded when an attack is built or run."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, key: str):
+        return getattr(importlib.import_module(self._name), key)
+
+
+A = LazyModule("rdm.attacks.functions")
 
 __all__ = ["Param", "AttackSpec", "Attack", "FLAGS", "register", "unregister", "get", "names",
            "label", "describe", "cli_flags", "catalogue", "run_attack", "run_attack_sweep", "default_alpha",
-           "parse_params", "spec_from_options"]
+           "parse_params", "spec_from_options", "LazyModule"]
 
 #: the fields every spec stores (the pre-registry serialised form), with their defaults
 LEGACY = {"alpha": None, "steps": None, "restarts": 1, "random_start": False, "keep": "fooled"}
@@ -360,8 +376,6 @@ def _registry() -> dict[str, type[Attack]]:
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
-        import importlib
-
         importlib.import_module(BUILTINS)
     return _REGISTRY
 
