@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -70,7 +69,7 @@ def certify(
         line = cert.summary_line(report)
         if not run.quiet:
             cli.say(line)
-        cli.finish_report(report, report_to, text=json.dumps(report, indent=1) + "\n", summary=[line])
+        cli.finish_report(report, report_to, text=cert.report_text(report), summary=[line])
 
 
 def main():

@@ -395,6 +395,21 @@ def masking_warnings(results: Sequence[dict[str, Any]]) -> list[str]:
     return eval_warnings(results)
 
 
+# --------------------------------------------------------------------------- the written report
+def report_text(report: dict[str, Any]) -> str:
+    """The report as ``rdm-eval -o`` writes it (indented JSON, per-row lists on one line each)."""
+    from rdm.attacks.per_row import dumps
+
+    return dumps(report)
+
+
+def write_report(report: dict[str, Any], path: os.PathLike | str) -> Path:
+    """:func:`report_text` written to ``path`` atomically: the one writer of evaluation reports."""
+    from rdm.data.atomic import write_text
+
+    return write_text(path, report_text(report))
+
+
 # --------------------------------------------------------------------------- table
 def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.1f}%"

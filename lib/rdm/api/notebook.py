@@ -147,9 +147,9 @@ class Evaluation:
 
     def to_json(self) -> str:
         """The report as ``rdm-eval -o`` writes it (same schema, same layout)."""
-        from rdm.attacks.per_row import dumps
+        from rdm.api.eval import report_text
 
-        return dumps(self.report)
+        return report_text(self.report)
 
     def to_csv(self, path: PathLike) -> Path:
         """The per-row results as CSV (``.parquet``: Parquet, needs pyarrow), as ``rdm-eval --rows`` writes."""
@@ -200,9 +200,10 @@ class Certification:
     report: dict = field(repr=False)
 
     def to_json(self) -> str:
-        import json
+        """The report as ``rdm-certify -o`` writes it."""
+        from rdm.evaluation.certify import report_text
 
-        return json.dumps(self.report, indent=1) + "\n"
+        return report_text(self.report)
 
 
 # --------------------------------------------------------------------------- the model
@@ -467,9 +468,7 @@ def evaluate(model: nn.Module, data, *, attack: str | None = None, eps: float | 
         for (k, j), res in zip(sorted(kept), fly):
             res.adversarial = torch.cat(kept[(k, j)]) * (hi - lo) + lo
     if output is not None:
-        from rdm.data.atomic import write_text
-
-        write_text(output, ev.to_json())
+        eval_api.write_report(report, output)
     return ev
 
 

@@ -347,14 +347,14 @@ def finish_report(report: dict, where, *, text: str | None = None, warnings=(), 
     ``rdm-eval`` layout); ``rows`` the per-row table; then on stdout the JSON with ``--json``, else
     the path ``-o`` wrote, else the ``summary`` lines: the result always reaches stdout or a file,
     ``-q`` or not."""
-    from rdm.attacks.per_row import dumps, write_table
-    from rdm.data.atomic import atomic_output
+    from rdm.api.eval import report_text
+    from rdm.attacks.per_row import write_table
+    from rdm.data.atomic import write_text
 
     for w in warnings:
         console.print(f"warning: {w}", style="yellow")
     if where.output is not None:
-        with atomic_output(where.output) as tmp:
-            tmp.write_text(dumps(report) if text is None else text)
+        write_text(where.output, report_text(report) if text is None else text)
     if rows is not None:
         write_table(report, rows)
     if where.as_json:

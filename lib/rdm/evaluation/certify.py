@@ -261,6 +261,13 @@ def certify_checkpoint(ck, set_path, *, sigma: float, n0: int = 100, n: int = 10
     }
 
 
+def report_text(report: dict) -> str:
+    """The certificate report as ``rdm-certify -o`` writes it."""
+    import json
+
+    return json.dumps(report, indent=1) + "\n"
+
+
 def summary_line(report: dict) -> str:
     """The one-line summary of a certificate report: σ, rows, abstentions, certified accuracy per radius."""
     acc = ", ".join(f"r={r}: {v:.1%}" for r, v in report["certified_accuracy"].items())
