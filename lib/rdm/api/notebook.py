@@ -224,8 +224,10 @@ class Scaled(nn.Module):
     def __init__(self, model: nn.Module, input_range: tuple[float, float], mean, std, channels: int):
         super().__init__()
         self.model = model
-        self.lo, self.span = float(input_range[0]), float(input_range[1] - input_range[0])
         shape = (1, channels, 1, 1)
+        # buffers, so that the model's hash (module_sha256) covers the scale it is evaluated at
+        self.register_buffer("lo", torch.tensor(float(input_range[0])))
+        self.register_buffer("span", torch.tensor(float(input_range[1] - input_range[0])))
         self.register_buffer("mean", _per_channel(mean, 0.0, channels, "mean").view(shape))
         self.register_buffer("std", _per_channel(std, 1.0, channels, "std").view(shape))
 
@@ -404,7 +406,7 @@ def _model_for(model: nn.Module, shape, classes, name: str, device, input_range,
     net.to(device).eval()
     try:
         _check_outputs(net, shape, list(classes), name, device)
-        yield Checkpoint(path=Path(name), model=net, trainer=None, sha256=module_sha256(model),
+        yield Checkpoint(path=Path(name), model=net, trainer=None, sha256=module_sha256(net),
                          meta={"kind": "cnn", "arch": {"name": type(model).__name__}, "classes": list(classes),
                                "input_shape": list(shape)})
     finally:
