@@ -147,8 +147,11 @@ def write_set(path: os.PathLike | str, x, y, *, classes: Sequence[str], groups: 
     if len(y) and (y.min() < 0 or y.max() >= len(classes)):
         raise RdmError(f"write_set: labels must lie in 0…{len(classes) - 1} (one per class), "
                        f"got {int(y.min())}…{int(y.max())}")
-    if x.size and (not np.isfinite(x).all() or x.min() < 0 or x.max() > 1):
-        raise RdmError(f"write_set: x must hold finite values in [0, 1] (got {np.nanmin(x):g}…{np.nanmax(x):g}); "
+    if x.size and not np.isfinite(x).all():
+        raise RdmError(f"write_set: x must hold finite values in [0, 1]; it has {int((~np.isfinite(x)).sum())} "
+                       "NaN or infinite values")
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise RdmError(f"write_set: x must hold finite values in [0, 1] (got {x.min():g}…{x.max():g}); "
                        "scale the images first, e.g. x / 255")
     cols = {}
     for name, v in (("group", groups), ("id", ids)):
