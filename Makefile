@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 # CPU build on these machines; GPU users: make TORCH=torch (or their CUDA wheel spec)
 TORCH ?= torch==2.13.0
+TORCHATTACKS ?= torchattacks==3.5.1
 PY := $(VENV)/bin/python
 RDM := $(VENV)/bin/
 STAMP := $(VENV)/.rdm-installed
@@ -57,6 +58,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[test,report]"
+	# the reference the notebook API's tests compare against; without its dependencies, whose torchvision
+	# pin would replace the torch above (tests/api/test_notebook.py skips those checks without it)
+	$(PY) -m pip install -q --no-deps "$(TORCHATTACKS)"
 	touch $@
 
 # The suite runs on every core (pytest-xdist, one worker per core; TEST_JOBS=0: no workers), a test

@@ -1,48 +1,24 @@
 """rdm-train-cnn: train the undefended CNN of a preset (paper Fig. 7) on a clean set."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from rdm import cli
+from rdm.cli.options import OutOpt, Training, ValOpt
 
 app = cli.make_app("Train the undefended CNN (the paper's baseline) on a clean set.")
 
-EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="epochs (default: the preset's [train])")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="batch size (default: the preset's [train])")]
-PatienceOpt = Annotated[Optional[int], typer.Option(
-    "--patience", help="stop after this many epochs without a better validation score (0: never stop early; "
-                       "default: the preset's [train])")]
-LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: the preset's [train])")]
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="preset name or .toml path (default: the set's)")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from OUTPUT.partial, or extend a finished OUTPUT")]
-ResumePartialOpt = Annotated[bool, typer.Option(
-    "--resume-partial", help="continue OUTPUT.partial if an interrupted run with these same settings and data left "
-                             "it, else start fresh (for pipelines and requeued batch jobs)")]
-HistoryOpt = Annotated[Optional[Path], typer.Option("--history", help="also write the per-epoch history as JSON")]
-OutOpt = Annotated[Path, typer.Option("-o", "--output", help="checkpoint to write")]
-ValOpt = Annotated[Optional[Path], typer.Option("--val", help="validation set: best weights and early stopping")]
-AllowHeldOutOpt = Annotated[bool, typer.Option(
-    "--allow-held-out-adv", help="train on --adv sets crafted from a test or validation split anyway "
-                                 "(refused by default: it leaks held-out images into training)")]
-
-
 @app.command(epilog="Example: rdm-train-cnn train.h5 --val val.h5 -o baseline.ckpt")
 def train_cnn(train: Annotated[Path, typer.Argument(help="clean training set (.h5)")], output: OutOpt,
-              val: ValOpt = None, preset: PresetOpt = None, epochs: EpochsOpt = None,
-              batch_size: BatchOpt = None, lr: LrOpt = None,
-              patience: PatienceOpt = None, seed: cli.SeedOpt = 0,
-              device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, history: HistoryOpt = None,
-              precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
-              debug: cli.DebugOpt = False):
+              val: ValOpt = None, t: Training = None):
     """Train the CNN; keeps the weights with the best validation balanced accuracy."""
-    with cli.guard(debug):
-        from rdm.api.train import Common, train_cnn as _train_cnn
+    with cli.guard(t.debug):
+        from rdm.api.train import train_cnn as _train_cnn
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
-                   quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
-        with cli.progress(disable=quiet) as c.progress:
+        c = t.common(log=cli.say, warn=cli.warn)
+        with cli.progress(disable=t.quiet) as c.progress:
             cli.emit(_train_cnn(train, output=output, val=val, c=c))
 
 

@@ -41,6 +41,7 @@ from rdm.data.atomic import atomic_output, check_outputs
 from rdm.data.checkpoint import Checkpoint, input_checks, load_checkpoint, read_raw, save_checkpoint
 from rdm.errors import RdmError, UsageError
 from rdm.models import Purified, build, cnn_arch, dcae_arch, transfer_encoder
+from rdm.environment import environment
 from rdm.precision import check_precision
 from rdm.data.presets import Preset, load_preset
 from rdm.data.sets import SetInfo, SetReader, channel_mean, sha256_file, validate_set
@@ -193,7 +194,7 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
     meta_base = {
         "kind": kind, "arch": arch, "preset": preset.as_dict(), "classes": list(preset.classes),
         "input_shape": list(preset.shape), "recipe": recipe, "parent": parent, "datasets": datasets,
-        "seed": cfg.seed, "monitor": objective.monitor,
+        "seed": cfg.seed, "monitor": objective.monitor, "environment": environment(device, c.precision),
         "command": c.command if c.command is not None else " ".join(sys.argv),
         **(extra_meta or {}),
     }
