@@ -26,7 +26,7 @@ import numpy as np
 
 from rdm.errors import RdmError
 from rdm.data.sets import sha256_file
-from rdm.prep.images import BadInput, float_to_array
+from rdm.prep.images import BadInput, Decode
 from rdm.prep.reader import Entry, Scan, display_name
 
 HU_MIN, HU_MAX = -1000.0, 400.0      # the lung preset's [intensity] window (a test keeps them equal)
@@ -218,6 +218,7 @@ class Luna16:
                  candidates: Path | None = None):
         self.root, self.classes, self.class_map, self.candidates = Path(root), list(classes), dict(class_map), candidates
         self.shape = shape
+        self.decode = Decode(shape)
         self.hashes: dict[str, str] = {}
         self._uid: Path | None = None
         self._vol = None
@@ -246,7 +247,8 @@ class Luna16:
         if p is None:
             raise BadInput(display_name(mhd), f"candidate {entry.id} (candidates line {line}, world {world} mm, "
                                      f"voxel {np.round(ijk, 1).tolist()}) lies outside the volume")
-        return float_to_array(p, self.shape, lo=HU_MIN, hi=HU_MAX), ""
+        self.decode.counts["CT patch, HU window"] += 1
+        return self.decode.floats(p, str(entry.id), HU_MIN, HU_MAX), ""
 
     def close(self) -> None:
         self._vol = None
