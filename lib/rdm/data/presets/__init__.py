@@ -108,7 +108,7 @@ KEYS: tuple[Key, ...] = (
                                                    "values in this range map linearly to [0, 1] (clipped); "
                                                    "ε on [0, 1] is ε·(hi − lo) in `unit`"),
     Key("model.hidden", "list[int]", [128], "widths of the CNN head's hidden dense layers (each ≥ 1)"),
-    Key("model.dropout", "float", 0.0, "dropout before each hidden dense layer, in [0, 1)"),
+    Key("model.dropout", "float", 0.0, "dropout before the output layer, in [0, 1) (0: none)"),
     Key("model.binary", "bool", False, "one logit (sigmoid) instead of one per class; needs exactly 2 classes"),
     Key("train.epochs", "int", 20, "training epochs (≥ 1); `--epochs` overrides"),
     Key("train.batch_size", "int", 64, "batch size (≥ 1); `--batch-size` overrides"),
