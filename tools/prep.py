@@ -35,7 +35,8 @@ def _class_map(items: list[str]) -> dict[str, str]:
 @app.command(epilog=EPILOG)
 def prep(
     source: Annotated[list[str], typer.Argument(
-        help="image-folder tree (one sub-folder per class, optional labels.csv), .mat file(s) or a "
+        help="image-folder tree (one sub-folder per class of PNG/JPEG/TIFF/..., DICOM .dcm or NIfTI .nii/.nii.gz "
+             "slices; optional labels.csv), .mat file(s) or a "
              "folder of them, a LUNA16 folder (*.mhd + candidates.csv), or the word 'synthetic'")],
     preset: Annotated[str, typer.Option("--preset", "-p", help="brain, leukemia, lung or a .toml path")],
     output: Annotated[Path, typer.Option("-o", "--output", help="folder for train.h5 val.h5 test.h5")],

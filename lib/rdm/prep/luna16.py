@@ -9,8 +9,8 @@ parsed here (``NDims``, ``DimSize``, ``ElementSpacing``, ``Offset``/``Origin``,
 ``index = D⁻¹(world − origin) / spacing``, rounded (D is the identity in LUNA16).
 The patch is the axial slice through the candidate, H×W voxels of the preset's size
 centred on it at native in-plane spacing (no resampling), padded with air
-(−1000 HU) where it leaves the scan; HU are clipped to [−1000, 400] and scaled to
-[0, 1]. Group = seriesuid, label = the ``class`` column (0, 1 index the preset's
+(−1000 HU) where it leaves the scan; HU are clipped to the preset's ``[intensity] window``
+(the lung preset's [−1000, 400]; that window when the preset has none) and scaled to [0, 1]. Group = seriesuid, label = the ``class`` column (0, 1 index the preset's
 classes; ``--class-map 1=nodule`` renames). Candidates of series with no volume
 below SOURCE are left out with a warning (users often hold only some subsets).
 """
@@ -248,7 +248,8 @@ class Luna16:
             raise BadInput(display_name(mhd), f"candidate {entry.id} (candidates line {line}, world {world} mm, "
                                      f"voxel {np.round(ijk, 1).tolist()}) lies outside the volume")
         self.decode.counts["CT patch, HU window"] += 1
-        return self.decode.floats(p, str(entry.id), HU_MIN, HU_MAX), ""
+        lo, hi = self.decode.window or (HU_MIN, HU_MAX)      # the preset's window; the lung preset's by default
+        return self.decode.floats(p, str(entry.id), lo, hi), ""
 
     def close(self) -> None:
         self._vol = None

@@ -5,6 +5,7 @@ A reader is built with its sources and the preset's classes and shape, then::
     scan = reader.scan()            # Scan: entries, bad inputs, provenance, index-file hashes, notes
     x, sha = reader.load(entry)     # C×H×W float32 in [0, 1], sha256 of the bytes read ("" if none)
     reader.hashes                   # sha256 of files read while loading (e.g. CT volumes)
+    reader.decode                   # the Decode used: resizes met, intensity mapping (for the set)
     reader.close()
 
 Image files are decoded by suffix (:func:`file_decoder`): ``.dcm`` by pydicom, ``.nii`` and
@@ -76,6 +77,7 @@ class Scan:
 
 class Reader(Protocol):
     hashes: dict[str, str]
+    decode: Decode      # the preset's shape and window; counts resizes and the mapping per kind of image
 
     def scan(self) -> Scan: ...
 
