@@ -103,6 +103,15 @@ def test_paths_outside_the_source_are_refused_even_with_skip_bad(tmp_path, where
         assert not (tmp_path / "out").exists()
 
 
+def test_an_absolute_path_inside_the_source_is_the_same_image(tmp_path):
+    src = tree(tmp_path / "src")
+    rows = [(str(src / p) if p == "a/a1.png" else p, c) for p, c in all_rows(src)]
+    manifest(src, rows)
+    r = prep(tmp_path, src)
+    assert r.exit_code == 0, r.stderr
+    assert sorted(ids(tmp_path / "out")) == sorted(p for p, _ in all_rows(src))
+
+
 def test_label_check_applies_to_every_spelling(tmp_path):
     src = tree(tmp_path / "src")
     rows = [r for r in all_rows(src) if r[0] != "b/b0.png"] + [("./b/b0.png", "a")]

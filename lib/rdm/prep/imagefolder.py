@@ -21,7 +21,7 @@ go through ``--class-map SRC=DST`` before they are matched to the preset's class
 
 Manifest paths are resolved (``./a/x.png``, ``a//x.png``, ``b/../a/x.png`` and a symbolic
 link all name one file): a path that leads outside SOURCE, by ``..``, an absolute path or a
-link, is refused (exit 1, even with ``--skip-bad``), and two rows that reach the same file
+symbolic link, is refused (exit 1, even with ``--skip-bad``), and two rows that reach the same file
 (also through a symbolic or hard link) are an error. The stored ``id`` is the path as
 normalised from the manifest.
 
@@ -273,7 +273,7 @@ def _inside(root: Path, real_root: Path, raw: str, where: str) -> tuple[str, Pat
     norm = os.path.normpath(os.path.join(root, raw))
     rel = os.path.relpath(norm, root)
     real = Path(os.path.realpath(norm))
-    outside = rel == os.curdir or rel.startswith(os.pardir + os.sep) or rel == os.pardir or os.path.isabs(raw)
+    outside = rel in (os.curdir, os.pardir) or rel.startswith(os.pardir + os.sep)
     if not outside and real != real_root and real_root not in real.parents:
         outside = True
     if outside:
