@@ -96,3 +96,30 @@ def test_training_refuses_a_val_set_of_another_prep(tmp_path):
             with SetReader(tmp_path / d / f"{s}.h5") as rd:
                 sids.add(rd.info.attrs["split_id"])
     assert len(sids) == 1
+
+
+def test_a_model_refuses_another_split_of_its_training_images(tmp_path):
+    from rdm_tools.attack import app as attack_app
+    from rdm_tools.eval import app as eval_app
+
+    pre = tmp_path / "two.toml"
+    pre.write_text(PRESET)
+    preset = load_preset(str(pre))
+    src = tree(tmp_path / "src")
+    other = tree(tmp_path / "other-src", per_class=5)          # other images: a fair test set
+    for d, s, seed in (("p0", src, 0), ("p1", src, 1), ("q", other, 0)):
+        prepare([s], preset, tmp_path / d, seed=seed)
+    m = tmp_path / "m.ckpt"
+    run = CliRunner().invoke
+    r = run(cnn_app, [str(tmp_path / "p0" / "train.h5"), "--device", "cpu", "-q", "-o", str(m)])
+    assert r.exit_code == 0, r.stderr
+    for app, more in ((eval_app, ["--json"]), (attack_app, ["--attack", "fgsm", "--eps", "0.01", "-o",
+                                                            str(tmp_path / "adv.h5")])):
+        r = run(app, [str(m), str(tmp_path / "p1" / "test.h5"), "--device", "cpu", "-q", *more])
+        assert r.exit_code == 1, (r.stdout, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "may be training rows" in lines[0], r.stderr
+        for d in ("p0", "q"):
+            r = run(app, [str(m), str(tmp_path / d / "test.h5"), "--device", "cpu", "-q", *more])
+            assert r.exit_code == 0, r.stderr
+    assert not (tmp_path / "p1" / "adv.h5").exists()

@@ -43,7 +43,8 @@ from rdm.errors import RdmError, UsageError
 from rdm.models import Purified, build, cnn_arch, dcae_arch, transfer_encoder
 from rdm.precision import check_precision
 from rdm.data.presets import Preset, data_mismatch, load_preset
-from rdm.data.sets import SetInfo, SetReader, channel_mean, check_same_prep, set_preset, sha256_file, validate_set
+from rdm.data.sets import (SetInfo, SetReader, channel_mean, check_same_prep, prep_of, set_preset, sha256_file,
+                           validate_set)
 from rdm.training.loop import Batches, Classification, Reconstruction, Source, TrainConfig, TrainerState, fit
 
 EVAL_BATCH = 256
@@ -212,6 +213,7 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
         "input_shape": list(preset.shape), "recipe": recipe, "parent": parent, "datasets": datasets,
         "seed": cfg.seed, "monitor": objective.monitor,
         "command": c.command if c.command is not None else " ".join(sys.argv),
+        "prep": _prep_record(train_sources[0].path),
         **(extra_meta or {}),
     }
     partial = partial_path(output)
@@ -284,6 +286,12 @@ def _classifier_setup(train: Path, val: Path | None, adv: Sequence[Path], c: Com
     device = _device(c.device)
     check_precision(c.precision)
     return preset, infos, cfg, device
+
+
+def _prep_record(train: Path) -> dict | None:
+    """The rdm-prep run (split id, inputs) of the training set, so evaluation can refuse other splits."""
+    with SetReader(train) as r:
+        return prep_of(r.info)
 
 
 def _sources(paths: Sequence[Path]) -> list[Source]:

@@ -47,7 +47,7 @@ from rdm import __version__
 from rdm.data.atomic import atomic_outputs, check_outputs
 from rdm.errors import RdmError, UsageError
 from rdm.data.presets import PRESET_ATTR, Preset, preset_json
-from rdm.data.sets import SPLIT_ID_ATTR, SetWriter, make_provenance, sha256_bytes
+from rdm.data.sets import PREP_INPUTS_ATTR, SPLIT_ID_ATTR, SetWriter, make_provenance, sha256_bytes
 from rdm.prep.images import BadInput, Decode
 from rdm.prep.reader import Reader
 from rdm.prep.split import SPLITS, class_targets, grouped_stratified_split, split_table, split_totals
@@ -270,8 +270,10 @@ def split_id(im: Images, split: np.ndarray, preset: Preset, seed: int) -> str:
 def write_sets(targets: list[Path], im: Images, split: np.ndarray, preset: Preset, prov: dict, seed: int) -> None:
     """The three sets, all or nothing (:func:`rdm.data.atomic.atomic_outputs`); each carries the
     full preset, the intensity mapping and the prep's split id."""
+    inputs = im.input_hashes or {"synthetic": im.extra.get("n"), "seed": seed, "shape": list(preset.shape)}
     common = {"split_ratios": dict(preset.split), PRESET_ATTR: preset_json(preset), "intensity": im.intensity,
-              SPLIT_ID_ATTR: split_id(im, split, preset, seed)}
+              SPLIT_ID_ATTR: split_id(im, split, preset, seed),
+              PREP_INPUTS_ATTR: sha256_bytes(json.dumps(inputs, sort_keys=True).encode())[:16]}
     with atomic_outputs(targets) as temps:
         for s, tmp in enumerate(temps):
             rows = np.flatnonzero(split == s)
