@@ -79,15 +79,15 @@ def test_training_refuses_a_val_set_of_another_prep(tmp_path):
     src = tree(tmp_path / "src")
     prepare([src], preset, tmp_path / "p0", seed=0)
     prepare([src], preset, tmp_path / "p1", seed=1)
-    with SetReader(tmp_path / "p0" / "train.h5") as a, SetReader(tmp_path / "p1" / "val.h5") as b:
-        assert a.info.attrs["split_id"] != b.info.attrs["split_id"]
     assert ids(tmp_path / "p0")["train"] & ids(tmp_path / "p1")["val"]     # the two splits overlap
     r = CliRunner().invoke(cnn_app, [str(tmp_path / "p0" / "train.h5"), "--val", str(tmp_path / "p1" / "val.h5"),
-                                     "--device", "cpu", "-q", "-o", str(tmp_path / "m.ckpt")])
+                                     "--preset", str(pre), "--device", "cpu", "-q", "-o", str(tmp_path / "m.ckpt")])
     assert r.exit_code == 1, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "two different rdm-prep runs" in lines[0]
     assert not (tmp_path / "m.ckpt").exists()
+    with SetReader(tmp_path / "p0" / "train.h5") as a, SetReader(tmp_path / "p1" / "val.h5") as b:
+        assert a.info.attrs["split_id"] != b.info.attrs["split_id"]
     # the same prep's sets share one id; the same inputs and seed give the same id again
     prepare([src], preset, tmp_path / "p0b", seed=0)
     sids = set()
@@ -111,7 +111,7 @@ def test_a_model_refuses_another_split_of_its_training_images(tmp_path):
         prepare([s], preset, tmp_path / d, seed=seed)
     m = tmp_path / "m.ckpt"
     run = CliRunner().invoke
-    r = run(cnn_app, [str(tmp_path / "p0" / "train.h5"), "--device", "cpu", "-q", "-o", str(m)])
+    r = run(cnn_app, [str(tmp_path / "p0" / "train.h5"), "--preset", str(pre), "--device", "cpu", "-q", "-o", str(m)])
     assert r.exit_code == 0, r.stderr
     for app, more in ((eval_app, ["--json"]), (attack_app, ["--attack", "fgsm", "--eps", "0.01", "-o",
                                                             str(tmp_path / "adv.h5")])):
