@@ -123,3 +123,25 @@ def test_a_model_refuses_another_split_of_its_training_images(tmp_path):
             r = run(app, [str(m), str(tmp_path / d / "test.h5"), "--device", "cpu", "-q", *more])
             assert r.exit_code == 0, r.stderr
     assert not (tmp_path / "p1" / "adv.h5").exists()
+
+
+def test_a_failed_first_prep_leaves_no_set(tmp_path, monkeypatch):
+    pre = tmp_path / "two.toml"
+    pre.write_text(PRESET)
+    src, out = tree(tmp_path / "src"), tmp_path / "out"
+    out.mkdir()
+    real = os.replace
+
+    def failing(a, b, *args, **kw):
+        if Path(b).name == "test.h5":
+            raise OSError(28, "No space left on device", str(a), None, str(b))
+        return real(a, b, *args, **kw)
+
+    monkeypatch.setattr(atomic.os, "replace", failing)
+    try:
+        prepare([src], load_preset(str(pre)), out, seed=0)
+    except Exception as e:
+        assert "test.h5" in str(e)
+    else:
+        raise AssertionError("the failing rename did not fail")
+    assert list(out.iterdir()) == []
