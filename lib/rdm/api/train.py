@@ -107,7 +107,8 @@ def check_set(path: Path, preset: Preset, require: Sequence[str] = ()) -> SetInf
     embedded = set_preset(info)
     diff = data_mismatch(embedded.as_dict(), preset.as_dict()) if embedded is not None else None
     if diff:
-        raise RdmError(f"{path}: was prepared with preset '{embedded.name}' but preset '{preset.name}' differs ({diff})")
+        raise RdmError(f"{path}: was prepared with preset '{embedded.name}' but preset '{preset.name}' differs "
+                       f"({diff})")
     return info
 
 

@@ -26,8 +26,8 @@ symbolic link, is refused (exit 1, even with ``--skip-bad``), and two rows that 
 normalised from the manifest.
 
 A manifest row whose path, as written or as resolved, lies in a class folder of another
-class is an error (the folder and the manifest disagree); ``label_source="manifest"`` or ``"folder"`` (``--label-source``) says
-which one wins. Image files under SOURCE that the manifest does not list are left out and
+class is an error (the folder and the manifest disagree); ``label_source="manifest"`` or
+``"folder"`` (``--label-source``) says which one wins. Image files under SOURCE that the manifest does not list are left out and
 reported in one note.
 
 If no sub-folder of SOURCE names a class and SOURCE holds exactly one sub-folder,

@@ -176,11 +176,6 @@ class Decode:
         return f"resized {n} image(s) to {w}x{h} from {shown}{more} (--no-resize refuses instead)"
 
 
-def decode_image(data: bytes, name: str, shape: tuple[int, int, int]) -> np.ndarray:
-    """Bytes of an image file -> C×H×W float32 in [0, 1] (no intensity window); BadInput if unusable."""
-    return Decode(shape).image(data, name)
-
-
 def float_to_array(a: np.ndarray, shape: tuple[int, int, int], lo: float, hi: float) -> np.ndarray:
     """A 2-D float array -> C×H×W float32 in [0, 1]: scale [lo, hi] to [0, 1], resize, clip."""
     c, h, w = shape

@@ -10,8 +10,8 @@ parsed here (``NDims``, ``DimSize``, ``ElementSpacing``, ``Offset``/``Origin``,
 The patch is the axial slice through the candidate, H×W voxels of the preset's size
 centred on it at native in-plane spacing (no resampling), padded with air
 (−1000 HU) where it leaves the scan; HU are clipped to the preset's ``[intensity] window``
-(the lung preset's [−1000, 400]; that window when the preset has none) and scaled to [0, 1]. Group = seriesuid, label = the ``class`` column (0, 1 index the preset's
-classes; ``--class-map 1=nodule`` renames). Candidates of series with no volume
+(the lung preset's [−1000, 400]; that window when the preset has none) and scaled to
+[0, 1]. Group = seriesuid, label = the ``class`` column (0, 1 index the preset's classes; ``--class-map 1=nodule`` renames). Candidates of series with no volume
 below SOURCE are left out with a warning (users often hold only some subsets).
 """
 
