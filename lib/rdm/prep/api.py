@@ -257,23 +257,28 @@ def split_provenance(im: Images, preset: Preset, table: np.ndarray, seed: int, c
     return prov
 
 
-def split_id(im: Images, split: np.ndarray, preset: Preset, seed: int) -> str:
-    """One id for the three sets of one prep: the sha256 of the inputs, the preset, the seed and
-    the row → split assignment. The same inputs and settings give the same id (and the same split);
-    sets of two different preps have different ids, so commands can refuse to mix them."""
-    payload = json.dumps({"inputs": im.input_hashes, "preset": preset.as_dict(), "seed": int(seed),
-                          "rows": [[str(i), int(s)] for i, s in zip(im.ids.tolist(), split.tolist())]},
-                         sort_keys=True)
-    return sha256_bytes(payload.encode())[:16]
+def inputs_id(im: Images, preset: Preset, seed: int) -> str:
+    """A hash of what was read (the sha256 values of every input, not their paths, so a moved
+    folder is the same input); for synthetic phantoms, what generated them."""
+    what = (sorted(im.input_hashes.values()) if im.input_hashes else
+            {"synthetic": im.extra.get("n"), "seed": int(seed), "shape": list(preset.shape)})
+    return sha256_bytes(json.dumps(what, sort_keys=True).encode())[:16]
+
+
+def split_id(inputs: str, im: Images, split: np.ndarray) -> str:
+    """One id for the three sets of one prep: the sha256 of the inputs and the row → split
+    assignment. The same images split the same way get the same id (whatever the preset's other
+    settings); sets of two different splits have different ids, so commands can refuse to mix them."""
+    rows = [[str(i), int(s)] for i, s in zip(im.ids.tolist(), split.tolist())]
+    return sha256_bytes(json.dumps({"inputs": inputs, "rows": rows}).encode())[:16]
 
 
 def write_sets(targets: list[Path], im: Images, split: np.ndarray, preset: Preset, prov: dict, seed: int) -> None:
     """The three sets, all or nothing (:func:`rdm.data.atomic.atomic_outputs`); each carries the
     full preset, the intensity mapping and the prep's split id."""
-    inputs = im.input_hashes or {"synthetic": im.extra.get("n"), "seed": seed, "shape": list(preset.shape)}
+    inputs = inputs_id(im, preset, seed)
     common = {"split_ratios": dict(preset.split), PRESET_ATTR: preset_json(preset), "intensity": im.intensity,
-              SPLIT_ID_ATTR: split_id(im, split, preset, seed),
-              PREP_INPUTS_ATTR: sha256_bytes(json.dumps(inputs, sort_keys=True).encode())[:16]}
+              SPLIT_ID_ATTR: split_id(inputs, im, split), PREP_INPUTS_ATTR: inputs}
     with atomic_outputs(targets) as temps:
         for s, tmp in enumerate(temps):
             rows = np.flatnonzero(split == s)
