@@ -7,7 +7,8 @@ slices of one patient never straddle two splits. ``cjdata/tumorMask`` is ignored
 
 MATLAB writes arrays column-major, so h5py sees them transposed; the image is
 transposed back. Each image's own min..max is scaled to [0, 1] (the slices have no
-common intensity scale), then resized with LANCZOS and clipped to [0, 1].
+common intensity scale), then resized with LANCZOS and clipped to [0, 1]; a preset with an
+``[intensity] window`` maps every slice through that window instead.
 ``--class-map 1=...`` overrides the numeric label's class name.
 """
 
@@ -127,6 +128,9 @@ class MatFiles:
         img = img.T  # MATLAB is column-major
         if not np.isfinite(img).all():
             raise BadInput(name, "cjdata/image has NaN or inf values")
+        if self.decode.window is not None:      # a preset with a window: one scale for every slice
+            self.decode.counts["float"] += 1
+            return self.decode.floats(img, name, *self.decode.window), sha256_bytes(data)
         self.decode.counts["MRI slice, own min..max"] += 1
         return self.decode.floats(img, name, float(img.min()), float(img.max())), sha256_bytes(data)
 
