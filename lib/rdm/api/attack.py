@@ -41,7 +41,8 @@ from rdm.evaluation.metrics import perturbation_norms
 from rdm.models import predict
 from rdm.precision import autocast, check_precision
 from rdm.data.prefetch import prefetch
-from rdm.data.sets import SetReader, SetWriter, make_provenance, sha256_file, validate_set
+from rdm.data.sets import (INHERITED_ATTRS, SetReader, SetWriter, inherited_attrs, make_provenance, sha256_file,
+                           validate_set)
 from rdm.data.shards import check_coverage, in_shard_order, parse_shard, shard_range  # noqa: F401 (rdm-attack, certify)
 
 ATTACKABLE_KINDS = ("cnn", "purified")
@@ -131,7 +132,8 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
             w = SetWriter(p, shape=info.shape, classes=info.classes, modality=info.modality,
                           preset=info.preset, provenance=prov, columns=["source_index", *copy_cols],
                           extras=EXTRAS, chunk_rows=min(int(batch_size), 128),
-                          attrs={"attack": spec.to_dict(), "protocol_model_sha256": ck.sha256})
+                          attrs={"attack": spec.to_dict(), "protocol_model_sha256": ck.sha256,
+                                 **inherited_attrs(info)})
             stack.enter_context(w)
             writers.append(w)
         task = progress.add_task(f"{specs[0].name}", total=stop - start, info="") if progress else None
@@ -211,7 +213,7 @@ def merge_parts(parts: Sequence[os.PathLike | str], output: os.PathLike | str, *
         cols = [c for c in ("source_index", "group", "id") if c in r0.info.columns]
         extras = {c: r0._f[c].dtype for c in r0.info.columns
                   if c not in ("source_index", "group", "id")}
-    attrs = {k: v for k, v in first.attrs.items() if k in ("attack", "protocol_model_sha256")}
+    attrs = {k: v for k, v in first.attrs.items() if k in ("attack", "protocol_model_sha256", *INHERITED_ATTRS)}
     with SetWriter(output, shape=first.shape, classes=first.classes, modality=first.modality,
                    preset=first.preset, provenance=prov, columns=cols, extras=extras,
                    attrs=attrs) as w:

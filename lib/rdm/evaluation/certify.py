@@ -219,6 +219,7 @@ def certify_checkpoint(ck, set_path, *, sigma: float, n0: int = 100, n: int = 10
     wrapped by :mod:`rdm.api.notebook`)."""
     from pathlib import Path
 
+    from rdm.data.checkpoint import input_checks
     from rdm.data.sets import SetReader, sha256_file, validate_set
     from rdm.data.shards import shard_range
 
@@ -228,6 +229,7 @@ def certify_checkpoint(ck, set_path, *, sigma: float, n0: int = 100, n: int = 10
     ck.model.to(memory_format=torch.channels_last)     # as rdm-eval: faster convolutions, same values
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=Path(model_path).name)
+    input_checks(ck, info)
     a, b = shard_range(info.n, shard)
     if b <= a:
         raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows of {Path(set_path).name} (it has {info.n})")
