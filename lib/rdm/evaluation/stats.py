@@ -225,6 +225,9 @@ def hierarchical_bootstrap(a, b, *, weights=None, n_resamples: int = N_BOOT, see
         rows = _counts(rng.integers(0, n, size=(r, n), dtype=np.int64), n).astype(np.float64)
         sums = rows @ dw                           # r × (k + 1): each seed's weighted sum, the weights' sum
         reps[s:s + r] = (sums[:, :k] * seeds[s:s + r]).sum(1) / sums[:, k]
+    # a replicate is a ratio of sums: rounding off the last bits keeps an exact 0 at 0 (not ±1e-17),
+    # so the p-values count it on both sides and no interval bound reads as a hair off 0
+    reps = np.round(reps, 12)
     lo, hi = (float(v) for v in np.quantile(reps, [0.5 - level / 2, 0.5 + level / 2]))
     return Bootstrap(diff, lo, hi, reps)
 
@@ -302,6 +305,17 @@ def decide(lo: float, hi: float, p_adj: float, p_tost_adj: float, alpha: float =
     if p_tost_adj < alpha:
         return "equivalent"
     return "cannot tell"
+
+
+def scope_words(n_seeds: int) -> str:
+    """Why a difference on fewer than ``MIN_SEEDS`` seeds is no verdict between methods (empty at or
+    above it)."""
+    if n_seeds >= MIN_SEEDS:
+        return ""
+    if n_seeds == 1:
+        return TWO_NETWORKS
+    return (f"{n_seeds} training runs each, fewer than {MIN_SEEDS}: compares these networks, "
+            "not two methods")
 
 
 @dataclass(frozen=True)
