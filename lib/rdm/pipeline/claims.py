@@ -91,7 +91,7 @@ def claims_table(x: View) -> Table:
         claim_rows(x, t, kind, c, above)
     bc, rc = x.clean("baseline"), x.clean("rdmaa")
     entry = above(rc, bc, answers=KEEPS) if bc is not None and rc is not None else NA
-    t.add(f"RDMAA keeps the baseline's clean {V.METRIC_WORDS[V.decide_on(x)]} (not worse by the verdict)",
+    t.add(f"RDMAA keeps the baseline's clean {V.METRIC_WORDS[V.decide_on(x)]} (not worse by the paired test)",
           [entry, DASH, DASH, DASH])
     settle(x, pending)
     t.notes += claims_notes(x)
@@ -155,7 +155,7 @@ def claim_words(x: View, v: "V.MethodVerdict", a: Ref, b: Ref, answers: dict[str
     no (TOST p = 1, Holm 1); 300 rows of the test set × 3 seeds; by seed …)``; with fewer than three
     seeds the answer reads ``…, two networks`` and the reason follows the rows × seeds."""
     c, (margin, how) = v.cmp, V.stats_rule(x)
-    adj, m = V.ADJUST_WORDS[how].split("–")[0], V.points(margin)
+    adj, m = V.ADJUST_SHORT[how], V.points(margin)
     head = f"equivalent within {m} points" if v.outcome == "equivalent" else v.outcome
     txt = (f"{who}{head}: {pct(v.va)} vs {pct(v.vb)}, {signed(c.diff)} {bounds(c.lo, c.hi)}; "
            f"{V.p_is(c.p)}, {adj} {V.p_txt(c.p_adj)}; within ±{m}: {'yes' if c.equivalent else 'no'} "

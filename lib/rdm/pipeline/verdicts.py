@@ -439,6 +439,7 @@ def stats_rule(x: "View") -> tuple[float, str]:
 
 
 ADJUST_WORDS = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "unadjusted"}
+ADJUST_SHORT = {"holm": "Holm", "bh": "BH", "none": "unadjusted"}      # beside each adjusted p
 
 
 def p_txt(p: float) -> str:
