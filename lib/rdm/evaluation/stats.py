@@ -22,6 +22,16 @@ so two cells are compared only on the same rows and seeds, paired.
   being 12.7 for two and 4.3 for three: the seeds' spread widens each cell's interval, and
   enters the verdict as the sign condition.)
 
+Verdicts between methods (the claims table; ``docs/statistics.md``):
+
+* :func:`hierarchical_bootstrap` — A − B over seeds and rows together: each replicate draws the seeds
+  with replacement first, then the rows (the same rows for every drawn seed and both methods), ``N_BOOT``
+  replicates, seeded and vectorised.
+* :func:`method_test` — its 95 % interval, the two-sided bootstrap p of A − B = 0 and the two one-sided
+  tests (TOST) of |A − B| ≥ the equivalence margin; :func:`adjust_family` adjusts a family's p-values
+  (:func:`holm`, :func:`benjamini_hochberg`) and :func:`decide` turns them into better, worse,
+  equivalent or cannot tell. Fewer than ``MIN_SEEDS`` seeds compare two networks, not two methods.
+
 ``weights`` turn accuracy into balanced accuracy: a row of class c weighs
 ``1 / (K · n_c)``, so the weighted mean of correctness is the balanced accuracy and the
 same paired machinery decides on it (the verdicts for an imbalanced set such as lung).

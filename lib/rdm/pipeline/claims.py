@@ -3,7 +3,9 @@
 * a difference counts only **beyond noise**: more than 2 points AND two standard errors of the
   difference of two proportions (:func:`above_noise`), and only between results on the same rows.
 
-The claims table and the findings compare models with the paired verdicts of
+The claims table decides each claim by a verdict between methods (:func:`rdm.pipeline.verdicts.method_compare`:
+a hierarchical bootstrap over seeds and rows, an equivalence margin, p-values adjusted across the table;
+``docs/statistics.md``). The findings compare models with the paired verdicts of
 :mod:`rdm.pipeline.verdicts` (same rows and seeds, :func:`rdm.evaluation.stats.paired_test`, in the modality's
 deciding metric), not with the noise rule above. The gradient-masking checks (and ``rdm-eval``'s
 warnings, the same definitions) are in :mod:`rdm.pipeline.masking`.

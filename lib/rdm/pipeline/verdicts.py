@@ -17,7 +17,11 @@ aligned on the row index.
   difference is in the modality's deciding metric (grid: ``[modalities.<m>] decide_on``, accuracy
   or balanced accuracy), with its paired bootstrap interval and the verdict of
   :func:`rdm.evaluation.stats.paired_test` (↑ better, ↓ worse, ≈ within noise).
-* :func:`compare` — the same comparison as an object, for the claims and findings.
+* :func:`compare` — the same comparison as an object, for the findings.
+* :func:`method_compare` — A against B as a verdict between methods (the claims table): the hierarchical
+  bootstrap over seeds and rows, the equivalence margin of the grid's ``[stats]``, and
+  :func:`adjust_verdicts` to adjust a table's p-values together (:mod:`rdm.evaluation.stats`,
+  ``docs/statistics.md``).
 """
 
 from __future__ import annotations
