@@ -88,6 +88,7 @@ def test_three_seeds_give_each_of_the_four_outcomes(tmp_path):
     assert cell[ROWS[3]][0].startswith("no (worse: ")
     assert cell[ROWS[3]][1].startswith("cannot tell (cannot tell: ")
     assert cell[ROWS[4]][0].startswith("yes (equivalent within 3 points: 85.0 vs 85.0, +0.0 [+0.0, +0.0]")
+    assert cell[ROWS[1]][0] in t.csv() and cell[ROWS[3]][1] in t.markdown()   # every rendering says the same
     for lab, i, e in _verdict_cells(t):
         txt, d = e.text(), e.parts[0]
         assert " rows of the " in txt and " × 3 seeds; by seed " in txt and "two networks" not in txt

@@ -167,7 +167,8 @@ class Table:
             row = [lab]
             for i, c in enumerate(cells):
                 n = len(keys[i])
-                vals = [p.text() for p in c.parts] if c.parts else [c.na] * n
+                vals = ([c.said] if c.said is not None else     # a sentence: one column, as the table shows it
+                        [p.text() for p in c.parts] if c.parts else [c.na] * n)
                 row += (vals + [c.na] * n)[:n]
             w.writerow(row)
         return buf.getvalue()
