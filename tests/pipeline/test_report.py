@@ -23,6 +23,7 @@ import pytest
 
 import gridtext as G
 from helpers import fabricate
+from rdm.evaluation.stats import decide
 from rdm.pipeline import config
 from rdm.pipeline import plan as P
 from rdm.pipeline import report as R
@@ -102,7 +103,12 @@ def _check_part(p: dict) -> None:
         assert a["rows"]["seeds"] == b["rows"]["seeds"] and a["metric"] == b["metric"], p
         assert p["value"] == pytest.approx(a["value"] - b["value"], abs=1e-12)
         assert p["text"].startswith(f"{100 * (a['value'] - b['value']) + 0.0:+.1f} [".replace("-0.0 [", "+0.0 ["))
-        assert p["verdict"] in ("better", "worse", "within noise") and 0 < p["p"] <= 1
+        assert p["verdict"] in ("better", "worse", "within noise", "equivalent", "cannot tell") and 0 < p["p"] <= 1
+        if "test" in p:     # a verdict between methods (claims): decided on the adjusted p, never below the raw
+            t = p["test"]
+            assert t["p_adj"] >= p["p"] and t["p_tost_adj"] >= t["p_tost"], p
+            assert p["verdict"] == decide(p["lo"], p["hi"], t["p_adj"], t["p_tost_adj"]), p
+            assert t["scope"] == ("methods" if p["rows"]["n_seeds"] >= 3 else "networks"), p
 
 
 def _check_report(res: Path) -> int:

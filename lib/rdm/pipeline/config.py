@@ -245,6 +245,28 @@ class Certify:
         return max_certifiable_radius(sigma, self.n, self.alpha)
 
 
+@dataclass(frozen=True)
+class StatsRule:
+    """``[stats]``: the equivalence margin of the verdicts between methods (a fraction of the deciding
+    metric) and the multiplicity adjustment across each claims table (``holm`` or ``bh``)."""
+
+    equivalence_margin: float = 0.03
+    adjust: str = "holm"
+
+    @classmethod
+    def from_grid(cls, d: dict[str, Any], where: str) -> "StatsRule":
+        unknown = sorted(set(d) - {"equivalence_margin", "adjust"})
+        if unknown:
+            raise RdmError(f"{where}: [stats] unknown key {', '.join(unknown)} (known: equivalence_margin, adjust)")
+        m = d.get("equivalence_margin", cls.equivalence_margin)
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m < 1:
+            raise RdmError(f"{where}: [stats] equivalence_margin must be a fraction in (0, 1) such as 0.03, got {m!r}")
+        a = d.get("adjust", cls.adjust)
+        if a not in ("holm", "bh"):
+            raise RdmError(f"{where}: [stats] adjust = {a!r}: expected holm or bh")
+        return cls(float(m), a)
+
+
 class Grid:
     """The grid as one mode runs it, typed."""
 
@@ -301,6 +323,7 @@ class Grid:
         self.cost = Cost.from_grid(ev.get("cost"), self.path)
         self.paper: dict[str, dict[str, Any]] = {m: paper_of(g, m) for m in self.modalities}
         self.certify = Certify.from_grid(g.get("certify", {}), self.models, self.path)
+        self.stats = StatsRule.from_grid(g.get("stats", {}), self.path)
         for a in (*self.attacks, *self.whitebox, *self.sweep_attacks.values(), *self.matched_attacks.values(),
                   *self.steps_curve):
             a.check(self.path)
