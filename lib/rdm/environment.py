@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import torch
 
+from rdm.errors import RdmError
 from rdm.precision import check_precision
 
 
@@ -38,3 +39,20 @@ def environment(device: torch.device | str = "cpu", precision: str = "fp32") -> 
                 "torch": torch.__version__, "precision": check_precision(precision)}
     return {"device": dev.type, "device_name": cpu_name(), "torch": torch.__version__,
             "precision": check_precision(precision)}
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a torch device; one line for a device this machine lacks."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RdmError(f"--device {spec}: CUDA is not available on this machine")
+        dev = torch.device(spec)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RdmError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
+        return dev
+    raise RdmError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")

@@ -277,7 +277,8 @@ class _Null:
 
 
 def _device(spec: str) -> torch.device:
-    from rdm.cli import resolve_device
+    from rdm.environment import resolve_device
+
     return resolve_device(spec)
 
 

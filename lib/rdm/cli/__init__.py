@@ -231,21 +231,10 @@ def emit(result: Any, as_json: bool = False) -> None:
 
 
 def resolve_device(spec: str):
-    import torch
+    """``--device`` as a torch device (:func:`rdm.environment.resolve_device`; torch is imported only here)."""
+    from rdm.environment import resolve_device as resolve
 
-    spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RdmError(f"--device {spec}: CUDA is not available on this machine")
-        dev = torch.device(spec)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise RdmError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
-        return dev
-    raise RdmError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")
+    return resolve(spec)
 
 
 def say(message: str) -> None:
