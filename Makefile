@@ -110,7 +110,7 @@ endif
 # the comparison libraries are installed for the benchmark only, never pulling another torch
 BENCH_LIBS ?= torchattacks==3.5.1 adversarial-robustness-toolbox==1.20.1 six==1.17.0 tqdm==4.70.1
 BENCH_FLAGS ?=
-# BENCH_DEVICE=cuda: the GPU section (results/bench-cuda.json; skipped with a message without CUDA)
+# BENCH_DEVICE=cuda: the GPU section (bench/bench-cuda.json; skipped with a message without CUDA)
 BENCH_DEVICE ?= cpu
 bench: $(STAMP)
 	$(PY) -m pip install -q --no-deps $(BENCH_LIBS)

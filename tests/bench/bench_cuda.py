@@ -1,4 +1,4 @@
-"""``bench.py --device cuda``: the GPU section of ``make bench``, written to ``results/bench-cuda.json``.
+"""``bench.py --device cuda``: the GPU section of ``make bench``, written to ``bench/bench-cuda.json``.
 
 What it measures, on one card (named in the JSON), at batch 256 and 4096 (``--batches``):
 

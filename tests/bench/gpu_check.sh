@@ -92,7 +92,7 @@ fi
 command -v rdm-eval
 "$PYTHON" -c "import rdm, torchattacks, art; print('rdm', rdm.__file__, 'torchattacks', torchattacks.__version__, 'art', art.__version__)" || true
 
-# ---- 2. the CUDA benchmark (results/bench-cuda.json); DEVICE=cpu runs its code on the CPU at tiny sizes
+# ---- 2. the CUDA benchmark (bench/bench-cuda.json); DEVICE=cpu runs its code on the CPU at tiny sizes
 DRY=()
 [ "$DEVICE" = cpu ] && DRY=(--cuda-dry-run)
 part bench "$BENCH_T" "$PYTHON" tests/bench/bench.py --device cuda "${DRY[@]}" --out "$OUT/bench-cuda.json"
