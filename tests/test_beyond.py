@@ -1,4 +1,4 @@
-"""Beyond the paper in the grid and the report (issue 17): TRADES and fast AT beside the other
+"""Beyond the paper in the grid and the report: TRADES and fast AT beside the other
 adversarial training, certified robustness (randomized smoothing) of noise-trained models, and the
 model cards. Everything runs on fabricated results (tests/helpers.fabricate): no model is trained."""
 
@@ -285,7 +285,7 @@ def _drawn(fab, monkeypatch, draw, plan=None):
 
 
 def test_fig10_sets_rdmaa_white_box_and_the_best_adversarial_training_beside_its_transfer_view(fab, monkeypatch):
-    """Fig. 10 (issue 15, item 7): columns clean / transfer / white-box, rows no defence, RDMAA and the
+    """Fig. 10: columns clean / transfer / white-box, rows no defence, RDMAA and the
     adversarially trained model most accurate white-box; every panel's title is its file's accuracy."""
     import matplotlib.pyplot as plt
 

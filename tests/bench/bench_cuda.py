@@ -354,7 +354,7 @@ def main_cuda(args, libs: dict) -> int:
 
 
 def cuda_targets(result: dict) -> dict:
-    """Issue 14's GPU targets, read off this run (largest batch, brain): FGSM/PGD ≥ 2× torchattacks
+    """The GPU targets, read off this run (largest batch, brain): FGSM/PGD ≥ 2× torchattacks
     (bf16 counts), APGD ≥ 1× torchattacks, the training loop ≥ 0.8× the bare loop."""
     t: dict = {}
     rows = [r for r in result.get("attacks", []) if r["preset"] == "brain"]

@@ -1,5 +1,5 @@
 """The controls the paper lacks, as report sections: the seed-control verdict, RDMAA's ablations and
-the leakage audit (issue 16).
+the leakage audit.
 
 * **Seed control.** The transfer sets are crafted on the baseline; any independently trained network
   resists another network's adversarial images to some degree. The ``control`` model (an undefended

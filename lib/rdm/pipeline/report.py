@@ -90,7 +90,7 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
         tables.append(tmask)
         sections["masking"] += [f"### {m}\n", tmask.markdown()]
         tc = claims.claims_table(x)
-        # the controls (issue 16): the seed control, the ablations, the leakage audit
+        # the controls: the seed control, the ablations, the leakage audit
         extra, cmd, cinfo = controls.build(x, work / audit_path(m))
         audits[m] = cinfo["audit"]
         units = units_of(plan.modalities[m]["preset"])
