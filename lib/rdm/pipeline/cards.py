@@ -64,6 +64,14 @@ def _link(ref: Ref, work: Path) -> dict[str, Any]:
             "member": member, "index": ref.index}
 
 
+def _evaluated_on(r: Ref) -> dict[str, Any]:
+    """Where rdm-eval ran the cell: its result's ``environment`` (device, device name, torch, precision)."""
+    env = r.result.get("environment")
+    if isinstance(env, dict) and env.get("device"):
+        return {"environment": {k: env.get(k) for k in ("device", "device_name", "torch", "precision")}}
+    return {"environment": None, "environment_reason": "the metrics file does not record where it ran"}
+
+
 def _measure(x: View, cells: list[Cell], work: Path) -> dict[str, Any]:
     """Accuracy and balanced accuracy over the seeds of one cell, each with its 95 % interval."""
     per, first = [], None
@@ -72,7 +80,8 @@ def _measure(x: View, cells: list[Cell], work: Path) -> dict[str, Any]:
         if r is not None and r.metric("accuracy") is not None:
             first = first or r
             per.append({"seed": c.seed, "accuracy": r.metric("accuracy"),
-                        "balanced_accuracy": r.metric("balanced_accuracy"), "rows": r.n, **_link(r, work)})
+                        "balanced_accuracy": r.metric("balanced_accuracy"), "rows": r.n, **_link(r, work),
+                        **_evaluated_on(r)})
     out: dict[str, Any] = {}
     if not per:
         for k in ("accuracy", "balanced_accuracy", "rows"):
@@ -94,7 +103,7 @@ def _measure(x: View, cells: list[Cell], work: Path) -> dict[str, Any]:
                 _null(out, f"{k}_ci95", "too few rows of a class for an interval")
             else:
                 out[k] = part.value
-                out[f"{k}_ci95"] = [part.lo, part.hi]
+                out[f"{k}_ci95"] = [round(part.lo, 4), round(part.hi, 4)]
     out.update(rows=per[0]["rows"], seeds=[p["seed"] for p in per], per_seed=per)
     return out
 
@@ -197,7 +206,7 @@ def _headline(x: View, model: str, clean: dict[str, Any], robust: list[dict[str,
         h["clean_acc"] = clean["accuracy"]
     else:
         _null(h, "clean_acc", clean.get("accuracy_reason", "metrics file missing"))
-    aa = [r for r in robust if r["suite"] == "aa" and r["protocol"] == "white-box"]
+    aa = [r for r in robust if r["kind"] == "aa" and r["protocol"] == "white-box"]
     paper = [r for r in aa if not r["matched_eps"] and same_eps(r["eps"].get("eps"), PAPER_EPS)]
     matched = [r for r in aa if r["matched_eps"]]
     for key, got, none in (("aa_acc", paper, f"the grid runs no standard suite (aa) at the paper's ε {PAPER_EPS}"),
@@ -225,7 +234,7 @@ def card(x: View, work: Path, model: str, stages: dict[str, float]) -> dict[str,
         if c.model != model or c.seed != x.plan.seeds[0] or c.family not in SUITES:
             continue
         eps = _eps_of(x, c)
-        robust.append({"suite": c.attack.name, "attack": attack_label(c.attack, eps), "protocol": c.protocol,
+        robust.append({"suite": c.attack.name, "kind": c.attack.kind, "attack": attack_label(c.attack, eps), "protocol": c.protocol,
                        "matched_eps": c.eps_from is not None, "on": c.rows, "eps": _eps(eps, units),
                        **_measure(x, x.p.seeds_of(c), work)})
     eps_all = sorted({r["eps"]["eps"] for r in robust if r["eps"].get("eps") is not None})

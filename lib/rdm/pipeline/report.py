@@ -151,7 +151,7 @@ def rebuild(source: str | Path, results: str | Path | None = None) -> dict[str, 
 
 def _relative(rep: Any, work: Path, results: Path) -> Any:
     """report.json's content with every path relative (to the results folder, else to the work folder)."""
-    return shipped.relative(shipped.relative(rep, results), work)
+    return shipped.relative(rep, results, work)
 
 
 # --------------------------------------------------------------------------- the sections

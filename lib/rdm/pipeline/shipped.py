@@ -122,7 +122,7 @@ def collect_modality(plan: Plan, work: str | Path, m: str) -> dict[str, Any]:
     for split in (*SPLITS, SUBSET):
         p = work / set_path(m, split)
         if p.exists():
-            f["sets"][split] = set_facts(p)
+            f["sets"][split] = relative(set_facts(p), work)
     stamp = work / source_stamp_path(m)
     f["source_sha256"] = hashlib.sha256(stamp.read_bytes()).hexdigest() if stamp.exists() else None
     need_floor = False
@@ -152,14 +152,21 @@ def collect_modality(plan: Plan, work: str | Path, m: str) -> dict[str, Any]:
     return f
 
 
-def relative(obj: Any, work: Path) -> Any:
-    """``obj`` with the work folder's prefix cut from every string (absolute or as given)."""
-    prefixes = sorted({str(work) + "/", str(Path(work).resolve()) + "/"}, key=len, reverse=True)
+def relative(obj: Any, *folders: Path) -> Any:
+    """``obj`` with the prefix of ``folders`` (the work folder; the results folder) cut from every string
+    (absolute or as given; the longest first), such a folder itself written ``.``, and any other absolute
+    path (a data folder of the machine that ran it) cut to its last part."""
+    roots = {r for w in folders for r in (str(w), str(Path(w).resolve()))}
+    prefixes = sorted({r + "/" for r in roots}, key=len, reverse=True)
 
     def cut(v: Any) -> Any:
         if isinstance(v, str):
+            if v in roots:
+                return "."
             for p in prefixes:
                 v = v.replace(p, "")
+            if v.startswith("/") and " " not in v:
+                return Path(v).name
             return v
         if isinstance(v, dict):
             return {cut(k): cut(x) for k, x in v.items()}
