@@ -253,3 +253,16 @@ def test_report_command_from_needs_a_shipped_folder(tmp_path):
     assert r.returncode == 1 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
     r = subprocess.run([sys.executable, "-m", "rdm.report"], capture_output=True, text=True)
     assert r.returncode == 2 and "--from" in r.stderr
+
+
+def test_a_second_report_into_the_same_folder_leaves_nothing_of_the_first(run, tmp_path):
+    d, plan, _ = run
+    res = tmp_path / "results"
+    shutil.copytree(d / "results", res)
+    for stale in ("tables/old-table.csv", "models/lung-gone.json", "cells/brain-s0.json.xz"):
+        (res / stale).write_text("from another run")
+    rep = R.build(config.DEFAULT_GRID, d / "work", res, "tables", figures=False, plan=plan)
+    for stale in ("tables/old-table.csv", "models/lung-gone.json", "cells/brain-s0.json.xz"):
+        assert not (res / stale).exists(), stale
+    assert len(list((res / "models").glob("*.json"))) == len(rep["cards"])
+    assert len(list((res / "tables").glob("*.csv"))) == len(rep["tables"])

@@ -180,7 +180,8 @@ def _training(x: View, model: str, stages: dict[str, float]) -> dict[str, Any]:
         for k in ("recipe", "epochs_run", "device"):
             _null(t, k, "no checkpoint of this model in the run")
         return t
-    t["kind"] = meta.get("kind")
+    if meta.get("kind") is not None:
+        t["kind"] = meta["kind"]
     for k in ("recipe", "epochs_run"):
         if meta.get(k) is not None:
             t[k] = meta[k]
@@ -257,7 +258,22 @@ def card(x: View, work: Path, model: str, stages: dict[str, float]) -> dict[str,
            "clean": clean, "robust": robust, "training": _training(x, model, stages)}
     if cert is not None:
         out["certified"] = cert
-    return out
+    return _reasons(out)
+
+
+def _reasons(obj: Any, reason: str = "not recorded by the run") -> Any:
+    """Every ``null`` with a sibling ``<key>_reason`` (the specific reason where one was given)."""
+    if isinstance(obj, dict):
+        for k in list(obj):
+            v = obj[k]
+            if v is None and not k.endswith("_reason") and f"{k}_reason" not in obj:
+                obj[f"{k}_reason"] = reason
+            elif v is not None:
+                _reasons(v, reason)
+    elif isinstance(obj, list):
+        for v in obj:
+            _reasons(v, reason)
+    return obj
 
 
 def models_of(x: View) -> list[str]:

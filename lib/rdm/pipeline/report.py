@@ -130,6 +130,7 @@ def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: st
     run = open_work(grid_path, work, mode, plan, seed, seeds)
     rep = render(run, Path(results), figures)
     rep["shipped"] = shipped.ship(run.plan, run.work, results, grid_path, run.facts, mode)
+    prune(Path(results), rep, figures)
     _write(Path(results) / "report.json", json.dumps(_relative(rep, run.work, Path(results)), indent=1,
                                                      default=_json_default) + "\n")
     return rep
@@ -147,6 +148,22 @@ def rebuild(source: str | Path, results: str | Path | None = None) -> dict[str, 
     _write(results / "report.json", json.dumps(_relative(rep, run.work, results), indent=1,
                                                default=_json_default) + "\n")
     return rep
+
+
+def prune(results: Path, rep: dict[str, Any], figures: bool) -> list[str]:
+    """Remove what an earlier report left in the folders this one writes (tables/, models/, cells/, and
+    figures/ when it drew figures), so the results folder holds one run; the files removed."""
+    keep = {(results / f"tables/{name}.{ext}").resolve() for name in rep["tables"] for ext in ("csv", "tex")}
+    keep |= {Path(p).resolve() for p in rep.get("cards", [])}
+    keep |= {(results / p).resolve() for p in rep.get("shipped", [])}
+    keep |= {Path(p).resolve() for p in rep.get("figures", [])}
+    gone = []
+    for sub in ("tables", "models", "cells", *(("figures",) if figures else ())):
+        for p in sorted((results / sub).glob("*")) if (results / sub).is_dir() else []:
+            if p.is_file() and p.resolve() not in keep:
+                p.unlink()
+                gone.append(f"{sub}/{p.name}")
+    return gone
 
 
 def _relative(rep: Any, work: Path, results: Path) -> Any:
