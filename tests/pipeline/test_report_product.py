@@ -61,6 +61,8 @@ def test_rebuild_from_the_shipped_files_is_byte_for_byte_without_the_work_folder
     assert again["tables"] == first["tables"] and again["answer"] == first["answer"]
     for card in (d / "results" / "models").glob("*.json"):
         assert (tmp_path / "again" / "models" / card.name).read_text() == card.read_text(), card.name
+    # the new folder carries what it was built from: its cards' files resolve there
+    assert _check_card(tmp_path / "again" / "models" / "lung-rdmaa.json", tmp_path / "again") > 10
     assert set(rep["shipped"]) == {"cells/lung-s0.json.xz", S.INPUTS, "grid.toml", "timings.jsonl"}
 
 

@@ -142,6 +142,15 @@ def rebuild(source: str | Path, results: str | Path | None = None) -> dict[str, 
     source = Path(source)
     results = Path(results) if results is not None else source
     run = open_shipped(source)
+    if results.resolve() != source.resolve():       # the new folder carries what it was built from
+        import shutil
+
+        for rel in [shipped.GRID, shipped.TIMINGS, *(p.relative_to(source).as_posix() for p in
+                                                     sorted((source / shipped.CELLS).glob("*.json.xz"))),
+                    *(Path(f).as_posix() for f in run.shipped_figures or [])]:
+            if (source / rel).is_file():
+                (results / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / rel, results / rel)
     rep = render(run, results, figures=False)
     rep["shipped"] = json.loads((source / "report.json").read_text()).get("shipped", []) \
         if (source / "report.json").exists() else []
