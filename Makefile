@@ -5,9 +5,16 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
-# CPU build on these machines; GPU users: make TORCH=torch (or their CUDA wheel spec)
+# torch: on a machine without an NVIDIA GPU, the CPU wheel from PyTorch's CPU wheel index (no CUDA
+# libraries: a venv of ~1 GB instead of ~6); with one (nvidia-smi answers), the default wheel, which
+# carries CUDA. When the CPU index cannot be reached, pip's own indexes and wheel folders are used.
+# Override either way: make install TORCH_INDEX= (default wheel) or TORCH_INDEX=<a CUDA wheel index>.
 TORCH ?= torch==2.13.0
 TORCHATTACKS ?= torchattacks==3.5.1
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+HAVE_GPU = $(shell nvidia-smi -L 2>/dev/null | head -1)
+CPU_INDEX_UP = $(shell $(PYTHON) -c "import socket; socket.getaddrinfo('download.pytorch.org', 443)" 2>/dev/null && echo up)
+TORCH_INDEX ?= $(if $(HAVE_GPU),,$(if $(CPU_INDEX_UP),$(TORCH_CPU_INDEX)))
 PY := $(VENV)/bin/python
 RDM := $(VENV)/bin/
 STAMP := $(VENV)/.rdm-installed
@@ -56,7 +63,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	@echo "installing $(TORCH) $(if $(TORCH_INDEX),from $(TORCH_INDEX) (CPU only; for a GPU: make install TORCH_INDEX=),$(if $(HAVE_GPU),with its CUDA libraries (a GPU was found),from pip's own indexes (no GPU; $(TORCH_CPU_INDEX) unreachable)))" >&2
+	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[test,report]"
 	# the reference the notebook API's tests compare against; without its dependencies, whose torchvision
 	# pin would replace the torch above (tests/api/test_notebook.py skips those checks without it)
@@ -114,7 +122,7 @@ endif
 # the comparison libraries are installed for the benchmark only, never pulling another torch
 BENCH_LIBS ?= torchattacks==3.5.1 adversarial-robustness-toolbox==1.20.1 six==1.17.0 tqdm==4.70.1
 BENCH_FLAGS ?=
-# BENCH_DEVICE=cuda: the GPU section (results/bench-cuda.json; skipped with a message without CUDA)
+# BENCH_DEVICE=cuda: the GPU section (bench/bench-cuda.json; skipped with a message without CUDA)
 BENCH_DEVICE ?= cpu
 bench: $(STAMP)
 	$(PY) -m pip install -q --no-deps $(BENCH_LIBS)

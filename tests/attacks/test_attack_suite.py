@@ -302,9 +302,9 @@ def test_evaluation_attacks_skip_lost_rows_same_robust_accuracy_less_work(three,
     # rows right on the clean image get exactly the old images; the others are not attacked at all
     assert torch.equal(x_new[~torch.from_numpy(right)], x[~torch.from_numpy(right)])
     assert torch.allclose(x_new[torch.from_numpy(right)], x_old[torch.from_numpy(right)], atol=1e-6, rtol=0)
-    # the work in forward+backward rows: the code before this change ran every restart on every
-    # row (restarts × steps × N); now the first restart runs on the rows right on the clean image
-    # only and each later one on the rows no restart has fooled yet
+    # the work in forward+backward rows: every restart on every row would be restarts × steps × N; the
+    # first restart runs on the rows right on the clean image only and each later one on the rows no
+    # restart has fooled yet
     n_steps = spec.steps + (1 if spec.name == "apgd" else 0)
     before = spec.restarts * n_steps * len(y)
     assert n_steps * len(y) <= old.grad_rows < before           # rdm-attack: every row, fooled rows skip restarts

@@ -1,4 +1,4 @@
-"""Hostile input and faults (issue 12): outputs never destroy inputs, held-out images never
+"""Hostile input and faults: outputs never destroy inputs, held-out images never
 reach training unasked, exit codes, RDM_THREADS, stale temporary files, odd file names,
 manifest disagreements, --version and --help, progress in logs."""
 
@@ -291,10 +291,10 @@ def test_progress_lines_when_stderr_is_not_a_terminal(model_and_set, tmp_path):
     assert len(lines) >= 3 and lines[-1].startswith("fgsm: 12/12 (100%)"), res.stderr
 
 
-# --------------------------------------------------------------------------- issue 13: once per run
+# --------------------------------------------------------------------------- once per run
 def test_a_set_is_validated_and_hashed_once_per_run(model_and_set, tmp_path, monkeypatch):
-    """rdm-eval of a clean set, its adversarial set and an on-the-fly attack used to stream the
-    clean set's pixels three times and hash it three times; now once each."""
+    """rdm-eval of a clean set, its adversarial set and an on-the-fly attack streams the
+    clean set's pixels once and hashes it once."""
     import hashlib
 
     from rdm.data import provenance

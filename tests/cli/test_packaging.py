@@ -1,4 +1,4 @@
-"""Packaging (issue 12, case 4): `pip install .` with no extras gives working commands."""
+"""Packaging: `pip install .` with no extras gives working commands."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile files (issue 12): malformed checkpoints and sets get our words (a mutation fuzz,
+"""Hostile files: malformed checkpoints and sets get our words (a mutation fuzz,
 in-process), a full disk is one line, odd file names and manifest disagreements in rdm-prep."""
 
 from __future__ import annotations

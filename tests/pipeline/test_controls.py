@@ -1,4 +1,4 @@
-"""The controls of issue 16 in the grid and the report: the seed-control verdict, RDMAA's ablations,
+"""The controls in the grid and the report: the seed-control verdict, RDMAA's ablations,
 equal training budgets, the leakage audit, brain both ways (per-modality prep options) and ε in
 physical units. Everything on fabricated results (no model runs) except where noted."""
 

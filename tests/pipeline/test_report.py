@@ -73,18 +73,19 @@ def _parts(cell_json):
         yield p
 
 
-def _file_metric(file: str, index: int, metric: str) -> float:
-    m = json.loads(Path(file).read_text())["results"][index]["metrics"]
+def _file_metric(file: str, index: int, metric: str, work: Path | None = None) -> float:
+    """``metric`` of result ``index`` of a metrics file (report.json names it relative to the work folder)."""
+    m = json.loads(((work or Path("/")) / file).read_text())["results"][index]["metrics"]
     if metric.startswith("recall:"):
         return m["per_class"][metric[7:]]["recall"]
     return m[metric] if metric in m else m["adversarial"][metric]
 
 
-def _check_part(p: dict) -> None:
+def _check_part(p: dict, work: Path | None = None) -> None:
     """A shown number is its metrics file's number (or the mean over its seeds' files), with its
     interval; a difference is of two numbers on the SAME rows and seeds."""
     if p.get("source") == "metrics":
-        want = _file_metric(p["file"], p["index"], p["metric"])
+        want = _file_metric(p["file"], p["index"], p["metric"], work)
         assert p["value"] == want, p
         assert p["text"] == f"{100 * want:.1f}" + (f" ± {50 * (p['hi'] - p['lo']):.1f}" if "lo" in p else ""), p
         if "lo" in p:
@@ -93,12 +94,12 @@ def _check_part(p: dict) -> None:
         rows = p["rows"]
         assert rows["n_seeds"] == len(rows["files"]) and 0 <= p["value"] <= 1, p
         if not rows["restricted"] and p["metric"] in ("accuracy", "balanced_accuracy"):
-            want = np.mean([_file_metric(f["file"], f["index"], p["metric"]) for f in rows["files"]])
+            want = np.mean([_file_metric(f["file"], f["index"], p["metric"], work) for f in rows["files"]])
             assert p["value"] == pytest.approx(want, abs=1e-12), p
     elif p.get("source") == "difference":
         a, b = p["of"]
-        _check_part(a)
-        _check_part(b)
+        _check_part(a, work)
+        _check_part(b, work)
         assert a["rows"]["rows_id"] == b["rows"]["rows_id"] == p["rows"]["rows_id"], p   # the same rows
         assert a["rows"]["seeds"] == b["rows"]["seeds"] and a["metric"] == b["metric"], p
         assert p["value"] == pytest.approx(a["value"] - b["value"], abs=1e-12)
@@ -111,7 +112,8 @@ def _check_part(p: dict) -> None:
             assert t["scope"] == ("methods" if p["rows"]["n_seeds"] >= 3 else "networks"), p
 
 
-def _check_report(res: Path) -> int:
+def _check_report(res: Path, work: Path) -> int:
+    """Every number report.json (as written, paths relative to ``work``) shows is its file's number."""
     rep = json.loads((res / "report.json").read_text())
     md = (res / "REPORT.md").read_text()
     checked = 0
@@ -125,14 +127,14 @@ def _check_report(res: Path) -> int:
             assert "| " + " | ".join([row["label"], *texts]) + " |" in md, (name, row["label"])
             for c in row["cells"]:
                 for p in _parts(c):
-                    _check_part(p)
+                    _check_part(p, work)
                     checked += p.get("source") in ("metrics", "per-row", "difference")
     return checked
 
 
 @pytest.mark.slow
 def test_every_number_comes_from_its_metrics_file(built):
-    assert _check_report(built / "results") > 100
+    assert _check_report(built / "results", built / "work") > 100
 
 
 @pytest.mark.slow
@@ -204,9 +206,10 @@ def test_partial_run_prints_na_and_lists_the_file(built, tmp_path):
     gone = work / "lung" / "s0" / "metrics" / "rdmaa" / "transfer.json"
     gone.unlink()
     rep = R.build(built / "tiny.toml", work, tmp_path / "results", "demo", figures=True)
-    assert str(gone) in rep["missing"]
+    rel = gone.relative_to(work).as_posix()
+    assert rel in rep["missing"]
     md = (tmp_path / "results" / "REPORT.md").read_text()
-    assert "n/a" in md and str(gone) in md.split("## Missing files")[1]
+    assert "n/a" in md and rel in md.split("## Missing files")[1]
     rows = {r["label"]: [c["text"] for c in r["cells"]] for r in rep["tables"]["table-III-accuracy-lung"]["rows"]}
     assert "n/a" in rows["FGSM ε=.005"]
     assert all(all(t for t in cells) for cells in rows.values())
@@ -231,7 +234,7 @@ def fabricated(tmp_path_factory):
 def test_full_grid_report_every_number_from_its_file(fabricated):
     d, rep = fabricated
     assert rep["missing"] == [] and rep["problems"] == []
-    assert _check_report(d / "results") > 1000
+    assert _check_report(d / "results", d / "work") > 1000
     md = (d / "results" / "REPORT.md").read_text()
     assert "| n/a" not in md
     for no, m in (("III", "lung"), ("IV", "leukemia"), ("V", "brain"), ("VI", "lung"), ("XI", "brain")):
@@ -335,7 +338,7 @@ def test_renamed_outputs_the_report_follows(tmp_path, monkeypatch):
     assert rep["missing"] == [] and rep["problems"] == []
     md = (tmp_path / "results" / "REPORT.md").read_text()
     assert "| n/a" not in md and "/numbers/" in json.dumps(rep["tables"]["table-III-accuracy-lung"])
-    assert _check_report(tmp_path / "results") > 500
+    assert _check_report(tmp_path / "results", work) > 500
     assert P.parse_path("lung/crafted/pgd-a02@0.005.test.s2.h5") == \
         ("adv", {"m": "lung", "attack": "pgd-a02", "eps": 0.005, "split": "test", "seed": 2})
 
@@ -401,7 +404,7 @@ def test_two_seeds_every_cell_is_a_mean_over_seeds_with_a_t_interval(tmp_path):
     plan = P.Plan(config.DEFAULT_GRID, "tables", ["lung"], seeds=2)
     fabricate(tmp_path / "work", plan)
     rep = R.build(config.DEFAULT_GRID, tmp_path / "work", tmp_path / "results", "tables", figures=False, plan=plan)
-    assert rep["missing"] == [] and _check_report(tmp_path / "results") > 500
+    assert rep["missing"] == [] and _check_report(tmp_path / "results", tmp_path / "work") > 500
     t = rep["tables"]["table-III-accuracy-lung"]
     cell = next(r for r in t["rows"] if r["label"] == "FGSM ε=.005")["cells"][t["columns"].index("RDMAA transfer") - 1]
     acc = cell["parts"][0]
@@ -434,3 +437,23 @@ def test_paper_numbers_as_each_table_prints_them(fabricated):
     assert t1["paper (Table I)"] == "5187"
     t2 = rep["tables"]["table-II-attacks"]
     assert any(r["cells"][-1]["text"].startswith("PGD, ε .002 and .005, α .002, 3 steps") for r in t2["rows"])
+
+
+@pytest.mark.slow
+def test_report_rebuilt_from_what_it_shipped_is_the_same_bytes(built, tmp_path):
+    """results/ carries the grid, the timings and every cell's per-row results: `python -m rdm.report
+    --from` on a copy of it, with the work folder out of reach, writes the same REPORT.md."""
+    shipped = tmp_path / "shipped"
+    shutil.copytree(built / "results", shipped)
+    assert sorted(p.name for p in (shipped / "cells").iterdir()) == ["inputs.json.xz", "lung-s0.json.xz"]
+    away = built / "work-away"
+    (built / "work").rename(away)
+    try:
+        r = subprocess.run([sys.executable, "-m", "rdm.report", "--from", str(shipped)], cwd=tmp_path,
+                           capture_output=True, text=True, env=_env())
+    finally:
+        away.rename(built / "work")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (shipped / "REPORT.md").read_bytes() == (built / "results" / "REPORT.md").read_bytes()
+    assert (shipped / "SUMMARY.md").read_bytes() == (built / "results" / "SUMMARY.md").read_bytes()
+    assert "## The answer" in (shipped / "SUMMARY.md").read_text()

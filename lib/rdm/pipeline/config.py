@@ -306,7 +306,7 @@ class Grid:
         self.defended = [x for x in DEFENDED_ORDER if x in self.eval_models] + \
                         [x for x in self.eval_models if x not in DEFENDED_ORDER and x != "baseline"]
         self.whitebox = [Attack.from_grid(w, self.paper_eps) for w in ev.get("whitebox", [])]
-        # numbers or fractions: "2/255" is the literature's budget (issue 16: the sweep includes 1, 2, 4, 8/255)
+        # numbers or fractions: "2/255" is the literature's budget (the sweep includes 1, 2, 4, 8/255)
         self.sweep_eps: list[float] = sorted(parse_eps(e, "[evaluate] sweep_eps") for e in ev.get("sweep_eps", []))
         self.sweep_pgd_steps = int(ev.get("sweep_pgd", {}).get("steps", 10))
         self.sweep_on_subset = bool(ev.get("sweep_on_subset"))

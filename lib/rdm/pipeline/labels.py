@@ -25,7 +25,7 @@ MODEL_LABELS = {
     "advtrain-fast": "AdvTrain-fast",
     "noise-12": "Noise σ=.12",
     "noise-25": "Noise σ=.25",
-    # RDMAA's ablations (issue 16)
+    # RDMAA's ablations
     "rdmaa-cleandcae": "RDMAA, clean-only DCAE",
     "scratch": "RDMAA schedule, random init",
     "rdmaa-frozen": "RDMAA, frozen encoder",

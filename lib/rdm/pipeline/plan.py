@@ -26,7 +26,7 @@ Layout under ``$(OUT)`` (one function per path below, each with its inverse, :fu
 
     <m>/source.sha256                           content hash of the raw data (tables mode)
     <m>/train.h5 val.h5 test.h5                 rdm-prep (split of the base seed)
-    <m>/subset-n  <m>/test-sub.h5               SUBSET_N of the last run; the seeded subset
+    <m>/subset-n  <m>/test-sub.h5               the SUBSET_N the subset was made with; the seeded subset
     <m>/s<seed>/models/<model>.ckpt             the training commands
     <m>/s<seed>/adv/<split>-<attack>-<eps>.h5   crafted on that seed's baseline (transfer protocol)
     <m>/s<seed>/adv/test-sweep-<fgsm|pgd>-<eps>.h5   the ε sweep's transfer sets
