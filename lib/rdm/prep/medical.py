@@ -1,4 +1,4 @@
-"""DICOM and NIfTI slices (the optional ``medical`` extra: ``pip install 'rdm[medical]'``).
+"""DICOM and NIfTI slices (the optional ``medical`` extra: ``pip install 'rdm-robust[medical]'``).
 
 One file is one 2-D slice: a single-frame DICOM file (``.dcm``), or a NIfTI image (``.nii``,
 ``.nii.gz``) whose array is H×W or H×W×1. The stored values become physical ones before
@@ -19,7 +19,7 @@ import numpy as np
 from rdm.errors import RdmError
 from rdm.prep.images import BadInput, Decode
 
-EXTRA = "pip install 'rdm[medical]'"
+EXTRA = "pip install 'rdm-robust[medical]'"
 
 
 def _need_window(name: str, decode: Decode, what: str) -> None:
