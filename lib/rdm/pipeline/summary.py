@@ -1,9 +1,9 @@
 """The report's first page: the answer, one line per claim of the paper and modality, what the run
 found beyond the paper, and the numbers of its one figure (every model's standard-suite accuracy).
 
-Each claim line reads the paired comparison of :func:`rdm.pipeline.verdicts.compare` (its
-:class:`~rdm.pipeline.verdicts.Verdict`: the difference on the same rows and seeds, its 95 % interval,
-the verdict, the rows × seeds behind it) and says it in words: *holds*, *does not hold*, or *cannot
+Each claim line reads the verdict between methods of :func:`rdm.pipeline.verdicts.method_compare`
+(A − B over seeds and rows together, its 95 % interval, the p-values adjusted across the modality's
+claims, the rows × seeds behind it: the claims table's rule) and says it in words: *holds*, *does not hold*, or *cannot
 tell at this many rows and seeds*. The words depend on the claim: "RDMAA is more accurate than B"
 holds when A is better beyond noise; "RDMAA keeps B's clean accuracy" holds unless A is worse.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rdm.evaluation import stats
 from rdm.pipeline import verdicts as V
 from rdm.pipeline.config import PAPER_EPS
 from rdm.pipeline.labels import eps_txt, eps_units, model_label, modality_title, pct, same_eps, short_attack, units_of
@@ -79,21 +80,32 @@ def claims_of(x: View) -> list[Claim]:
     return out
 
 
-def claim_line(x: View, c: Claim) -> dict[str, Any]:
+def claim_lines(x: View, claims: list[Claim]) -> list[dict[str, Any]]:
+    """Each claim's line (:func:`claim_line`), its p-values adjusted across the modality's claims."""
+    found = [V.method_compare(x, c.a, c.b) if c.a is not None and c.b is not None else None for c in claims]
+    done = iter(V.adjust_verdicts(x, [v for v in found if v is not None]))
+    return [claim_line(c, None if v is None else next(done), missing=c.a is None or c.b is None)
+            for c, v in zip(claims, found)]
+
+
+def claim_line(c: Claim, v: "V.MethodVerdict | None", missing: bool = False) -> dict[str, Any]:
     """``{"claim", "text", "verdict", ...numbers}`` of one claim (``text``: the Markdown line)."""
-    if c.a is None or c.b is None:
+    if missing:
         return {"claim": c.text, "verdict": None, "text": f"- {c.text}: **no answer** (metrics file missing)"}
-    v = V.compare(x, c.a, c.b)
     if v is None:
         return {"claim": c.text, "verdict": None, "text": f"- {c.text}: **no answer** (their rows cannot be matched)"}
     said = verdict_words(v, c.keeps)
     vs = f" vs {model_label(c.b.cell.model)}" if c.b.cell is not None and c.b.cell.model not in ("baseline",) else ""
     where = " of the seeded subset" if v.a.subset or v.b.subset else ""
-    txt = (f"- {c.text}: **{said}** — {signed(v.cmp.diff)} points {bounds(v.cmp.lo, v.cmp.hi)} in "
-           f"{V.METRIC_WORDS[v.metric]} ({pct(v.va)} vs {pct(v.vb)} %{vs}), "
-           f"{v.a.n_rows} rows{where} × {v.a.n_seeds} seed{'s' if v.a.n_seeds != 1 else ''}")
-    return {"claim": c.text, "verdict": said, "metric": v.metric, "a": v.va, "b": v.vb, "diff": v.cmp.diff,
-            "lo": v.cmp.lo, "hi": v.cmp.hi, "n_rows": v.a.n_rows, "n_seeds": v.a.n_seeds,
+    k = v.cmp
+    p = V.p_txt(k.p_adj if k.p_adj is not None else k.p)
+    scope = "" if k.methods else f"; {stats.TWO_NETWORKS}"
+    txt = (f"- {c.text}: **{said}** — {signed(k.diff)} points {bounds(k.lo, k.hi)} in "
+           f"{V.METRIC_WORDS[v.metric]} ({pct(v.va)} vs {pct(v.vb)} %{vs}), adjusted p {p}, "
+           f"{v.a.n_rows} rows{where} × {v.a.n_seeds} seed{'s' if v.a.n_seeds != 1 else ''}{scope}")
+    return {"claim": c.text, "verdict": said, "outcome": v.outcome, "metric": v.metric, "a": v.va, "b": v.vb,
+            "diff": k.diff, "lo": k.lo, "hi": k.hi, "p": k.p, "p_adj": k.p_adj, "p_tost_adj": k.p_tost_adj,
+            "scope": "methods" if k.methods else "networks", "n_rows": v.a.n_rows, "n_seeds": v.a.n_seeds,
             "files": [f for f, _ in v.a.files] + [f for f, _ in v.b.files], "text": txt}
 
 
@@ -165,12 +177,14 @@ def page(views: dict[str, View], items: dict[str, list[dict]], models: dict[str,
     """The first page's Markdown (from its ``## The answer`` heading) and its JSON."""
     md = ["## The answer", "",
           "Each claim of the paper, tested on this run's cells: the verdict, RDMAA − the comparison in points with "
-          "its 95 % interval (paired, on the same rows and seeds), and the rows × seeds behind it. *Holds*: "
-          "RDMAA is ahead beyond noise (for clean accuracy: not behind); *cannot tell*: the difference is "
-          "within the noise of this many rows and seeds.", ""]
+          "its 95 % interval over seeds and rows together (paired, on the same rows and seeds), the p-value "
+          "adjusted across the modality's claims, and the rows × seeds behind it. *Holds*: RDMAA is ahead "
+          "(for clean accuracy: not behind, or equivalent within the grid's margin); *cannot tell*: neither a "
+          "difference nor equivalence is shown at this many rows and seeds; below 3 seeds a verdict compares "
+          "two networks, not two methods (the claims table's rule, below).", ""]
     rep: dict[str, Any] = {}
     for m, x in views.items():
-        lines = [claim_line(x, c) for c in claims_of(x)]
+        lines = claim_lines(x, claims_of(x))
         beyond = beyond_lines(x, items.get(m, []))
         dev = devices_line(models.get(m, {}))
         md += [f"### {modality_title(m)}", "", *(ln["text"] for ln in lines), ""]
