@@ -370,8 +370,101 @@ class EvalBuilder:
                       [s, ctx.matched], eps_from=eps_of)
 
 
+class CellLookups:
+    """A modality's cells found by meaning (None: the grid defines no such cell); the report, claims and
+    figures ask these instead of walking the cells (``self.cells``, ``self.seeds``, ``self.plan``, ``self.m``
+    come from :class:`ModalityPlan`)."""
+
+    cells: list[Cell]
+    plan: "Plan"
+    m: str
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.plan.seeds
+
+    def find(self, model: str, family: str, attack: Attack | str | None = None,
+             eps: float | None = None, seed: int | None = None) -> Cell | None:
+        """The cell of ``seed`` (default: the run's first seed)."""
+        name = attack.name if isinstance(attack, Attack) else attack
+        seed = self.seeds[0] if seed is None else seed
+        for c in self.cells:
+            if c.seed == seed and c.model == model and c.family == family \
+                    and (name is None or (c.attack and c.attack.name == name)) and (eps is None or same_eps(c.eps, eps)):
+                return c
+        return None
+
+    def seeds_of(self, cell: Cell | None) -> list[Cell]:
+        """The same cell for every seed of the run, in seed order ([] for None)."""
+        if cell is None:
+            return []
+        key = cell.key
+        return sorted((c for c in self.cells if c.key == key), key=lambda c: c.seed)
+
+    def clean(self, model: str) -> Cell | None:
+        return self.find(model, "clean")
+
+    def transfer(self, model: str, attack: Attack, eps: float) -> Cell | None:
+        return self.find(model, "transfer", attack, eps)
+
+    def whitebox(self, model: str, attack: Attack, eps: float) -> Cell | None:
+        return self.find(model, "whitebox", attack, eps)
+
+    def sweep(self, model: str, kind: str, eps: float) -> Cell | None:
+        return self.find(model, "sweep", self.plan.sweep_attacks[kind], eps)
+
+    def sweep_clean(self, model: str, kind: str) -> Cell | None:
+        """No attack, on the rows the white-box sweep ran on (the subset when ``sweep_on_subset``)."""
+        return self.find(model, f"sweep-{kind}") if self.plan.sweep_on_subset else self.clean(model)
+
+    def sweep_transfer(self, model: str, kind: str, eps: float) -> Cell | None:
+        return self.find(model, "sweep-transfer", self.plan.sweep_attacks[kind], eps)
+
+    def matched(self, model: str, kind: str, protocol: str) -> Cell | None:
+        """At the matched ε: ``kind`` fgsm/pgd (transfer or white-box) or apgd (white-box)."""
+        fam = "matched-transfer" if protocol == "transfer" else "matched"
+        return self.find(model, fam, self.plan.matched_attacks[kind])
+
+    def steps_curve(self, model: str) -> list[tuple[int, Cell]]:
+        """The grid's ``steps_curve`` cells of ``model``: ``[(steps, cell)]`` in step order."""
+        return [(int(w.steps), c) for w in self.plan.steps_curve
+                for c in [self.find(model, "steps", w)] if c is not None]
+
+    def matched_curve(self, model: str) -> list[tuple[int, int, Cell]]:
+        """The steps and restarts curve of ``model`` at the matched PGD ε: ``[(steps, restarts, cell)]``
+        (the full tier's; [] where the plan has none)."""
+        return [(int(w.steps), w.restarts, c) for w in self.plan.matched_curve
+                for c in [self.find(model, "matched-steps", w)] if c is not None]
+
+    def whitebox_of(self, model: str, a: Attack, eps: float) -> Cell | None:
+        """The white-box cell of transfer attack ``a`` at ε: FGSM from the white-box sweep, any other
+        from its white-box twin (:meth:`Plan.whitebox_twin`); None when the grid runs no such cell."""
+        if a.kind == "fgsm":
+            return self.sweep(model, "fgsm", eps)
+        w = self.plan.whitebox_twin(a)
+        return None if w is None else self.whitebox(model, w, eps)
+
+    def certified(self, model: str) -> Cell | None:
+        """The certificate of a noise-trained model (``[certify]``; first seed only)."""
+        return self.find(model, "certified")
+
+    def certified_clean(self, model: str) -> Cell | None:
+        """A noise-trained model's (base network's) clean result on the rows it was certified on."""
+        return self.find(model, "certify-clean")
+
+    def certified_cleans(self, model: str) -> list[Cell]:
+        """Every cell that holds that clean result (one per subset white-box file), first seed."""
+        return [c for c in self.cells if c.seed == self.seeds[0] and c.model == model and c.family == "certify-clean"]
+
+    def transfer_set(self, attack: Attack, eps: float, seed: int | None = None) -> str:
+        return adv_path(self.m, "test", attack.name, eps, self.seeds[0] if seed is None else seed)
+
+    def model_file(self, model: str, seed: int | None = None) -> str:
+        return model_path(self.m, model, self.seeds[0] if seed is None else seed)
+
+
 # =========================================================================== the plan
-class ModalityPlan:
+class ModalityPlan(CellLookups):
     """One modality's steps and cells (every seed's), and the lookups the report and figures make
     by meaning."""
 
@@ -382,10 +475,6 @@ class ModalityPlan:
         self.metrics: list[str] = []           # what `make` builds for this modality (metrics + matched)
         self.crafted: dict[tuple[int, str, str], list[str]] = {}
         self._build()
-
-    @property
-    def seeds(self) -> list[int]:
-        return self.plan.seeds
 
     # ----- building
     def _add(self, kind: str, what: str, outputs: list[str], inputs: list[str], command: list[C.Word],
@@ -563,86 +652,6 @@ class ModalityPlan:
                 raise RdmError(f"a model asks for {attack_name} train sets at ε {list(only)}, "
                                f"the grid crafts {list(eps_list)}")
         return paths
-
-    # ----- lookups by meaning (None: the grid defines no such cell)
-    def find(self, model: str, family: str, attack: Attack | str | None = None,
-             eps: float | None = None, seed: int | None = None) -> Cell | None:
-        """The cell of ``seed`` (default: the run's first seed)."""
-        name = attack.name if isinstance(attack, Attack) else attack
-        seed = self.seeds[0] if seed is None else seed
-        for c in self.cells:
-            if c.seed == seed and c.model == model and c.family == family \
-                    and (name is None or (c.attack and c.attack.name == name)) and (eps is None or same_eps(c.eps, eps)):
-                return c
-        return None
-
-    def seeds_of(self, cell: Cell | None) -> list[Cell]:
-        """The same cell for every seed of the run, in seed order ([] for None)."""
-        if cell is None:
-            return []
-        key = cell.key
-        return sorted((c for c in self.cells if c.key == key), key=lambda c: c.seed)
-
-    def clean(self, model: str) -> Cell | None:
-        return self.find(model, "clean")
-
-    def transfer(self, model: str, attack: Attack, eps: float) -> Cell | None:
-        return self.find(model, "transfer", attack, eps)
-
-    def whitebox(self, model: str, attack: Attack, eps: float) -> Cell | None:
-        return self.find(model, "whitebox", attack, eps)
-
-    def sweep(self, model: str, kind: str, eps: float) -> Cell | None:
-        return self.find(model, "sweep", self.plan.sweep_attacks[kind], eps)
-
-    def sweep_clean(self, model: str, kind: str) -> Cell | None:
-        """No attack, on the rows the white-box sweep ran on (the subset when ``sweep_on_subset``)."""
-        return self.find(model, f"sweep-{kind}") if self.plan.sweep_on_subset else self.clean(model)
-
-    def sweep_transfer(self, model: str, kind: str, eps: float) -> Cell | None:
-        return self.find(model, "sweep-transfer", self.plan.sweep_attacks[kind], eps)
-
-    def matched(self, model: str, kind: str, protocol: str) -> Cell | None:
-        """At the matched ε: ``kind`` fgsm/pgd (transfer or white-box) or apgd (white-box)."""
-        fam = "matched-transfer" if protocol == "transfer" else "matched"
-        return self.find(model, fam, self.plan.matched_attacks[kind])
-
-    def steps_curve(self, model: str) -> list[tuple[int, Cell]]:
-        """The grid's ``steps_curve`` cells of ``model``: ``[(steps, cell)]`` in step order."""
-        return [(int(w.steps), c) for w in self.plan.steps_curve
-                for c in [self.find(model, "steps", w)] if c is not None]
-
-    def matched_curve(self, model: str) -> list[tuple[int, int, Cell]]:
-        """The steps and restarts curve of ``model`` at the matched PGD ε: ``[(steps, restarts, cell)]``
-        (the full tier's; [] where the plan has none)."""
-        return [(int(w.steps), w.restarts, c) for w in self.plan.matched_curve
-                for c in [self.find(model, "matched-steps", w)] if c is not None]
-
-    def whitebox_of(self, model: str, a: Attack, eps: float) -> Cell | None:
-        """The white-box cell of transfer attack ``a`` at ε: FGSM from the white-box sweep, any other
-        from its white-box twin (:meth:`Plan.whitebox_twin`); None when the grid runs no such cell."""
-        if a.kind == "fgsm":
-            return self.sweep(model, "fgsm", eps)
-        w = self.plan.whitebox_twin(a)
-        return None if w is None else self.whitebox(model, w, eps)
-
-    def certified(self, model: str) -> Cell | None:
-        """The certificate of a noise-trained model (``[certify]``; first seed only)."""
-        return self.find(model, "certified")
-
-    def certified_clean(self, model: str) -> Cell | None:
-        """A noise-trained model's (base network's) clean result on the rows it was certified on."""
-        return self.find(model, "certify-clean")
-
-    def certified_cleans(self, model: str) -> list[Cell]:
-        """Every cell that holds that clean result (one per subset white-box file), first seed."""
-        return [c for c in self.cells if c.seed == self.seeds[0] and c.model == model and c.family == "certify-clean"]
-
-    def transfer_set(self, attack: Attack, eps: float, seed: int | None = None) -> str:
-        return adv_path(self.m, "test", attack.name, eps, self.seeds[0] if seed is None else seed)
-
-    def model_file(self, model: str, seed: int | None = None) -> str:
-        return model_path(self.m, model, self.seeds[0] if seed is None else seed)
 
 
 class Plan(Grid):
