@@ -172,3 +172,17 @@ def test_bad_tiers_are_one_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "tiers.core" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_cost_of_what_is_left_leaves_finished_steps_out(tmp_path):
+    plan = P.Plan(None, "tables", ["lung"], seeds=1, tier="core")
+    steps = render.needed_steps(plan)
+    every = budget.stage_lines(plan, 2, tmp_path)[-1].split("\t")
+    assert every[1] == "to run" and f"{len(steps)} of {len(steps)} steps" in every[3]
+    done = next(s for s in steps if s.stage == "lung/s0/advtrain-trades")
+    for o in done.outputs:
+        (tmp_path / o).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / o).write_text("")
+    left = budget.stage_lines(plan, 2, tmp_path)[-1].split("\t")
+    assert f"{len(steps) - 1} of {len(steps)} steps" in left[3]
+    assert budget.step_hours(plan, done) > 0.1 and float(left[2]) < float(every[2])

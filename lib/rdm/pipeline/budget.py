@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from rdm.pipeline.cost import forward, passes
@@ -100,8 +101,9 @@ def stage_table(plan: Plan, steps: list[Step]) -> dict[str, Any]:
             "total": sum(kinds.values())}
 
 
-def stage_lines(plan: Plan, jobs: int = 2) -> list[str]:
-    """The per-stage estimate of the steps the report needs, as lines (``--cost``)."""
+def stage_lines(plan: Plan, jobs: int = 2, work: str | Path | None = None) -> list[str]:
+    """The per-stage estimate of the steps the report needs, as lines (``--cost``); ``work``: a run's
+    output folder, whose finished steps (every output there) the last line leaves out."""
     from rdm.pipeline.render import needed_steps
 
     steps = needed_steps(plan)
@@ -123,4 +125,9 @@ def stage_lines(plan: Plan, jobs: int = 2) -> list[str]:
         by_m[m] += h
     out += [f"{m}\ttotal\t{h:.3g}" for m, h in by_m.items()]
     out.append(f"all\ttotal\t{t['total']:.3g}\t(≥ {t['total'] / jobs:.3g} h wall on {jobs} cores)")
+    if work is not None:
+        left = [s for s in steps if not all((Path(work) / o).exists() for o in s.outputs)]
+        h = stage_table(plan, left)["total"]
+        out.append(f"all\tto run\t{h:.3g}\t(≥ {h / jobs:.3g} h wall on {jobs} cores; {len(left)} of {len(steps)} "
+                   f"steps not finished under {work})")
     return out

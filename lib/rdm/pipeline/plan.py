@@ -743,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tier", choices=TIERS, default="full",
                     help="core: the paper's tables and the claims ([tiers.core]); full: every cell (default)")
     ap.add_argument("--jobs", type=int, default=2, help="--cost: the cores the wall-time bound divides by")
+    ap.add_argument("--work", help="--cost: also the hours of the steps not finished in this output folder (OUT)")
     a = ap.parse_args(argv)
     try:
         plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)
@@ -752,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cost:
         from rdm.pipeline.budget import stage_lines
 
-        print("\n".join([*cost_lines(plan), "", *stage_lines(plan, max(1, a.jobs))]))
+        print("\n".join([*cost_lines(plan), "", *stage_lines(plan, max(1, a.jobs), a.work)]))
         return 0
     if a.steps:
         for s in plan.steps():
