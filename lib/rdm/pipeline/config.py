@@ -329,6 +329,14 @@ class Grid:
         # attacks and the white-box attacks with restarts, their ε known once the sweep ran
         self.matched_curve = [replace(w, eps=(), subset=True) for w in self.steps_curve] + \
                              [replace(w, eps=(), subset=True) for w in self.whitebox if w.restarts > 1]
+        # the tier's attacks only: a white-box attack or curve whose job the tier does not run is no column
+        # of its tables (the full tier keeps every one)
+        self.whitebox = [w for w in self.whitebox if self.tier.runs(f"wb-{w.name}")]
+        self.steps_curve = [w for w in self.steps_curve if self.tier.runs(f"wb-{w.name}")]
+        if not self.tier.runs("matched-steps"):
+            self.matched_curve = []
+        if not self.tier.runs("matched-wb-apgd"):
+            del self.matched_attacks["apgd"]
         self.cost = Cost.from_grid(ev.get("cost"), self.path)
         self.paper: dict[str, dict[str, Any]] = {m: paper_of(g, m) for m in self.modalities}
         self.certify = Certify.from_grid(g.get("certify", {}), self.models, self.path)

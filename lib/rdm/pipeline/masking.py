@@ -286,7 +286,9 @@ def _large_eps(x: View, m: str) -> list[Row]:
         for check, text in flags:
             row.flag(check, text + (f" ({rec})" if rec and check == "high-at-large-eps" else ""), kind=kind)
         out.append(row)
-    return out or [Row(m, "large-eps", "", NOT_RUN if not x.sweep_eps else MISSING, "no sweep")]
+    planned = any(x.p.sweep(m, k, e) is not None for k in ("fgsm", "pgd") for e in x.sweep_eps)
+    return out or [Row(m, "large-eps", "", MISSING if planned else NOT_RUN,
+                       "no sweep" if planned or not x.sweep_eps else "no sweep of this model in this tier")]
 
 
 def _noise(x: View, m: str) -> list[Row]:

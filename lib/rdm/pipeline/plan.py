@@ -361,7 +361,8 @@ class EvalBuilder:
         # APGD at the matched ε: PGD's ε, on the seeded subset; the aa suite there on the rows its cost allows
         aa = p.matched_attacks.get("aa")
         aa_rows = [("aa", ctx.sub if self.mp.on_subset(aa, 1) else ctx.test, "pgd")] if aa is not None else []
-        for k, s, eps_of in (("fgsm", ctx.test, "fgsm"), ("pgd", self.sw, "pgd"), ("apgd", ctx.sub, "pgd"), *aa_rows):
+        apgd_rows = [("apgd", ctx.sub, "pgd")] if "apgd" in p.matched_attacks else []
+        for k, s, eps_of in (("fgsm", ctx.test, "fgsm"), ("pgd", self.sw, "pgd"), *apgd_rows, *aa_rows):
             suffix, a = self.seed_attack(p.matched_attacks[k])
             if not self.runs(f"matched-wb-{k}{suffix}"):
                 continue
@@ -423,7 +424,8 @@ class CellLookups:
     def matched(self, model: str, kind: str, protocol: str) -> Cell | None:
         """At the matched ε: ``kind`` fgsm/pgd (transfer or white-box) or apgd (white-box)."""
         fam = "matched-transfer" if protocol == "transfer" else "matched"
-        return self.find(model, fam, self.plan.matched_attacks[kind])
+        a = self.plan.matched_attacks.get(kind)
+        return None if a is None else self.find(model, fam, a)
 
     def steps_curve(self, model: str) -> list[tuple[int, Cell]]:
         """The grid's ``steps_curve`` cells of ``model``: ``[(steps, cell)]`` in step order."""
@@ -737,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the base seed (the split's)")
     ap.add_argument("--seeds", type=int, default=1, help="how many seeds: SEED, SEED+1, …")
     ap.add_argument("--list", action="store_true", help="every cell: OUTPUT<TAB>RESULT<TAB>LABEL (the default)")
-    ap.add_argument("--steps", action="store_true", help="every step instead: STAGE<TAB>OUTPUTS")
+    ap.add_argument("--steps", action="store_true", help="every step the report needs instead: STAGE<TAB>OUTPUTS")
     ap.add_argument("--cost", action="store_true",
                     help="the white-box cost estimate per job and the rows it picks, then the whole run's per stage")
     ap.add_argument("--tier", choices=TIERS, default="full",
@@ -756,7 +758,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join([*cost_lines(plan), "", *stage_lines(plan, max(1, a.jobs), a.work)]))
         return 0
     if a.steps:
-        for s in plan.steps():
+        from rdm.pipeline.render import needed_steps
+
+        for s in needed_steps(plan):        # what make runs for the report (a tier's, its models' trainings)
             print(f"{s.stage}\t{' '.join(s.outputs)}")
         return 0
     for c in plan.cells():
