@@ -30,9 +30,9 @@ MODEL_LABELS = {
     "scratch": "RDMAA schedule, random init",
     "rdmaa-frozen": "RDMAA, frozen encoder",
     # trained at the matched ε (the DCAE's sets; the on-line PGD recipe's ε)
-    "dcae-at-matched": "DCAE, matched-ε sets",
-    "rdmaa-at-matched": "RDMAA, matched-ε DCAE",
-    "advtrain-online-at-matched": "AdvTrain-online, matched ε",
+    "dcae-at-matched": "DCAE (matched-ε sets)",
+    "rdmaa-at-matched": "RDMAA (matched-ε DCAE)",
+    "advtrain-online-at-matched": "AdvTrain-online (matched ε)",
 }
 # the order the defended models are shown in; models the grid adds come after, in grid order
 DEFENDED_ORDER = ["rdmaa", "purified", "advtrain-fgsm", "advtrain-pgd", "advtrain-online", "advtrain-trades",
