@@ -37,6 +37,9 @@ DEMO_SEEDS ?= 1
 DEVICE ?= auto
 SUBSET_N ?= 300
 MODE ?= tables
+# the part of the grid `make tables` runs: core (the paper's tables and the claims, [tiers.core] of the
+# grid) or full (every cell); `python -m rdm.pipeline.plan --cost --tier core` estimates it per stage
+TIER ?= core
 OUT ?= work
 RESULTS ?= results
 TRAIN_FLAGS ?=
@@ -93,11 +96,11 @@ tables: $(STAMP)
 	@$(PY) -m rdm.pipeline.grid check-data --grid $(GRID) --data-root $(DATA_ROOT) $(addprefix --modality ,$(MODALITIES))
 	@mkdir -p $(OUT)
 ifeq ($(RUNNER),pool)
-	$(POOL) --mode tables --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) --results $(RESULTS) \
+	RDM_TIER=$(TIER) $(POOL) --mode tables --tier $(TIER) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) --results $(RESULTS) \
 	  $(POOL_VARS) OUT=$(OUT) SUBSET_N=$(SUBSET_N) TRAIN_FLAGS="$(TRAIN_FLAGS)"
 else
-	@$(PY) -m rdm.pipeline.grid makefile --mode tables --grid $(GRID) --seed $(SEED) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
-	$(MAKE) --no-print-directory MODE=tables GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) SEEDS=$(SEEDS) report
+	@$(PY) -m rdm.pipeline.grid makefile --mode tables --tier $(TIER) --grid $(GRID) --seed $(SEED) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
+	$(MAKE) --no-print-directory MODE=tables TIER=$(TIER) GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) SEEDS=$(SEEDS) report
 endif
 
 demo: $(STAMP)
@@ -116,7 +119,7 @@ ifdef GRID_MK
 include $(GRID_MK)
 report: $(RESULTS)/REPORT.md
 $(RESULTS)/REPORT.md: $(GRID_METRICS) $(GRID)
-	$(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE) --seed $(SEED) --seeds $(SEEDS)
+	RDM_TIER=$(if $(filter demo,$(MODE)),full,$(TIER)) $(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE) --seed $(SEED) --seeds $(SEEDS)
 endif
 
 # the comparison libraries are installed for the benchmark only, never pulling another torch

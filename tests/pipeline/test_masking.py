@@ -198,7 +198,9 @@ def test_report_table_fails_the_masking_model_and_passes_the_honest_one(report):
         assert {r for r, _ in got[("AdvTrain-PGD", check)]} == {"pass"}, (check, got[("AdvTrain-PGD", check)])
     assert {r for r, _ in got[("AdvTrain-PGD", "(d)")]} == {"pass"} and ("AdvTrain-PGD", "(e)") in got
     assert "200 steps" in got[("RDMAA", "(a)")][0][1] and "Square alone fooled" in got[("RDMAA", "(c)")][0][1]
-    assert all("2 seeds" in n for _, n in got[("RDMAA", "(a)")] + got[("AdvTrain-PGD", "(c)")])  # paired over both
+    assert all("2 seeds" in n for _, n in got[("RDMAA", "(a)")])  # paired over both
+    # (c) Square against the gradient stages: on the seeds that ran Square (square_seeds = 1: the first)
+    assert got[("AdvTrain-PGD", "(c)")] and not any("2 seeds" in n for _, n in got[("AdvTrain-PGD", "(c)")])
     flags = {f["check"] for f in rep["modalities"]["lung"]["masking"] if f["model"] == "rdmaa"}
     assert {"steps-not-converged", "stronger-attack", "square-beats-gradients", "noise-as-strong"} <= flags
     assert not [f for f in rep["modalities"]["lung"]["masking"] if f["model"] == "advtrain-pgd"]
@@ -449,12 +451,13 @@ def test_the_prose_says_no_sign_only_of_models_whose_checks_ran(tmp_path):
     assert "Not checked for gradient masking: AdvTrain-fast (metrics files missing)." in words
     # only the unflagged AdvTrain-PGD left with metrics: it, and only it, shows no sign
     words, summary = words_and_summary(["rdmaa", "purified", "advtrain-fgsm", "advtrain-online",
-                                        "advtrain-trades", "advtrain-fast"])
+                                        "advtrain-trades", "advtrain-fast", "rdmaa-at-matched",
+                                        "advtrain-online-at-matched"])
     assert "✓ no sign for AdvTrain-PGD" in summary and "Signs of gradient masking" not in words
     assert "None of the defended models" not in words
     assert "AdvTrain-PGD shows none of the gradient-masking signs checked for" in words
     assert ("Not checked for gradient masking: RDMAA, Purifier, AdvTrain-FGSM, AdvTrain-online, AdvTrain-TRADES, "
-            "AdvTrain-fast (metrics files missing).") in words
+            "AdvTrain-fast, RDMAA (matched-ε DCAE), AdvTrain-online (matched ε) (metrics files missing).") in words
 
 
 def test_a_full_two_seed_report_says_every_cell_has_both_seeds(report):

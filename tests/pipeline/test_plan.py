@@ -271,7 +271,14 @@ def test_seeds_repeat_every_model_set_and_evaluation_on_one_shared_split():
     # randomized smoothing ([certify]) and the white-box runs beside it are the first seed's only
     first = {k for k in per if k.startswith("certify-") or any(k.startswith(f"eval-{m}-") for m, _ in plan.certify.models)}
     assert first and all(sorted(x.seed for x in per[k]) == [5] for k in first)
-    assert per and all(sorted(x.seed for x in v) == [5, 6, 7] for k, v in per.items() if k not in first)
+    # the standard suite with Square on the first seed (square_seeds = 1), its gradient part on the others
+    whole = {k for k in per if k.endswith("wb-aa") and k not in first}
+    grad = {k for k in per if k.endswith("wb-aa-apgd")}
+    assert whole and {k + "-apgd" for k in whole} == grad
+    assert all(sorted(x.seed for x in per[k]) == [5] for k in whole)
+    assert all(sorted(x.seed for x in per[k]) == [6, 7] for k in grad)
+    assert per and all(sorted(x.seed for x in v) == [5, 6, 7] for k, v in per.items()
+                       if k not in first | whole | grad)
     words = {x.seed: " ".join(render.make_word(w) for w in x.command) for x in per["control"]}
     assert all(f"--seed {sd + 1000} " in words[sd] for sd in (5, 6, 7)), words
     base = {x.seed: " ".join(render.make_word(w) for w in x.command) for x in per["baseline"]}

@@ -212,3 +212,19 @@ class AutoAttackSuite(Attack):
                                    targets=self.targets, seed=self.seed, row_ids=row_ids, stages=stages)
         names = {AA.ROBUST: None, AA.CLEAN: "clean", **{i + 1: s for i, s in enumerate(stages)}}
         return xa, {"fooled_by": [names[int(v)] for v in by.tolist()]}
+
+
+@register
+class AutoAttackGradient(AutoAttackSuite):
+    """The standard cascade's gradient part: APGD-CE then APGD-T, no Square. The grid runs it on the
+    seeds after the first, where the whole cascade (Square as the masking check) runs once."""
+
+    name = "aa-apgd"
+    label = "AA-APGD"
+    title = "AutoAttack's gradient stages for 2–4 classes: APGD-CE, APGD-T (robust = neither fooled it)"
+    params = (Param("steps", int, 100, "APGD iterations (per target for APGD-T)", min=1), TARGETS)
+    stages = AA.STAGES[:2]
+    queries = 0          # no Square stage
+
+    def passes(self, classes):
+        return FORWARD + self.steps * (1 + AA.n_targets(self.targets, classes))
