@@ -128,70 +128,15 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
     seeds_drawn: set[int] = set()          # the seeds behind the plotted cells (not the plan's)
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11.5, 8.2), sharey=True, sharex=True)
-    me = x.matched or {}
     units = units_of(x.plan.modalities[x.m]["preset"])
     drew = False
     sub = f"seeded subset, {x.subset_n} rows" if x.plan.sweep_on_subset else "whole test set"
     for i, kind in enumerate(("fgsm", "pgd")):
         for j, (proto, get) in enumerate((("white-box", x.sweep), ("transfer", x.sweep_transfer))):
             ax = axes[i, j]
-            for m in ["baseline"] + x.defended:
-                if m == "baseline" and proto == "transfer":
-                    continue          # its transfer sets are its own (white-box) attack: left panel
-                c = COLORS.get(m)
-                pts, band = [], []
-                for e in x.sweep_eps:
-                    r = get(m, kind, e)
-                    if r is not None and r.metric(metric) is not None:
-                        lo, mean, hi = ci_of(x, r, metric)
-                        rr = V.rows_of(x, r)
-                        seeds_drawn.add(rr.n_seeds if rr is not None else 1)
-                        pts.append((e, 100 * mean))
-                        if lo is not None:
-                            band.append((e, 100 * lo, 100 * hi))
-                if not pts:
-                    continue
-                drew = True
-                if len(band) > 1:
-                    be, blo, bhi = zip(*band)
-                    ax.fill_between(be, blo, bhi, color=c, alpha=0.13, lw=0)
-                ax.plot(*zip(*pts), ls="-" if proto == "white-box" else "--", marker=MARKERS.get(m, "o"), ms=4,
-                        color=c, lw=1.4, label=model_label(m))
-            # the lines are named in the legend; only the matched ε's value stands beside its line, on
-            # the side with room for it (to its right unless that runs past the sweep's largest ε)
-            for k, pe in enumerate(x.paper_eps):
-                ax.axvline(pe, color="#888888", ls=":", lw=1,
-                           label="the paper's ε (" + ", ".join(map(eps_txt, x.paper_eps)) + ")" if k == 0 else None)
-            if me.get(kind) is not None:
-                e = float(me[kind])
-                ax.axvline(e, color="#444444", ls="-.", lw=1, label="matched ε (baseline at the paper's accuracy)")
-                right = e * 10 ** 0.45 <= x.sweep_eps[-1]
-                ax.annotate(f"matched ε = {fmt_eps(e)}\n{eps_physical(e, units, ', ')}", (e, 103), fontsize=7,
-                            ha="left" if right else "right", va="bottom", xytext=(3 if right else -3, 0),
-                            textcoords="offset points")
-            its = "" if metric == "accuracy" else " (its accuracy)"
-            for key, col, lab in ((kind, "#222222", "paper, no defence" + its),
-                                  (f"rdmaa_{kind}", COLORS["rdmaa"], "paper, RDMAA" + its)):
-                if x.paper.get(key) is not None and (key == kind) == (proto == "white-box"):
-                    ax.plot([PAPER_EPS], [100 * x.paper[key]], marker="*", ms=11, color=col, ls="none", label=lab,
-                            markeredgecolor="white", zorder=5)
-            ax.set_xscale("log")
-            bottom = [e for e in x.sweep_eps if grey_budget(e) is None] or x.sweep_eps   # k/255: the top axis
-            ax.set_xticks(bottom, [eps_txt(e) for e in bottom], fontsize=7)
-            ax.xaxis.set_minor_formatter("")
-            if i == 0:
-                eps_axis(ax, x.sweep_eps, units)
-            ax.set_ylim(-2, 116)              # above 100: the matched ε label, two lines
-            ax.grid(alpha=0.3, which="both")
-            rows = sub if proto == "white-box" else "whole test set"
-            what = "PGD on each model" if kind == "pgd" else "FGSM on each model"
-            ax.set_title(f"{kind.upper()}, {proto} " +
-                         (f"({what}; {rows})" if proto == "white-box" else f"(crafted on the baseline; {rows})"),
-                         fontsize=9)
-            if i == 1:
-                ax.set_xlabel("ε (L∞, pixels in [0, 1])")
-            if j == 0:
-                ax.set_ylabel(f"{V.METRIC_WORDS[metric]} (%)")
+            drew = _sweep_curves(ax, x, kind, proto, get, metric, seeds_drawn) or drew
+            _sweep_marks(ax, x, kind, proto, metric, units)
+            _sweep_axes(ax, x, i, j, kind, proto, metric, sub, units)
     if not drew:
         plt.close(fig)
         return []
@@ -208,6 +153,78 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
                     f"over the rows and each curve's seeds ({lo_k} to {hi_k})"), fontsize=11)
     fig.tight_layout()
     return save_figure(fig, out_dir, f"fig9-accuracy-vs-eps-{x.m}")
+
+
+def _sweep_curves(ax, x: View, kind: str, proto: str, get, metric: str, seeds_drawn: set[int]) -> bool:
+    """One panel's curves, each model's with its interval band; whether any was drawn."""
+    drew = False
+    for m in ["baseline"] + x.defended:
+        if m == "baseline" and proto == "transfer":
+            continue          # its transfer sets are its own (white-box) attack: left panel
+        c = COLORS.get(m)
+        pts, band = [], []
+        for e in x.sweep_eps:
+            r = get(m, kind, e)
+            if r is not None and r.metric(metric) is not None:
+                lo, mean, hi = ci_of(x, r, metric)
+                rr = V.rows_of(x, r)
+                seeds_drawn.add(rr.n_seeds if rr is not None else 1)
+                pts.append((e, 100 * mean))
+                if lo is not None:
+                    band.append((e, 100 * lo, 100 * hi))
+        if not pts:
+            continue
+        drew = True
+        if len(band) > 1:
+            be, blo, bhi = zip(*band)
+            ax.fill_between(be, blo, bhi, color=c, alpha=0.13, lw=0)
+        ax.plot(*zip(*pts), ls="-" if proto == "white-box" else "--", marker=MARKERS.get(m, "o"), ms=4,
+                color=c, lw=1.4, label=model_label(m))
+    return drew
+
+
+def _sweep_marks(ax, x: View, kind: str, proto: str, metric: str, units) -> None:
+    """The paper's ε, the matched ε and the paper's numbers on one panel. The lines are named in the
+    legend; only the matched ε's value stands beside its line, on the side with room for it (to its
+    right unless that runs past the sweep's largest ε)."""
+    me = x.matched or {}
+    for k, pe in enumerate(x.paper_eps):
+        ax.axvline(pe, color="#888888", ls=":", lw=1,
+                   label="the paper's ε (" + ", ".join(map(eps_txt, x.paper_eps)) + ")" if k == 0 else None)
+    if me.get(kind) is not None:
+        e = float(me[kind])
+        ax.axvline(e, color="#444444", ls="-.", lw=1, label="matched ε (baseline at the paper's accuracy)")
+        right = e * 10 ** 0.45 <= x.sweep_eps[-1]
+        ax.annotate(f"matched ε = {fmt_eps(e)}\n{eps_physical(e, units, ', ')}", (e, 103), fontsize=7,
+                    ha="left" if right else "right", va="bottom", xytext=(3 if right else -3, 0),
+                    textcoords="offset points")
+    its = "" if metric == "accuracy" else " (its accuracy)"
+    for key, col, lab in ((kind, "#222222", "paper, no defence" + its),
+                          (f"rdmaa_{kind}", COLORS["rdmaa"], "paper, RDMAA" + its)):
+        if x.paper.get(key) is not None and (key == kind) == (proto == "white-box"):
+            ax.plot([PAPER_EPS], [100 * x.paper[key]], marker="*", ms=11, color=col, ls="none", label=lab,
+                    markeredgecolor="white", zorder=5)
+
+
+def _sweep_axes(ax, x: View, i: int, j: int, kind: str, proto: str, metric: str, sub: str, units) -> None:
+    """One panel's scales, ticks, title and labels."""
+    ax.set_xscale("log")
+    bottom = [e for e in x.sweep_eps if grey_budget(e) is None] or x.sweep_eps   # k/255: the top axis
+    ax.set_xticks(bottom, [eps_txt(e) for e in bottom], fontsize=7)
+    ax.xaxis.set_minor_formatter("")
+    if i == 0:
+        eps_axis(ax, x.sweep_eps, units)
+    ax.set_ylim(-2, 116)              # above 100: the matched ε label, two lines
+    ax.grid(alpha=0.3, which="both")
+    rows = sub if proto == "white-box" else "whole test set"
+    what = "PGD on each model" if kind == "pgd" else "FGSM on each model"
+    ax.set_title(f"{kind.upper()}, {proto} " +
+                 (f"({what}; {rows})" if proto == "white-box" else f"(crafted on the baseline; {rows})"),
+                 fontsize=9)
+    if i == 1:
+        ax.set_xlabel("ε (L∞, pixels in [0, 1])")
+    if j == 0:
+        ax.set_ylabel(f"{V.METRIC_WORDS[metric]} (%)")
 
 
 # --------------------------------------------------------------------------- Fig. 10

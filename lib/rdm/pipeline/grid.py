@@ -21,7 +21,8 @@ from rdm.pipeline.config import MODES, TIERS, load_grid, paper_of
 from rdm.pipeline.plan import Plan
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The subcommands and their arguments."""
     ap = argparse.ArgumentParser(prog="python -m rdm.pipeline.grid", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, kw in (("makefile", {}), ("script", {}),
@@ -76,50 +77,59 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("log")
     p.add_argument("stage")
     p.add_argument("command", nargs=argparse.REMAINDER)
-    a = ap.parse_args(argv)
+    return ap
+
+
+def run(a: argparse.Namespace) -> int:
+    """One parsed subcommand; its exit status."""
+    if a.cmd == "makefile":
+        sys.stdout.write(render.makefile(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)))
+    elif a.cmd == "cells":
+        for lv, stage, target in render.levels(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)):
+            if a.level is None:
+                print(f"{lv}\t{stage}\t{target}")
+            elif lv == a.level:
+                print(target)
+    elif a.cmd == "script":
+        sys.stdout.write(render.shell_script(Plan(a.grid, a.mode, [a.modality], a.seed, a.seeds, a.tier), a.modality))
+    elif a.cmd == "run":
+        plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)
+        settings = runner.parse_settings(a.settings, {**runner.DEFAULTS, "PY": sys.executable})
+        settings["GRID"] = a.grid or plan.path
+        return runner.run_plan(plan, settings, a.jobs, a.results)
+    elif a.cmd == "check-data":
+        steps.check_data(load_grid(a.grid), a.data_root, a.modality)
+    elif a.cmd == "matched":
+        g = load_grid(a.grid)
+        paper = paper_of(g, a.modality) if a.modality in g["modalities"] else g.get("paper", {}).get(a.modality, {})
+        steps.write_matched(paper, a.modality, a.sweeps, a.output)
+    elif a.cmd == "get":
+        print(json.loads(Path(a.file).read_text())[a.key])
+    elif a.cmd == "subset":
+        steps.write_subset(a.src, a.n, a.output, a.seed)
+    elif a.cmd == "fingerprint":
+        steps.write_if_changed(a.output, steps.fingerprint(a.src))
+    elif a.cmd == "stamp":
+        steps.write_if_changed(a.file, a.value + "\n")
+    elif a.cmd == "timed":
+        cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
+        rc, dt = steps.timed(a.log, a.stage, cmd)
+        if rc == 0:
+            sys.stderr.write(f"[{a.stage}] {dt:.1f}s\n")
+        return rc
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
     try:
-        if a.cmd == "makefile":
-            sys.stdout.write(render.makefile(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)))
-        elif a.cmd == "cells":
-            for lv, stage, target in render.levels(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)):
-                if a.level is None:
-                    print(f"{lv}\t{stage}\t{target}")
-                elif lv == a.level:
-                    print(target)
-        elif a.cmd == "script":
-            sys.stdout.write(render.shell_script(Plan(a.grid, a.mode, [a.modality], a.seed, a.seeds, a.tier), a.modality))
-        elif a.cmd == "run":
-            plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)
-            settings = runner.parse_settings(a.settings, {**runner.DEFAULTS, "PY": sys.executable})
-            settings["GRID"] = a.grid or plan.path
-            return runner.run_plan(plan, settings, a.jobs, a.results)
-        elif a.cmd == "check-data":
-            steps.check_data(load_grid(a.grid), a.data_root, a.modality)
-        elif a.cmd == "matched":
-            g = load_grid(a.grid)
-            paper = paper_of(g, a.modality) if a.modality in g["modalities"] else g.get("paper", {}).get(a.modality, {})
-            steps.write_matched(paper, a.modality, a.sweeps, a.output)
-        elif a.cmd == "get":
-            print(json.loads(Path(a.file).read_text())[a.key])
-        elif a.cmd == "subset":
-            steps.write_subset(a.src, a.n, a.output, a.seed)
-        elif a.cmd == "fingerprint":
-            steps.write_if_changed(a.output, steps.fingerprint(a.src))
-        elif a.cmd == "stamp":
-            steps.write_if_changed(a.file, a.value + "\n")
-        elif a.cmd == "timed":
-            cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
-            rc, dt = steps.timed(a.log, a.stage, cmd)
-            if rc == 0:
-                sys.stderr.write(f"[{a.stage}] {dt:.1f}s\n")
-            return rc
+        return run(a)
     except UsageError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
     except RdmError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -225,6 +225,8 @@ class _SquareView:
 
     def __init__(self, x: View):
         self._x, self.p = x, _SquareSeeds(x.p)
+        if "_subset_map" in x.__dict__:      # the subset's rows in the test set, as the view was given them
+            self.__dict__["_subset_map"] = x.__dict__["_subset_map"]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._x, name)

@@ -376,8 +376,22 @@ def noise_reason(verdict: str | None, lo: float | None, hi: float | None, p: flo
     return " (a seed disagrees in sign)"
 
 
+class _RowsBehind:
+    """What a comparison of A and B on the same rows says about those rows (``a``, ``b``: :class:`Rows`)."""
+
+    @property
+    def restricted(self) -> bool:
+        return self.a.restricted or self.b.restricted
+
+    def behind(self) -> str:
+        """``300 rows of the test set × 3 seeds; by seed +4.3, +3.0, +5.0``."""
+        where = "the seeded subset" if self.a.subset or self.b.subset else "the test set"
+        return (f"{self.a.n_rows} rows of {where} × {self.a.n_seeds} seed{'s' if self.a.n_seeds != 1 else ''}"
+                + by_seed(self.cmp.per_seed))
+
+
 @dataclass
-class Verdict:
+class Verdict(_RowsBehind):
     """A − B on the same rows and seeds in ``metric``, with the rows behind it."""
 
     a: Rows
@@ -399,16 +413,6 @@ class Verdict:
     def noise_reason(self) -> str:
         """:func:`noise_reason` of this verdict."""
         return noise_reason(self.verdict, self.cmp.lo, self.cmp.hi, self.cmp.p)
-
-    @property
-    def restricted(self) -> bool:
-        return self.a.restricted or self.b.restricted
-
-    def behind(self) -> str:
-        """``100 rows of the seeded subset × 1 seed``."""
-        where = "the seeded subset" if self.a.subset or self.b.subset else "the test set"
-        return (f"{self.a.n_rows} rows of {where} × {self.a.n_seeds} seed{'s' if self.a.n_seeds != 1 else ''}"
-                + by_seed(self.cmp.per_seed))
 
     def words(self) -> str:
         """``bal 80.1 vs 82.3, −2.2 [−6.0, +1.5], within noise``."""
@@ -467,7 +471,7 @@ def points(margin: float) -> str:
 
 
 @dataclass
-class MethodVerdict:
+class MethodVerdict(_RowsBehind):
     """A − B over seeds and rows together in ``metric`` (:func:`rdm.evaluation.stats.method_test`), with
     the rows behind it; ``cmp`` carries the adjusted p-values once its family is adjusted."""
 
@@ -481,16 +485,6 @@ class MethodVerdict:
     @property
     def outcome(self) -> str:
         return self.cmp.outcome
-
-    @property
-    def restricted(self) -> bool:
-        return self.a.restricted or self.b.restricted
-
-    def behind(self) -> str:
-        """``300 rows of the test set × 3 seeds; by seed +4.3, +3.0, +5.0``."""
-        where = "the seeded subset" if self.a.subset or self.b.subset else "the test set"
-        return (f"{self.a.n_rows} rows of {where} × {self.a.n_seeds} seed{'s' if self.a.n_seeds != 1 else ''}"
-                + by_seed(self.cmp.per_seed))
 
     def part(self, a: "Ref", b: "Ref") -> Part:
         """The difference as report.json keeps it: both sides (their files), the interval, raw p and
