@@ -1,13 +1,17 @@
 """rdm-advtrain: adversarial training, the paper's (clean ∪ adversarial sets) or on-line PGD (Madry 2018)."""
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
-from rdm import cli
+from rdm import bounds, cli
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PatienceOpt, PresetOpt, ResumeOpt,
-                                 ResumePartialOpt, ValOpt, AllowHeldOutOpt)
+                                 ResumePartialOpt, RestartOpt, ValOpt, AllowHeldOutOpt)
 
 app = cli.make_app("Adversarially train the CNN: on given adversarial sets (paper) or on-line PGD (Madry).")
 
@@ -24,7 +28,7 @@ def advtrain(
     online: Annotated[Optional[str], typer.Option(
         "--online", help="on-line recipe: 'pgd' attacks every batch against the current model")] = None,
     eps: Annotated[Optional[float], typer.Option("--eps", help="L∞ budget of the on-line attack")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="PGD steps of the on-line attack")] = 7,
+    steps: Annotated[int, typer.Option("--steps", max=bounds.MAX_STEPS, help="PGD steps of the on-line attack")] = 7,
     alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD step size (default 2.5·eps/steps)")] = None,
     recipe: Annotated[Optional[str], typer.Option(
         "--recipe", help="paper (with --adv), pgd (= --online pgd), fast (FGSM from a random start, step "
@@ -33,7 +37,7 @@ def advtrain(
     sigma: Annotated[Optional[float], typer.Option("--sigma", help="gaussian: noise std on [0, 1] pixels")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
     patience: PatienceOpt = None,
-    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
+    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, restart: RestartOpt = False,
     history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32",
     allow_held_out_adv: AllowHeldOutOpt = False, quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False):
@@ -42,7 +46,7 @@ def advtrain(
         from rdm.api.advtrain import advtrain as _advtrain
         from rdm.api.train import Common
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial, restart=restart,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_advtrain(train, output=output, val=val, adv=adv or [], online=online, eps=eps, steps=steps,

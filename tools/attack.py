@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from rdm import cli
+from rdm import bounds, cli
 from rdm.attacks import options as ao
 
 app = cli.make_app("Craft an adversarial set (L∞, pixel space) against a cnn or purified checkpoint.")
@@ -21,7 +25,7 @@ app = cli.make_app("Craft an adversarial set (L∞, pixel space) against a cnn o
 def attack(
     inputs: Annotated[list[Path], typer.Argument(help="MODEL.ckpt SET.h5, or the part files with --merge",
                                                  show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="output set; with several --eps a "
+    output: Annotated[Path, typer.Option("-o", "--output", metavar=cli.OUT, help="output set (- for stdout); with several --eps a "
                                          "pattern with {eps} or a directory")],
     attack: ao.AttackOpt = None,
     eps: ao.EpsOpt = None,
@@ -32,7 +36,7 @@ def attack(
     keep: ao.KeepOpt = None,
     queries: ao.QueriesOpt = None,
     attack_param: ao.ParamOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="rows per batch")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", max=bounds.MAX_BATCH, help="rows per batch")] = 128,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: attack rows [i·N/n, (i+1)·N/n) only")] = None,
     merge: Annotated[bool, typer.Option("--merge", help="concatenate shard parts into -o")] = False,
     device: cli.DeviceOpt = "auto",
@@ -44,6 +48,7 @@ def attack(
     """Attack MODEL.ckpt on SET.h5 and write the adversarial set(s); prints the path(s) written."""
     from rdm.api import attack as attack_api
     from rdm.errors import UsageError
+    from rdm.data.guard import is_stdout
     from rdm.data.shards import parse_shard
 
     command = " ".join(["rdm-attack", *sys.argv[1:]])
@@ -51,7 +56,8 @@ def attack(
         if merge:
             if attack is not None or eps or shard:
                 raise UsageError("--merge takes only the part files and -o")
-            cli.emit(attack_api.merge_parts(inputs, output, command=command))
+            merged = attack_api.merge_parts(inputs, output, command=command)
+            cli.emit([] if is_stdout(merged) else merged)
             return
         if len(inputs) != 2:
             raise UsageError(f"expected MODEL.ckpt SET.h5, got {len(inputs)} argument(s)")
@@ -76,7 +82,7 @@ def attack(
                 rate = k / res.clean_correct if res.clean_correct else float("nan")
                 cli.console.print(f"{s!r}: {res.n} rows, success rate {rate:.1%} "
                                   f"({k}/{res.clean_correct} correctly classified) -> {p}")
-        cli.emit(res.paths)
+        cli.emit([p for p in res.paths if not is_stdout(p)])     # -o -: the set itself went to stdout
 
 
 def main():

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from rdm import cli
+from rdm import bounds, cli
 
 app = cli.make_app("Certify a checkpoint by randomized smoothing: per-row certified L2 radii (CERTIFY, "
                    "Clopper–Pearson, abstentions counted) and certified accuracy at L2 radii, among them "
@@ -25,16 +29,16 @@ def certify(
     sets: Annotated[Optional[list[Path]], typer.Argument(help="the set to certify; with --merge the other "
                                                          "parts", show_default=False)] = None,
     sigma: Annotated[Optional[float], typer.Option("--sigma", help="noise std on [0, 1] pixels")] = None,
-    n: Annotated[int, typer.Option("--n", help="noise samples for the estimate")] = 100_000,
-    n0: Annotated[int, typer.Option("--n0", help="noise samples to pick the class")] = 100,
+    n: Annotated[int, typer.Option("--n", max=bounds.MAX_SAMPLES, help="noise samples for the estimate")] = 100_000,
+    n0: Annotated[int, typer.Option("--n0", max=bounds.MAX_SAMPLES, help="noise samples to pick the class")] = 100,
     alpha: Annotated[float, typer.Option("--alpha", help="failure probability per row")] = 0.001,
     eps: Annotated[Optional[list[float]], typer.Option("--eps", help="also report the L2 radius ε·√d "
                                                        "containing this L∞ ball; repeatable")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="noisy copies per forward pass")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", max=bounds.MAX_BATCH, help="noisy copies per forward pass")] = 1000,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: certify rows [i·N/n, (i+1)·N/n) "
                                                  "only; writes a part for --merge")] = None,
     merge: Annotated[bool, typer.Option("--merge", help="combine shard parts (JSON) into one report")] = False,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="write the JSON report here")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar=cli.OUT, help="write the JSON report here (- for stdout)")] = None,
     as_json: cli.JsonOpt = False,
     device: cli.DeviceOpt = "auto",
     seed: cli.SeedOpt = 0,
@@ -45,6 +49,7 @@ def certify(
     with cli.guard(debug):
         from rdm.evaluation import certify as cert
         from rdm.data.atomic import atomic_output
+        from rdm.data.guard import is_stdout
         from rdm.data.shards import parse_shard
         from rdm.errors import RdmError, UsageError
 
@@ -82,7 +87,7 @@ def certify(
                 tmp.write_text(json.dumps(report, indent=1) + "\n")
         if as_json:
             cli.emit(report, as_json=True)
-        elif output is not None:
+        elif output is not None and not is_stdout(output):
             cli.emit(output)
 
 

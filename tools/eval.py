@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from rdm import cli
+from rdm import bounds, cli
 from rdm.attacks import options as ao
 
 app = cli.make_app("Evaluate a checkpoint on sets: accuracy, balanced accuracy, P/R/F1, confusion, "
@@ -34,12 +38,12 @@ def evaluate(
     keep: ao.KeepOpt = None,
     queries: ao.QueriesOpt = None,
     attack_param: ao.ParamOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", max=bounds.MAX_BATCH)] = 256,
     shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: evaluate rows [i·N/n, (i+1)·N/n) "
                                                  "of each set only; writes a part for --merge")] = None,
     merge: Annotated[bool, typer.Option("--merge", help="combine shard parts (JSON) into the report "
                                         "of one unsharded run")] = False,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="write the JSON report here")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar=cli.OUT, help="write the JSON report here (- for stdout)")] = None,
     as_json: cli.JsonOpt = False,
     device: cli.DeviceOpt = "auto",
     precision: cli.PrecisionOpt = "fp32",
@@ -50,6 +54,7 @@ def evaluate(
     """Evaluate MODEL on each SET; a table on stderr, JSON on stdout with --json, a file with -o."""
     from rdm.api import eval as eval_api
     from rdm.data.atomic import atomic_output
+    from rdm.data.guard import is_stdout
     from rdm.data.shards import parse_shard
     from rdm.errors import UsageError
     from rdm.attacks.per_row import dumps
@@ -91,7 +96,7 @@ def evaluate(
                 tmp.write_text(dumps(report))
         if as_json:
             cli.emit(report, as_json=True)
-        elif output is not None:
+        elif output is not None and not is_stdout(output):
             cli.emit(output)
 
 

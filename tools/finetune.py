@@ -1,5 +1,9 @@
 """rdm-finetune: RDMAA — a CNN whose encoder starts from the pre-trained DCAE's; or the purified composite."""
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -7,7 +11,7 @@ import typer
 
 from rdm import cli
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PatienceOpt, PresetOpt, ResumeOpt,
-                                 ResumePartialOpt, ValOpt, AllowHeldOutOpt)
+                                 ResumePartialOpt, RestartOpt, ValOpt, AllowHeldOutOpt)
 
 app = cli.make_app("Fine-tune a CNN from a DCAE encoder (RDMAA), or put the DCAE in front of a CNN.")
 
@@ -37,7 +41,7 @@ def finetune(
     cnn: Annotated[Optional[Path], typer.Option("--cnn", help="trained CNN checkpoint for --purify")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
     patience: PatienceOpt = None,
-    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
+    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, restart: RestartOpt = False,
     history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32",
     allow_held_out_adv: AllowHeldOutOpt = False, quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False):
@@ -47,7 +51,7 @@ def finetune(
     with cli.guard(debug):
         from rdm.api.train import Common, finetune as _finetune
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial, restart=restart,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_finetune(train, dcae=dcae, output=output, val=val, adv=adv or [],

@@ -1,5 +1,9 @@
 """rdm-pretrain-dcae: train the DCAE to reconstruct clean images from clean and adversarial ones."""
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -7,7 +11,7 @@ import typer
 
 from rdm import cli
 from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PatienceOpt, PresetOpt, ResumeOpt,
-                                 ResumePartialOpt, ValOpt)
+                                 ResumePartialOpt, RestartOpt, ValOpt)
 
 app = cli.make_app("Pre-train the DCAE (paper section 3.B): clean and adversarial inputs, clean targets.")
 
@@ -24,7 +28,7 @@ def pretrain_dcae(
         "--val-adv", help="adversarial sets made from the --val set, also validated on")] = None,
     preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
     patience: PatienceOpt = None,
-    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False,
+    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, restart: RestartOpt = False,
     history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
     debug: cli.DebugOpt = False):
     """MSE between the DCAE's output and the clean image; keeps the lowest validation MSE
@@ -32,7 +36,7 @@ def pretrain_dcae(
     with cli.guard(debug):
         from rdm.api.train import Common, pretrain_dcae as _pretrain_dcae
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial,
+        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial, restart=restart,
                    quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
         with cli.progress(disable=quiet) as c.progress:
             cli.emit(_pretrain_dcae(train, adv or [], output=output, val=val, val_adv=val_adv or [], c=c))

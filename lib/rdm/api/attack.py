@@ -66,10 +66,10 @@ def output_paths(output: os.PathLike | str, specs: Sequence[AttackSpec], set_pat
         raise UsageError(f"-o {out}: several --eps need -o with '{{eps}}' in it "
                        "(e.g. adv/test-fgsm-{eps}.h5) or an existing directory")
     if len(set(paths)) != len(paths):
-        raise RdmError(f"-o {out}: two ε values map to the same file")
+        raise UsageError(f"-o {out}: two ε values map to the same file")
     for p in paths:
         if p.is_dir():
-            raise RdmError(f"{p}: is a directory, expected a file path for -o")
+            raise UsageError(f"{p}: is a directory, expected a file path for -o")
     return paths
 
 
@@ -108,6 +108,8 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     names = {s.name for s in specs}
     if len(names) != 1:
         raise RdmError("all specs of one run must be the same attack")
+    paths = output_paths(output, specs, set_path, shard)
+    check_outputs(paths, [set_path, model_path])        # before any work: the output guard
     device = torch.device(device)
     check_precision(precision)
     ck = load_attack_model(model_path, device)
@@ -116,8 +118,6 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     input_checks(ck, info)
     if "source_index" in info.columns:
         raise RdmError(f"{set_path}: is already an adversarial set (has source_index); attack the clean set")
-    paths = output_paths(output, specs, set_path, shard)
-    check_outputs(paths, [set_path, model_path])
     start, stop = shard_range(info.n, shard)
     if stop <= start:
         raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows (the set has {info.n})")

@@ -42,7 +42,7 @@ from rdm.data.checkpoint import Checkpoint, input_checks, load_checkpoint, read_
 from rdm.errors import RdmError, UsageError
 from rdm.models import Purified, build, cnn_arch, dcae_arch, transfer_encoder
 from rdm.precision import check_precision
-from rdm.data.presets import Preset, load_preset
+from rdm.data.presets import Preset, load_preset, preset_file
 from rdm.data.sets import SetInfo, SetReader, channel_mean, sha256_file, validate_set
 from rdm.training.loop import Batches, Classification, Reconstruction, Source, TrainConfig, TrainerState, fit
 
@@ -62,6 +62,7 @@ class Common:
     device: str = "auto"
     resume: bool = False
     resume_partial: bool = False     # continue OUTPUT.partial only if it matches; else start fresh
+    restart: bool = False            # discard an OUTPUT.partial left by an interrupted run (else refused)
     quiet: bool = False
     preset: str | None = None
     history: Path | None = None
@@ -123,13 +124,17 @@ def partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def _check_output(output: Path, inputs: Sequence[Path], history: Path | None = None) -> Path:
-    """The output guard: neither -o, its .partial nor --history may name an input."""
+def _check_output(output: Path, inputs: Sequence[Path], history: Path | None = None,
+                  preset: str | None = None) -> Path:
+    """The output guard (:mod:`rdm.data.guard`): neither -o, its .partial nor --history may name an
+    input (the sets, checkpoints and the preset file read) or each other; -o must be a file path
+    (OUTPUT.partial is kept beside it), --history may also be a stream."""
     output = Path(output)
-    check_outputs([output, partial_path(output), history], inputs)
-    if history is not None and Path(history) in (output, partial_path(output)):
-        raise UsageError(f"--history {history}: is the checkpoint -o writes")
+    ins = [*inputs, preset_file(preset)]
+    check_outputs([("-o", output), ("-o", partial_path(output))], ins, streams=False)
+    check_outputs([("-o", output), ("-o", partial_path(output)), ("--history", history)], ins)
     return output
+
 
 
 def _hashes(paths: Sequence[Path]) -> dict[str, str]:
@@ -185,11 +190,15 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
                  "parent": (parent or {}).get("sha256")}
     if c.resume and c.resume_partial:
         raise UsageError("--resume and --resume-partial exclude each other")
+    if c.restart and (c.resume or c.resume_partial):
+        raise UsageError("--restart starts again; it excludes --resume and --resume-partial")
     state = (_load_resume(output, signature, c) if c.resume else
              _load_resume(output, signature, c, partial_only=True) if c.resume_partial else None)
     if not (c.resume or c.resume_partial) and partial_path(output).exists():
-        c.warning(f"discarding {partial_path(output)}, left by an interrupted run "
-                  "(--resume or --resume-partial would continue it)")
+        if not c.restart:
+            raise UsageError(f"{partial_path(output)} holds the progress of an interrupted run; --resume continues "
+                             "it, --restart discards it and starts again")
+        c.warning(f"--restart: discarding {partial_path(output)}, left by an interrupted run")
     meta_base = {
         "kind": kind, "arch": arch, "preset": preset.as_dict(), "classes": list(preset.classes),
         "input_shape": list(preset.shape), "recipe": recipe, "parent": parent, "datasets": datasets,
@@ -283,7 +292,7 @@ def _recipe(name: str, cfg: TrainConfig, **extra: Any) -> dict:
 # --------------------------------------------------------------------------- commands
 def train_cnn(train: Path, *, output: Path, val: Path | None = None, c: Common = Common()) -> Path:
     """The undefended CNN of the preset (paper Fig. 7), trained on the clean set."""
-    train, output = Path(train), _check_output(output, [train, val], c.history)
+    train, output = Path(train), _check_output(output, [train, val], c.history, c.preset)
     preset, _, cfg, device = _classifier_setup(train, val, [], c)
     arch = cnn_arch(preset)
     torch.manual_seed(cfg.seed)
@@ -375,7 +384,7 @@ def held_out_source(adv: Path) -> tuple[str | None, str]:
 def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: Path | None = None,
                   val_adv: Sequence[Path] = (), c: Common = Common()) -> Path:
     """The DCAE: input clean or adversarial rows, target the clean row; MSE loss."""
-    train, output = Path(train), _check_output(output, [train, val, *adv, *val_adv], c.history)
+    train, output = Path(train), _check_output(output, [train, val, *adv, *val_adv], c.history, c.preset)
     adv, val_adv = [Path(p) for p in adv], [Path(p) for p in val_adv]
     if val_adv and val is None:
         raise UsageError("--val-adv needs --val (the clean validation set it was made from)")
@@ -451,7 +460,7 @@ def finetune(train: Path, *, dcae: Path | None, output: Path, val: Path | None =
             raise UsageError("--purify puts a DCAE in front of the CNN; it needs --init dcae and --dcae")
     elif dcae is None:
         raise UsageError("--dcae is required (or --init random: the same training without the DCAE's encoder)")
-    train, output = Path(train), _check_output(output, [train, val, dcae, cnn, *adv], c.history)
+    train, output = Path(train), _check_output(output, [train, val, dcae, cnn, *adv], c.history, c.preset)
     adv = [Path(p) for p in adv]
     refuse_held_out_sources(adv, allow_held_out)
     if cnn is not None and not purify:

@@ -27,15 +27,21 @@ import inspect
 import typer
 from rich.console import Console
 
-from rdm import __version__
+from rdm import __version__, bounds
 from rdm.errors import RdmError, UsageError
 
 console = Console(stderr=True, highlight=False)
 _CLICK_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
+# Every option that names a path the command writes has this metavar (a folder: OUT_DIR); each goes
+# through the output guard (rdm.data.guard), and tests/cli/test_hostile_outputs.py finds them by it.
+OUT = "OUT"
+OUT_DIR = "OUT_DIR"
+
 # Shared options, one definition each (nnU-Net keeps them in one helper too).
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="random seed; same seed, same bytes on CPU")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=bounds.SEED_MIN, max=bounds.SEED_MAX,
+                                      help="random seed in [0, 2**63 - 1]; same seed, same bytes on CPU")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show a traceback on failure")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or summary on stderr")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")]
@@ -93,6 +99,7 @@ def run(app: typer.Typer) -> None:
 
     try:
         threads_from_env()
+        progress_seconds_from_env()
         compile_mode()
     except UsageError as e:
         sys.stderr.write(f"error: {e}\n")
@@ -140,6 +147,21 @@ def threads_from_env() -> int | None:
     return n
 
 
+def progress_seconds_from_env() -> float:
+    """RDM_PROGRESS_SECONDS (seconds between plain progress lines; default 30; 0: every update) as
+    a number ≥ 0; UsageError for anything else (``abc``, ``-1``, ``nan``) rather than silently 30."""
+    raw = os.environ.get("RDM_PROGRESS_SECONDS", "").strip()
+    if not raw:
+        return 30.0
+    try:
+        v = float(raw)
+    except ValueError:
+        v = float("nan")
+    if not (0 <= v < float("inf")):
+        raise UsageError(f"RDM_PROGRESS_SECONDS={raw!r}: expected a number of seconds ≥ 0")
+    return v
+
+
 def configure_threads() -> None:
     """Same thread settings under `python -m` and the console script."""
     n = threads_from_env()
@@ -152,7 +174,15 @@ def configure_threads() -> None:
 
 @contextmanager
 def guard(debug: bool = False) -> Iterator[None]:
-    """Turn failures into one line on stderr: exit 2 for bad usage, 1 for a failed run."""
+    """Turn failures into one line on stderr: exit 2 for bad usage, 1 for a failed run.
+
+    torch is loaded first, still under the start-up interrupt handler (:mod:`rdm.interrupts`);
+    then Ctrl-C raises KeyboardInterrupt again, which ends here as ``error: interrupted``, 130."""
+    import torch  # noqa: F401  (the heavy import, while a Ctrl-C still ends the process at once)
+
+    from rdm.interrupts import started
+
+    started()
     try:
         configure_threads()
         yield
@@ -220,14 +250,17 @@ def resolve_device(spec: str):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "cpu":
         return torch.device("cpu")
-    if spec.startswith("cuda"):
+    if spec == "cuda" or spec.startswith("cuda:"):
+        try:
+            dev = torch.device(spec)
+        except (RuntimeError, ValueError):
+            raise UsageError(f"--device {spec}: expected auto, cpu, cuda or cuda:N") from None
         if not torch.cuda.is_available():
             raise RdmError(f"--device {spec}: CUDA is not available on this machine")
-        dev = torch.device(spec)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise RdmError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
         return dev
-    raise RdmError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")
+    raise UsageError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")   # meta, mps, ...: bad usage
 
 
 def say(message: str) -> None:
@@ -260,11 +293,7 @@ class PlainProgress:
 
     def __init__(self, disable: bool = False, interval: float | None = None, stream=None):
         self.disable = disable
-        env = os.environ.get("RDM_PROGRESS_SECONDS", "")
-        try:
-            self.interval = float(interval if interval is not None else env or 30.0)
-        except ValueError:
-            self.interval = 30.0
+        self.interval = float(interval) if interval is not None else progress_seconds_from_env()
         self.stream = stream
         self.tasks: dict[int, dict] = {}
 

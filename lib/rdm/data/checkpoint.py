@@ -32,6 +32,7 @@ from torch import nn
 
 from rdm import __version__
 from rdm.data.atomic import write_bytes
+from rdm.data.guard import require_regular_file
 from rdm.errors import RdmError
 from rdm.models import build
 from rdm.data.sets import MAX_CHANNELS, MAX_SIDE, _jsonable, sha256_file
@@ -91,11 +92,7 @@ def save_checkpoint(path: os.PathLike | str, model: nn.Module, meta: Mapping[str
 
 def read_raw(path: os.PathLike | str) -> dict:
     """The checkpoint dict, loaded safely; one-line RdmError for anything else."""
-    path = Path(path)
-    if not path.exists():
-        raise RdmError(f"{path}: no such checkpoint")
-    if path.is_dir():
-        raise RdmError(f"{path}: is a directory, not a checkpoint")
+    path = require_regular_file(path, "checkpoint")     # a FIFO or a device: refused, never waited on
     with open(path, "rb") as f:
         head = f.read(2)
     if not zipfile.is_zipfile(path) and not (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5):

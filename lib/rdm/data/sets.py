@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 
 from rdm.data.atomic import atomic_output
+from rdm.data.guard import require_regular_file
 from rdm.errors import RdmError
 # hashes and provenance live in rdm.data.provenance; re-exported for the callers of rdm.data.sets
 from rdm.data.provenance import FILE_CACHES, _identity, _jsonable, make_provenance, sha256_bytes, sha256_file  # noqa: F401
@@ -269,7 +270,7 @@ class SetReader:
     """
 
     def __init__(self, path: os.PathLike | str):
-        self.path = Path(path)
+        self.path = require_regular_file(path, "set")     # a FIFO or a device: refused, never waited on
         try:
             self._f = h5py.File(self.path, "r")
         except FileNotFoundError:
