@@ -69,7 +69,7 @@ def advtrain(train: Path, *, output: Path, val: Path | None = None, adv: Sequenc
     """
     train, output = Path(train), _check_output(output, [train, val, *adv], c.history, c.preset)
     adv = [Path(p) for p in adv]
-    refuse_held_out_sources(adv, allow_held_out)
+    refuse_held_out_sources(adv, allow_held_out, train)
     recipe = _check_recipe(recipe, adv, online, eps, steps, beta, sigma, alpha)
     preset, _, cfg, device = _classifier_setup(train, val, adv, c)
     transform, objective, extra = None, Classification(), {}

@@ -38,7 +38,7 @@ from rdm.data.atomic import check_outputs
 from rdm.data.checkpoint import Checkpoint, input_checks, load_checkpoint
 from rdm.errors import RdmError, UsageError
 from rdm.evaluation.metrics import perturbation_norms
-from rdm.models import predict
+from rdm.models import finite_logits, predict
 from rdm.evaluation.labels import fmt_eps   # the one spelling of ε in file names (the plan's targets use it)
 from rdm.precision import autocast, check_precision
 from rdm.data.prefetch import prefetch
@@ -71,6 +71,17 @@ def output_paths(output: os.PathLike | str, specs: Sequence[AttackSpec], set_pat
         if p.is_dir():
             raise UsageError(f"{p}: is a directory, expected a file path for -o")
     return paths
+
+
+def source_split(info) -> str | None:
+    """The split a clean set holds (its ``split`` attribute, written by rdm-prep; else a file named
+    train/val/test): recorded in every crafted set, so that the training commands refuse sets
+    crafted from held-out images whatever the files are called later."""
+    split = info.attrs.get("split")
+    if isinstance(split, str) and split:
+        return split.lower()
+    stem = info.path.stem.lower()
+    return stem if stem in ("train", "val", "test") else None
 
 
 def load_attack_model(path: os.PathLike | str, device: torch.device | str) -> Checkpoint:
@@ -135,7 +146,8 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
                 input_hashes={str(model_path): ck.sha256, str(set_path): set_sha},
                 attack=spec.to_dict(),
                 source_model={"path": str(model_path.resolve()), "sha256": ck.sha256, "kind": ck.kind},
-                source_set={"path": str(set_path.resolve()), "sha256": set_sha, "n": info.n},
+                source_set={"path": str(set_path.resolve()), "sha256": set_sha, "n": info.n,
+                            "split": source_split(info)},
                 shard=({"index": shard[0], "count": shard[1], "start": start, "stop": stop}
                        if shard else None),
             )
@@ -151,7 +163,7 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
                 x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)
                 y = torch.from_numpy(b["y"]).to(device)
                 with torch.no_grad():
-                    pc = predict(model(x))
+                    pc = predict(finite_logits(model(x)))
                 with autocast(device, precision):
                     advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
                 right = (pc == y).cpu().numpy()

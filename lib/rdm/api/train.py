@@ -346,17 +346,33 @@ HELD_OUT_SPLITS = ("test", "val")
 ALLOW_HELD_OUT_FLAG = "--allow-held-out-adv"
 
 
-def refuse_held_out_sources(adv: Sequence[Path], allow: bool = False) -> None:
+def refuse_held_out_sources(adv: Sequence[Path], allow: bool = False, train: Path | None = None) -> None:
     """The provenance guard of the commands that train on adversarial sets: a set crafted from a
     test or validation split would leak those images into training; refused (one line naming
-    the set and its source) unless ``allow`` (the command's --allow-held-out-adv)."""
+    the set and its source) unless ``allow`` (the command's --allow-held-out-adv). The split and
+    the source's sha256 are what rdm-attack recorded, not file names: with ``train`` given, a set
+    whose recorded source is another file than ``train`` (by sha256) is refused as well."""
     if allow:
         return
+    train_sha = sha256_file(train) if train is not None and adv else None
     for p in adv:
         split, source = held_out_source(Path(p))
         if split:
             raise RdmError(f"{p}: crafted from the {split} split ({source}); training on it leaks "
                              f"{split} images into training (pass {ALLOW_HELD_OUT_FLAG} to do it anyway)")
+        sha = recorded_source_sha(Path(p))
+        if train_sha is not None and sha is not None and sha != train_sha:
+            raise RdmError(f"{p}: crafted from {source or 'another set'} (sha256 {sha[:12]}…), not from the "
+                           f"training set {train}; its images may be held-out ones (pass {ALLOW_HELD_OUT_FLAG} "
+                           "to train on it anyway)")
+
+
+def recorded_source_sha(adv: Path) -> str | None:
+    """The sha256 of the clean set ``adv`` was crafted from, as rdm-attack recorded it (None if not)."""
+    with SetReader(adv) as r:
+        src = r.info.provenance.get("source_set")
+    sha = src.get("sha256") if isinstance(src, dict) else None
+    return sha if isinstance(sha, str) and len(sha) == 64 else None
 
 
 def held_out_source(adv: Path) -> tuple[str | None, str]:
@@ -400,6 +416,7 @@ def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: P
     device = _device(c.device)
     check_precision(c.precision)
     datasets = _hashes([train, *adv] + ([val] if val else []) + val_adv)
+    refuse_held_out_sources(adv, False, train)
     for p in adv:
         match_source(p, train, datasets[str(train)], c.warning)
     for p in val_adv:
@@ -462,7 +479,7 @@ def finetune(train: Path, *, dcae: Path | None, output: Path, val: Path | None =
         raise UsageError("--dcae is required (or --init random: the same training without the DCAE's encoder)")
     train, output = Path(train), _check_output(output, [train, val, dcae, cnn, *adv], c.history, c.preset)
     adv = [Path(p) for p in adv]
-    refuse_held_out_sources(adv, allow_held_out)
+    refuse_held_out_sources(adv, allow_held_out, train)
     if cnn is not None and not purify:
         raise UsageError("--cnn is only used with --purify")
     preset, infos, cfg, device = _classifier_setup(train, val, adv, c)
