@@ -88,6 +88,19 @@ def _key(path: str) -> tuple[str, tuple[int, int] | None]:
     return real, ident
 
 
+def _idents_under(folder: str) -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of every file under ``folder`` (asked only for an output with hard links)."""
+    out = set()
+    for root, _dirs, names in os.walk(folder):
+        for n in names:
+            try:
+                st = os.stat(os.path.join(root, n))
+            except OSError:
+                continue
+            out.add((st.st_dev, st.st_ino))
+    return out
+
+
 def _inside(child: str, folder: str) -> bool:
     try:
         return os.path.commonpath([child, folder]) == folder
@@ -133,6 +146,9 @@ def check_outputs(outputs: Iterable[Labeled], inputs: Iterable[os.PathLike | str
                 if _inside(real, preal):
                     where = "is" if real == preal else "lies inside"
                     raise UsageError(f"{label} {o}: {where} the folder {p} this command reads from; write elsewhere")
+                if ident is not None and kind == "regular" and os.stat(o).st_nlink > 1 and ident in _idents_under(preal):
+                    raise UsageError(f"{label} {o}: is a hard link to a file in the folder {p} this command reads "
+                                     "from; write elsewhere")
                 continue
             if real == preal or (ident is not None and ident == pident):
                 how = ("" if os.path.abspath(o) == os.path.abspath(p) else
