@@ -14,6 +14,7 @@ name               options                                     maximum
 ``MAX_SAMPLES``    ``rdm-certify --n``, ``--n0``               100 000 000
 ``MAX_IMAGES``     ``rdm-prep --n``, ``--group-cap``           10 000 000 (a set's row bound)
 ``MAX_BATCH``      ``--batch-size``                            1 000 000
+``MAX_HYPER_INT``  any integer ``--attack-param NAME=VALUE``   100 000 000
 =================  ==========================================  ============
 """
 
@@ -28,6 +29,7 @@ MAX_QUERIES = 100_000_000
 MAX_SAMPLES = 100_000_000
 MAX_IMAGES = 10_000_000
 MAX_BATCH = 1_000_000
+MAX_HYPER_INT = MAX_QUERIES     # any integer hyper-parameter of an attack (--attack-param NAME=VALUE too)
 
 
 def check_seed(seed: int, what: str = "--seed") -> int:

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import torch
 from torch import nn
 
+from rdm import bounds
 from rdm.attacks import functions as A
 from rdm.errors import RdmError, UsageError
 
@@ -107,6 +108,8 @@ class Param:
             raise UsageError(f"{flag} must be a number, got nan")
         if self.min is not None and value < self.min:
             raise UsageError(f"{flag} must be at least {self.min:g}, got {value:g}")
+        if self.type is int and not isinstance(value, bool) and abs(value) > bounds.MAX_HYPER_INT:
+            raise UsageError(f"{flag} must be at most {bounds.MAX_HYPER_INT:,}, got {value}")
         if self.positive and not value > 0:
             raise UsageError(f"{flag} must be > 0, got {value:g}")
         if self.choices and value not in self.choices:
