@@ -167,7 +167,7 @@ def _stream_temp(target: Path) -> Path:
     (never beside a device: /dev is no place for a half-written set)."""
     fd, name = tempfile.mkstemp(prefix=f".rdm-{Path(str(target)).name or 'out'}.tmp-{os.getpid()}-")
     os.close(fd)
-    os.unlink(name)         # the writer creates it (h5py refuses to open an existing empty file for "w")
+    os.unlink(name)         # the writer creates it: an output that was never written is noticed
     return Path(name)
 
 
