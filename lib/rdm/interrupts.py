@@ -3,11 +3,11 @@
 Importing torch and the libraries around it takes a second or more, and an interrupt that lands
 inside it can be lost (swallowed by an import that catches everything) or turn into a long
 traceback from the import machinery. So each command's file in ``tools/`` calls
-:func:`at_startup` as its first statement, before any heavy import: until the command starts its
-work (:func:`started`, called by :func:`rdm.cli.guard` once torch is loaded), SIGINT writes
-``error: interrupted`` and ends the process at once with 130. No output exists yet at that
-point, so there is nothing to clean up. From then on Ctrl-C raises KeyboardInterrupt as usual,
-and the command's guard removes its temporary files and exits 130.
+:func:`at_startup` as its first statement, before any heavy import: until the command begins to
+write its first output (:func:`started`, called by :func:`rdm.data.atomic.atomic_outputs` before
+it makes a temporary file), SIGINT writes ``error: interrupted`` and ends the process at once with
+130. No output exists yet at that point, so there is nothing to clean up. From then on Ctrl-C
+raises KeyboardInterrupt as usual, and the command's guard removes its temporary files and exits 130.
 
 Only the console scripts (``rdm-*``) and ``python -m rdm_tools.<command>`` install the handler;
 importing a command's module (the tests do) changes nothing.
@@ -44,7 +44,10 @@ def at_startup(module_name: str) -> None:
 
 
 def started() -> None:
-    """The command begins its work: Ctrl-C raises KeyboardInterrupt again (temporary files removed)."""
+    """The command begins to write: Ctrl-C raises KeyboardInterrupt again (temporary files removed)."""
     if _state["installed"]:
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        except ValueError:      # not the main thread: the main thread's next write arms it
+            return
         _state["installed"] = False
-        signal.signal(signal.SIGINT, signal.default_int_handler)

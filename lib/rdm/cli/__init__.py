@@ -176,13 +176,9 @@ def configure_threads() -> None:
 def guard(debug: bool = False) -> Iterator[None]:
     """Turn failures into one line on stderr: exit 2 for bad usage, 1 for a failed run.
 
-    torch is loaded first, still under the start-up interrupt handler (:mod:`rdm.interrupts`);
-    then Ctrl-C raises KeyboardInterrupt again, which ends here as ``error: interrupted``, 130."""
-    import torch  # noqa: F401  (the heavy import, while a Ctrl-C still ends the process at once)
-
-    from rdm.interrupts import started
-
-    started()
+    Until the command writes its first output, Ctrl-C ends it at once (:mod:`rdm.interrupts`);
+    from then on it raises KeyboardInterrupt, which ends here as ``error: interrupted``, 130,
+    once the temporary files are removed."""
     try:
         configure_threads()
         yield

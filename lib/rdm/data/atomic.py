@@ -34,6 +34,7 @@ from typing import Iterable, Iterator, Sequence
 
 from rdm.data.guard import is_stdout, output_kind
 from rdm.errors import NoSpaceError, UsageError
+from rdm.interrupts import started
 
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
@@ -121,6 +122,7 @@ def atomic_outputs(targets: Sequence[os.PathLike | str]) -> Iterator[list[Path]]
 
     On failure the temporary files and the folders created for them are removed; a lack of
     space is re-raised as one :class:`NoSpaceError` naming the target."""
+    started()       # from the first temporary file on, Ctrl-C unwinds (and removes it) instead of ending at once
     targets = [Path(t) for t in targets]
     kinds = [output_kind(t) for t in targets]
     for t, k in zip(targets, kinds):
