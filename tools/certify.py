@@ -53,6 +53,8 @@ def certify(
         from rdm.data.shards import parse_shard
         from rdm.errors import RdmError, UsageError
 
+        if as_json and is_stdout(output):
+            raise UsageError("-o - and --json both print the report on stdout; give one")
         if merge:
             if shard or sigma is not None or eps:
                 raise UsageError("--merge takes only the part files and -o")

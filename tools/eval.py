@@ -60,6 +60,8 @@ def evaluate(
     from rdm.attacks.per_row import dumps
 
     with cli.guard(debug):
+        if as_json and is_stdout(output):
+            raise UsageError("-o - and --json both print the report on stdout; give one")
         if merge:
             if attack is not None or eps or shard or source is not None:
                 raise UsageError("--merge takes only the part files and -o")
