@@ -222,10 +222,12 @@ def test_a_fifo_gets_the_bytes_and_stays_a_fifo(world, tmp_path):
     assert json.loads(got["data"])["model"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
-def test_dash_is_stdout(world):
+def test_dash_is_stdout(world, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     res = _eval(world, "-")
     assert res.exit_code == 0, res.stderr
-    assert json.loads(res.stdout)["model"] and not Path("-").exists()
+    assert json.loads(res.stdout)["model"] and list(tmp_path.iterdir()) == []      # no file named '-'
+    assert "--json" in error_line(_eval(world, "-", "--json"), 2)
 
 
 def test_attack_into_a_device_keeps_the_device(world, tmp_path):
