@@ -5,8 +5,16 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
-# CPU build on these machines; GPU users: make TORCH=torch (or their CUDA wheel spec)
+# torch: on a machine without an NVIDIA GPU, the CPU wheel from PyTorch's CPU wheel index (no CUDA
+# libraries: a venv of ~1 GB instead of ~6); with one (nvidia-smi answers), the default wheel, which
+# carries CUDA. When the CPU index cannot be reached, pip's own indexes and wheel folders are used.
+# Override either way: make install TORCH_INDEX= (default wheel) or TORCH_INDEX=<a CUDA wheel index>.
 TORCH ?= torch==2.13.0
+TORCHATTACKS ?= torchattacks==3.5.1
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+HAVE_GPU = $(shell nvidia-smi -L 2>/dev/null | head -1)
+CPU_INDEX_UP = $(shell $(PYTHON) -c "import socket; socket.getaddrinfo('download.pytorch.org', 443)" 2>/dev/null && echo up)
+TORCH_INDEX ?= $(if $(HAVE_GPU),,$(if $(CPU_INDEX_UP),$(TORCH_CPU_INDEX)))
 PY := $(VENV)/bin/python
 RDM := $(VENV)/bin/
 STAMP := $(VENV)/.rdm-installed
@@ -29,6 +37,9 @@ DEMO_SEEDS ?= 1
 DEVICE ?= auto
 SUBSET_N ?= 300
 MODE ?= tables
+# the part of the grid `make tables` runs: core (the paper's tables and the claims, [tiers.core] of the
+# grid) or full (every cell); `python -m rdm.pipeline.plan --cost --tier core` estimates it per stage
+TIER ?= core
 OUT ?= work
 RESULTS ?= results
 TRAIN_FLAGS ?=
@@ -55,8 +66,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	@echo "installing $(TORCH) $(if $(TORCH_INDEX),from $(TORCH_INDEX) (CPU only; for a GPU: make install TORCH_INDEX=),$(if $(HAVE_GPU),with its CUDA libraries (a GPU was found),from pip's own indexes (no GPU; $(TORCH_CPU_INDEX) unreachable)))" >&2
+	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[test,report]"
+	# the reference the notebook API's tests compare against; without its dependencies, whose torchvision
+	# pin would replace the torch above (tests/api/test_notebook.py skips those checks without it)
+	$(PY) -m pip install -q --no-deps "$(TORCHATTACKS)"
 	touch $@
 
 # The suite runs on every core (pytest-xdist, one worker per core; TEST_JOBS=0: no workers), a test
@@ -81,11 +96,11 @@ tables: $(STAMP)
 	@$(PY) -m rdm.pipeline.grid check-data --grid $(GRID) --data-root $(DATA_ROOT) $(addprefix --modality ,$(MODALITIES))
 	@mkdir -p $(OUT)
 ifeq ($(RUNNER),pool)
-	$(POOL) --mode tables --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) --results $(RESULTS) \
+	RDM_TIER=$(TIER) $(POOL) --mode tables --tier $(TIER) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) --results $(RESULTS) \
 	  $(POOL_VARS) OUT=$(OUT) SUBSET_N=$(SUBSET_N) TRAIN_FLAGS="$(TRAIN_FLAGS)"
 else
-	@$(PY) -m rdm.pipeline.grid makefile --mode tables --grid $(GRID) --seed $(SEED) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
-	$(MAKE) --no-print-directory MODE=tables GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) SEEDS=$(SEEDS) report
+	@$(PY) -m rdm.pipeline.grid makefile --mode tables --tier $(TIER) --grid $(GRID) --seed $(SEED) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
+	$(MAKE) --no-print-directory MODE=tables TIER=$(TIER) GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) SEEDS=$(SEEDS) report
 endif
 
 demo: $(STAMP)
@@ -104,13 +119,13 @@ ifdef GRID_MK
 include $(GRID_MK)
 report: $(RESULTS)/REPORT.md
 $(RESULTS)/REPORT.md: $(GRID_METRICS) $(GRID)
-	$(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE) --seed $(SEED) --seeds $(SEEDS)
+	RDM_TIER=$(if $(filter demo,$(MODE)),full,$(TIER)) $(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE) --seed $(SEED) --seeds $(SEEDS)
 endif
 
 # the comparison libraries are installed for the benchmark only, never pulling another torch
 BENCH_LIBS ?= torchattacks==3.5.1 adversarial-robustness-toolbox==1.20.1 six==1.17.0 tqdm==4.70.1
 BENCH_FLAGS ?=
-# BENCH_DEVICE=cuda: the GPU section (results/bench-cuda.json; skipped with a message without CUDA)
+# BENCH_DEVICE=cuda: the GPU section (bench/bench-cuda.json; skipped with a message without CUDA)
 BENCH_DEVICE ?= cpu
 bench: $(STAMP)
 	$(PY) -m pip install -q --no-deps $(BENCH_LIBS)

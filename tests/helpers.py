@@ -381,11 +381,12 @@ def fabricate(work: Path, plan: P.Plan, seed: int = 0) -> None:
                 attack = None if c.attack is None else {"name": c.attack.kind, "eps": eps}
                 r = fake_result(str(work / s), c.protocol, attack, designed_accuracy(c, eps, rng), n, classes, rng,
                                 y=sub_y if c.rows == P.SUBSET else test_y)
-                if c.attack is not None and c.attack.kind == "aa":   # RDMAA: Square fools half the rows it loses
+                if c.attack is not None and c.attack.kind in ("aa", "aa-apgd"):
+                    # RDMAA: Square fools half the rows it loses (aa-apgd, the gradient part, has no Square)
                     fooled = [i for i, f in enumerate(r["per_row"]["fooled"]) if f]
                     by = [None] * n
                     for j, i in enumerate(fooled):
-                        by[i] = "square" if c.model == "rdmaa" and j % 2 else "apgd-ce"
+                        by[i] = "square" if c.model == "rdmaa" and j % 2 and c.attack.kind == "aa" else "apgd-ce"
                     r["per_row"]["fooled_by"] = by
                 if s not in (P.set_path(m, "test"), P.set_path(m, "test-sub")):
                     r["source"] = str(work / P.set_path(m, "test"))   # rdm-eval names an adversarial set's clean source

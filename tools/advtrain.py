@@ -10,16 +10,18 @@ from typing import Annotated, List, Optional
 import typer
 
 from rdm import bounds, cli
-from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PatienceOpt, PresetOpt, ResumeOpt,
-                                 ResumePartialOpt, RestartOpt, ValOpt, AllowHeldOutOpt)
+from rdm.cli.options import AllowHeldOutOpt, OutOpt, Training, ValOpt
 
 app = cli.make_app("Adversarially train the CNN: on given adversarial sets (paper) or on-line PGD (Madry).")
 
 
-@app.command(epilog="Examples: rdm-advtrain train.h5 --adv train-fgsm-0.005.h5 --val val.h5 -o advtrain.ckpt\n\n"
-                    "rdm-advtrain train.h5 --online pgd --eps 0.005 --steps 7 --val val.h5 -o advtrain-pgd.ckpt\n\n"
-                    "rdm-advtrain train.h5 --recipe trades --beta 6 --eps 0.005 --val val.h5 -o trades.ckpt\n\n"
-                    "rdm-advtrain train.h5 --recipe gaussian --sigma 0.25 --val val.h5 -o noise.ckpt")
+EXAMPLES = ["rdm-advtrain train.h5 --adv train-fgsm-0.005.h5 --val val.h5 -o advtrain.ckpt",
+            "rdm-advtrain train.h5 --online pgd --eps 0.005 --steps 7 --val val.h5 -o advtrain-pgd.ckpt",
+            "rdm-advtrain train.h5 --recipe trades --beta 6 --eps 0.005 --val val.h5 -o trades.ckpt",
+            "rdm-advtrain train.h5 --recipe gaussian --sigma 0.25 --val val.h5 -o noise.ckpt"]
+
+
+@app.command(epilog="Examples: " + "\n\n".join(EXAMPLES))
 def advtrain(
     train: Annotated[Path, typer.Argument(help="clean training set (.h5)")],
     output: OutOpt, val: ValOpt = None,
@@ -35,20 +37,13 @@ def advtrain(
                          "1.25·eps), trades, mart (with --beta), gaussian (with --sigma)")] = None,
     beta: Annotated[float, typer.Option("--beta", help="TRADES/MART weight of the robust term")] = 6.0,
     sigma: Annotated[Optional[float], typer.Option("--sigma", help="gaussian: noise std on [0, 1] pixels")] = None,
-    preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
-    patience: PatienceOpt = None,
-    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, restart: RestartOpt = False,
-    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32",
-    allow_held_out_adv: AllowHeldOutOpt = False, quiet: cli.QuietOpt = False,
-    debug: cli.DebugOpt = False):
+    allow_held_out_adv: AllowHeldOutOpt = False, t: Training = None):
     """Give --adv (the paper's data augmentation) or --online pgd (Madry et al.), not both."""
-    with cli.guard(debug):
+    with cli.guard(t.debug):
         from rdm.api.advtrain import advtrain as _advtrain
-        from rdm.api.train import Common
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial, restart=restart,
-                   quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
-        with cli.progress(disable=quiet) as c.progress:
+        c = t.common(log=cli.say, warn=cli.warn)
+        with cli.progress(disable=t.quiet) as c.progress:
             cli.emit(_advtrain(train, output=output, val=val, adv=adv or [], online=online, eps=eps, steps=steps,
                                alpha=alpha, c=c, allow_held_out=allow_held_out_adv,
                                recipe=recipe, beta=beta, sigma=sigma))

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from rdm import bounds, cli
-from rdm.attacks import options as ao
+from rdm.cli.options import AttackFlags, MergeOpt, Report, Run, ShardOpt
 
 app = cli.make_app("Evaluate a checkpoint on sets: accuracy, balanced accuracy, P/R/F1, confusion, "
                    "attack success, norms, SSIM/PSNR; protocol clean / transfer / white-box.")
@@ -29,77 +29,45 @@ def evaluate(
                                                          "the other parts", show_default=False)] = None,
     source: Annotated[Optional[Path], typer.Option("--source", help="clean source of the adversarial "
                                                    "sets (default: from their provenance)")] = None,
-    attack: ao.AttackOpt = None,
-    eps: ao.EpsOpt = None,
-    alpha: ao.AlphaOpt = None,
-    steps: ao.StepsOpt = None,
-    restarts: ao.RestartsOpt = None,
-    random_start: ao.RandomStartOpt = None,
-    keep: ao.KeepOpt = None,
-    queries: ao.QueriesOpt = None,
-    attack_param: ao.ParamOpt = None,
+    flags: AttackFlags = None,
     batch_size: Annotated[int, typer.Option("--batch-size", max=bounds.MAX_BATCH)] = 256,
-    shard: Annotated[Optional[str], typer.Option("--shard", help="i/n: evaluate rows [i·N/n, (i+1)·N/n) "
-                                                 "of each set only; writes a part for --merge")] = None,
-    merge: Annotated[bool, typer.Option("--merge", help="combine shard parts (JSON) into the report "
-                                        "of one unsharded run")] = False,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar=cli.OUT, help="write the JSON report here (- for stdout)")] = None,
-    as_json: cli.JsonOpt = False,
-    device: cli.DeviceOpt = "auto",
+    shard: ShardOpt = None,
+    merge: MergeOpt = False,
+    report_to: Report = None,
+    rows: Annotated[Optional[Path], typer.Option("--rows", metavar=cli.OUT, help="also write the per-row results as CSV "
+                                                 "(.parquet: Parquet, needs pyarrow)")] = None,
     precision: cli.PrecisionOpt = "fp32",
-    seed: cli.SeedOpt = 0,
-    quiet: cli.QuietOpt = False,
-    debug: cli.DebugOpt = False,
+    run: Run = None,
 ):
-    """Evaluate MODEL on each SET; a table on stderr, JSON on stdout with --json, a file with -o."""
+    """Evaluate MODEL on each SET; a table on stderr; on stdout the path of -o, JSON with --json,
+    else one summary line per result."""
     from rdm.api import eval as eval_api
-    from rdm.data.atomic import atomic_output
-    from rdm.data.guard import is_stdout
     from rdm.data.shards import parse_shard
     from rdm.errors import UsageError
-    from rdm.attacks.per_row import dumps
 
-    with cli.guard(debug):
-        if as_json and is_stdout(output):
-            raise UsageError("-o - and --json both print the report on stdout; give one")
+    with cli.guard(run.debug):
         if merge:
-            if attack is not None or eps or shard or source is not None:
-                raise UsageError("--merge takes only the part files and -o")
+            cli.merge_only(flags.given or shard or source is not None)
             parts = [model, *(sets or [])]
-            if output is not None:
-                cli.check_output_path(output, parts)
+            report_to.check(parts, [("--rows", rows)])
             report = eval_api.merge_reports(parts)
         else:
             if not sets:
                 raise UsageError("expected MODEL.ckpt and at least one SET.h5")
-            if (attack is None) != (not eps):
+            if (flags.attack is None) != (not flags.eps):
                 raise UsageError("--attack and --eps go together")
-            specs = ao.specs_from(attack, eps, alpha=alpha, steps=steps, restarts=restarts,
-                                  random_start=random_start, keep=keep, queries=queries,
-                                  params=attack_param, seed=seed) if attack is not None else []
-            part = parse_shard(shard)
-            if output is not None:
-                from rdm.data.sets import recorded_sources
+            specs, part = flags.specs(run.seed), parse_shard(shard)
+            from rdm.data.sets import recorded_sources
 
-                cli.check_output_path(output, [model, *sets, source, *recorded_sources(sets)])
-            dev = cli.resolve_device(device)
-            with cli.progress(disable=quiet) as prog:
+            report_to.check([model, *sets, source, *recorded_sources(sets)], [("--rows", rows)])
+            with cli.progress(disable=run.quiet) as prog:
                 report = eval_api.evaluate(model, sets, source=source, specs=specs, batch_size=batch_size,
-                                           device=dev, progress=prog, shard=part, seed=seed,
-                                           precision=precision)
-        if not quiet:
-            from rich.console import Console  # wide enough for the table even when stderr is a file
-            Console(stderr=True, highlight=False, width=max(cli.console.width, 150)).print(
-                eval_api.render_table(report))
-        for w in report["warnings"]:
-            cli.console.print(f"warning: {w}", style="yellow")
-        if output is not None:
-            with atomic_output(output) as tmp:
-                tmp.write_text(dumps(report))
-        if as_json:
-            cli.emit(report, as_json=True)
-        elif output is not None and not is_stdout(output):
-            cli.emit(output)
+                                           device=cli.resolve_device(run.device), progress=prog, shard=part,
+                                           seed=run.seed, precision=precision)
+        if not run.quiet:
+            cli.show(eval_api.render_table(report))
+        cli.finish_report(report, report_to, warnings=report["warnings"], rows=rows,
+                          summary=eval_api.summary_lines(report))
 
 
 def main():

@@ -10,8 +10,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from rdm import cli
-from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PatienceOpt, PresetOpt, ResumeOpt,
-                                 ResumePartialOpt, RestartOpt, ValOpt, AllowHeldOutOpt)
+from rdm.cli.options import AllowHeldOutOpt, OutOpt, Training, ValOpt
 
 app = cli.make_app("Fine-tune a CNN from a DCAE encoder (RDMAA), or put the DCAE in front of a CNN.")
 
@@ -39,21 +38,15 @@ def finetune(
         "--purify", help="write a 'purified' checkpoint: the DCAE in front of the CNN (with --cnn: that "
                          "trained CNN, no training; without: the CNN fine-tuned here)")] = False,
     cnn: Annotated[Optional[Path], typer.Option("--cnn", help="trained CNN checkpoint for --purify")] = None,
-    preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
-    patience: PatienceOpt = None,
-    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, restart: RestartOpt = False,
-    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32",
-    allow_held_out_adv: AllowHeldOutOpt = False, quiet: cli.QuietOpt = False,
-    debug: cli.DebugOpt = False):
+    allow_held_out_adv: AllowHeldOutOpt = False, t: Training = None):
     """The CNN's convolutional encoder is initialised from the DCAE's (checked copy; --init random:
     left at random), the dense head at random; then all layers are trained on the clean set (and
     --adv sets)."""
-    with cli.guard(debug):
-        from rdm.api.train import Common, finetune as _finetune
+    with cli.guard(t.debug):
+        from rdm.api.train import finetune as _finetune
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial, restart=restart,
-                   quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
-        with cli.progress(disable=quiet) as c.progress:
+        c = t.common(log=cli.say, warn=cli.warn)
+        with cli.progress(disable=t.quiet) as c.progress:
             cli.emit(_finetune(train, dcae=dcae, output=output, val=val, adv=adv or [],
                                freeze_encoder=freeze_encoder, purify=purify, cnn=cnn, c=c, allow_held_out=allow_held_out_adv,
                                init=init.lower()))

@@ -39,7 +39,8 @@ def _class_map(items: list[str]) -> dict[str, str]:
 @app.command(epilog=EPILOG)
 def prep(
     source: Annotated[list[str], typer.Argument(
-        help="image-folder tree (one sub-folder per class, optional labels.csv), .mat file(s) or a "
+        help="image-folder tree (one sub-folder per class of PNG/JPEG/TIFF/..., DICOM .dcm or NIfTI .nii/.nii.gz "
+             "slices; optional labels.csv), .mat file(s) or a "
              "folder of them, a LUNA16 folder (*.mhd + candidates.csv), or the word 'synthetic'")],
     preset: Annotated[str, typer.Option("--preset", "-p", help="brain, leukemia, lung or a .toml path")],
     output: Annotated[Path, typer.Option(
@@ -52,6 +53,9 @@ def prep(
         "--candidates", help="LUNA16 candidates CSV (default SOURCE/candidates.csv)")] = None,
     n: Annotated[Optional[int], typer.Option("--n", min=3, max=bounds.MAX_IMAGES, help="images for 'synthetic' (default 600)")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="skip unusable inputs, list them on stderr")] = False,
+    no_resize: Annotated[bool, typer.Option(
+        "--no-resize", help="refuse images whose size is not the preset's (default: resize them with LANCZOS and "
+                            "say how many, from which sizes)")] = False,
     label_source: Annotated[Optional[str], typer.Option(
         "--label-source", help="when labels.csv and the class folder disagree on an image's class: 'manifest' "
                                "or 'folder' wins (default: refuse)")] = None,
@@ -90,12 +94,12 @@ def prep(
         with cli.progress(disable=quiet) as prog:
             res = prepare(source, load_preset(preset), output, group_col=group_col, class_map=cmap,
                           candidates=candidates, skip_bad=skip_bad, label_source=label_source, seed=seed, n=n,
-                          group_similar=group_similar, group_cap=group_cap,
+                          group_similar=group_similar, group_cap=group_cap, resize=not no_resize,
                           command=" ".join(["rdm-prep", *sys.argv[1:]]),
                           arguments=dict(source=source, preset=preset, output=output, group_col=group_col,
                                          class_map=cmap, candidates=candidates, n=n, skip_bad=skip_bad,
                                          label_source=label_source, group_similar=group_similar, group_cap=group_cap,
-                                         seed=seed),
+                                         no_resize=no_resize, seed=seed),
                           warn=cli.warn, progress=prog)
         if res.skipped:
             cli.console.print(f"skipped {len(res.skipped)} bad input(s):", style="yellow", markup=False)

@@ -10,8 +10,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from rdm import cli
-from rdm_tools.train_cnn import (BatchOpt, EpochsOpt, HistoryOpt, LrOpt, OutOpt, PatienceOpt, PresetOpt, ResumeOpt,
-                                 ResumePartialOpt, RestartOpt, ValOpt)
+from rdm.cli.options import OutOpt, Training, ValOpt
 
 app = cli.make_app("Pre-train the DCAE (paper section 3.B): clean and adversarial inputs, clean targets.")
 
@@ -26,19 +25,14 @@ def pretrain_dcae(
     output: OutOpt = ..., val: ValOpt = None,
     val_adv: Annotated[Optional[List[Path]], typer.Option(
         "--val-adv", help="adversarial sets made from the --val set, also validated on")] = None,
-    preset: PresetOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None,
-    patience: PatienceOpt = None,
-    seed: cli.SeedOpt = 0, device: cli.DeviceOpt = "auto", resume: ResumeOpt = False, resume_partial: ResumePartialOpt = False, restart: RestartOpt = False,
-    history: HistoryOpt = None, precision: cli.PrecisionOpt = "fp32", quiet: cli.QuietOpt = False,
-    debug: cli.DebugOpt = False):
+    t: Training = None):
     """MSE between the DCAE's output and the clean image; keeps the lowest validation MSE
     and reports validation MSE and PSNR."""
-    with cli.guard(debug):
-        from rdm.api.train import Common, pretrain_dcae as _pretrain_dcae
+    with cli.guard(t.debug):
+        from rdm.api.train import pretrain_dcae as _pretrain_dcae
 
-        c = Common(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device, resume=resume, resume_partial=resume_partial, restart=restart,
-                   quiet=quiet, preset=preset, history=history, precision=precision, log=cli.say, warn=cli.warn)
-        with cli.progress(disable=quiet) as c.progress:
+        c = t.common(log=cli.say, warn=cli.warn)
+        with cli.progress(disable=t.quiet) as c.progress:
             cli.emit(_pretrain_dcae(train, adv or [], output=output, val=val, val_adv=val_adv or [], c=c))
 
 

@@ -1,4 +1,12 @@
-"""rdm: adversarial robustness of medical-image classifiers (RDMAA reproduction)."""
+"""rdm: adversarial robustness of medical-image classifiers (RDMAA reproduction).
+
+The notebook API (:mod:`rdm.api.notebook`, loaded on first use: ``import rdm`` imports no torch)::
+
+    import rdm
+    ev = rdm.evaluate(model, (x, y), attack="pgd", eps=8/255)    # typed results, 95 % intervals
+    adv = rdm.attack(model, (x, y), attack="fgsm", eps=0.01).adversarial
+    cert = rdm.certify(model, (x, y), sigma=0.25, n=1000)
+"""
 
 import os as _os
 
@@ -13,3 +21,19 @@ import os as _os
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 __version__ = "0.1.0"
+
+_LAZY = {"evaluate": "rdm.api.notebook", "attack": "rdm.api.notebook", "certify": "rdm.api.notebook",
+         "Evaluation": "rdm.api.notebook", "Result": "rdm.api.notebook", "Estimate": "rdm.api.notebook",
+         "Attacked": "rdm.api.notebook", "Certification": "rdm.api.notebook", "RdmError": "rdm.errors"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rdm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

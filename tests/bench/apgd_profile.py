@@ -1,7 +1,7 @@
-"""Where does rdm's APGD spend its time on a GPU? (issue 14: APGD-CE-10 ran at 1.6–3.0× its
-fwd+bwd floor on an H100 while PGD-10 ran at 1.02×; 1.04× on the CPU.)
+"""Where does rdm's APGD spend its time on a GPU? APGD-CE-10 and PGD-10,
+each against its forward+backward floor.
 
-One short diagnostic for the next session with a card. On the brain preset's CNN (random weights,
+One short diagnostic to run on a machine with a GPU. On the brain preset's CNN (random weights,
 phantom images, ε = .01, like ``bench.py``) at ``--batch`` rows it times, best of ``--reps``:
 
 * ``floor``: 11 × rdm's own ``_loss_and_grad`` inside ``attack_mode`` (rdm's layout and loss);

@@ -2,7 +2,7 @@
 """``make bench``: attack and training throughput of rdm, side by side with torchattacks and
 ART, against the hardware floor, in ONE process; peak RSS of ``rdm-attack``/``rdm-eval``.
 
-Sections (every number goes to ``results/bench.json``, a table goes to stdout):
+Sections (every number goes to ``bench/bench.json``, a table goes to stdout):
 
 * machine: nproc, CPU model, load average (start, per section, end), torch version,
   thread settings; a large float32 matmul gives the machine's practical peak (GFLOP/s).
@@ -624,15 +624,15 @@ def import_libs(args) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="batch 128 only, fewer repetitions")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "bench.json")
     ap.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
     ap.add_argument("--batches", nargs="+", type=int, default=None)
     ap.add_argument("--no-libs", action="store_true", help="rdm only (no torchattacks/ART)")
     ap.add_argument("--rss-sizes", nargs=2, type=int, default=None, help="set sizes (default 5000 50000)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["attacks", "training", "rss", "allocator", "square"])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                    help="cpu: the CPU sections (results/bench.json); cuda: the GPU section "
-                         "(results/bench-cuda.json, see bench_cuda.py), skipped cleanly without CUDA")
+                    help="cpu: the CPU sections (bench/bench.json); cuda: the GPU section "
+                         "(bench/bench-cuda.json, see bench_cuda.py), skipped cleanly without CUDA")
     ap.add_argument("--cuda-dry-run", action="store_true",
                     help="with --device cuda: run the GPU section's code on the CPU at tiny sizes")
     ap.add_argument("--cuda-presets", nargs="+", default=None, choices=PRESETS,

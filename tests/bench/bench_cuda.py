@@ -1,4 +1,4 @@
-"""``bench.py --device cuda``: the GPU section of ``make bench``, written to ``results/bench-cuda.json``.
+"""``bench.py --device cuda``: the GPU section of ``make bench``, written to ``bench/bench-cuda.json``.
 
 What it measures, on one card (named in the JSON), at batch 256 and 4096 (``--batches``):
 
@@ -354,7 +354,7 @@ def main_cuda(args, libs: dict) -> int:
 
 
 def cuda_targets(result: dict) -> dict:
-    """Issue 14's GPU targets, read off this run (largest batch, brain): FGSM/PGD ≥ 2× torchattacks
+    """The GPU targets, read off this run (largest batch, brain): FGSM/PGD ≥ 2× torchattacks
     (bf16 counts), APGD ≥ 1× torchattacks, the training loop ≥ 0.8× the bare loop."""
     t: dict = {}
     rows = [r for r in result.get("attacks", []) if r["preset"] == "brain"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU run (issue 14): the CUDA benchmark, then the whole grid through the in-process
+# The prepared GPU run: the CUDA benchmark, then the whole grid through the in-process
 # step runner (`make tables RUNNER=pool`: JOBS long-lived workers, one torch import and CUDA context
 # each) with one seed and then three seeds, timed, results copied flat into $OUT. From the
 # repository root on the GPU machine:
@@ -9,9 +9,8 @@
 # It expects there: python3 with a CUDA torch, h5py, typer, rich, scikit-learn, scikit-image (no internet);
 # .whl/ with the torchattacks 3.5.1 and ART 1.20.1 wheels (plus six and tqdm, which ART imports: without
 # them the bench skips ART with a message); the raw data as .gpudata/<source> (as in shared/data), or
-# packed as .gpupack/gpudata.tgz (unpacked into .gpudata here). The device call carries the git-ignored
-# .gpupack and .whl:  run(command="OUT=$OUT bash tests/bench/gpu_check.sh", carry=[".gpupack", ".whl"],
-# timeout_s=600).
+# packed as .gpupack/gpudata.tgz (unpacked into .gpudata here). Run it with the git-ignored
+# .gpupack and .whl beside the checkout:  OUT=<folder> bash tests/bench/gpu_check.sh
 # Each part has its own time limit, so a hang costs that part only; `set -x` logs every step. The whole
 # run is held to TOTAL_T (default 540 s): the three-seed part gets what is left of it.
 #   parts: install (≤ 30 + 20 s; about 5 s) · CUDA bench (≤ BENCH_T = 100 s) · APGD profile (≤ 45 s)
@@ -44,10 +43,11 @@ GRID1_T=${GRID1_T:-200}
 TOTAL_T=${TOTAL_T:-540}
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
 MODALITIES=${MODALITIES:-lung brain leukemia}
-SITE=/tmp/rdm-gpu-site
-WORK=/tmp/rdm-gpu-work
-RES=/tmp/rdm-gpu-results
-PARTS=/tmp/rdm-gpu-parts.txt
+SCRATCH=${SCRATCH:-$(mktemp -d)}
+SITE=$SCRATCH/site
+WORK=$SCRATCH/work
+RES=$SCRATCH/results
+PARTS=$SCRATCH/parts.txt
 : > "$PARTS"
 
 part() {   # part NAME LIMIT_S COMMAND...: run with a time limit (the whole process group), record rc and time
@@ -80,19 +80,19 @@ SCRIPTS=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
 export PATH="$SCRIPTS:$HOME/.local/bin:$PATH"
 if ! command -v rdm-eval >/dev/null || ! "$PYTHON" -c "import rdm, rdm_tools" 2>/dev/null; then
   echo "rdm-* not installed: using wrappers over the source tree"
-  mkdir -p /tmp/rdm-gpu-bin/pkg && ln -sfn "$PWD/tools" /tmp/rdm-gpu-bin/pkg/rdm_tools
-  export PYTHONPATH="$PWD/lib:/tmp/rdm-gpu-bin/pkg:$PYTHONPATH"
+  mkdir -p $SCRATCH/bin/pkg && ln -sfn "$PWD/tools" $SCRATCH/bin/pkg/rdm_tools
+  export PYTHONPATH="$PWD/lib:$SCRATCH/bin/pkg:$PYTHONPATH"
   for t in prep train_cnn pretrain_dcae finetune advtrain attack eval; do
     printf '#!/usr/bin/env bash\nexec %s -c "import sys; from rdm_tools.%s import main; sys.argv[0] = \\"rdm-%s\\"; main()" "$@"\n' \
-      "$PYTHON" "$t" "${t//_/-}" > "/tmp/rdm-gpu-bin/rdm-${t//_/-}"
-    chmod +x "/tmp/rdm-gpu-bin/rdm-${t//_/-}"
+      "$PYTHON" "$t" "${t//_/-}" > "$SCRATCH/bin/rdm-${t//_/-}"
+    chmod +x "$SCRATCH/bin/rdm-${t//_/-}"
   done
-  export PATH="/tmp/rdm-gpu-bin:$PATH"
+  export PATH="$SCRATCH/bin:$PATH"
 fi
 command -v rdm-eval
 "$PYTHON" -c "import rdm, torchattacks, art; print('rdm', rdm.__file__, 'torchattacks', torchattacks.__version__, 'art', art.__version__)" || true
 
-# ---- 2. the CUDA benchmark (results/bench-cuda.json); DEVICE=cpu runs its code on the CPU at tiny sizes
+# ---- 2. the CUDA benchmark (bench/bench-cuda.json); DEVICE=cpu runs its code on the CPU at tiny sizes
 DRY=()
 [ "$DEVICE" = cpu ] && DRY=(--cuda-dry-run)
 part bench "$BENCH_T" "$PYTHON" tests/bench/bench.py --device cuda "${DRY[@]}" --out "$OUT/bench-cuda.json"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The per-row random start, before and after the counter-based uniform (issue 14), and APGD
+"""The per-row random start, before and after the counter-based uniform, and APGD
 against its floor, on one device, in one process.
 
 * ``old``: the previous ``rdm.attacks.functions._uniform_rows`` (one seeded CPU ``torch.Generator`` per row,

@@ -116,6 +116,8 @@ def scenarios(w) -> dict[tuple[str, str], list[tuple[list, Path]]]:
                                ([adv, adv, "--merge", "-o", O], adv)],
         ("eval", "output"): [([ck, va, "--device", "cpu", "-q", "-o", O], va),
                              ([part, part, "--merge", "-q", "-o", O], part)],
+        ("eval", "rows"): [([ck, va, "--device", "cpu", "-q", "--rows", O], va),
+                           ([part, part, "--merge", "-q", "--rows", O], part)],
         ("certify", "output"): [([ck, va, "--sigma", 0.1, "--n", 10, "--n0", 5, "--device", "cpu", "-q", "-o", O], ck),
                                 ([part, part, "--merge", "-q", "-o", O], part)],
     }

@@ -31,7 +31,7 @@ def world(tmp_path_factory):
     specs = ao.specs_from("fgsm", [0.02])
     advs = {}
     for name, src in (("held", held), ("other", other), ("own", train)):
-        advs[name] = attack_set(ck, src, specs, d / f"adv-{name}.h5", device="cpu").paths[0]
+        advs[name] = attack_set(ck, src, specs, [d / f"adv-{name}.h5"], device="cpu").paths[0]
     held_sha = sha256_file(held)
     shutil.move(held, d / "moved-away.h5")                      # the source is gone from where it was
     return dict(d=d, pre=pre, train=train, advs=advs, held_sha=held_sha)

@@ -12,9 +12,8 @@ and attributes ``attack`` (the spec as JSON) and ``protocol_model_sha256`` (sha2
 the checkpoint the images were crafted on: ``rdm-eval`` calls an evaluation
 "white-box" when it evaluates that same checkpoint, "transfer" otherwise).
 
-Several ε give one output per ε: ``output`` is then a pattern containing ``{eps}``
-(``adv/test-fgsm-{eps}.h5``; ε printed with ``%g``) or an existing directory (files
-named ``<set>-<attack>-<eps>.h5``). FGSM at several ε shares one gradient.
+Several ε give one output per ε, at the paths the caller names (``rdm-attack`` derives them
+from ``-o``: :func:`rdm.cli.paths.output_paths`). FGSM at several ε shares one gradient.
 
 ``shard=(i, n)`` attacks rows [⌊i·N/n⌋, ⌊(i+1)·N/n⌋) only; :func:`merge_parts`
 concatenates the parts in shard order once they cover the set exactly once.
@@ -23,6 +22,7 @@ Random starts are seeded per row, so sharded and unsharded runs give the same im
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from contextlib import ExitStack
@@ -39,38 +39,15 @@ from rdm.data.checkpoint import Checkpoint, input_checks, load_checkpoint
 from rdm.errors import RdmError, UsageError
 from rdm.evaluation.metrics import perturbation_norms
 from rdm.models import finite_logits, predict
-from rdm.evaluation.labels import fmt_eps   # the one spelling of ε in file names (the plan's targets use it)
 from rdm.precision import autocast, check_precision
 from rdm.data.prefetch import prefetch
-from rdm.data.sets import SetReader, SetWriter, make_provenance, sha256_file, validate_set
+from rdm.data.sets import (INHERITED_ATTRS, SetReader, SetWriter, inherited_attrs, make_provenance, sha256_file,
+                           validate_set)
 from rdm.data.shards import check_coverage, in_shard_order, parse_shard, shard_range  # noqa: F401 (rdm-attack, certify)
 
 ATTACKABLE_KINDS = ("cnn", "purified")
 EXTRAS = {"linf": np.float32, "l2": np.float32, "pred_clean": np.int64, "pred_adv": np.int64,
           "success": np.bool_}
-
-
-# --------------------------------------------------------------------------- arguments
-def output_paths(output: os.PathLike | str, specs: Sequence[AttackSpec], set_path: Path,
-                 shard: tuple[int, int] | None = None) -> list[Path]:
-    """One path per spec: ``{eps}`` pattern, a directory, or (one ε) a file path."""
-    out = str(output)
-    suffix = f".part{shard[0]}of{shard[1]}" if shard else ""
-    if "{eps}" in out:
-        paths = [Path(out.replace("{eps}", fmt_eps(s.eps))) for s in specs]
-    elif Path(out).is_dir() or out.endswith(os.sep):
-        paths = [Path(out) / f"{set_path.stem}-{s.name}-{fmt_eps(s.eps)}{suffix}.h5" for s in specs]
-    elif len(specs) == 1:
-        paths = [Path(out)]
-    else:
-        raise UsageError(f"-o {out}: several --eps need -o with '{{eps}}' in it "
-                       "(e.g. adv/test-fgsm-{eps}.h5) or an existing directory")
-    if len(set(paths)) != len(paths):
-        raise UsageError(f"-o {out}: two ε values map to the same file")
-    for p in paths:
-        if p.is_dir():
-            raise UsageError(f"{p}: is a directory, expected a file path for -o")
-    return paths
 
 
 def source_split(info) -> str | None:
@@ -99,14 +76,25 @@ class AttackResult:
     n: int
     success: list[int]       # per output: rows where the attack succeeded
     clean_correct: int
+    specs: list = dataclasses.field(default_factory=list)
+
+    def summary(self) -> list[str]:
+        """One line per output: the attack, the rows, its success rate and the file."""
+        out = []
+        for s, p, k in zip(self.specs, self.paths, self.success):
+            rate = k / self.clean_correct if self.clean_correct else float("nan")
+            out.append(f"{s!r}: {self.n} rows, success rate {rate:.1%} ({k}/{self.clean_correct} "
+                       f"correctly classified) -> {p}")
+        return out
 
 
 def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs: Sequence[AttackSpec],
-               output: os.PathLike | str, *, batch_size: int = 128, device: str | torch.device = "cpu",
+               outputs: Sequence[os.PathLike | str], *, batch_size: int = 128, device: str | torch.device = "cpu",
                shard: tuple[int, int] | None = None, command: str | None = None,
                arguments: dict[str, Any] | None = None, progress=None,
                precision: str = "fp32") -> AttackResult:
-    """Attack every row (or one shard) of ``set_path`` with each spec; write one set per spec.
+    """Attack every row (or one shard) of ``set_path`` with each spec; write the set of ``specs[j]`` to
+    ``outputs[j]`` (the caller names the files: :func:`rdm.cli.paths.output_paths` for ``rdm-attack -o``).
 
     ``precision="bf16"``: the attack's forward/backward passes under autocast
     (:mod:`rdm.precision`); the ε-ball, the stored images and the stored predictions stay float32.
@@ -119,7 +107,9 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     names = {s.name for s in specs}
     if len(names) != 1:
         raise RdmError("all specs of one run must be the same attack")
-    paths = output_paths(output, specs, set_path, shard)
+    paths = [Path(p) for p in outputs]
+    if len(paths) != len(specs):
+        raise RdmError(f"{len(specs)} attacks need {len(specs)} output paths, got {len(paths)}")
     check_outputs(paths, [set_path, model_path])        # before any work: the output guard
     device = torch.device(device)
     check_precision(precision)
@@ -154,7 +144,8 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
             w = SetWriter(p, shape=info.shape, classes=info.classes, modality=info.modality,
                           preset=info.preset, provenance=prov, columns=["source_index", *copy_cols],
                           extras=EXTRAS, chunk_rows=min(int(batch_size), 128),
-                          attrs={"attack": spec.to_dict(), "protocol_model_sha256": ck.sha256})
+                          attrs={"attack": spec.to_dict(), "protocol_model_sha256": ck.sha256,
+                                 **inherited_attrs(info)})
             stack.enter_context(w)
             writers.append(w)
         task = progress.add_task(f"{specs[0].name}", total=stop - start, info="") if progress else None
@@ -181,7 +172,7 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
                              success=succ)
                 if progress:
                     progress.update(task, advance=len(b["y"]))
-    return AttackResult(paths, stop - start, success, clean_correct)
+    return AttackResult(paths, stop - start, success, clean_correct, list(specs))
 
 
 # --------------------------------------------------------------------------- merge shards
@@ -234,7 +225,7 @@ def merge_parts(parts: Sequence[os.PathLike | str], output: os.PathLike | str, *
         cols = [c for c in ("source_index", "group", "id") if c in r0.info.columns]
         extras = {c: r0._f[c].dtype for c in r0.info.columns
                   if c not in ("source_index", "group", "id")}
-    attrs = {k: v for k, v in first.attrs.items() if k in ("attack", "protocol_model_sha256")}
+    attrs = {k: v for k, v in first.attrs.items() if k in ("attack", "protocol_model_sha256", *INHERITED_ATTRS)}
     with SetWriter(output, shape=first.shape, classes=first.classes, modality=first.modality,
                    preset=first.preset, provenance=prov, columns=cols, extras=extras,
                    attrs=attrs) as w:

@@ -24,6 +24,7 @@ runs (model, sets, attacks, seed). Integer counts merge exactly; the float sums
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -34,6 +35,7 @@ import torch
 
 from rdm.attacks.registry import AttackSpec
 from rdm.data.checkpoint import Checkpoint, input_checks, load_checkpoint
+from rdm.environment import environment
 from rdm.errors import RdmError, UsageError
 from rdm.evaluation.metrics import Counts, adv_counts, summarize
 from rdm.precision import autocast, check_precision
@@ -183,11 +185,13 @@ def evaluate_set(ck: Checkpoint, set_path: os.PathLike | str, *, source: os.Path
 def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequence[AttackSpec], *,
                         batch_size: int = 256, device: torch.device | str = "cpu",
                         progress=None, shard: tuple[int, int] | None = None,
-                        precision: str = "fp32") -> list[dict[str, Any]]:
+                        precision: str = "fp32", on_adversarial=None) -> list[dict[str, Any]]:
     """White-box: attack ``ck``'s own model on ``set_path`` (its clean source) with each spec.
 
     ``precision="bf16"`` crafts the attack under autocast (:mod:`rdm.precision`); the model's
-    predictions, hence the reported accuracy, stay float32."""
+    predictions, hence the reported accuracy, stay float32. ``on_adversarial(j, rows, x_adv)``,
+    when given, receives each batch's adversarial images of the ``j``-th spec (``rows``: their
+    row numbers in the set)."""
     set_path = Path(set_path)
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=ck.path.name)
@@ -211,7 +215,9 @@ def evaluate_on_the_fly(ck: Checkpoint, set_path: os.PathLike | str, specs: Sequ
         with autocast(device, precision):     # the attack's forward/backward; bounds and outputs stay float32
             # only rows right on the clean image are attacked (per_row.attack_for_eval)
             advs = attack_for_eval(specs, model, x, y, b["index"], pc)
-        for c, pr, (xa, row_info) in zip(counts, per_row, advs):
+        for j, (c, pr, (xa, row_info)) in enumerate(zip(counts, per_row, advs)):
+            if on_adversarial is not None:
+                on_adversarial(j, b["index"], xa)
             pa = _predict(model, xa, device)
             c.add_predictions(b["y"], pa)
             c.adv = c.adv.merge(adv_counts(b["y"], pc, pa, xa, x))
@@ -248,9 +254,11 @@ def evaluate_checkpoint(ck: Checkpoint, sets: Sequence[os.PathLike | str], *,
                         source: os.PathLike | str | None = None, specs: Sequence[AttackSpec] = (),
                         batch_size: int = 256, device: torch.device | str = "cpu", progress=None,
                         shard: tuple[int, int] | None = None, seed: int | None = None,
-                        precision: str = "fp32") -> dict[str, Any]:
+                        precision: str = "fp32", on_adversarial=None) -> dict[str, Any]:
     """:func:`evaluate` of a model already in memory (a loaded checkpoint, or the wrapper
-    :mod:`rdm.api.adapter` puts around a user's ``nn.Module``)."""
+    :mod:`rdm.api.notebook` puts around a user's ``nn.Module``); ``on_adversarial(k, j, rows,
+    x_adv)`` receives the adversarial images of the ``j``-th spec on the ``k``-th set
+    (:func:`evaluate_on_the_fly`)."""
     _check_run(sets, batch_size, precision)
     device = torch.device(device)
     ck.model.to(memory_format=torch.channels_last)     # faster convolutions (see _predict); values unchanged
@@ -269,14 +277,16 @@ def evaluate_checkpoint(ck: Checkpoint, sets: Sequence[os.PathLike | str], *,
                 raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows of {Path(s).name} (it has {info.n})")
     results = []
     clean_preds: dict[str, np.ndarray] = {}
-    for s, proto in zip(sets, protocols):
+    for k, (s, proto) in enumerate(zip(sets, protocols)):
         results.append(evaluate_set(ck, s, source=source, batch_size=batch_size, device=device,
                                     progress=progress, shard=shard, clean_preds=clean_preds))
         if specs and proto == CLEAN:  # on-the-fly attacks start from clean sets only
+            keep = None if on_adversarial is None else functools.partial(on_adversarial, k)
             results.extend(evaluate_on_the_fly(ck, s, specs, batch_size=batch_size, device=device,
-                                               progress=progress, shard=shard, precision=precision))
+                                               progress=progress, shard=shard, precision=precision,
+                                               on_adversarial=keep))
     report = {"model": str(ck.path), "model_sha256": ck.sha256, "model_kind": ck.kind,
-              "classes": ck.classes, "results": results}
+              "classes": ck.classes, "environment": environment(device, precision), "results": results}
     if shard is not None:   # a part: metrics of some rows only, so no masking verdict yet
         report.update(shard={"index": shard[0], "count": shard[1]}, seed=seed, warnings=[])
         return report
@@ -364,6 +374,11 @@ def merge_reports(parts: Sequence[os.PathLike | str]) -> dict[str, Any]:
         merged_results.append(out)
     first = ordered[0][1]
     report = {k: first[k] for k in ("model", "model_sha256", "model_kind", "classes")}
+    envs = [rep["environment"] for _, rep in ordered if "environment" in rep]
+    if envs:     # where the first part ran; each part's record too when they ran in different places
+        report["environment"] = envs[0]
+        if any(e != envs[0] for e in envs):
+            report["part_environments"] = envs
     report["results"] = merged_results
     report["warnings"] = masking_warnings(merged_results)
     report["merged_from"] = {p: sha256_file(p) for p, _ in ordered}
@@ -380,6 +395,21 @@ def masking_warnings(results: Sequence[dict[str, Any]]) -> list[str]:
     return eval_warnings(results)
 
 
+# --------------------------------------------------------------------------- the written report
+def report_text(report: dict[str, Any]) -> str:
+    """The report as ``rdm-eval -o`` writes it (indented JSON, per-row lists on one line each)."""
+    from rdm.attacks.per_row import dumps
+
+    return dumps(report)
+
+
+def write_report(report: dict[str, Any], path: os.PathLike | str) -> Path:
+    """:func:`report_text` written to ``path`` atomically: the one writer of evaluation reports."""
+    from rdm.data.atomic import write_text
+
+    return write_text(path, report_text(report))
+
+
 # --------------------------------------------------------------------------- table
 def _pct(v) -> str:
     return "—" if v is None else f"{100 * v:.1f}%"
@@ -390,6 +420,18 @@ def short_attack(att) -> str:
     from rdm.attacks.registry import label
 
     return label(att) if isinstance(att, dict) else "—"
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """One line per result: set, protocol, attack, rows, accuracy and balanced accuracy (what
+    ``rdm-eval`` prints on stdout when neither ``-o`` nor ``--json`` takes the report)."""
+    out = []
+    for r in report["results"]:
+        m = r["metrics"]
+        att = f" {short_attack(r['attack'])}" if r.get("attack") else ""
+        out.append(f"{Path(r['set']).name} {r['protocol']}{att}: n={m['n']} accuracy {_pct(m.get('accuracy'))} "
+                   f"balanced {_pct(m.get('balanced_accuracy'))}")
+    return out
 
 
 def render_table(report: dict[str, Any]):

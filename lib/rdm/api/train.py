@@ -41,9 +41,11 @@ from rdm.data.atomic import atomic_output, check_outputs
 from rdm.data.checkpoint import Checkpoint, input_checks, load_checkpoint, read_raw, save_checkpoint
 from rdm.errors import RdmError, UsageError
 from rdm.models import Purified, build, cnn_arch, dcae_arch, transfer_encoder
+from rdm.environment import environment
 from rdm.precision import check_precision
-from rdm.data.presets import Preset, load_preset, preset_file
-from rdm.data.sets import SetInfo, SetReader, channel_mean, sha256_file, validate_set
+from rdm.data.presets import Preset, data_mismatch, load_preset, preset_file
+from rdm.data.sets import (SetInfo, SetReader, channel_mean, check_same_prep, prep_of, set_preset, sha256_file,
+                           validate_set)
 from rdm.training.loop import Batches, Classification, Reconstruction, Source, TrainConfig, TrainerState, fit
 
 EVAL_BATCH = 256
@@ -85,20 +87,38 @@ class Common:
 
 
 def resolve_preset(train: Path, preset: str | None) -> Preset:
-    """The preset named by ``--preset``, else the one in the training set's ``preset`` attribute."""
+    """The preset named by ``--preset``; else the full preset the training set carries
+    (``preset_json``, written by rdm-prep); else the built-in preset its ``preset`` attribute names."""
     if preset:
         return load_preset(preset)
     with SetReader(train) as r:
-        name = r.info.preset
+        info = r.info
+    embedded = set_preset(info)
+    if embedded is not None:
+        return embedded
     try:
-        return load_preset(name)
+        return load_preset(info.preset)
     except RdmError as e:
-        raise RdmError(f"{train}: its preset '{name}' cannot be loaded ({e}); pass --preset") from None
+        raise RdmError(f"{train}: its preset '{info.preset}' cannot be loaded ({e}); pass --preset") from None
 
 
 def check_set(path: Path, preset: Preset, require: Sequence[str] = ()) -> SetInfo:
-    return validate_set(path, expect_shape=preset.shape, expect_classes=list(preset.classes),
+    """The set fits the preset: shape and classes, and the intensity mapping it was made with."""
+    info = validate_set(path, expect_shape=preset.shape, expect_classes=list(preset.classes),
                         require=require, what=f"preset {preset.name}")
+    embedded = set_preset(info)
+    diff = data_mismatch(embedded.as_dict(), preset.as_dict()) if embedded is not None else None
+    if diff:
+        raise RdmError(f"{path}: was prepared with preset '{embedded.name}' but preset '{preset.name}' differs "
+                       f"({diff})")
+    return info
+
+
+def check_sets(paths: Sequence[Path | None], preset: Preset, require: Sequence[str] = ()) -> list[SetInfo]:
+    """:func:`check_set` for each path (None skipped), and all of one rdm-prep run (split id)."""
+    infos = [check_set(Path(p), preset, require) for p in paths if p is not None]
+    check_same_prep(infos)
+    return infos
 
 
 def config(preset: Preset, c: Common) -> TrainConfig:
@@ -202,8 +222,9 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
     meta_base = {
         "kind": kind, "arch": arch, "preset": preset.as_dict(), "classes": list(preset.classes),
         "input_shape": list(preset.shape), "recipe": recipe, "parent": parent, "datasets": datasets,
-        "seed": cfg.seed, "monitor": objective.monitor,
+        "seed": cfg.seed, "monitor": objective.monitor, "environment": environment(device, c.precision),
         "command": c.command if c.command is not None else " ".join(sys.argv),
+        "prep": _prep_record(train_sources[0].path),
         **(extra_meta or {}),
     }
     partial = partial_path(output)
@@ -265,19 +286,24 @@ class _Null:
 
 
 def _device(spec: str) -> torch.device:
-    from rdm.cli import resolve_device
+    from rdm.environment import resolve_device
+
     return resolve_device(spec)
 
 
 def _classifier_setup(train: Path, val: Path | None, adv: Sequence[Path], c: Common):
     preset = resolve_preset(train, c.preset)
-    infos = [check_set(p, preset) for p in [train, *adv]]
-    if val is not None:
-        check_set(val, preset)
+    infos = check_sets([train, *adv, val], preset)[:1 + len(adv)]
     cfg = config(preset, c)
     device = _device(c.device)
     check_precision(c.precision)
     return preset, infos, cfg, device
+
+
+def _prep_record(train: Path) -> dict | None:
+    """The rdm-prep run (split id, inputs) of the training set, so evaluation can refuse other splits."""
+    with SetReader(train) as r:
+        return prep_of(r.info)
 
 
 def _sources(paths: Sequence[Path]) -> list[Source]:
@@ -405,12 +431,8 @@ def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: P
     if val_adv and val is None:
         raise UsageError("--val-adv needs --val (the clean validation set it was made from)")
     preset = resolve_preset(train, c.preset)
-    check_set(train, preset)
-    for p in adv:
-        check_set(p, preset, require=["source_index"])
-    if val is not None:
-        check_set(val, preset)
-    for p in val_adv:
+    check_sets([train, *adv, val, *val_adv], preset)
+    for p in [*adv, *val_adv]:
         check_set(p, preset, require=["source_index"])
     cfg = config(preset, c)
     device = _device(c.device)

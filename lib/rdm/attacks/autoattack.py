@@ -16,7 +16,7 @@ Stages, each run only on the rows every earlier stage left classified right:
 
 FAB-T is left out: it is a minimum-norm attack, and on these small 2–4-class CNNs the
 reference implementation's FAB-T fooled no row that APGD-CE and APGD-T had left (measured
-on the phantom test model and a real preset; see the closing note of issue 15).
+on the phantom test model and a real preset).
 
 Every row's outcome is recorded: which stage fooled it first (``fooled_by``), or ``clean``
 (misclassified with no attack), or none (robust). Robust accuracy = rows no stage fooled.

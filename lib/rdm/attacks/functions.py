@@ -508,7 +508,7 @@ def apgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step
 def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 100, *,
          loss: str = "ce", target: torch.Tensor | None = None, restarts: int = 1, seed: int | None = None,
          row_ids: Sequence[int] | None = None, rho: float = 0.75, momentum: float = 0.75,
-         first_restart: int = 0) -> torch.Tensor:
+         first_restart: int = 0, early_stop: bool = True) -> torch.Tensor:
     """Auto-PGD (Croce & Hein, ICML 2020), L∞, ascending the per-row ``loss``
     (:mod:`rdm.attacks.losses`: ``ce``, ``margin``, ``dlr``, or ``dlr-targeted`` /
     ``margin-targeted`` towards ``target``, one label per row).
@@ -525,7 +525,8 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
 
     A row is fooled when it is misclassified (any class, targeted losses included). Returns
     per image the first point that fooled the model, else the highest-loss point; a later
-    restart runs only on the rows no earlier one fooled.
+    restart runs only on the rows no earlier one fooled, and within a run a fooled row takes no
+    further steps (``early_stop``; False: every row every step, the same result).
     """
     from rdm.attacks.losses import TARGETED, get_loss
 
@@ -558,19 +559,28 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
                 break
             xr, yr, lor, hir = (_take(t, rows) for t in (x, y, lo, hi))
             idr = ids if rows is None else [ids[i] for i in rows.tolist()]
-            loss_fn = get_loss(loss, None if target is None else _take(target, rows))
+            tr = None if target is None else _take(target, rows)
+
+            def loss_of(idx, tr=tr):
+                return get_loss(loss, tr if tr is None or idx is None else tr[idx])
             x_r, loss_r, fooled_r = _apgd_run(model, xr, yr, eps, int(steps), lor, hir, view,
                                               _uniform_rows(xr.shape, seed, idr, first_restart + r, xr), rho,
-                                              momentum, loss_fn)
+                                              momentum, loss_of, early_stop)
             _select_at(rows, best, best_loss, best_fooled, x_r, loss_r, fooled_r)
     return best.detach().contiguous()
 
 
-def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum, loss_fn=None):
+def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum, loss_of=None, early_stop=True):
+    """One APGD run on every row of ``x``; ``loss_of(idx)``: the per-row loss of rows ``idx`` (None:
+    cross-entropy). A row's returned point is its first fooling iterate, which no later step can
+    replace, so with ``early_stop`` a row leaves the batch once fooled: later steps work on the rows
+    still standing (the same result, less work — at a large ε, where rows fall at the first steps,
+    most of it; one host sync per step). ``early_stop=False`` runs every row every step (the check)."""
     n = x.shape[0]
     t = noise
     tmax = t.abs().reshape(n, -1).max(1)[0].view(view)
     x_adv = project(x + eps * t / (tmax + 1e-12), lo, hi)
+    loss_fn = None if loss_of is None else loss_of(None)
 
     loss, grad, logits = _loss_and_grad(model, x_adv, y, loss_fn)
     fooled = logits.argmax(1) != y
@@ -587,17 +597,34 @@ def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum, loss_
     loss_best_last_check = loss_best.clone()
     reduced_last_check = torch.ones(n, dtype=torch.bool, device=x.device)
     x_prev = x_adv.clone()
+    # the rows still standing (indices into this run's rows): the per-row state below is theirs
+    active: torch.Tensor | None = None
+    state = [x_adv, x_prev, grad, x_best, loss_best, grad_best, step, increases, prev_loss,
+             loss_best_last_check, reduced_last_check, y, lo, hi]
 
+    def shrink(keep: torch.Tensor) -> None:
+        nonlocal active, loss_fn
+        active = keep if active is None else active[keep]
+        for i, v in enumerate(state):
+            state[i] = _take(v, keep) if v.dim() > 1 else v[keep]
+        loss_fn = None if loss_of is None else loss_of(active)
+
+    if early_stop and bool(fooled.any()):
+        shrink((~fooled).nonzero().squeeze(1))
     for i in range(steps):
+        (x_adv, x_prev, grad, x_best, loss_best, grad_best, step, increases, prev_loss,
+         loss_best_last_check, reduced_last_check, ya, loa, hia) = state
+        if ya.shape[0] == 0:
+            break
         with torch.no_grad():
             m = 1.0 if i == 0 else momentum
-            z = project(x_adv + step * grad.sign(), lo, hi)
-            x_new = project(x_adv + m * (z - x_adv) + (1.0 - m) * (x_adv - x_prev), lo, hi)
+            z = project(x_adv + step * grad.sign(), loa, hia)
+            x_new = project(x_adv + m * (z - x_adv) + (1.0 - m) * (x_adv - x_prev), loa, hia)
             x_prev, x_adv = x_adv, x_new
 
-        loss, grad, logits = _loss_and_grad(model, x_adv, y, loss_fn)
-        fooled = logits.argmax(1) != y
-        _select(out, out_loss, out_fooled, x_adv, loss, fooled)
+        loss, grad, logits = _loss_and_grad(model, x_adv, ya, loss_fn)
+        fooled = logits.argmax(1) != ya
+        _select_at(active, out, out_loss, out_fooled, x_adv, loss, fooled)
 
         with torch.no_grad():
             increases += (loss > prev_loss).float()
@@ -621,4 +648,8 @@ def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum, loss_
                 increases.zero_()
                 since_check = 0
                 period = max(period - decr, min_period)
+        state = [x_adv, x_prev, grad, x_best, loss_best, grad_best, step, increases, prev_loss,
+                 loss_best_last_check, reduced_last_check, ya, loa, hia]
+        if early_stop and bool(fooled.any()):
+            shrink((~fooled).nonzero().squeeze(1))
     return out, out_loss, out_fooled

@@ -29,9 +29,28 @@ def _check_attack(value: Optional[str]) -> Optional[str]:
     return key
 
 
+def _list_attacks(ctx, value: bool) -> None:
+    """``--list-attacks``: every registered attack with its hyper-parameters and defaults, on stdout."""
+    if value and not ctx.resilient_parsing:
+        from rdm.attacks import registry as R
+
+        typer.echo("\n".join(R.catalogue(verbose=True)))
+        raise typer.Exit(0)
+
+
+def help_section() -> str:
+    """The attacks ``--help`` lists, one line each, from the registry (built only when help is shown)."""
+    from rdm.attacks import registry as R
+
+    return "\n".join(R.catalogue())
+
+
+ListAttacksOpt = Annotated[bool, typer.Option(
+    "--list-attacks", callback=_list_attacks, is_eager=True,
+    help="print every attack with its hyper-parameters and defaults, and exit")]
 AttackOpt = Annotated[Optional[str], typer.Option(
     "--attack", callback=_check_attack, show_default=False,
-    help="fgsm, pgd, bim (PGD, no random start), apgd (APGD-CE), or any registered attack")]
+    help="a registered attack (listed below; --list-attacks for their hyper-parameters)")]
 EpsOpt = Annotated[Optional[list[float]], typer.Option("--eps", help="L∞ budget in [0, 1]; repeat for a sweep")]
 AlphaOpt = Annotated[Optional[float], typer.Option("--alpha", help="PGD/BIM step size (default 2.5·ε/steps)")]
 StepsOpt = Annotated[Optional[int], typer.Option("--steps", max=bounds.MAX_STEPS, help="iterations (PGD/BIM 10, APGD 100)")]

@@ -27,15 +27,18 @@ they land in) are those of the unchanged clean image. ``rdm-attack`` still attac
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from rdm.attacks.registry import AttackSpec, get
+from rdm.errors import RdmError
 
-__all__ = ["PerRow", "attack_for_eval", "merge_per_row", "dumps"]
+__all__ = ["PerRow", "attack_for_eval", "merge_per_row", "dumps", "table", "write_table", "ROW_COLUMNS"]
 
 
 class PerRow:
@@ -121,3 +124,49 @@ def dumps(report: dict[str, Any]) -> str:
     """The report as indented JSON with each list of scalars on one line (per-row lists stay short)."""
     text = json.dumps(report, indent=2, default=str)
     return _SCALAR_LIST.sub(lambda m: "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]", text) + "\n"
+
+
+ROW_COLUMNS = ("result", "set", "protocol", "attack", "eps", "index", "y", "pred", "pred_clean", "fooled",
+               "fooled_by")
+
+
+def table(report: dict) -> list[dict[str, Any]]:
+    """The per-row lists of an ``rdm-eval`` report as rows (one per result and row), with the
+    columns :data:`ROW_COLUMNS` (None where a result has no such column)."""
+    out = []
+    for k, r in enumerate(report["results"]):
+        rows = r.get("per_row") or {}
+        att = r.get("attack") or {}
+        for i in range(len(rows.get("index", []))):
+            out.append({"result": k, "set": r["set"], "protocol": r["protocol"], "attack": att.get("name"),
+                        "eps": att.get("eps"),
+                        **{c: (rows[c][i] if c in rows else None) for c in ROW_COLUMNS[5:]}})
+    return out
+
+
+def write_table(report: dict, path: os.PathLike | str) -> Path:
+    """The per-row table written atomically as CSV, or as Parquet when ``path`` ends in ``.parquet``
+    (needs pyarrow); both read back with pandas (``read_csv``, ``read_parquet``)."""
+    from rdm.data.atomic import atomic_output
+
+    rows, path = table(report), Path(path)
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise RdmError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow); "
+                           "or write .csv") from None
+        columns = pa.table({c: [r[c] for r in rows] for c in ROW_COLUMNS})
+        with atomic_output(path) as tmp:
+            pq.write_table(columns, tmp)
+        return path
+    import csv
+
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(ROW_COLUMNS))
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return path

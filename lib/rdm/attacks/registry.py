@@ -25,20 +25,36 @@ Lookups for the pipeline: :func:`get` (name → class), :func:`names`, :func:`la
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar, Mapping, Sequence
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from rdm import bounds
-from rdm.attacks import functions as A
 from rdm.errors import RdmError, UsageError
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+class LazyModule:
+    """A module imported on first attribute access: the registry and the attack classes' names,
+    parameters and help import no torch (``--help`` and ``--list-attacks`` stay quick); the tensor
+    code is loaded when an attack is built or run."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, key: str):
+        return getattr(importlib.import_module(self._name), key)
+
+
+A = LazyModule("rdm.attacks.functions")
+
 __all__ = ["Param", "AttackSpec", "Attack", "FLAGS", "register", "unregister", "get", "names",
-           "label", "describe", "cli_flags", "run_attack", "run_attack_sweep", "default_alpha",
-           "parse_params", "spec_from_options"]
+           "label", "describe", "cli_flags", "catalogue", "run_attack", "run_attack_sweep", "default_alpha",
+           "parse_params", "spec_from_options", "LazyModule"]
 
 #: the fields every spec stores (the pre-registry serialised form), with their defaults
 LEGACY = {"alpha": None, "steps": None, "restarts": 1, "random_start": False, "keep": "fooled"}
@@ -363,8 +379,6 @@ def _registry() -> dict[str, type[Attack]]:
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
-        import importlib
-
         importlib.import_module(BUILTINS)
     return _REGISTRY
 
@@ -387,6 +401,29 @@ def unregister(name: str) -> None:
 
 def names() -> list[str]:
     return list(_registry())
+
+
+def catalogue(verbose: bool = False) -> list[str]:
+    """One line per registered attack (``name  LABEL: title``); ``verbose`` adds a line per
+    hyper-parameter: its flag, type, default and meaning (what ``--list-attacks`` prints)."""
+    reg = _registry()
+    width = max((len(n) for n in reg), default=0)
+    lines = []
+    for name, cls in reg.items():
+        lines.append(f"{name:<{width}}  {cls.label}: {cls.title}")
+        if not verbose:
+            continue
+        lines.append(f"{'':<{width}}    --eps FLOAT  L∞ budget in [0, 1] (required)")
+        for p in cls.params:
+            if p.type is bool and p.name in FLAGS:
+                flag = f"{FLAGS[p.name]}/--no-{FLAGS[p.name][2:]}"
+            else:
+                flag = (p.flag if p.flag.endswith("=") else f"{p.flag} ") + p.type.__name__.upper()
+            default = "" if p.default is None else f" [default: {_fmt(p.default)}]"
+            lines.append(f"{'':<{width}}    {flag}  {p.help}{default}")
+        for k, v in cls.fixed.items():
+            lines.append(f"{'':<{width}}    ({k} is always {_fmt(v)})")
+    return lines
 
 
 def get(name: str) -> type[Attack]:

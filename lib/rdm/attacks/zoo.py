@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from rdm.attacks import functions as A
-from rdm.attacks import autoattack as AA
-from rdm.attacks.registry import FORWARD, Attack, Param, default_alpha, register
+from rdm.attacks.registry import FORWARD, Attack, LazyModule, Param, default_alpha, register
 from rdm.errors import UsageError
-from rdm.attacks.square import square_linf
 
+# the tensor code, loaded when an attack runs (naming and listing the attacks imports no torch)
+A = LazyModule("rdm.attacks.functions")
+AA = LazyModule("rdm.attacks.autoattack")
+SQUARE = LazyModule("rdm.attacks.square")
+
+#: PGD's ``keep`` choices (:data:`rdm.attacks.functions.KEEP_CHOICES`, which checks them again)
+KEEP_CHOICES = ("fooled", "best", "last")
 KEEP = Param("keep", str, "fooled", "which iterate PGD returns: fooled (final iterate of the first restart "
-             "that fools), best (any iterate), last", choices=A.KEEP_CHOICES)
+             "that fools), best (any iterate), last", choices=KEEP_CHOICES)
 RESTARTS = Param("restarts", int, 1, "random restarts; per image the first that fools is kept", min=1)
 #: the shared flags an attack without hyper-parameters accepts from stored specs and drops
 NO_PARAMS = ("alpha", "steps", "restarts", "random_start", "keep", "queries")
@@ -158,7 +162,7 @@ class Square(Attack):
             raise UsageError(f"--attack-param p_init must be in (0, 1], got {values['p_init']:g}")
 
     def forward(self, model, x, y, row_ids):
-        return square_linf(model, x, y, self.eps, self.queries, p_init=self.p_init, restarts=self.restarts,
+        return SQUARE.square_linf(model, x, y, self.eps, self.queries, p_init=self.p_init, restarts=self.restarts,
                            seed=self.seed, row_ids=row_ids)
 
     def passes(self, classes):
@@ -192,7 +196,7 @@ class AutoAttackSuite(Attack):
               Param("queries", int, 5000, "Square's query budget per row", min=1),
               TARGETS)
     fixed = {"random_start": True}
-    stages = AA.STAGES
+    stages: tuple[str, ...] | None = None       # None: AutoAttack's (rdm.attacks.autoattack.STAGES)
 
     def forward(self, model, x, y, row_ids):
         return self.run_with_info(model, x, y, row_ids)[0]
@@ -202,8 +206,25 @@ class AutoAttackSuite(Attack):
         return FORWARD + self.steps * (1 + AA.n_targets(self.targets, classes)) + self.queries * FORWARD
 
     def run_with_info(self, model, x, y, row_ids=None):
+        stages = self.stages if self.stages is not None else AA.STAGES
         with A.attack_mode(model):
             xa, by = AA.autoattack(model, x, y, self.eps, steps=self.steps, queries=self.queries,
-                                   targets=self.targets, seed=self.seed, row_ids=row_ids, stages=self.stages)
-        names = {AA.ROBUST: None, AA.CLEAN: "clean", **{i + 1: s for i, s in enumerate(self.stages)}}
+                                   targets=self.targets, seed=self.seed, row_ids=row_ids, stages=stages)
+        names = {AA.ROBUST: None, AA.CLEAN: "clean", **{i + 1: s for i, s in enumerate(stages)}}
         return xa, {"fooled_by": [names[int(v)] for v in by.tolist()]}
+
+
+@register
+class AutoAttackGradient(AutoAttackSuite):
+    """The standard cascade's gradient part: APGD-CE then APGD-T, no Square. The grid runs it on the
+    seeds after the first, where the whole cascade (Square as the masking check) runs once."""
+
+    name = "aa-apgd"
+    label = "AA-APGD"
+    title = "AutoAttack's gradient stages for 2–4 classes: APGD-CE, APGD-T (robust = neither fooled it)"
+    params = (Param("steps", int, 100, "APGD iterations (per target for APGD-T)", min=1), TARGETS)
+    stages = ("apgd-ce", "apgd-t")      # AA.STAGES[:2], spelled out: reading AA here would import torch
+    queries = 0          # no Square stage
+
+    def passes(self, classes):
+        return FORWARD + self.steps * (1 + AA.n_targets(self.targets, classes))

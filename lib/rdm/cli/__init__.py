@@ -27,27 +27,15 @@ import inspect
 import typer
 from rich.console import Console
 
-from rdm import __version__, bounds
+from rdm import __version__
 from rdm.errors import RdmError, UsageError
 
 console = Console(stderr=True, highlight=False)
 _CLICK_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
-# Every option that names a path the command writes has this metavar (a folder: OUT_DIR); each goes
-# through the output guard (rdm.data.guard), and tests/cli/test_hostile_outputs.py finds them by it.
-OUT = "OUT"
-OUT_DIR = "OUT_DIR"
-
-# Shared options, one definition each (nnU-Net keeps them in one helper too).
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
-SeedOpt = Annotated[int, typer.Option("--seed", min=bounds.SEED_MIN, max=bounds.SEED_MAX,
-                                      help="random seed in [0, 2**63 - 1]; same seed, same bytes on CPU")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="show a traceback on failure")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or summary on stderr")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")]
-PrecisionOpt = Annotated[str, typer.Option(
-    "--precision", help="fp32, or bf16: autocast (bfloat16 convolutions, on CUDA; slow on CPUs without native "
-                        "bf16); the ε-ball, the weights and the written outputs stay float32")]
+# Shared options, one definition each (nnU-Net keeps them in one helper too); the groups of them
+# (Run, Report, AttackFlags, Training) are in rdm.cli.options
+from rdm.cli.options import OUT, OUT_DIR, DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, SeedOpt  # noqa: E402,F401
 
 
 def _print_version(ctx, value: bool | None) -> None:
@@ -68,15 +56,39 @@ def make_app(help: str) -> typer.Typer:
     register = app.command
 
     def command(*args, **kwargs):
-        deco = register(*args, **kwargs)
-
         def add(fn):
-            deco(_with_version(fn))
+            from rdm.cli.options import AttackFlags, grouped
+
+            if AttackFlags in inspect.get_annotations(fn, eval_str=True).values():
+                deco = register(*args, **{"cls": _attack_help_command(), **kwargs})
+            else:
+                deco = register(*args, **kwargs)
+            deco(_with_version(grouped(fn)))
             return fn
         return add
 
     app.command = command
     return app
+
+
+def _attack_help_command():
+    """A command class whose ``--help`` ends with the registered attacks, one line each (the registry
+    is imported only when the help is shown)."""
+    from typer.core import TyperCommand
+
+    class AttackHelpCommand(TyperCommand):
+        def format_epilog(self, ctx, formatter) -> None:
+            from rdm.attacks.options import help_section
+
+            formatter.write_paragraph()
+            formatter.write_text("Attacks (--attack NAME; --list-attacks shows their hyper-parameters):")
+            formatter.indent()
+            for line in help_section().splitlines():
+                formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
+            formatter.dedent()
+            super().format_epilog(ctx, formatter)
+
+    return AttackHelpCommand
 
 
 def _with_version(fn):
@@ -239,24 +251,10 @@ def emit(result: Any, as_json: bool = False) -> None:
 
 
 def resolve_device(spec: str):
-    import torch
+    """``--device`` as a torch device (:func:`rdm.environment.resolve_device`; torch is imported only here)."""
+    from rdm.environment import resolve_device as resolve
 
-    spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec == "cuda" or spec.startswith("cuda:"):
-        try:
-            dev = torch.device(spec)
-        except (RuntimeError, ValueError):
-            raise UsageError(f"--device {spec}: expected auto, cpu, cuda or cuda:N") from None
-        if not torch.cuda.is_available():
-            raise RdmError(f"--device {spec}: CUDA is not available on this machine")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise RdmError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
-        return dev
-    raise UsageError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")   # meta, mps, ...: bad usage
+    return resolve(spec)
 
 
 def say(message: str) -> None:
@@ -342,9 +340,46 @@ class PlainProgress:
         stream.flush()
 
 
-def check_output_path(path: Path, inputs=()) -> Path:
-    """The output guard (:func:`rdm.data.atomic.check_outputs`) for one ``-o`` path."""
-    from rdm.data.atomic import check_outputs
+def show(renderable) -> None:
+    """A table on stderr, wide enough for it even when stderr is a file."""
+    Console(stderr=True, highlight=False, width=max(console.width, 150)).print(renderable)
 
-    check_outputs([path], inputs)
-    return Path(path)
+
+def finish_report(report: dict, where, *, text: str | None = None, warnings=(), summary=(),
+                  rows: Path | None = None) -> None:
+    """The end of every command that makes a report (``where``: its :class:`rdm.cli.options.Report`):
+    the warnings on stderr; ``-o`` written atomically (``text``: the file's text, default the
+    ``rdm-eval`` layout); ``rows`` the per-row table; then on stdout the JSON with ``--json``, else
+    the path ``-o`` wrote, else the ``summary`` lines: the result always reaches stdout or a file,
+    ``-q`` or not."""
+    from rdm.api.eval import report_text
+    from rdm.attacks.per_row import write_table
+    from rdm.data.atomic import write_text
+    from rdm.data.guard import is_stdout
+
+    for w in warnings:
+        console.print(f"warning: {w}", style="yellow")
+    if where.output is not None:
+        write_text(where.output, report_text(report) if text is None else text)
+    if rows is not None:
+        write_table(report, rows)
+    if where.as_json:
+        emit(report, as_json=True)
+    elif where.output is not None and not is_stdout(where.output):
+        emit(where.output)
+    elif where.output is None:        # with -o - the report itself went to stdout
+        emit(list(summary))
+
+
+def merge_only(other_options: Any) -> None:
+    """``--merge`` with options that belong to a run (an attack, ε, a shard …): a usage error."""
+    if other_options:
+        raise UsageError("--merge takes only the part files and -o")
+
+
+def emit_written(paths) -> None:
+    """The paths a command wrote, one per line on stdout; ``-`` left out (the output itself went there)."""
+    from rdm.data.guard import is_stdout
+
+    emit([p for p in paths if not is_stdout(p)])
+

@@ -143,12 +143,13 @@ def atomic_outputs(targets: Sequence[os.PathLike | str]) -> Iterator[list[Path]]
         for tmp in temps:
             if not tmp.exists():
                 raise FileNotFoundError(f"internal error: {tmp} was not written")
+        on_disk = [(tmp, t) for tmp, t, k in zip(temps, targets, kinds) if k not in STREAM_KINDS]
+        if on_disk:
+            replace_together([tmp for tmp, _ in on_disk], [t for _, t in on_disk])
         for tmp, t, k in zip(temps, targets, kinds):
             if k in STREAM_KINDS:
                 _copy_into_stream(tmp, t)
                 tmp.unlink(missing_ok=True)
-            else:
-                os.replace(tmp, t)
     except BaseException as e:
         for tmp in temps:
             try:
@@ -187,6 +188,47 @@ def _copy_into_stream(tmp: Path, target: Path) -> None:
             return
         with open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)
+
+
+def replace_together(temps: Sequence[Path], targets: Sequence[Path]) -> None:
+    """Rename every ``temps[i]`` onto ``targets[i]``, all or nothing: the targets that existed are
+    first kept under a hard link beside them; if any rename fails, the renamed targets get their
+    old file back (or are removed where there was none) and the error is raised."""
+    if len(targets) == 1:
+        os.replace(temps[0], targets[0])
+        return
+    keep: dict[Path, Path | None] = {}
+    done: list[Path] = []
+    try:
+        for t in targets:
+            keep[t] = None
+            if os.path.lexists(t):
+                bak = t.with_name(f".{t.name}.old-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
+                try:
+                    os.link(t, bak, follow_symlinks=False)
+                except OSError:          # no hard links on this file system: a copy
+                    shutil.copyfile(t, bak, follow_symlinks=False)
+                keep[t] = bak
+        for tmp, t in zip(temps, targets):
+            os.replace(tmp, t)
+            done.append(t)
+    except BaseException:
+        for t in reversed(done):
+            try:
+                if keep[t] is not None:
+                    os.replace(keep[t], t)
+                else:
+                    os.unlink(t)
+            except OSError:
+                pass
+        raise
+    finally:
+        for bak in keep.values():
+            if bak is not None and os.path.lexists(bak):
+                try:
+                    os.unlink(bak)
+                except OSError:
+                    pass
 
 
 def _target_named(e: BaseException, temps: list[Path], targets: list[Path]) -> Path:

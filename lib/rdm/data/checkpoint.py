@@ -272,3 +272,14 @@ def input_checks(ckpt: Checkpoint, set_info, set_label: str | None = None) -> No
         raise RdmError(f"{sname} has {sh}×{sw} images but {name} expects {h}×{w}")
     if ckpt.classes and list(set_info.classes) != ckpt.classes:
         raise RdmError(f"{sname} has classes {list(set_info.classes)} but {name} expects {ckpt.classes}")
+    from rdm.data.presets import data_mismatch
+    from rdm.data.sets import prep_conflict, set_preset
+
+    embedded, trained = set_preset(set_info), ckpt.meta.get("preset")
+    diff = data_mismatch(embedded.as_dict(), trained) if embedded is not None and isinstance(trained, dict) else None
+    if diff:
+        raise RdmError(f"{sname} was prepared with preset '{embedded.name}' but {name} was trained with preset "
+                       f"'{trained.get('name', '?')}', which differs ({diff})")
+    leak = prep_conflict(ckpt.meta.get("prep"), set_info)
+    if leak:
+        raise RdmError(f"{sname} has {leak}; use the sets of the run {name} was trained on")

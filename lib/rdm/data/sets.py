@@ -13,6 +13,12 @@ Attributes
     modality      e.g. "MRI"
     preset        preset name, e.g. "brain"
     provenance    JSON: command, version, arguments, seed, sha256 of every input file
+    preset_json   optional, JSON: the full preset (``rdm-prep`` writes it; derived sets inherit it)
+    intensity     optional, JSON: how raw values were mapped to [0, 1] (window, unit, counts)
+    split_id      optional: one id shared by the three sets of one ``rdm-prep`` run (and sets
+                  derived from them); commands given several sets refuse two different ids
+    prep_inputs   optional: a hash of the raw inputs of that run; a checkpoint trained on one split
+                  of these images refuses a set of another split of the same images
 
 Files are chunked by batches of rows and gzip-compressed (readable by HDFView and
 pandas), written through :func:`rdm.data.atomic.atomic_output`, and read in batches.
@@ -37,6 +43,9 @@ from rdm.errors import RdmError
 from rdm.data.provenance import FILE_CACHES, _identity, _jsonable, make_provenance, sha256_bytes, sha256_file  # noqa: F401
 
 REQUIRED_ATTRS = ("classes", "modality", "preset", "provenance")
+SPLIT_ID_ATTR = "split_id"
+PREP_INPUTS_ATTR = "prep_inputs"    # a hash of the raw inputs one rdm-prep run read (same images, same hash)
+INHERITED_ATTRS = ("preset_json", "intensity", SPLIT_ID_ATTR, PREP_INPUTS_ATTR)   # what a derived set copies
 OPTIONAL_COLUMNS = ("group", "id", "source_index")
 DEFAULT_CHUNK_ROWS = 128
 _STR = h5py.string_dtype(encoding="utf-8")
@@ -521,3 +530,49 @@ def _fmt(shape: Sequence[int]) -> str:
 def copy_attrs_for_derived(info: SetInfo) -> dict:
     """Attributes a derived set (adversarial, shard) inherits from its source."""
     return dict(classes=info.classes, modality=info.modality, preset=info.preset)
+
+
+def inherited_attrs(info: SetInfo) -> dict:
+    """The optional attributes a derived set carries over (full preset, intensity mapping, split id)."""
+    return {k: info.attrs[k] for k in INHERITED_ATTRS if k in info.attrs}
+
+
+def set_preset(info: SetInfo):
+    """The full :class:`~rdm.data.presets.Preset` a set carries (``preset_json``), or None."""
+    from rdm.data.presets import PRESET_ATTR, preset_from_json
+
+    text = info.attrs.get(PRESET_ATTR)
+    return None if text is None else preset_from_json(str(text), str(info.path))
+
+
+def prep_of(info: SetInfo) -> dict | None:
+    """What a checkpoint records of the rdm-prep run its training set came from (None: unknown)."""
+    sid, inputs = info.attrs.get(SPLIT_ID_ATTR), info.attrs.get(PREP_INPUTS_ATTR)
+    return {SPLIT_ID_ATTR: str(sid), PREP_INPUTS_ATTR: str(inputs)} if sid and inputs else None
+
+
+def prep_conflict(trained: Any, info: SetInfo) -> str | None:
+    """Why a set may hold a checkpoint's training rows: the same raw images split by another
+    rdm-prep run (``trained`` is the checkpoint's ``prep`` record); None when it cannot."""
+    mine = prep_of(info)
+    if not isinstance(trained, dict) or mine is None:
+        return None
+    if trained.get(PREP_INPUTS_ATTR) == mine[PREP_INPUTS_ATTR] and trained.get(SPLIT_ID_ATTR) != mine[SPLIT_ID_ATTR]:
+        return (f"split id {mine[SPLIT_ID_ATTR]}, but the model was trained on split {trained.get(SPLIT_ID_ATTR)} "
+                "of the same images (another rdm-prep run): its rows may be training rows")
+    return None
+
+
+def check_same_prep(infos: Sequence[SetInfo]) -> None:
+    """Refuse sets of two different ``rdm-prep`` runs (different ``split_id``): a train set of
+    one split beside a val or test set of another would put the same images on both sides."""
+    seen: SetInfo | None = None
+    for info in infos:
+        sid = info.attrs.get(SPLIT_ID_ATTR)
+        if sid is None:
+            continue
+        if seen is None:
+            seen = info
+        elif sid != seen.attrs[SPLIT_ID_ATTR]:
+            raise RdmError(f"{info.path} and {seen.path} come from two different rdm-prep runs (split id {sid} vs "
+                           f"{seen.attrs[SPLIT_ID_ATTR]}): their images may overlap; use the sets of one run")

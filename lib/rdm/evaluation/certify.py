@@ -30,14 +30,44 @@ import numpy as np
 import torch
 from torch import nn
 
-from rdm.errors import RdmError
+from rdm.errors import RdmError, UsageError
 
 ABSTAIN = -1
 
 
-def check_params(sigma: float, n0: int, n: int, alpha: float, batch_size: int) -> None:
-    """One clear error for each bad setting (before any work)."""
-    if not (sigma > 0 and math.isfinite(sigma)):
+def training_sigma(meta: dict) -> float | None:
+    """The σ a checkpoint was trained with (``rdm-advtrain --recipe gaussian``), None if it was not
+    trained with Gaussian noise."""
+    recipe = meta.get("recipe") if isinstance(meta, dict) else None
+    noise = recipe.get("gaussian") if isinstance(recipe, dict) else None
+    sigma = noise.get("sigma") if isinstance(noise, dict) else None
+    return float(sigma) if isinstance(sigma, (int, float)) else None
+
+
+def choose_sigma(meta: dict, sigma: float | None, name: str) -> tuple[float, list[str]]:
+    """The σ to certify with and the warnings about it: by default the checkpoint's training σ; a
+    certificate assumes the base model was trained with the same noise, so a σ that differs, or a
+    model trained without noise, is warned about (the certificate still holds for the smoothed
+    classifier, whose accuracy may then be poor)."""
+    trained = training_sigma(meta)
+    if sigma is None:
+        if trained is None:
+            raise UsageError(f"--sigma is required: {name} was not trained with Gaussian noise, so it records "
+                             "no σ (rdm-advtrain --recipe gaussian --sigma S trains one that does)")
+        return trained, []
+    if trained is None:
+        return sigma, [f"{name} was not trained with Gaussian noise: randomized smoothing at σ={sigma:g} assumes "
+                       "a base model trained with that noise (rdm-advtrain --recipe gaussian); expect a weak "
+                       "certificate"]
+    if not math.isclose(sigma, trained, rel_tol=1e-9, abs_tol=0.0):
+        return sigma, [f"certifying at σ={sigma:g} a model trained with σ={trained:g}: the certificate assumes "
+                       f"the training noise; leave out --sigma to use {trained:g}"]
+    return sigma, []
+
+
+def check_params(sigma: float | None, n0: int, n: int, alpha: float, batch_size: int) -> None:
+    """One clear error for each bad setting (before any work); ``sigma`` None: taken from the model."""
+    if sigma is not None and not (sigma > 0 and math.isfinite(sigma)):
         raise RdmError(f"--sigma must be > 0, got {sigma:g}")
     if int(n0) < 1:
         raise RdmError(f"--n0 must be at least 1, got {n0}")
@@ -160,24 +190,46 @@ def summary_radii(shape: Sequence[int], eps: Sequence[float] = (), extra: Sequen
     return sorted({round(float(r), 6) for r in [*ladder, *(linf_to_l2(e, shape) for e in eps), *extra]})
 
 
-def certify_set(model_path, set_path, *, sigma: float, n0: int = 100, n: int = 100_000,
+def certify_set(model_path, set_path, *, sigma: float | None = None, n0: int = 100, n: int = 100_000,
                 alpha: float = 0.001, batch_size: int = 1000, seed: int = 0, device="cpu",
                 shard: tuple[int, int] | None = None, eps: Sequence[float] = (),
-                progress=None) -> dict:
+                progress=None, warn=None) -> dict:
     """CERTIFY every row (or a shard's rows) of ``set_path``: a JSON-able report with per-row
-    ``rows``/``y``/``pred``/``radius``/``p_lower`` and certified accuracy at :func:`summary_radii`."""
+    ``rows``/``y``/``pred``/``radius``/``p_lower`` and certified accuracy at :func:`summary_radii`.
+    ``sigma`` None: the σ the checkpoint was trained with (:func:`choose_sigma`; its warnings go to
+    ``warn``)."""
     from pathlib import Path
 
     from rdm.data.checkpoint import load_checkpoint
+
+    check_params(sigma, n0, n, alpha, batch_size)
+    ck = load_checkpoint(model_path, torch.device(device), expect_kind=("cnn", "purified"))
+    sigma, warnings = choose_sigma(ck.meta, sigma, Path(model_path).name)
+    for w in warnings if warn is not None else ():
+        warn(w)
+    return certify_checkpoint(ck, set_path, sigma=sigma, n0=n0, n=n, alpha=alpha, batch_size=batch_size,
+                              seed=seed, device=device, shard=shard, eps=eps, progress=progress)
+
+
+def certify_checkpoint(ck, set_path, *, sigma: float, n0: int = 100, n: int = 100_000,
+                       alpha: float = 0.001, batch_size: int = 1000, seed: int = 0, device="cpu",
+                       shard: tuple[int, int] | None = None, eps: Sequence[float] = (),
+                       progress=None) -> dict:
+    """:func:`certify_set` of a model already in memory (a loaded checkpoint, or a user's module
+    wrapped by :mod:`rdm.api.notebook`)."""
+    from pathlib import Path
+
+    from rdm.data.checkpoint import input_checks
     from rdm.data.sets import SetReader, sha256_file, validate_set
     from rdm.data.shards import shard_range
 
     check_params(sigma, n0, n, alpha, batch_size)
     device = torch.device(device)
-    ck = load_checkpoint(model_path, device, expect_kind=("cnn", "purified"))
+    model_path = ck.path
     ck.model.to(memory_format=torch.channels_last)     # as rdm-eval: faster convolutions, same values
     info = validate_set(set_path, expect_shape=ck.input_shape, expect_classes=ck.classes or None,
                         what=Path(model_path).name)
+    input_checks(ck, info)
     a, b = shard_range(info.n, shard)
     if b <= a:
         raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows of {Path(set_path).name} (it has {info.n})")
@@ -209,6 +261,20 @@ def certify_set(model_path, set_path, *, sigma: float, n0: int = 100, n: int = 1
         "abstain": float(np.mean(np.asarray(out["pred"]) == ABSTAIN)),
         "per_row": out,
     }
+
+
+def report_text(report: dict) -> str:
+    """The certificate report as ``rdm-certify -o`` writes it."""
+    import json
+
+    return json.dumps(report, indent=1) + "\n"
+
+
+def summary_line(report: dict) -> str:
+    """The one-line summary of a certificate report: σ, rows, abstentions, certified accuracy per radius."""
+    acc = ", ".join(f"r={r}: {v:.1%}" for r, v in report["certified_accuracy"].items())
+    return (f"certified accuracy at σ={report['settings']['sigma']:g} ({len(report['per_row']['rows'])} rows, abstain "
+            f"{report['abstain']:.1%}): {acc}")
 
 
 _PART_KEYS = ("model_sha256", "set_sha256", "settings", "rows_of", "shard", "per_row", "certified_accuracy")

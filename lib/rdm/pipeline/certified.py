@@ -10,7 +10,6 @@ certificate can reach at all is :func:`rdm.evaluation.certify.max_certifiable_ra
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,15 +74,14 @@ def _read(x: View, model: str) -> Certificate | None:
     cell = x.p.certified(model)
     if cell is None:
         return None
-    p = x.r.path(cell.output)
-    if not p.exists():
-        x.r.missing.append(str(p))
+    p = cell.output
+    d = x.r.json(p)
+    if d is None:
         return None
     try:
-        d = json.loads(p.read_text())
         rows, s = d["per_row"], d["settings"]
         pairs = [(float(e), float(r)) for e, r in (d.get("eps_l2") or {}).items() if float(e) > 0]
-        return Certificate(model, str(p), float(s["sigma"]), int(s["n"]), int(s["n0"]), float(s["alpha"]),
+        return Certificate(model, str(x.r.path(p)), float(s["sigma"]), int(s["n"]), int(s["n0"]), float(s["alpha"]),
                            np.asarray(rows["pred"]), np.asarray(rows["radius"], dtype=np.float64),
                            np.asarray(rows["y"]), pairs[0][1] / pairs[0][0] if pairs else None)
     except (ValueError, KeyError, TypeError, OSError) as e:

@@ -153,8 +153,9 @@ def certify(model: str, clean: str, output: str, seed: int, sigma: float, cfg: A
 
 
 def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, adv: Sequence[str],
-          dcae: str | None, cnn: str | None, seed: int) -> tuple[list[str], list[Word]]:
-    """(inputs, command) of a model's training by its grid recipe, with training seed ``seed``."""
+          dcae: str | None, cnn: str | None, seed: int, matched: str | None = None) -> tuple[list[str], list[Word]]:
+    """(inputs, command) of a model's training by its grid recipe, with training seed ``seed``;
+    ``matched``: the seed's matched.json, read when an on-line recipe trains at ``eps = "matched"``."""
     run = run_flags(seed)
     # a model's own epochs come first, so $(TRAIN_FLAGS) (the demo's --epochs) overrides them;
     # --resume-partial: a training killed mid-way continues from its last finished epoch
@@ -181,7 +182,11 @@ def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, 
     if recipe == "advtrain":
         return [train, val, *adv], [tool("rdm-advtrain"), tr, *advf, *va, *lit("-o"), o, *flags]
     if recipe.startswith("advtrain-"):      # an on-line recipe: rdm-advtrain --recipe X and its settings
-        return [train, val], [tool("rdm-advtrain"), tr, *advtrain_flags(recipe, opts), *va, *lit("-o"), o, *flags]
+        at_matched = opts.get("eps") == "matched"
+        if at_matched and matched is None:
+            raise RdmError("eps = \"matched\" needs the matched ε of the seed's baseline (matched.json)")
+        return [train, val, *([matched] if at_matched else [])], \
+            [tool("rdm-advtrain"), tr, *advtrain_flags(recipe, opts, matched), *va, *lit("-o"), o, *flags]
     raise RdmError(f"unknown recipe '{recipe}'")
 
 
@@ -189,9 +194,10 @@ def train(recipe: str, opts: dict[str, Any], output: str, train: str, val: str, 
 ADVTRAIN_KEYS = ("eps", "alpha", "steps", "beta", "sigma")
 
 
-def advtrain_flags(recipe: str, opts: dict[str, Any]) -> list[Word]:
+def advtrain_flags(recipe: str, opts: dict[str, Any], matched: str | None = None) -> list[Word]:
     """``--recipe X`` for the grid recipe ``advtrain-X`` (``advtrain-online``: the on-line PGD recipe,
-    ``pgd``) and the model's settings as flags, checked against rdm-advtrain's recipes."""
+    ``pgd``) and the model's settings as flags, checked against rdm-advtrain's recipes; ``eps =
+    "matched"``: ``--eps`` the matched PGD ε, read from ``matched`` when the step runs."""
     from rdm.api.advtrain import RECIPES
 
     name = recipe.split("-", 1)[1]
@@ -199,4 +205,8 @@ def advtrain_flags(recipe: str, opts: dict[str, Any]) -> list[Word]:
     if name not in RECIPES or name == "paper":
         raise RdmError(f"unknown recipe '{recipe}' (on-line: advtrain-online or advtrain-X for X in "
                        f"{', '.join(r for r in RECIPES if r not in ('paper', 'pgd'))})")
-    return lit("--recipe", name) + [w for k in ADVTRAIN_KEYS if k in opts for w in lit(f"--{k}", _num(opts[k]))]
+    flags = lit("--recipe", name)
+    for k in (k for k in ADVTRAIN_KEYS if k in opts):
+        flags += [*lit("--eps"), read_key(matched, "pgd")] if k == "eps" and opts[k] == "matched" and matched \
+            else lit(f"--{k}", _num(opts[k]))
+    return flags

@@ -17,6 +17,12 @@ from rdm.pipeline.labels import DEFENDED_ORDER, PAPER_EPS, attack_label, parse_e
 
 DEFAULT_GRID = Path(__file__).resolve().parents[3] / "experiments" / "grid.toml"
 MODES = ("tables", "demo")
+#: the grid's tiers: ``core`` (``[tiers.core]``: the paper's tables and the claims, sized to fit the
+#: machine) and ``full`` (every cell the grid defines)
+TIERS = ("core", "full")
+#: an ε a grid entry may name instead of a number: the matched ε of the seed's baseline, known once its
+#: white-box sweep ran (matched.json's key of that attack kind)
+MATCHED = "matched"
 
 
 def load_grid(path: str | Path | None = None) -> dict[str, Any]:
@@ -134,7 +140,7 @@ def param_default(kind: str, name: str) -> Any:
 
 
 #: keys of a grid attack entry that are not the attack's hyper-parameters
-PLAN_KEYS = ("name", "attack", "eps", "splits", "train_eps", "limit")
+PLAN_KEYS = ("name", "attack", "eps", "splits", "train_eps", "limit", "square_seeds")
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,7 @@ class Attack:
     train_eps: tuple[float, ...] | None = None
     subset: bool = False
     auto_rows: bool = False      # limit = "auto": the plan's cost estimate picks the rows, per modality
+    square_seeds: int | None = None  # the standard suite: Square on the run's first N seeds only (None: all)
 
     @classmethod
     def from_grid(cls, d: dict[str, Any], default_eps: Iterable[float] = ()) -> "Attack":
@@ -158,12 +165,17 @@ class Attack:
         if limit not in (True, False, "auto"):
             raise RdmError(f"attack '{d.get('name', d['attack'])}': limit must be true, false or \"auto\", "
                            f"got {limit!r}")
+        sq = d.get("square_seeds")
+        if sq is not None and (str(d["attack"]).lower() != "aa" or isinstance(sq, bool) or not isinstance(sq, int)
+                               or sq < 1):
+            raise RdmError(f"attack '{d.get('name', d['attack'])}': square_seeds (the standard suite's seeds with "
+                           f"Square) must be a whole number ≥ 1 on an aa attack, got {sq!r}")
         return cls(name=str(d.get("name", d["attack"])), kind=str(d["attack"]).lower(),
                    params=tuple((k, v) for k, v in d.items() if k not in PLAN_KEYS),
                    eps=tuple(parse_eps(e, f"attack {d.get('name', '?')}: eps") for e in d.get("eps", default_eps)),
                    splits=tuple(d.get("splits", ["test"])),
                    train_eps=tuple(parse_eps(e, "train_eps") for e in d["train_eps"]) if "train_eps" in d else None,
-                   subset=limit is True, auto_rows=limit == "auto")
+                   subset=limit is True, auto_rows=limit == "auto", square_seeds=sq)
 
     def get(self, key: str, default: Any = None) -> Any:
         """A hyper-parameter as the grid set it (``default`` when it did not)."""
@@ -195,6 +207,18 @@ class Attack:
 
     def label(self, eps: float | None) -> str:
         return attack_label(self, eps)
+
+    def for_seed(self, index: int) -> "Attack":
+        """The attack the ``index``-th seed of a run (0: the first) runs: the standard suite past its
+        ``square_seeds`` is its gradient part (``aa-apgd``: APGD-CE → APGD-T, the same steps and
+        targets, no Square); any other attack is itself."""
+        if self.square_seeds is None or index < self.square_seeds:
+            return self
+        return replace(self, kind="aa-apgd", params=tuple((k, v) for k, v in self.params if k != "queries"))
+
+    @property
+    def gradient_only(self) -> bool:
+        return self.kind == "aa-apgd"
 
 
 @dataclass(frozen=True)
@@ -245,16 +269,39 @@ class Certify:
         return max_certifiable_radius(sigma, self.n, self.alpha)
 
 
+@dataclass(frozen=True)
+class StatsRule:
+    """``[stats]``: the equivalence margin of the verdicts between methods (a fraction of the deciding
+    metric) and the multiplicity adjustment across each claims table (``holm`` or ``bh``)."""
+
+    equivalence_margin: float = 0.03
+    adjust: str = "holm"
+
+    @classmethod
+    def from_grid(cls, d: dict[str, Any], where: str) -> "StatsRule":
+        unknown = sorted(set(d) - {"equivalence_margin", "adjust"})
+        if unknown:
+            raise RdmError(f"{where}: [stats] unknown key {', '.join(unknown)} (known: equivalence_margin, adjust)")
+        m = d.get("equivalence_margin", cls.equivalence_margin)
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m < 1:
+            raise RdmError(f"{where}: [stats] equivalence_margin must be a fraction in (0, 1) such as 0.03, got {m!r}")
+        a = d.get("adjust", cls.adjust)
+        if a not in ("holm", "bh"):
+            raise RdmError(f"{where}: [stats] adjust = {a!r}: expected holm or bh")
+        return cls(float(m), a)
+
+
 class Grid:
     """The grid as one mode runs it, typed."""
 
-    def __init__(self, grid: dict[str, Any] | str | Path | None = None, mode: str = "tables"):
+    def __init__(self, grid: dict[str, Any] | str | Path | None = None, mode: str = "tables", tier: str = "full"):
         if mode not in MODES:
             raise RdmError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
         g = grid if isinstance(grid, dict) else load_grid(grid)
         self.raw = g
         self.path = g.get("_path", str(DEFAULT_GRID))
         self.mode = mode
+        self.tier = Tier.from_grid(g, tier, self.path)
         g = for_mode(g, mode)
         self.modalities: dict[str, dict[str, Any]] = dict(g["modalities"])
         for m, spec in self.modalities.items():
@@ -281,10 +328,12 @@ class Grid:
             both = sorted(set(a) & set(b))
             if both:
                 raise RdmError(f"{self.path}: [evaluate] lists {', '.join(both)} both as {what}")
+        for name in ("eval_models", "controls", "ablations"):   # the tier's models only (the baseline always)
+            setattr(self, name, [x for x in getattr(self, name) if x == "baseline" or self.tier.keeps(x)])
         self.defended = [x for x in DEFENDED_ORDER if x in self.eval_models] + \
                         [x for x in self.eval_models if x not in DEFENDED_ORDER and x != "baseline"]
         self.whitebox = [Attack.from_grid(w, self.paper_eps) for w in ev.get("whitebox", [])]
-        # numbers or fractions: "2/255" is the literature's budget (issue 16: the sweep includes 1, 2, 4, 8/255)
+        # numbers or fractions: "2/255" is the literature's budget (the sweep includes 1, 2, 4, 8/255)
         self.sweep_eps: list[float] = sorted(parse_eps(e, "[evaluate] sweep_eps") for e in ev.get("sweep_eps", []))
         self.sweep_pgd_steps = int(ev.get("sweep_pgd", {}).get("steps", 10))
         self.sweep_on_subset = bool(ev.get("sweep_on_subset"))
@@ -298,9 +347,25 @@ class Grid:
         if aa is not None:      # the standard suite at the matched ε too, with the grid's settings
             self.matched_attacks["aa"] = replace(aa, name="matched-aa", eps=())
         self.steps_curve = steps_curve(ev.get("steps_curve"), self.path)
+        # the steps and restarts curves at the matched PGD ε (every defence, the subset): the steps curve's
+        # attacks and the white-box attacks with restarts, their ε known once the sweep ran
+        self.matched_curve = [replace(w, eps=(), subset=True) for w in self.steps_curve] + \
+                             [replace(w, eps=(), subset=True) for w in self.whitebox if w.restarts > 1]
+        # the tier's attacks only: a white-box attack or curve whose job the tier does not run is no column
+        # of its tables (the full tier keeps every one)
+        self.whitebox = [w for w in self.whitebox if self.tier.runs(f"wb-{w.name}")]
+        self.steps_curve = [w for w in self.steps_curve if self.tier.runs(f"wb-{w.name}")]
+        if not self.tier.runs("matched-steps"):
+            self.matched_curve = []
+        if not self.tier.runs("matched-wb-apgd"):
+            del self.matched_attacks["apgd"]
         self.cost = Cost.from_grid(ev.get("cost"), self.path)
         self.paper: dict[str, dict[str, Any]] = {m: paper_of(g, m) for m in self.modalities}
         self.certify = Certify.from_grid(g.get("certify", {}), self.models, self.path)
+        self.stats = StatsRule.from_grid(g.get("stats", {}), self.path)
+        self.certify = replace(self.certify, models=tuple((n, s) for n, s in self.certify.models if self.tier.keeps(n)))
+        for ms in self.models.values():
+            check_matched_options(ms, self.path)
         for a in (*self.attacks, *self.whitebox, *self.sweep_attacks.values(), *self.matched_attacks.values(),
                   *self.steps_curve):
             a.check(self.path)
@@ -325,6 +390,67 @@ class Grid:
         """White-box attacks with no transfer twin (PGD-50×5, APGD-CE): the stronger checks."""
         twins = {id(self.whitebox_twin(a)) for a in self.test_attacks}
         return [w for w in self.whitebox if id(w) not in twins]
+
+
+def is_matched(v: Any) -> bool:
+    """Whether a grid value is the run-time matched ε (``"matched"``)."""
+    return isinstance(v, str) and v == MATCHED
+
+
+def check_matched_options(ms: "ModelSpec", where: str) -> None:
+    """A model's ``adv_eps`` may list ``"matched"`` (its train-split sets crafted at this seed's matched ε)
+    and an on-line recipe's ``eps`` may be ``"matched"`` (trained at the matched PGD ε); nothing else."""
+    for k, v in ms.options.items():
+        if k == "adv_eps":
+            if any(isinstance(e, str) and not is_matched(e) for e in v):
+                raise RdmError(f"{where}: model {ms.name}: adv_eps takes numbers or \"{MATCHED}\", got {v!r}")
+        elif k == "eps" and isinstance(v, str):
+            if not is_matched(v) or not ms.recipe.startswith("advtrain-"):
+                raise RdmError(f"{where}: model {ms.name}: eps = {v!r}: a number, or \"{MATCHED}\" for an "
+                               "on-line adversarial-training recipe")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Which part of the grid a run builds (``[tiers.<name>]``); None: no restriction.
+
+    ``modalities``: the modalities run when none are named; ``models``: the evaluated models, controls,
+    ablations and certified models kept (the trained models are what they need); ``jobs``: the
+    evaluation jobs run on each of them (``clean``, ``transfer``, ``wb-<name>``, ``matched-wb-<kind>``,
+    ``matched-transfer``, ``sweep-wb-<kind>``, ``sweep-transfer``, ``matched-steps``); the baseline's
+    white-box sweep always runs (the matched ε is read off it)."""
+
+    name: str = "full"
+    modalities: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+    jobs: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_grid(cls, g: dict[str, Any], name: str, where: str) -> "Tier":
+        if name not in TIERS:
+            raise RdmError(f"tier {name!r}: expected one of {', '.join(TIERS)}")
+        if name == "full":
+            return cls()
+        d = g.get("tiers", {}).get(name)
+        if d is None:
+            raise RdmError(f"{where}: no [tiers.{name}] section")
+        unknown = sorted(set(d) - {"modalities", "models", "jobs"})
+        if unknown:
+            raise RdmError(f"{where}: [tiers.{name}] has no key {', '.join(unknown)} (it takes modalities, models, jobs)")
+        for k in ("modalities", "models", "jobs"):
+            if k in d and (not isinstance(d[k], list) or not all(isinstance(v, str) for v in d[k])):
+                raise RdmError(f"{where}: [tiers.{name}] {k} must be a list of names")
+        bad = sorted(set(d.get("modalities", [])) - set(g["modalities"]))
+        bad += sorted(set(d.get("models", [])) - set(g["models"]))
+        if bad:
+            raise RdmError(f"{where}: [tiers.{name}] names {', '.join(bad)}, which the grid does not define")
+        return cls(name, *(tuple(d[k]) if k in d else None for k in ("modalities", "models", "jobs")))
+
+    def keeps(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+    def runs(self, job: str) -> bool:
+        return self.jobs is None or job in self.jobs
 
 
 def steps_curve(d: dict[str, Any] | None, where: str) -> list[Attack]:

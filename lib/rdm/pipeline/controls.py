@@ -1,5 +1,5 @@
 """The controls the paper lacks, as report sections: the seed-control verdict, RDMAA's ablations and
-the leakage audit (issue 16).
+the leakage audit.
 
 * **Seed control.** The transfer sets are crafted on the baseline; any independently trained network
   resists another network's adversarial images to some degree. The ``control`` model (an undefended
@@ -206,12 +206,12 @@ def ablation_table(x: View) -> tuple[Table | None, list[dict[str, Any]]]:
                    " Transfer sets are crafted on the baseline; white-box attacks each model itself.")
     if "scratch" not in present:
         t.notes.append("RDMAA's schedule from a random encoder (`rdm-finetune --init random`) trains the baseline's "
-                       "weights with the baseline's seed (tests/test_finetune.py): that ablation is RDMAA against no "
+                       "weights with the baseline's seed (tests/training/test_finetune.py): that ablation is RDMAA against no "
                        "defence, in the paper's tables above, on the same rows and seeds.")
     else:
         t.notes.append("`scratch` is rdm-finetune --init random: RDMAA's schedule, data and stopping rule with a "
                        "random encoder. rdm-finetune differs from rdm-train-cnn only in the encoder's start, so with "
-                       "the baseline's seed it trains the baseline's weights (tests/test_finetune.py); its rows "
+                       "the baseline's seed it trains the baseline's weights (tests/training/test_finetune.py); its rows "
                        "are therefore also the baseline's.")
     return t, out
 
@@ -223,9 +223,19 @@ def read_audit(path: Path) -> dict[str, Any] | str:
         return f"missing ({path})"
     try:
         d = json.loads(path.read_text())
-        d["baselines"]["knn1_pixels"], d["near_train"].items()   # the keys the section reads
-    except (ValueError, OSError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, OSError) as e:
         return f"unreadable ({path}: {e})"
+    return check_audit(d, str(path))
+
+
+def check_audit(d: Any, name: str) -> dict[str, Any] | str:
+    """``d`` when it has the keys the audit section reads, else the words saying why not."""
+    if isinstance(d, str):
+        return d
+    try:
+        d["baselines"]["knn1_pixels"], d["near_train"].items()   # the keys the section reads
+    except (KeyError, TypeError, AttributeError) as e:
+        return f"unreadable ({name}: {e!r})"
     return d
 
 
@@ -305,9 +315,10 @@ def audit_verdict(x: View, audit: dict[str, Any]) -> str:
     return "; ".join(s[0].upper() + s[1:] for s in said) + "." + dup
 
 
-def audit_section(x: View, path: Path) -> tuple[list[str], Table | None, dict[str, Any]]:
-    """Markdown lines, table and JSON of one modality's audit (``path``: its audit.json)."""
-    a = read_audit(path)
+def audit_section(x: View, audit: Path | dict[str, Any] | str) -> tuple[list[str], Table | None, dict[str, Any]]:
+    """Markdown lines, table and JSON of one modality's audit (``audit``: its audit.json, its content,
+    or the words saying why there is none)."""
+    a = read_audit(audit) if isinstance(audit, Path) else check_audit(audit, "audit.json")
     if isinstance(a, str):
         return [f"**{x.m}.** Leakage audit: {a}; run `rdm-prep --audit`.\n"], None, {"problem": a}
     t = audit_table(x, a)
@@ -403,7 +414,7 @@ def _split_words(x: View) -> str:
 
 
 # --------------------------------------------------------------------------- one modality's sections
-def build(x: View, audit_file: Path) -> tuple[list[Table], dict[str, list[str]], dict[str, Any]]:
+def build(x: View, audit_file: Path | dict[str, Any] | str) -> tuple[list[Table], dict[str, list[str]], dict[str, Any]]:
     """One modality's control tables, its Markdown per report section (``control``, ``ablation``,
     ``audit``, and ``paper``: the audit's verdict under the modality's own tables) and its JSON."""
     from rdm.pipeline.labels import modality_title

@@ -30,7 +30,8 @@ from typing import Any, Sequence
 from rdm.errors import RdmError
 
 #: what the estimate assumes when the grid has no ``[evaluate] cost``
-DEFAULTS = {"throughput": 100.0, "budget_hours": 1.0, "subset_rows": 300, "test_rows": 1000}
+DEFAULTS = {"throughput": 100.0, "budget_hours": 1.0, "subset_rows": 300, "test_rows": 1000,
+            "train_rows": 3000, "train_epochs": 25, "train_pass": 2.0}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Cost:
     test_rows: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     default_rows: int = DEFAULTS["test_rows"]
     throughputs: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+    train_rows: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    default_train_rows: int = DEFAULTS["train_rows"]
+    train_epochs: int = DEFAULTS["train_epochs"]
+    train_pass: float = DEFAULTS["train_pass"]
 
     @classmethod
     def from_grid(cls, d: dict[str, Any] | None, where: str = "grid") -> "Cost":
@@ -67,13 +72,33 @@ class Cost:
             rows = d["test_rows"]
             per = {str(k): int(v) for k, v in rows.items()} if isinstance(rows, dict) else {}
             default = int(DEFAULTS["test_rows"] if isinstance(rows, dict) else rows)
+            trows = d["train_rows"]
+            tper = {str(k): int(v) for k, v in trows.items()} if isinstance(trows, dict) else {}
+            tdefault = int(DEFAULTS["train_rows"] if isinstance(trows, dict) else trows)
+            epochs, tpass = int(d["train_epochs"]), float(d["train_pass"])
         except (TypeError, ValueError, AttributeError):
-            raise RdmError(f"{where}: [evaluate] cost: throughput, budget_hours, subset_rows and test_rows "
-                           "must be numbers (throughput and test_rows may be one per modality)") from None
+            raise RdmError(f"{where}: [evaluate] cost: throughput, budget_hours, subset_rows, test_rows, train_rows, "
+                           "train_epochs and train_pass must be numbers (throughput, test_rows and train_rows may be "
+                           "one per modality)") from None
         if not thr > 0 or not all(v > 0 for v in thrs.values()) or budget < 0 or sub < 1 or default < 1 \
-                or any(v < 1 for v in per.values()):
-            raise RdmError(f"{where}: [evaluate] cost: throughput must be > 0, budget_hours ≥ 0, rows ≥ 1")
-        return cls(thr, budget, sub, per, default, thrs)
+                or any(v < 1 for v in (*per.values(), *tper.values(), tdefault, epochs)) or not tpass > 0:
+            raise RdmError(f"{where}: [evaluate] cost: throughput must be > 0, train_pass > 0, budget_hours ≥ 0, "
+                           "rows and epochs ≥ 1")
+        return cls(thr, budget, sub, per, default, thrs, tper, tdefault, epochs, tpass)
+
+    def rows_of(self, m: str, split: str) -> int:
+        """The rows the estimate assumes for a split (train, val: a quarter of the train rows, an upper bound, test, test-sub)."""
+        if split == "test-sub":
+            return self.subset_rows
+        if split == "train":
+            return self.train_rows.get(m, self.default_train_rows)
+        if split == "val":
+            return max(1, self.train_rows.get(m, self.default_train_rows) // 4)
+        return self.test_rows.get(m, self.default_rows)
+
+    def hours(self, passes: float, m: str | None) -> float:
+        """Hours of ``passes`` forward+backward passes of one row at modality ``m``'s throughput."""
+        return passes / self.throughput_of(m) / 3600
 
     def rows(self, m: str, subset: bool) -> int:
         return self.subset_rows if subset else self.test_rows.get(m, self.default_rows)

@@ -36,7 +36,7 @@ def fig_examples(x: View, out_dir: Path, n_max: int = 4) -> list[str]:
     eps = min(fg.eps, key=lambda e: abs(e - PAPER_EPS))
     adv_p, clean_p = x.r.path(x.p.transfer_set(fg, eps)), x.r.path(set_path(x.m, "test"))
     if not adv_p.exists() or not clean_p.exists():
-        x.r.missing.append(str(adv_p if not adv_p.exists() else clean_p))
+        x.r.missing.append(x.p.transfer_set(fg, eps) if not adv_p.exists() else set_path(x.m, "test"))
         return []
     with SetReader(adv_p) as ra, SetReader(clean_p) as rc:
         classes = ra.info.classes
@@ -299,3 +299,43 @@ def make_all(views: dict[str, View], out_dir: Path) -> list[str]:
         out += fig_confusion(x, out_dir)
         out += fig_certified(x, out_dir)
     return out
+
+
+# --------------------------------------------------------------------------- the first page's figure
+def fig_aa(points: dict[str, list[dict]], out_dir: Path, stem: str = "fig-aa-summary") -> list[str]:
+    """One panel per modality: each model's standard-suite accuracy at each ε (bars with their 95 %
+    intervals) and the clean accuracy of the same rows (○), from :func:`rdm.pipeline.summary.aa_points`.
+    Nothing is drawn (``[]``) when no modality has such a cell."""
+    panels = [(m, [p for p in pts if p.get("value") is not None]) for m, pts in points.items()]
+    panels = [(m, pts) for m, pts in panels if pts]
+    if not panels:
+        return []
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
+    for ax, (m, pts) in zip(axes[0], panels):
+        labels = list(dict.fromkeys(p["label"] for p in pts))
+        models = list(dict.fromkeys(p["model"] for p in pts))
+        width = 0.8 / max(len(models), 1)
+        for j, model in enumerate(models):
+            for i, lab in enumerate(labels):
+                p = next((q for q in pts if q["model"] == model and q["label"] == lab), None)
+                if p is None:
+                    continue
+                xpos = i - 0.4 + width * (j + 0.5)
+                err = None
+                if p.get("lo") is not None:
+                    err = [[100 * (p["value"] - p["lo"])], [100 * (p["hi"] - p["value"])]]
+                ax.bar(xpos, 100 * p["value"], width * 0.9, yerr=err, capsize=2,
+                       color=COLORS.get(model, "#7f7f7f"), label=model_label(model) if i == 0 else None)
+                if p.get("clean") is not None:
+                    ax.plot(xpos, 100 * p["clean"], "o", mfc="white", mec=COLORS.get(model, "#7f7f7f"), ms=5)
+        ax.set_xticks(range(len(labels)), labels)
+        metric = pts[0]["metric"].replace("_", " ")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{m}: standard suite (white-box)")
+        ax.grid(axis="y", alpha=0.3)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 8), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return save_figure(fig, out_dir, stem)

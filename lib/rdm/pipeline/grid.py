@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rdm.errors import RdmError, UsageError
 from rdm.pipeline import render, runner, steps
-from rdm.pipeline.config import MODES, load_grid, paper_of
+from rdm.pipeline.config import MODES, TIERS, load_grid, paper_of
 from rdm.pipeline.plan import Plan
 
 
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--modality", action="append")
         p.add_argument("--seed", type=int, default=0, help="the base seed (the split's)")
         p.add_argument("--seeds", type=int, default=1, help="how many seeds: SEED, SEED+1, …")
+        p.add_argument("--tier", choices=TIERS, default="full", help="core ([tiers.core]) or full (every cell)")
     p.add_argument("--level", type=int, help="only this level's targets, one per line")
     p = sub.add_parser("run", help="run the needed steps in JOBS long-lived worker processes (make's rules, "
                                    "one torch import per worker)")
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modality", action="append")
     p.add_argument("--seed", type=int, default=0, help="the base seed (the split's)")
     p.add_argument("--seeds", type=int, default=1, help="how many seeds: SEED, SEED+1, …")
+    p.add_argument("--tier", choices=TIERS, default="full", help="core ([tiers.core]) or full (every cell)")
     p.add_argument("-j", "--jobs", type=int, default=2, help="worker processes")
     p.add_argument("--results", help="also write the report (REPORT.md …) here, as `make report` does")
     p.add_argument("settings", nargs="*", metavar="NAME=VALUE",
@@ -77,17 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "makefile":
-            sys.stdout.write(render.makefile(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds)))
+            sys.stdout.write(render.makefile(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)))
         elif a.cmd == "cells":
-            for lv, stage, target in render.levels(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds)):
+            for lv, stage, target in render.levels(Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)):
                 if a.level is None:
                     print(f"{lv}\t{stage}\t{target}")
                 elif lv == a.level:
                     print(target)
         elif a.cmd == "script":
-            sys.stdout.write(render.shell_script(Plan(a.grid, a.mode, [a.modality], a.seed, a.seeds), a.modality))
+            sys.stdout.write(render.shell_script(Plan(a.grid, a.mode, [a.modality], a.seed, a.seeds, a.tier), a.modality))
         elif a.cmd == "run":
-            plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds)
+            plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)
             settings = runner.parse_settings(a.settings, {**runner.DEFAULTS, "PY": sys.executable})
             settings["GRID"] = a.grid or plan.path
             return runner.run_plan(plan, settings, a.jobs, a.results)

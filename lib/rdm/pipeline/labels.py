@@ -25,14 +25,18 @@ MODEL_LABELS = {
     "advtrain-fast": "AdvTrain-fast",
     "noise-12": "Noise σ=.12",
     "noise-25": "Noise σ=.25",
-    # RDMAA's ablations (issue 16)
+    # RDMAA's ablations
     "rdmaa-cleandcae": "RDMAA, clean-only DCAE",
     "scratch": "RDMAA schedule, random init",
     "rdmaa-frozen": "RDMAA, frozen encoder",
+    # trained at the matched ε (the DCAE's sets; the on-line PGD recipe's ε)
+    "dcae-at-matched": "DCAE (matched-ε sets)",
+    "rdmaa-at-matched": "RDMAA (matched-ε DCAE)",
+    "advtrain-online-at-matched": "AdvTrain-online (matched ε)",
 }
 # the order the defended models are shown in; models the grid adds come after, in grid order
 DEFENDED_ORDER = ["rdmaa", "purified", "advtrain-fgsm", "advtrain-pgd", "advtrain-online", "advtrain-trades",
-                  "advtrain-fast"]
+                  "advtrain-fast", "rdmaa-at-matched", "advtrain-online-at-matched"]
 MODALITY_TITLE = {"lung": "Lung nodule (CT patches; the paper's \"X-ray\")", "leukemia": "Acute leukemia (microscopy)",
                   "brain": "Brain tumour (MRI)",
                   "brain-grouped": "Brain tumour (MRI), similar slices grouped into one split (for the missing patient ids)"}

@@ -206,7 +206,32 @@ def _stronger(x: View, m: str, pairs: list[Pair]) -> Row:
     return row
 
 
+class _SquareSeeds:
+    """A modality's cell lookups with the standard suite's cells of the seeds that ran Square only
+    (``square_seeds``: the other seeds run its gradient part, ``aa-apgd``, which has no Square)."""
+
+    def __init__(self, p: Any):
+        self._p = p
+
+    def seeds_of(self, cell: Any) -> list:
+        return [c for c in self._p.seeds_of(cell) if c.attack is None or not c.attack.gradient_only]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._p, name)
+
+
+class _SquareView:
+    """The view check (c) reads: Square against the gradient stages on the seeds where Square ran."""
+
+    def __init__(self, x: View):
+        self._x, self.p = x, _SquareSeeds(x.p)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._x, name)
+
+
 def _square(x: View, m: str) -> list[Row]:
+    x = _SquareView(x)      # type: ignore[assignment]
     aa = [w for w in x.plan.whitebox if w.kind == "aa"]
     cells = [(attack_label(w, e), x.whitebox(m, w, e)) for w in aa for e in w.eps]
     if "aa" in x.plan.matched_attacks:
@@ -286,7 +311,9 @@ def _large_eps(x: View, m: str) -> list[Row]:
         for check, text in flags:
             row.flag(check, text + (f" ({rec})" if rec and check == "high-at-large-eps" else ""), kind=kind)
         out.append(row)
-    return out or [Row(m, "large-eps", "", NOT_RUN if not x.sweep_eps else MISSING, "no sweep")]
+    planned = any(x.p.sweep(m, k, e) is not None for k in ("fgsm", "pgd") for e in x.sweep_eps)
+    return out or [Row(m, "large-eps", "", MISSING if planned else NOT_RUN,
+                       "no sweep" if planned or not x.sweep_eps else "no sweep of this model in this tier")]
 
 
 def _noise(x: View, m: str) -> list[Row]:

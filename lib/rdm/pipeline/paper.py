@@ -291,16 +291,18 @@ def table_advtrain(x: View) -> Table:
 
 # --------------------------------------------------------------------------- the ε scale
 def table_sweep(x: View, kind: str) -> Table:
-    cols = ["ε", "No defence white-box"] + [f"{model_label(m)} {proto}" for m in x.defended
+    # the models the plan sweeps (the core tier sweeps the baseline alone: the matched ε)
+    swept = [m for m in x.defended if any(x.p.sweep(m, kind, e) or x.p.sweep_transfer(m, kind, e) for e in x.sweep_eps)]
+    cols = ["ε", "No defence white-box"] + [f"{model_label(m)} {proto}" for m in swept
                                            for proto in ("white-box", "transfer")]
     steps = x.plan.sweep_pgd_steps
     desc = "FGSM" if kind == "fgsm" else f"PGD ({steps} steps, α = {default_alpha(1.0, steps):.3g}·ε)"
     t = Table(f"sweep-{kind}-{x.m}", f"ε sweep, {desc}, {x.m} (cells: {cells_words(x)})", cols)
     t.add("0 (clean)", [acc_entry(x.sweep_clean("baseline", kind))] +
-          [c for m in x.defended for c in (acc_entry(x.sweep_clean(m, kind)), acc_entry(x.clean(m)))])
+          [c for m in swept for c in (acc_entry(x.sweep_clean(m, kind)), acc_entry(x.clean(m)))])
     for e in x.sweep_eps:
         t.add(eps_txt(e), [acc_entry(x.sweep("baseline", kind, e))] +
-              [c for m in x.defended for c in (acc_entry(x.sweep(m, kind, e)), acc_entry(x.sweep_transfer(m, kind, e)))])
+              [c for m in swept for c in (acc_entry(x.sweep(m, kind, e)), acc_entry(x.sweep_transfer(m, kind, e)))])
     t.notes.append("white-box: the attack run on each model itself; transfer: the baseline's adversarial images"
                    " (whole test set).")
     if x.plan.sweep_on_subset:
@@ -315,8 +317,10 @@ def table_matched(x: View) -> Table:
     fe, pe = me.get("fgsm"), me.get("pgd")
     fs = f"FGSM ε={eps_txt(fe)}" if fe is not None else "FGSM matched ε"
     ps = f"PGD ε={eps_txt(pe)}" if pe is not None else "PGD matched ε"
-    cols = ["Model", f"{fs} transfer", f"{fs} white-box", f"{ps} transfer", f"{ps} white-box",
-            f"APGD-CE-{x.plan.apgd_steps} ε={eps_txt(pe) if pe is not None else 'matched'} white-box (subset)"]
+    cols = ["Model", f"{fs} transfer", f"{fs} white-box", f"{ps} transfer", f"{ps} white-box"]
+    apgd = "apgd" in x.plan.matched_attacks       # the core tier runs the standard suite there, not APGD-CE alone
+    if apgd:
+        cols.append(f"APGD-CE-{x.plan.apgd_steps} ε={eps_txt(pe) if pe is not None else 'matched'} white-box (subset)")
     aa = x.plan.matched_attacks.get("aa")
     if aa is not None:
         cols.append(f"{short_attack(aa)} ε={eps_txt(pe) if pe is not None else 'matched'} white-box"
@@ -327,7 +331,7 @@ def table_matched(x: View) -> Table:
                                acc_entry(x.matched_ref(m, "fgsm", "white-box")),
                                acc_entry(x.matched_ref(m, "pgd", "transfer")),
                                acc_entry(x.matched_ref(m, "pgd", "white-box")),
-                               acc_entry(x.matched_ref(m, "apgd", "white-box")),
+                               *([acc_entry(x.matched_ref(m, "apgd", "white-box"))] if apgd else []),
                                *([acc_entry(x.matched_ref(m, "aa", "white-box"))] if aa is not None else [])])
     t.notes.append("For the baseline the transfer column is its own (white-box) attack.")
     t.notes.append(subset_note(x))

@@ -26,7 +26,7 @@ Layout under ``$(OUT)`` (one function per path below, each with its inverse, :fu
 
     <m>/source.sha256                           content hash of the raw data (tables mode)
     <m>/train.h5 val.h5 test.h5                 rdm-prep (split of the base seed)
-    <m>/subset-n  <m>/test-sub.h5               SUBSET_N of the last run; the seeded subset
+    <m>/subset-n  <m>/test-sub.h5               the SUBSET_N the subset was made with; the seeded subset
     <m>/s<seed>/models/<model>.ckpt             the training commands
     <m>/s<seed>/adv/<split>-<attack>-<eps>.h5   crafted on that seed's baseline (transfer protocol)
     <m>/s<seed>/adv/test-sweep-<fgsm|pgd>-<eps>.h5   the ε sweep's transfer sets
@@ -41,6 +41,7 @@ Layout under ``$(OUT)`` (one function per path below, each with its inverse, :fu
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from typing import Any, Iterable, Iterator
 
 from rdm.errors import RdmError
 from rdm.pipeline import commands as C
-from rdm.pipeline.config import MODES, Attack, Grid, ModelSpec
+from rdm.pipeline.config import MODES, TIERS, Attack, Grid, ModelSpec, is_matched
 from rdm.pipeline.cost import forward
 from rdm.pipeline.labels import fmt_eps, model_label, same_eps, short_attack
 
@@ -67,7 +68,7 @@ PATHS = {
     "set": "{m}/{split}.h5",
     "audit": "{m}/audit.json",
     "model": "{m}/s{seed}/models/{model}.ckpt",
-    "matched-set": "{m}/s{seed}/adv/test-matched-{kind}.h5",
+    "matched-set": "{m}/s{seed}/adv/{split}-matched-{kind}.h5",
     "adv": "{m}/s{seed}/adv/{split}-{attack}-{eps}.h5",
     "matched": "{m}/s{seed}/matched.json",
     "metrics": "{m}/s{seed}/metrics/{model}/{job}.json",
@@ -113,8 +114,10 @@ def sweep_set_path(m: str, kind: str, eps: float | str, seed: int) -> str:
     return adv_path(m, "test", f"sweep-{kind}", eps, seed)
 
 
-def matched_set_path(m: str, kind: str, seed: int) -> str:
-    return PATHS["matched-set"].format(m=m, seed=seed, kind=kind)
+def matched_set_path(m: str, kind: str, seed: int, split: str = "test") -> str:
+    """A set crafted on seed ``seed``'s baseline at its matched ε (``kind``: fgsm, pgd); ``split`` test
+    (the transfer protocol) or train (the training sets of a model trained at the matched ε)."""
+    return PATHS["matched-set"].format(m=m, seed=seed, kind=kind, split=split)
 
 
 def matched_path(m: str, seed: int) -> str:
@@ -232,12 +235,238 @@ class Cell:
         return f"{self.modality} / {model_label(self.model)} / {self.protocol} / {what} / {rows}"
 
 
+#: the cell families whose job runs an attack on the evaluated model (the cost estimate's)
+ATTACKED_FAMILIES = ("whitebox", "steps", "sweep", "matched", "matched-steps")
 #: the evaluation jobs of a control model (an undefended network judged only under transfer)
 CONTROL_JOBS = ("clean", "transfer", "sweep-transfer", "matched-transfer")
 
 
+@dataclass
+class SeedContext:
+    """One seed of a modality's plan: the seed, its place in the run (0: first), the shared sets, the
+    seed's baseline and matched.json."""
+
+    seed: int
+    index: int
+    train: str
+    val: str
+    test: str
+    sub: str
+    base: str
+    matched: str
+    sweep: dict[str, list[str]]      # the ε sweep's transfer sets of this seed, per kind (fgsm, pgd)
+
+
+class EvalBuilder:
+    """The evaluation jobs and cells of one model for one seed (:meth:`build`); which jobs run: a control
+    its :data:`CONTROL_JOBS`, an ablation :meth:`ModalityPlan.ablation_jobs`, and only the jobs of the
+    plan's tier (the baseline's white-box sweep always: the matched ε is read off it)."""
+
+    def __init__(self, mp: "ModalityPlan", ctx: SeedContext, model: str):
+        self.mp, self.p, self.ctx, self.model = mp, mp.plan, ctx, model
+        p = self.p
+        self.wanted = CONTROL_JOBS if model in p.controls else mp.ablation_jobs() if model in p.ablations else None
+        self.adv_proto = "white-box" if model == "baseline" else "transfer"   # the transfer sets are crafted on it
+        self.sw, self.sw_rows = (ctx.sub, SUBSET) if p.sweep_on_subset else (ctx.test, "test")
+
+    def runs(self, name: str) -> bool:
+        if self.model == "baseline" and name in (sweep_job("fgsm"), sweep_job("pgd")):
+            return True
+        base = re.sub(r"-apgd$", "", name)
+        return (self.wanted is None or base in self.wanted) and self.p.tier.runs(base)
+
+    def job(self, name: str, sets: list[str], attack: Attack | None = None, eps=(), deps=()) -> str:
+        return self.mp._job(self.model, self.ctx.seed, name, sets, attack, eps, deps)
+
+    def cell(self, family, protocol, attack, eps, rows, o, pick, inputs, eps_from=None) -> None:
+        self.mp._cell(self.model, self.ctx.seed, family, protocol, attack, eps, rows, o, pick, inputs, eps_from)
+
+    def build(self) -> None:
+        self.clean_and_transfer()
+        self.whitebox()
+        self.steps_curves()
+        self.sweeps()
+        self.matched()
+
+    def clean_and_transfer(self) -> None:
+        ctx, m = self.ctx, self.mp.m
+        if self.runs("clean"):
+            o = self.job("clean", [ctx.test])
+            self.cell("clean", "clean", None, None, "test", o, Pick("clean"), [ctx.test])
+        test_adv = [(a, e, adv_path(m, "test", a.name, e, ctx.seed)) for a in self.p.test_attacks
+                    for e in a.eps_for("test")]
+        if self.runs("transfer"):
+            o = self.job("transfer", [s for _, _, s in test_adv])
+            for a, e, s in test_adv:
+                self.cell("transfer", self.adv_proto, a, e, "test", o, Pick("set", Path(s).name), [s])
+
+    def seed_attack(self, w: Attack) -> tuple[str, Attack]:
+        """The job name and attack of white-box attack ``w`` on this seed: the standard suite past its
+        ``square_seeds`` is its gradient part, in its own file (``<name>-apgd``), the same cell."""
+        wa = w.for_seed(self.ctx.index)
+        return ("-apgd" if wa.gradient_only else ""), wa
+
+    def whitebox(self) -> None:
+        for w in self.p.whitebox:
+            suffix, wa = self.seed_attack(w)
+            if not self.runs(f"wb-{w.name}{suffix}"):
+                continue
+            rows = SUBSET if self.mp.on_subset(w) else "test"
+            s = set_path(self.mp.m, rows)
+            o = self.job(f"wb-{w.name}{suffix}", [s], wa, w.eps)
+            for e in w.eps:
+                self.cell("whitebox", "white-box", wa, e, rows, o, Pick("eps", e), [s])
+
+    def steps_curves(self) -> None:
+        """The masking check's accuracy against attack steps on the subset, at the grid's ε (``steps``)
+        and at the matched PGD ε (``matched-steps``; a defended model's, with the restarts' attacks)."""
+        sub = self.ctx.sub
+        for w in self.p.steps_curve:
+            if self.runs(f"wb-{w.name}"):
+                o = self.job(f"wb-{w.name}", [sub], w, w.eps)
+                for e in w.eps:
+                    self.cell("steps", "white-box", w, e, SUBSET, o, Pick("eps", e), [sub])
+        if self.model not in self.p.defended or not self.runs("matched-steps"):
+            return
+        for w in self.p.matched_curve:
+            o = self.job(f"matched-wb-{w.name}", [sub], w, C.read_key(self.ctx.matched, "pgd"), deps=[self.ctx.matched])
+            self.cell("matched-steps", "white-box", w, None, SUBSET, o, Pick("attacked"), [sub, self.ctx.matched],
+                      eps_from="pgd")
+
+    def sweeps(self) -> None:
+        p, ctx = self.p, self.ctx
+        for k in ("fgsm", "pgd"):
+            if not self.runs(sweep_job(k)):
+                continue
+            a = p.sweep_attacks[k]
+            o = self.job(sweep_job(k), [self.sw], a, p.sweep_eps)
+            self.cell(f"sweep-{k}", "clean", None, None, self.sw_rows, o, Pick("clean"), [self.sw])
+            for e in p.sweep_eps:
+                self.cell("sweep", "white-box", a, e, self.sw_rows, o, Pick("eps", e), [self.sw])
+        if self.model != "baseline" and self.runs("sweep-transfer"):  # the baseline's transfer sweep IS its white-box one
+            o = self.job("sweep-transfer", ctx.sweep["fgsm"] + ctx.sweep["pgd"])
+            for k in ("fgsm", "pgd"):
+                for e, s in zip(p.sweep_eps, ctx.sweep[k]):
+                    self.cell("sweep-transfer", "transfer", p.sweep_attacks[k], e, "test", o,
+                              Pick("set", Path(s).name), [s])
+
+    def matched(self) -> None:
+        p, ctx, m = self.p, self.ctx, self.mp.m
+        msets = [matched_set_path(m, k, ctx.seed) for k in ("fgsm", "pgd")]
+        if self.runs("matched-transfer"):
+            o = self.job("matched-transfer", msets)
+            for k, s in zip(("fgsm", "pgd"), msets):
+                self.cell("matched-transfer", self.adv_proto, p.matched_attacks[k], None, "test", o,
+                          Pick("set", Path(s).name), [s], eps_from=k)
+        # APGD at the matched ε: PGD's ε, on the seeded subset; the aa suite there on the rows its cost allows
+        aa = p.matched_attacks.get("aa")
+        aa_rows = [("aa", ctx.sub if self.mp.on_subset(aa, 1) else ctx.test, "pgd")] if aa is not None else []
+        apgd_rows = [("apgd", ctx.sub, "pgd")] if "apgd" in p.matched_attacks else []
+        for k, s, eps_of in (("fgsm", ctx.test, "fgsm"), ("pgd", self.sw, "pgd"), *apgd_rows, *aa_rows):
+            suffix, a = self.seed_attack(p.matched_attacks[k])
+            if not self.runs(f"matched-wb-{k}{suffix}"):
+                continue
+            o = self.job(f"matched-wb-{k}{suffix}", [s], a, C.read_key(ctx.matched, eps_of), deps=[ctx.matched])
+            self.cell("matched", "white-box", a, None, SUBSET if s == ctx.sub else "test", o, Pick("attacked"),
+                      [s, ctx.matched], eps_from=eps_of)
+
+
+class CellLookups:
+    """A modality's cells found by meaning (None: the grid defines no such cell); the report, claims and
+    figures ask these instead of walking the cells (``self.cells``, ``self.seeds``, ``self.plan``, ``self.m``
+    come from :class:`ModalityPlan`)."""
+
+    cells: list[Cell]
+    plan: "Plan"
+    m: str
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.plan.seeds
+
+    def find(self, model: str, family: str, attack: Attack | str | None = None,
+             eps: float | None = None, seed: int | None = None) -> Cell | None:
+        """The cell of ``seed`` (default: the run's first seed)."""
+        name = attack.name if isinstance(attack, Attack) else attack
+        seed = self.seeds[0] if seed is None else seed
+        for c in self.cells:
+            if c.seed == seed and c.model == model and c.family == family \
+                    and (name is None or (c.attack and c.attack.name == name)) and (eps is None or same_eps(c.eps, eps)):
+                return c
+        return None
+
+    def seeds_of(self, cell: Cell | None) -> list[Cell]:
+        """The same cell for every seed of the run, in seed order ([] for None)."""
+        if cell is None:
+            return []
+        key = cell.key
+        return sorted((c for c in self.cells if c.key == key), key=lambda c: c.seed)
+
+    def clean(self, model: str) -> Cell | None:
+        return self.find(model, "clean")
+
+    def transfer(self, model: str, attack: Attack, eps: float) -> Cell | None:
+        return self.find(model, "transfer", attack, eps)
+
+    def whitebox(self, model: str, attack: Attack, eps: float) -> Cell | None:
+        return self.find(model, "whitebox", attack, eps)
+
+    def sweep(self, model: str, kind: str, eps: float) -> Cell | None:
+        return self.find(model, "sweep", self.plan.sweep_attacks[kind], eps)
+
+    def sweep_clean(self, model: str, kind: str) -> Cell | None:
+        """No attack, on the rows the white-box sweep ran on (the subset when ``sweep_on_subset``)."""
+        return self.find(model, f"sweep-{kind}") if self.plan.sweep_on_subset else self.clean(model)
+
+    def sweep_transfer(self, model: str, kind: str, eps: float) -> Cell | None:
+        return self.find(model, "sweep-transfer", self.plan.sweep_attacks[kind], eps)
+
+    def matched(self, model: str, kind: str, protocol: str) -> Cell | None:
+        """At the matched ε: ``kind`` fgsm/pgd (transfer or white-box) or apgd (white-box)."""
+        fam = "matched-transfer" if protocol == "transfer" else "matched"
+        a = self.plan.matched_attacks.get(kind)
+        return None if a is None else self.find(model, fam, a)
+
+    def steps_curve(self, model: str) -> list[tuple[int, Cell]]:
+        """The grid's ``steps_curve`` cells of ``model``: ``[(steps, cell)]`` in step order."""
+        return [(int(w.steps), c) for w in self.plan.steps_curve
+                for c in [self.find(model, "steps", w)] if c is not None]
+
+    def matched_curve(self, model: str) -> list[tuple[int, int, Cell]]:
+        """The steps and restarts curve of ``model`` at the matched PGD ε: ``[(steps, restarts, cell)]``
+        (the full tier's; [] where the plan has none)."""
+        return [(int(w.steps), w.restarts, c) for w in self.plan.matched_curve
+                for c in [self.find(model, "matched-steps", w)] if c is not None]
+
+    def whitebox_of(self, model: str, a: Attack, eps: float) -> Cell | None:
+        """The white-box cell of transfer attack ``a`` at ε: FGSM from the white-box sweep, any other
+        from its white-box twin (:meth:`Plan.whitebox_twin`); None when the grid runs no such cell."""
+        if a.kind == "fgsm":
+            return self.sweep(model, "fgsm", eps)
+        w = self.plan.whitebox_twin(a)
+        return None if w is None else self.whitebox(model, w, eps)
+
+    def certified(self, model: str) -> Cell | None:
+        """The certificate of a noise-trained model (``[certify]``; first seed only)."""
+        return self.find(model, "certified")
+
+    def certified_clean(self, model: str) -> Cell | None:
+        """A noise-trained model's (base network's) clean result on the rows it was certified on."""
+        return self.find(model, "certify-clean")
+
+    def certified_cleans(self, model: str) -> list[Cell]:
+        """Every cell that holds that clean result (one per subset white-box file), first seed."""
+        return [c for c in self.cells if c.seed == self.seeds[0] and c.model == model and c.family == "certify-clean"]
+
+    def transfer_set(self, attack: Attack, eps: float, seed: int | None = None) -> str:
+        return adv_path(self.m, "test", attack.name, eps, self.seeds[0] if seed is None else seed)
+
+    def model_file(self, model: str, seed: int | None = None) -> str:
+        return model_path(self.m, model, self.seeds[0] if seed is None else seed)
+
+
 # =========================================================================== the plan
-class ModalityPlan:
+class ModalityPlan(CellLookups):
     """One modality's steps and cells (every seed's), and the lookups the report and figures make
     by meaning."""
 
@@ -248,10 +477,6 @@ class ModalityPlan:
         self.metrics: list[str] = []           # what `make` builds for this modality (metrics + matched)
         self.crafted: dict[tuple[int, str, str], list[str]] = {}
         self._build()
-
-    @property
-    def seeds(self) -> list[int]:
-        return self.plan.seeds
 
     # ----- building
     def _add(self, kind: str, what: str, outputs: list[str], inputs: list[str], command: list[C.Word],
@@ -272,111 +497,62 @@ class ModalityPlan:
                          p.prep[m]))
         self._add("subset", "subset", [sub], [test, subset_stamp_path(m)], C.subset(test, sub, split_seed))
         for seed in p.seeds:
-            self._build_seed(seed, train, val, test, sub)
+            ctx = SeedContext(seed, p.seeds.index(seed), train, val, test, sub, model_path(m, "baseline", seed),
+                              matched_path(m, seed),
+                              {k: [sweep_set_path(m, k, e, seed) for e in p.sweep_eps] for k in ("fgsm", "pgd")})
+            self._build_crafted(ctx)
+            self._build_matched(ctx)
+            self._build_models(ctx)
+            for model in (*p.eval_models, *p.controls, *p.ablations):
+                EvalBuilder(self, ctx, model).build()
+            self.metrics.append(ctx.matched)
+            if ctx.index == 0:      # randomized smoothing is costly: the first seed only
+                self._build_certify(seed, sub, ctx.matched)
 
-    def _build_seed(self, seed: int, train: str, val: str, test: str, sub: str) -> None:
-        p, m = self.plan, self.m
-        base = model_path(m, "baseline", seed)
+    def _build_crafted(self, ctx: "SeedContext") -> None:
+        """The adversarial sets crafted on the seed's baseline: the grid's attacks (transfer sets, training
+        sets) and the ε sweep's transfer sets."""
+        p, m, seed = self.plan, self.m, ctx.seed
         for a in p.attacks:
             for split in a.splits:
                 eps = a.eps_for(split)
                 outs = [adv_path(m, split, a.name, e, seed) for e in eps]
                 self.crafted[(seed, a.name, split)] = outs
-                self._add("attack", f"attack-{split}-{a.name}", outs, [base, set_path(m, split)],
-                          C.craft(base, set_path(m, split), a, eps, adv_path(m, split, a.name, "{eps}", seed), True,
-                                  seed), seed)
+                self._add("attack", f"attack-{split}-{a.name}", outs, [ctx.base, set_path(m, split)],
+                          C.craft(ctx.base, set_path(m, split), a, eps, adv_path(m, split, a.name, "{eps}", seed),
+                                  True, seed), seed)
+        for k in ("fgsm", "pgd"):
+            self._add("attack", f"attack-sweep-{k}", ctx.sweep[k], [ctx.base, ctx.test],
+                      C.craft(ctx.base, ctx.test, p.sweep_attacks[k], p.sweep_eps, sweep_set_path(m, k, "{eps}", seed),
+                              True, seed), seed)
+
+    def _build_matched(self, ctx: "SeedContext") -> None:
+        """matched.json from the baseline's white-box sweep, and the sets crafted at the matched ε: the
+        test split's (transfer) and, for a model trained at it (``adv_eps = ["matched"]``), the train
+        split's — FGSM at the FGSM's matched ε, PGD-10 at the PGD's."""
+        p, m, seed = self.plan, self.m, ctx.seed
+        base_sweeps = [metrics_path(m, "baseline", sweep_job(k), seed) for k in ("fgsm", "pgd")]
+        self._add("matched", "matched", [ctx.matched], base_sweeps, C.matched(m, ctx.matched, base_sweeps), seed)
+        train_too = any(is_matched(e) for ms in p.models.values() for e in ms.get("adv_eps", []))
+        for split, clean in (("test", ctx.test), *((("train", ctx.train),) if train_too else ())):
+            for k in ("fgsm", "pgd"):
+                o = matched_set_path(m, k, seed, split)
+                self._add("attack", f"attack-matched-{k}" + ("" if split == "test" else f"-{split}"), [o],
+                          [ctx.base, clean, ctx.matched],
+                          C.craft(ctx.base, clean, p.matched_attacks[k], C.read_key(ctx.matched, k), o, False, seed),
+                          seed)
+
+    def _build_models(self, ctx: "SeedContext") -> None:
+        p, m, seed = self.plan, self.m, ctx.seed
         for ms in p.models.values():
             adv = [a for an in ms.get("adv", []) for a in self._training_sets(an, ms, seed)]
             dcae, cnn = (model_path(m, ms.get(k), seed) if ms.get(k) else None for k in ("dcae", "cnn"))
             try:
-                inputs, cmd = C.train(ms.recipe, ms.options, model_path(m, ms.name, seed), train, val, adv, dcae, cnn,
-                                      seed + int(ms.get("seed_offset", 0)))
+                inputs, cmd = C.train(ms.recipe, ms.options, model_path(m, ms.name, seed), ctx.train, ctx.val, adv,
+                                      dcae, cnn, seed + int(ms.get("seed_offset", 0)), ctx.matched)
             except RdmError as e:
                 raise RdmError(f"{p.path}: model {ms.name}: {e}") from None
             self._add("train", ms.name, [model_path(m, ms.name, seed)], inputs, cmd, seed)
-
-        sweep = {k: [sweep_set_path(m, k, e, seed) for e in p.sweep_eps] for k in ("fgsm", "pgd")}
-        for k in ("fgsm", "pgd"):
-            self._add("attack", f"attack-sweep-{k}", sweep[k], [base, test],
-                      C.craft(base, test, p.sweep_attacks[k], p.sweep_eps, sweep_set_path(m, k, "{eps}", seed), True,
-                              seed), seed)
-        matched = matched_path(m, seed)
-        base_sweeps = [metrics_path(m, "baseline", sweep_job(k), seed) for k in ("fgsm", "pgd")]
-        self._add("matched", "matched", [matched], base_sweeps, C.matched(m, matched, base_sweeps), seed)
-        for k in ("fgsm", "pgd"):
-            self._add("attack", f"attack-matched-{k}", [matched_set_path(m, k, seed)], [base, test, matched],
-                      C.craft(base, test, p.matched_attacks[k], C.read_key(matched, k), matched_set_path(m, k, seed),
-                              False, seed), seed)
-
-        test_adv = [(a, e, adv_path(m, "test", a.name, e, seed)) for a in p.test_attacks for e in a.eps_for("test")]
-        sw, sw_rows = (sub, SUBSET) if p.sweep_on_subset else (test, "test")
-        light = self.ablation_jobs()
-        for model in (*p.eval_models, *p.controls, *p.ablations):
-            crafted_on_it = model == "baseline"
-            adv_proto = "white-box" if crafted_on_it else "transfer"
-            wanted = CONTROL_JOBS if model in p.controls else light if model in p.ablations else None
-
-            def runs(name: str) -> bool:
-                return wanted is None or name in wanted
-
-            def job(name: str, sets: list[str], attack: Attack | None = None, eps=(), deps=(), model=model) -> str:
-                return self._job(model, seed, name, sets, attack, eps, deps)
-
-            def cell(family, protocol, attack, eps, rows, o, pick, inputs, eps_from=None, model=model) -> None:
-                self._cell(model, seed, family, protocol, attack, eps, rows, o, pick, inputs, eps_from)
-
-            o = job("clean", [test])
-            cell("clean", "clean", None, None, "test", o, Pick("clean"), [test])
-            o = job("transfer", [s for _, _, s in test_adv])
-            for a, e, s in test_adv:
-                cell("transfer", adv_proto, a, e, "test", o, Pick("set", Path(s).name), [s])
-            for w in p.whitebox:
-                if not runs(f"wb-{w.name}"):
-                    continue
-                rows = SUBSET if self.on_subset(w) else "test"
-                s = set_path(m, rows)
-                o = job(f"wb-{w.name}", [s], w, w.eps)
-                for e in w.eps:
-                    cell("whitebox", "white-box", w, e, rows, o, Pick("eps", e), [s])
-            for w in p.steps_curve:     # the masking check's accuracy against attack steps, on the subset
-                if not runs(f"wb-{w.name}"):
-                    continue
-                o = job(f"wb-{w.name}", [sub], w, w.eps)
-                for e in w.eps:
-                    cell("steps", "white-box", w, e, SUBSET, o, Pick("eps", e), [sub])
-            for k in ("fgsm", "pgd"):
-                if not runs(sweep_job(k)):
-                    continue
-                a = p.sweep_attacks[k]
-                o = job(sweep_job(k), [sw], a, p.sweep_eps)
-                cell(f"sweep-{k}", "clean", None, None, sw_rows, o, Pick("clean"), [sw])
-                for e in p.sweep_eps:
-                    cell("sweep", "white-box", a, e, sw_rows, o, Pick("eps", e), [sw])
-            if not crafted_on_it and runs("sweep-transfer"):   # the baseline's transfer sweep IS its white-box sweep
-                o = job("sweep-transfer", sweep["fgsm"] + sweep["pgd"])
-                for k in ("fgsm", "pgd"):
-                    for e, s in zip(p.sweep_eps, sweep[k]):
-                        cell("sweep-transfer", "transfer", p.sweep_attacks[k], e, "test", o,
-                             Pick("set", Path(s).name), [s])
-            msets = [matched_set_path(m, k, seed) for k in ("fgsm", "pgd")]
-            if runs("matched-transfer"):
-                o = job("matched-transfer", msets)
-                for k, s in zip(("fgsm", "pgd"), msets):
-                    cell("matched-transfer", adv_proto, p.matched_attacks[k], None, "test", o,
-                         Pick("set", Path(s).name), [s], eps_from=k)
-            # APGD at the matched ε: PGD's ε, on the seeded subset; the aa suite there on the rows its cost allows
-            aa = p.matched_attacks.get("aa")
-            aa_rows = [("aa", sub if self.on_subset(aa, 1) else test, "pgd")] if aa is not None else []
-            for k, s, eps_of in (("fgsm", test, "fgsm"), ("pgd", sw, "pgd"), ("apgd", sub, "pgd"), *aa_rows):
-                if not runs(f"matched-wb-{k}"):
-                    continue
-                a = p.matched_attacks[k]
-                o = job(f"matched-wb-{k}", [s], a, C.read_key(matched, eps_of), deps=[matched])
-                cell("matched", "white-box", a, None, SUBSET if s == sub else "test", o, Pick("attacked"),
-                     [s, matched], eps_from=eps_of)
-        self.metrics.append(matched)
-        if seed == p.seeds[0]:      # randomized smoothing is costly: the first seed only
-            self._build_certify(seed, sub, matched)
 
     def _job(self, model: str, seed: int, name: str, sets: list[str], attack: Attack | None = None, eps=(),
              deps=()) -> str:
@@ -437,7 +613,7 @@ class ModalityPlan:
         if not cache:
             by: dict[str, list[Cell]] = {}
             for c in self.cells:
-                if c.family in ("whitebox", "steps", "sweep", "matched") and c.attack is not None:
+                if c.family in ATTACKED_FAMILIES and c.attack is not None:
                     by.setdefault(c.output, []).append(c)
             for o, cells in by.items():
                 cache[o] = self.estimate(cells[0].attack, len(cells), cells[0].rows == SUBSET).hours or 0.0
@@ -464,8 +640,14 @@ class ModalityPlan:
             raise RdmError(f"model uses attack '{attack_name}' but the grid crafts no train-split set for it")
         paths = self.crafted[(seed, attack_name, "train")]
         only = ms.get("adv_eps")
+        a = next(a for a in self.plan.attacks if a.name == attack_name)
+        if only and any(is_matched(e) for e in only):
+            # at the matched ε: the train split crafted by the matched-ε attack of the same kind (FGSM; PGD-10)
+            if len(only) != 1 or a.kind not in ("fgsm", "pgd"):
+                raise RdmError(f"adv_eps = [\"matched\"] stands alone and takes fgsm or pgd attacks, "
+                               f"got {list(only)} for attack '{attack_name}' ({a.kind})")
+            return [matched_set_path(self.m, a.kind, seed, "train")]
         if only:
-            a = next(a for a in self.plan.attacks if a.name == attack_name)
             eps_list = a.eps_for("train")
             paths = [pth for pth, e in zip(paths, eps_list) if any(same_eps(e, o) for o in only)]
             if len(paths) != len(only):
@@ -473,93 +655,19 @@ class ModalityPlan:
                                f"the grid crafts {list(eps_list)}")
         return paths
 
-    # ----- lookups by meaning (None: the grid defines no such cell)
-    def find(self, model: str, family: str, attack: Attack | str | None = None,
-             eps: float | None = None, seed: int | None = None) -> Cell | None:
-        """The cell of ``seed`` (default: the run's first seed)."""
-        name = attack.name if isinstance(attack, Attack) else attack
-        seed = self.seeds[0] if seed is None else seed
-        for c in self.cells:
-            if c.seed == seed and c.model == model and c.family == family \
-                    and (name is None or (c.attack and c.attack.name == name)) and (eps is None or same_eps(c.eps, eps)):
-                return c
-        return None
-
-    def seeds_of(self, cell: Cell | None) -> list[Cell]:
-        """The same cell for every seed of the run, in seed order ([] for None)."""
-        if cell is None:
-            return []
-        key = cell.key
-        return sorted((c for c in self.cells if c.key == key), key=lambda c: c.seed)
-
-    def clean(self, model: str) -> Cell | None:
-        return self.find(model, "clean")
-
-    def transfer(self, model: str, attack: Attack, eps: float) -> Cell | None:
-        return self.find(model, "transfer", attack, eps)
-
-    def whitebox(self, model: str, attack: Attack, eps: float) -> Cell | None:
-        return self.find(model, "whitebox", attack, eps)
-
-    def sweep(self, model: str, kind: str, eps: float) -> Cell | None:
-        return self.find(model, "sweep", self.plan.sweep_attacks[kind], eps)
-
-    def sweep_clean(self, model: str, kind: str) -> Cell | None:
-        """No attack, on the rows the white-box sweep ran on (the subset when ``sweep_on_subset``)."""
-        return self.find(model, f"sweep-{kind}") if self.plan.sweep_on_subset else self.clean(model)
-
-    def sweep_transfer(self, model: str, kind: str, eps: float) -> Cell | None:
-        return self.find(model, "sweep-transfer", self.plan.sweep_attacks[kind], eps)
-
-    def matched(self, model: str, kind: str, protocol: str) -> Cell | None:
-        """At the matched ε: ``kind`` fgsm/pgd (transfer or white-box) or apgd (white-box)."""
-        fam = "matched-transfer" if protocol == "transfer" else "matched"
-        return self.find(model, fam, self.plan.matched_attacks[kind])
-
-    def steps_curve(self, model: str) -> list[tuple[int, Cell]]:
-        """The grid's ``steps_curve`` cells of ``model``: ``[(steps, cell)]`` in step order."""
-        return [(int(w.steps), c) for w in self.plan.steps_curve
-                for c in [self.find(model, "steps", w)] if c is not None]
-
-    def whitebox_of(self, model: str, a: Attack, eps: float) -> Cell | None:
-        """The white-box cell of transfer attack ``a`` at ε: FGSM from the white-box sweep, any other
-        from its white-box twin (:meth:`Plan.whitebox_twin`); None when the grid runs no such cell."""
-        if a.kind == "fgsm":
-            return self.sweep(model, "fgsm", eps)
-        w = self.plan.whitebox_twin(a)
-        return None if w is None else self.whitebox(model, w, eps)
-
-    def certified(self, model: str) -> Cell | None:
-        """The certificate of a noise-trained model (``[certify]``; first seed only)."""
-        return self.find(model, "certified")
-
-    def certified_clean(self, model: str) -> Cell | None:
-        """A noise-trained model's (base network's) clean result on the rows it was certified on."""
-        return self.find(model, "certify-clean")
-
-    def certified_cleans(self, model: str) -> list[Cell]:
-        """Every cell that holds that clean result (one per subset white-box file), first seed."""
-        return [c for c in self.cells if c.seed == self.seeds[0] and c.model == model and c.family == "certify-clean"]
-
-    def transfer_set(self, attack: Attack, eps: float, seed: int | None = None) -> str:
-        return adv_path(self.m, "test", attack.name, eps, self.seeds[0] if seed is None else seed)
-
-    def model_file(self, model: str, seed: int | None = None) -> str:
-        return model_path(self.m, model, self.seeds[0] if seed is None else seed)
-
 
 class Plan(Grid):
     """The grid for one mode, typed (:class:`~rdm.pipeline.config.Grid`), and a
     :class:`ModalityPlan` (its steps and cells) per modality run."""
 
     def __init__(self, grid: dict[str, Any] | str | Path | None = None, mode: str = "tables",
-                 modalities: list[str] | None = None, seed: int = 0, seeds: int = 1):
-        super().__init__(grid, mode)
+                 modalities: list[str] | None = None, seed: int = 0, seeds: int = 1, tier: str | None = None):
+        super().__init__(grid, mode, tier or os.environ.get("RDM_TIER") or "full")
         if int(seeds) < 1 or int(seed) < 0:
             raise RdmError(f"seeds: expected a base seed >= 0 and at least one seed, got seed {seed}, seeds {seeds}")
         self.seed = int(seed)
         self.seeds: list[int] = [self.seed + i for i in range(int(seeds))]
-        names = modalities or list(self.modalities)
+        names = modalities or list(self.tier.modalities or self.modalities)
         for m in names:
             if m not in self.modalities:
                 raise RdmError(f"unknown modality '{m}' (grid has {', '.join(self.modalities)})")
@@ -606,7 +714,7 @@ def cost_lines(plan: Plan) -> list[str]:
         jobs: dict[str, list[Cell]] = {}
         for cell in mp.cells:
             if cell.model == plan.eval_models[0] and cell.seed == plan.seeds[0] and \
-                    cell.family in ("whitebox", "steps", "sweep", "matched"):
+                    cell.family in ATTACKED_FAMILIES:
                 jobs.setdefault(cell.output, []).append(cell)
         for o, cells in jobs.items():
             w, sub = cells[0].attack, cells[0].rows == SUBSET
@@ -631,19 +739,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the base seed (the split's)")
     ap.add_argument("--seeds", type=int, default=1, help="how many seeds: SEED, SEED+1, …")
     ap.add_argument("--list", action="store_true", help="every cell: OUTPUT<TAB>RESULT<TAB>LABEL (the default)")
-    ap.add_argument("--steps", action="store_true", help="every step instead: STAGE<TAB>OUTPUTS")
-    ap.add_argument("--cost", action="store_true", help="the white-box cost estimate per job, and the rows it picks")
+    ap.add_argument("--steps", action="store_true", help="every step the report needs instead: STAGE<TAB>OUTPUTS")
+    ap.add_argument("--cost", action="store_true",
+                    help="the white-box cost estimate per job and the rows it picks, then the whole run's per stage")
+    ap.add_argument("--tier", choices=TIERS, default="full",
+                    help="core: the paper's tables and the claims ([tiers.core]); full: every cell (default)")
+    ap.add_argument("--jobs", type=int, default=2, help="--cost: the cores the wall-time bound divides by")
+    ap.add_argument("--work", help="--cost: also the hours of the steps not finished in this output folder (OUT)")
     a = ap.parse_args(argv)
     try:
-        plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds)
+        plan = Plan(a.grid, a.mode, a.modality, a.seed, a.seeds, a.tier)
     except RdmError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
     if a.cost:
-        print("\n".join(cost_lines(plan)))
+        from rdm.pipeline.budget import stage_lines
+
+        print("\n".join([*cost_lines(plan), "", *stage_lines(plan, max(1, a.jobs), a.work)]))
         return 0
     if a.steps:
-        for s in plan.steps():
+        from rdm.pipeline.render import needed_steps
+
+        for s in needed_steps(plan):        # what make runs for the report (a tier's, its models' trainings)
             print(f"{s.stage}\t{' '.join(s.outputs)}")
         return 0
     for c in plan.cells():

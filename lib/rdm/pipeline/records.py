@@ -8,35 +8,37 @@ from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from rdm.errors import RdmError
 from rdm.pipeline.labels import pct
 from rdm.pipeline.plan import SUBSET, model_path, parse_stage, set_path
 from rdm.pipeline.tables import DASH, Entry, Part, Table, words
 
 
 def data_table(work: Path, m: str) -> tuple[Table | None, dict]:
-    from rdm.data.sets import SetReader
+    """The rows per class and split of the sets under ``work`` (:func:`data_table_of` of their facts)."""
+    from rdm.pipeline.shipped import set_facts
 
+    sets = {s: set_facts(Path(work) / set_path(m, s)) for s in ("train", "val", "test", SUBSET)
+            if (Path(work) / set_path(m, s)).exists()}
+    return data_table_of(m, sets)
+
+
+def data_table_of(m: str, sets: dict[str, dict]) -> tuple[Table | None, dict]:
+    """Rows per class and split from the sets' facts (:func:`rdm.pipeline.shipped.collect`)."""
     info: dict[str, Any] = {}
     rows = []
     classes: list[str] = []
     for split in ("train", "val", "test", SUBSET):
-        p = Path(work) / set_path(m, split)
-        if not p.exists():
+        f = sets.get(split)
+        if f is None:
             continue
-        try:
-            with SetReader(p) as r:
-                classes = r.info.classes
-                y = r.column("y")
-                counts = [int((y == i).sum()) for i in range(len(classes))]
-                prov = r.info.provenance
-        except RdmError as e:
-            info.setdefault("problems", []).append(str(e))
+        if "problem" in f:
+            info.setdefault("problems", []).append(f["problem"])
             continue
+        classes, counts = f["classes"], f["counts"]
         rows.append((split, counts))
         info[split] = {"n": int(sum(counts)), "per_class": dict(zip(classes, counts))}
         if split == "train":
-            info["provenance"] = {k: prov.get(k) for k in ("command", "arguments", "seed") if k in prov}
+            info["provenance"] = dict(f.get("provenance") or {})
     if not rows:
         return None, info
     info["classes"] = classes
@@ -47,32 +49,60 @@ def data_table(work: Path, m: str) -> tuple[Table | None, dict]:
     return t, info
 
 
+def device_of(meta: dict) -> str | None:
+    """Where a model was trained: ``environment.device_name`` (``device``), or None when the checkpoint
+    does not record it."""
+    env = meta.get("environment")
+    if not isinstance(env, dict) or not env.get("device"):
+        return None
+    name = env.get("device_name")
+    return f"{name} ({env['device']})" if name else str(env["device"])
+
+
 def models_table(work: Path, m: str, models: Iterable[str], seeds: Iterable[int] = (0,)) -> tuple[Table | None, dict]:
-    """One row per model and seed (``name`` alone with one seed, ``name (seed s)`` with several)."""
-    from rdm.data.checkpoint import read_raw
+    """One row per model and seed of the checkpoints under ``work`` (:func:`models_table_of`)."""
+    from rdm.pipeline.shipped import checkpoint_facts, mse_floor, ckpt_key
+
+    models, seeds = list(models), list(seeds)
+    ck = {ckpt_key(n, s): checkpoint_facts(Path(work) / model_path(m, n, s), Path(work))
+          for n in models for s in seeds if (Path(work) / model_path(m, n, s)).exists()}
+    floor = mse_floor(Path(work), m) if any((c.get("val") or {}).get("mse") is not None for c in ck.values()) else None
+    return models_table_of(m, ck, models, seeds, floor)
+
+
+def models_table_of(m: str, checkpoints: dict[str, dict], models: Iterable[str], seeds: Iterable[int] = (0,),
+                    mse_floor: float | None = None) -> tuple[Table | None, dict]:
+    """One row per model and seed (``name`` alone with one seed, ``name (seed s)`` with several), from the
+    checkpoints' facts (:func:`rdm.pipeline.shipped.collect`); ``mse_floor``: the validation MSE of the
+    training set's mean colour, for DCAEs whose metadata lacks it."""
+    from rdm.pipeline.shipped import ckpt_key
 
     info: dict[str, Any] = {}
     flagged: list[str] = []
     t = Table(f"models-{m}", f"Models trained, {m}", ["Model", "kind", "recipe", "epochs", "best epoch",
                                                        "val accuracy", "val bal. acc", "val reconstruction",
-                                                       "training wall time (s)"])
+                                                       "training wall time (s)", "trained on"])
     seeds = list(seeds)
+    devices: dict[str, str] = {}
     for name, seed in ((n, sd) for n in models for sd in seeds):
-        p = Path(work) / model_path(m, name, seed)
+        meta = checkpoints.get(ckpt_key(name, seed))
         name = name if len(seeds) == 1 else f"{name} (seed {seed})"
-        if not p.exists():
+        if meta is None:
             continue
-        try:
-            meta = read_raw(p)["meta"]
-        except RdmError as e:
-            info[name] = {"problem": str(e)}
+        if "problem" in meta:
+            info[name] = {"problem": meta["problem"]}
             continue
         rec = meta.get("recipe") or {}
         val = meta.get("val") or {}
         hist = meta.get("history") or []
+        dev = device_of(meta)
         info[name] = {"kind": meta.get("kind"), "recipe": rec, "epochs_run": meta.get("epochs_run", len(hist)),
                       "best_epoch": meta.get("best_epoch"), "val": val, "wall_time_s": meta.get("wall_time_s"),
-                      "stopped_early": bool(meta.get("stopped_early")), "converged": converged(meta)}
+                      "stopped_early": bool(meta.get("stopped_early")), "converged": converged(meta),
+                      "environment": meta.get("environment"),
+                      **({} if dev else {"environment_reason": "the checkpoint does not record where it was trained"})}
+        if dev:
+            devices[name] = dev
         best = meta.get("best_epoch") if meta.get("best_epoch") and hist else None
         if best is not None and info[name]["converged"] is False:
             best = f"{best} = last: NOT CONVERGED"
@@ -80,14 +110,15 @@ def models_table(work: Path, m: str, models: Iterable[str], seeds: Iterable[int]
         wt = meta.get("wall_time_s")
         recon = "—"
         if val.get("mse") is not None:
-            recon, info[name]["mse_mean_image"] = _reconstruction(Path(work), m, val)
+            recon, info[name]["mse_mean_image"] = _reconstruction(val, mse_floor)
         t.add(name, [words(meta.get("kind", "?")), words(rec.get("name", "?") if isinstance(rec, dict) else rec),
                      words(meta.get("epochs_run", len(hist)) if hist or "epochs_run" in meta else "—"),
                      words(best if best is not None else "—"),
                      words(pct(val["accuracy"]) if val.get("accuracy") is not None else "—"),
                      words(pct(val["balanced_accuracy"]) if val.get("balanced_accuracy") is not None else "—"),
                      words(recon),
-                     words(f"{wt:.1f}" if isinstance(wt, (int, float)) and hist else "—")])
+                     words(f"{wt:.1f}" if isinstance(wt, (int, float)) and hist else "—"),
+                     words(dev or "not recorded")])
     if flagged:
         t.notes.append(f"NOT CONVERGED ({', '.join(flagged)}): the best validation epoch is the last one run, so "
                        "more epochs would likely have helped; a comparison with such a model under-trains one side "
@@ -96,6 +127,10 @@ def models_table(work: Path, m: str, models: Iterable[str], seeds: Iterable[int]
         t.notes.append("val reconstruction: the DCAE's MSE on the validation set against the MSE of answering the "
                        "training set's mean colour everywhere; a DCAE near that floor has learnt little, and its "
                        "encoder is no better a start for RDMAA than a random one.")
+    if len(set(devices.values())) > 1:
+        t.notes.append("TRAINED ON DIFFERENT DEVICES (" + "; ".join(f"{d}: {', '.join(n for n, v in devices.items() if v == d)}"
+                                                             for d in dict.fromkeys(devices.values())) +
+                       "): every comparison of this modality pairs models trained on different devices.")
     return (t if t.rows else None), info
 
 
@@ -111,15 +146,12 @@ def converged(meta: dict) -> bool | None:
     return int(best) < int(run)
 
 
-def _reconstruction(work: Path, m: str, val: dict) -> tuple[str, float | None]:
-    """('MSE a (mean image b), PSNR c dB', b) for a DCAE; b is recomputed from the sets for
+def _reconstruction(val: dict, floor: float | None) -> tuple[str, float | None]:
+    """('MSE a (mean image b), PSNR c dB', b) for a DCAE; b is ``floor`` (recomputed from the sets) for
     checkpoints written before validation reported it."""
     ref = val.get("mse_mean_image")
-    tr, va = work / set_path(m, "train"), work / set_path(m, "val")
-    if ref is None and tr.exists() and va.exists():
-        from rdm.data.sets import channel_mean, mse_to_constant
-
-        ref = mse_to_constant(va, channel_mean(tr))
+    if ref is None:
+        ref = floor
     txt = f"MSE {val['mse']:.4f}" + (f" (mean image {ref:.4f})" if ref is not None else "")
     return txt + (f", PSNR {val['psnr']:.1f} dB" if val.get("psnr") is not None else ""), ref
 
@@ -129,10 +161,15 @@ def timings(work: Path, models: Iterable[str]) -> tuple[list[Table], dict]:
     successful run of each stage; failed runs counted apart)."""
     p = Path(work) / "timings.jsonl"
     if not p.exists():
-        return [], {"missing": str(p)}
+        return [], {"missing": "timings.jsonl"}
+    return timings_of(p.read_text(), models)
+
+
+def timings_of(text: str, models: Iterable[str]) -> tuple[list[Table], dict]:
+    """:func:`timings` of ``timings.jsonl``'s text."""
     last: "OrderedDict[str, float]" = OrderedDict()
     failed = 0
-    for line in p.read_text().splitlines():
+    for line in text.splitlines():
         try:
             rec = json.loads(line)
         except ValueError:

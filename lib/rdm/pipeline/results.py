@@ -55,10 +55,13 @@ def _matches(pick: Pick) -> tuple[Callable[[dict], bool], str]:
 
 
 class Results:
-    """The metrics files under WORK, loaded once; missing and unreadable ones remembered in order."""
+    """The metrics files under WORK, loaded once; missing and unreadable ones remembered in order, by
+    their path relative to WORK. ``shipped``: the metrics files by that path
+    (:func:`rdm.pipeline.shipped.load`), read instead of WORK's files."""
 
-    def __init__(self, work: str | Path):
+    def __init__(self, work: str | Path, shipped: dict[str, Any] | None = None):
         self.work = Path(work)
+        self.shipped = shipped
         self.docs: dict[Path, dict | None] = {}
         self.missing: list[str] = []
         self.problems: list[str] = []
@@ -66,23 +69,32 @@ class Results:
     def path(self, rel: str) -> Path:
         return self.work / rel
 
+    def has(self, rel: str) -> bool:
+        return rel in self.shipped if self.shipped is not None else self.path(rel).exists()
+
     def exists(self, cell: Cell | None) -> bool:
-        return cell is not None and self.path(cell.output).exists()
+        return cell is not None and self.has(cell.output)
+
+    def json(self, rel: str) -> Any:
+        """The JSON file ``rel`` (None, and remembered, when missing or not JSON)."""
+        if not self.has(rel):
+            self.missing.append(rel)
+            return None
+        if self.shipped is not None:
+            return self.shipped[rel]
+        try:
+            return json.loads(self.path(rel).read_text())
+        except (ValueError, OSError) as e:
+            self.problems.append(f"{rel}: unreadable ({e})")
+            return None
 
     def doc(self, rel: str) -> dict | None:
         p = self.path(rel)
         if p not in self.docs:
-            d = None
-            if not p.exists():
-                self.missing.append(str(p))
-            else:
-                try:
-                    d = json.loads(p.read_text())
-                    if not isinstance(d.get("results"), list):
-                        raise ValueError("no results list")
-                except (ValueError, OSError, AttributeError) as e:
-                    self.problems.append(f"{p}: unreadable ({e})")
-                    d = None
+            d = self.json(rel)
+            if d is not None and not (isinstance(d, dict) and isinstance(d.get("results"), list)):
+                self.problems.append(f"{rel}: unreadable (no results list)")
+                d = None
             self.docs[p] = d
         return self.docs[p]
 
@@ -97,27 +109,28 @@ class Results:
         for i, r in enumerate(d["results"]):
             if pred(r):
                 return Ref(str(self.path(cell.output)), i, r, cell)
-        self.problems.append(f"{self.path(cell.output)}: holds no result for {what}")
+        self.problems.append(f"{cell.output}: holds no result for {what}")
         return None
 
     def matched(self, m: str, seed: int) -> dict | None:
         """``matched.json`` of a modality and seed (None, and remembered, when missing or unreadable)."""
-        p = self.path(matched_path(m, seed))
-        if not p.exists():
-            self.missing.append(str(p))
-            return None
-        try:
-            return json.loads(p.read_text())
-        except ValueError:
-            self.problems.append(f"{p}: not JSON")
-            return None
+        d = self.json(matched_path(m, seed))
+        return d if isinstance(d, dict) else None
 
 
 class View:
     """One modality as the tables read it: the plan's cells and their results side by side."""
 
-    def __init__(self, plan: Plan, results: Results, m: str):
+    def __init__(self, plan: Plan, results: Results, m: str, facts: dict[str, Any] | None = None):
         self.plan, self.r, self.m = plan, results, m
+        #: what the sets, checkpoints and audit say (:func:`rdm.pipeline.shipped.collect`)
+        self.facts: dict[str, Any] = facts or {}
+        if facts is not None:
+            # the seeded subset's rows in the test set, as rdm.pipeline.verdicts would read them from the sets
+            sm = facts.get("subset_map")
+            import numpy as np
+
+            self.__dict__["_subset_map"] = None if sm is None else np.asarray(sm, dtype=np.int64)
         self.p: ModalityPlan = plan.modality(m)
         self.paper: dict[str, Any] = plan.paper.get(m, {})
         self.matched: dict | None = results.matched(m, plan.seeds[0])   # the first seed's matched ε

@@ -37,6 +37,8 @@ class Part:
     p: float | None = None
     verdict: str | None = None
     origin: str = "metrics"                        # what ``file`` is: an rdm-eval metrics file, or a certificate
+    # a verdict between methods (rdm.evaluation.stats.method_test): adjusted p, the two one-sided tests, ...
+    test: dict[str, Any] | None = None
 
     def text(self) -> str:
         if self.value is None:
@@ -67,6 +69,8 @@ class Part:
             d["of"] = [self.minus[0].to_json(), self.minus[1].to_json()]
             if self.verdict is not None:
                 d.update(p=self.p, verdict=self.verdict)
+            if self.test is not None:
+                d["test"] = self.test
         elif self.rows is not None and (self.rows.get("n_seeds", 1) > 1 or self.rows.get("restricted")):
             # a mean over seeds, or a cell restricted to fewer rows: computed from the per-row results
             d.update(source="per-row", metric=self.metric)
@@ -91,7 +95,7 @@ def bounds(lo: float, hi: float) -> str:
 
 
 #: how a difference's verdict is marked in a table (the legend is printed under it)
-VERDICT_MARK = {"better": "↑", "worse": "↓", "within noise": "≈"}
+VERDICT_MARK = {"better": "↑", "worse": "↓", "within noise": "≈", "equivalent": "=", "cannot tell": "?"}
 
 
 @dataclass
@@ -102,8 +106,11 @@ class Entry:
     na: str = "—"
     mark: str = ""          # appended to the text: "†" for a cell on the seeded subset's rows
     label: str | None = None       # words before the numbers (whose numbers they are)
+    said: str | None = None        # the cell's text when its numbers are said in a sentence (claims)
 
     def text(self) -> str:
+        if self.said is not None:
+            return self.said
         if not self.parts:
             return self.na
         nums = " / ".join(p.text() for p in self.parts) + self.mark
@@ -160,7 +167,8 @@ class Table:
             row = [lab]
             for i, c in enumerate(cells):
                 n = len(keys[i])
-                vals = [p.text() for p in c.parts] if c.parts else [c.na] * n
+                vals = ([c.said] if c.said is not None else     # a sentence: one column, as the table shows it
+                        [p.text() for p in c.parts] if c.parts else [c.na] * n)
                 row += (vals + [c.na] * n)[:n]
             w.writerow(row)
         return buf.getvalue()

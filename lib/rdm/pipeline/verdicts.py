@@ -17,7 +17,11 @@ aligned on the row index.
   difference is in the modality's deciding metric (grid: ``[modalities.<m>] decide_on``, accuracy
   or balanced accuracy), with its paired bootstrap interval and the verdict of
   :func:`rdm.evaluation.stats.paired_test` (↑ better, ↓ worse, ≈ within noise).
-* :func:`compare` — the same comparison as an object, for the claims and findings.
+* :func:`compare` — the same comparison as an object, for the findings.
+* :func:`method_compare` — A against B as a verdict between methods (the claims table): the hierarchical
+  bootstrap over seeds and rows, the equivalence margin of the grid's ``[stats]``, and
+  :func:`adjust_verdicts` to adjust a table's p-values together (:mod:`rdm.evaluation.stats`,
+  ``docs/statistics.md``).
 """
 
 from __future__ import annotations
@@ -429,6 +433,123 @@ def compare(x: "View", a: "Ref | None", b: "Ref | None", metric: str | None = No
         cmp = stats.paired_test(ra.correct, rb.correct, weights=w)
         cache[key] = Verdict(ra, rb, metric, cmp, float(ra.per_seed(metric).mean()), float(rb.per_seed(metric).mean()))
     return cache[key]
+
+
+# --------------------------------------------------------------------------- verdicts between methods
+def stats_rule(x: "View") -> tuple[float, str]:
+    """The grid's equivalence margin (a fraction) and multiplicity adjustment (``[stats]``)."""
+    rule_ = getattr(x.plan, "stats", None)
+    return (float(getattr(rule_, "equivalence_margin", stats.MARGIN)), str(getattr(rule_, "adjust", "holm")))
+
+
+ADJUST_WORDS = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "unadjusted"}
+ADJUST_SHORT = {"holm": "Holm", "bh": "BH", "none": "unadjusted"}      # beside each adjusted p
+
+
+def p_txt(p: float) -> str:
+    """A p-value as a table prints it: ``.031``, ``.42``, ``<.001``, ``1``."""
+    if p < 0.001:
+        return "<.001"
+    if p >= 0.995:
+        return "1"
+    return (f"{p:.3f}" if p < 0.1 else f"{p:.2f}").lstrip("0")
+
+
+def p_is(p: float) -> str:
+    """``p = .031``, ``p < .001``: the p-value after its name."""
+    t = p_txt(p)
+    return f"p < {t[1:]}" if t.startswith("<") else f"p = {t}"
+
+
+def points(margin: float) -> str:
+    """A margin in points: ``3``, ``2.5``."""
+    return f"{100 * margin:.1f}".rstrip("0").rstrip(".")
+
+
+@dataclass
+class MethodVerdict:
+    """A − B over seeds and rows together in ``metric`` (:func:`rdm.evaluation.stats.method_test`), with
+    the rows behind it; ``cmp`` carries the adjusted p-values once its family is adjusted."""
+
+    a: Rows
+    b: Rows
+    metric: str
+    cmp: stats.MethodComparison
+    va: float
+    vb: float
+
+    @property
+    def outcome(self) -> str:
+        return self.cmp.outcome
+
+    @property
+    def restricted(self) -> bool:
+        return self.a.restricted or self.b.restricted
+
+    def behind(self) -> str:
+        """``300 rows of the test set × 3 seeds; by seed +4.3, +3.0, +5.0``."""
+        where = "the seeded subset" if self.a.subset or self.b.subset else "the test set"
+        return (f"{self.a.n_rows} rows of {where} × {self.a.n_seeds} seed{'s' if self.a.n_seeds != 1 else ''}"
+                + by_seed(self.cmp.per_seed))
+
+    def part(self, a: "Ref", b: "Ref") -> Part:
+        """The difference as report.json keeps it: both sides (their files), the interval, raw p and
+        outcome, and under ``test`` the adjusted p, the two one-sided tests, margin and scope."""
+        pa = value_part(self.a, self.metric, a, interval=False)
+        pb = value_part(self.b, self.metric, b, interval=False)
+        c = self.cmp
+        rows = dict(self.a.info(), subset=self.a.subset or self.b.subset, restricted=self.restricted,
+                    method=f"hierarchical bootstrap, {stats.N_BOOT} resamples: seeds, then rows (paired)",
+                    per_seed=list(c.per_seed))
+        test = {"p_adj": c.p_adj, "p_tost": c.p_tost, "p_tost_adj": c.p_tost_adj, "margin": c.margin,
+                "equivalent": c.equivalent, "adjustment": c.adjustment, "alpha": c.alpha,
+                "scope": "methods" if c.methods else "networks", "min_seeds": stats.MIN_SEEDS}
+        return Part("diff", pa.value - pb.value, minus=(pa, pb), metric=self.metric, lo=c.lo, hi=c.hi, p=c.p,
+                    verdict=self.outcome, rows=rows, test=test)
+
+
+def method_compare(x: "View", a: "Ref | None", b: "Ref | None", metric: str | None = None) -> MethodVerdict | None:
+    """A against B over their common seeds and rows, as a verdict between methods (unadjusted: see
+    :func:`adjust_verdicts`); None when either is missing or their rows cannot be matched."""
+    metric = metric or decide_on(x)
+    pr = pair(rows_of(x, a), rows_of(x, b))
+    if pr is None:
+        return None
+    ra, rb = pr
+    margin, _ = stats_rule(x)
+    cache = x.__dict__.setdefault("_method_cache", {})
+    key = (ra.files[0], rb.files[0], ra.rows_id, ra.seeds, metric, margin)
+    if key not in cache:
+        w = ra.weights(metric)
+        if w is not None and not np.count_nonzero(w):
+            return None
+        cmp = stats.method_test(ra.correct, rb.correct, weights=w, margin=margin)
+        cache[key] = MethodVerdict(ra, rb, metric, cmp, float(ra.per_seed(metric).mean()),
+                                   float(rb.per_seed(metric).mean()))
+    return cache[key]
+
+
+def adjust_verdicts(x: "View", verdicts: list[MethodVerdict]) -> list[MethodVerdict]:
+    """One family's verdicts (a claims table) with their p-values adjusted together by the grid's rule."""
+    _, how = stats_rule(x)
+    adjusted = stats.adjust_family([v.cmp for v in verdicts], how)
+    return [replace(v, cmp=c) for v, c in zip(verdicts, adjusted)]
+
+
+def method_rule(x: "View") -> str:
+    """The rule of the verdicts between methods, as printed under the claims table."""
+    margin, how = stats_rule(x)
+    m = points(margin)
+    w = ("" if decide_on(x) == "accuracy" else
+         " Rows are weighted 1/(classes × rows of their class), so the verdicts are on balanced accuracy.")
+    return (f"Verdicts between methods on {METRIC_WORDS[decide_on(x)]}: A − B over seeds and rows together "
+            f"[95 % interval of a hierarchical bootstrap, {stats.N_BOOT} resamples: seeds drawn first, then rows, "
+            "the same rows for A and B]. p: two-sided bootstrap p of A − B = 0; TOST: two one-sided tests of "
+            f"|A − B| ≥ {m} points (the grid's equivalence margin); both adjusted across this table by "
+            f"{ADJUST_WORDS[how]} (raw, then adjusted). better / worse: adjusted p < {stats.ALPHA:g} and the "
+            f"interval above / below 0; equivalent within {m} points: otherwise, adjusted TOST p < "
+            f"{stats.ALPHA:g}; otherwise cannot tell. A verdict between two methods needs each model trained "
+            f"with ≥ {stats.MIN_SEEDS} seeds; with fewer it compares two networks ({stats.TWO_NETWORKS})." + w)
 
 
 def diff_entry(x: "View", a: "Ref | None", b: "Ref | None", metric: str | None = None) -> Entry:

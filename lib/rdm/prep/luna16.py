@@ -9,9 +9,9 @@ parsed here (``NDims``, ``DimSize``, ``ElementSpacing``, ``Offset``/``Origin``,
 ``index = D⁻¹(world − origin) / spacing``, rounded (D is the identity in LUNA16).
 The patch is the axial slice through the candidate, H×W voxels of the preset's size
 centred on it at native in-plane spacing (no resampling), padded with air
-(−1000 HU) where it leaves the scan; HU are clipped to [−1000, 400] and scaled to
-[0, 1]. Group = seriesuid, label = the ``class`` column (0, 1 index the preset's
-classes; ``--class-map 1=nodule`` renames). Candidates of series with no volume
+(−1000 HU) where it leaves the scan; HU are clipped to the preset's ``[intensity] window``
+(the lung preset's [−1000, 400]; that window when the preset has none) and scaled to
+[0, 1]. Group = seriesuid, label = the ``class`` column (0, 1 index the preset's classes; ``--class-map 1=nodule`` renames). Candidates of series with no volume
 below SOURCE are left out with a warning (users often hold only some subsets).
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from rdm.errors import RdmError
 from rdm.data.sets import sha256_file
-from rdm.prep.images import BadInput, float_to_array
+from rdm.prep.images import BadInput, Decode
 from rdm.prep.reader import Entry, Scan, display_name
 
 HU_MIN, HU_MAX = -1000.0, 400.0      # the lung preset's [intensity] window (a test keeps them equal)
@@ -218,6 +218,7 @@ class Luna16:
                  candidates: Path | None = None):
         self.root, self.classes, self.class_map, self.candidates = Path(root), list(classes), dict(class_map), candidates
         self.shape = shape
+        self.decode = Decode(shape)
         self.hashes: dict[str, str] = {}
         self._uid: Path | None = None
         self._vol = None
@@ -246,7 +247,9 @@ class Luna16:
         if p is None:
             raise BadInput(display_name(mhd), f"candidate {entry.id} (candidates line {line}, world {world} mm, "
                                      f"voxel {np.round(ijk, 1).tolist()}) lies outside the volume")
-        return float_to_array(p, self.shape, lo=HU_MIN, hi=HU_MAX), ""
+        self.decode.counts["CT patch, HU window"] += 1
+        lo, hi = self.decode.window or (HU_MIN, HU_MAX)      # the preset's window; the lung preset's by default
+        return self.decode.floats(p, str(entry.id), lo, hi), ""
 
     def close(self) -> None:
         self._vol = None

@@ -7,7 +7,8 @@ slices of one patient never straddle two splits. ``cjdata/tumorMask`` is ignored
 
 MATLAB writes arrays column-major, so h5py sees them transposed; the image is
 transposed back. Each image's own min..max is scaled to [0, 1] (the slices have no
-common intensity scale), then resized with LANCZOS and clipped to [0, 1].
+common intensity scale), then resized with LANCZOS and clipped to [0, 1]; a preset with an
+``[intensity] window`` maps every slice through that window instead.
 ``--class-map 1=...`` overrides the numeric label's class name.
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from rdm.errors import RdmError
 from rdm.data.sets import sha256_bytes
-from rdm.prep.images import BadInput, float_to_array, read_input
+from rdm.prep.images import BadInput, Decode, read_input
 from rdm.prep.reader import Entry, Scan, display_name
 
 FIGSHARE_LABELS = {1: "meningioma", 2: "glioma", 3: "pituitary"}
@@ -84,6 +85,7 @@ class MatFiles:
         self.sources, self.classes, self.class_map, self.shape = [Path(s) for s in sources], list(classes), \
             dict(class_map), shape
         self.hashes: dict[str, str] = {}
+        self.decode = Decode(shape)
 
     def scan(self) -> Scan:
         entries: list[Entry] = []
@@ -126,7 +128,11 @@ class MatFiles:
         img = img.T  # MATLAB is column-major
         if not np.isfinite(img).all():
             raise BadInput(name, "cjdata/image has NaN or inf values")
-        return float_to_array(img, self.shape, lo=float(img.min()), hi=float(img.max())), sha256_bytes(data)
+        if self.decode.window is not None:      # a preset with a window: one scale for every slice
+            self.decode.counts["float"] += 1
+            return self.decode.floats(img, name, *self.decode.window), sha256_bytes(data)
+        self.decode.counts["MRI slice, own min..max"] += 1
+        return self.decode.floats(img, name, float(img.min()), float(img.max())), sha256_bytes(data)
 
     def close(self) -> None:
         return None

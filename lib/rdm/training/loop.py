@@ -288,104 +288,22 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
         train.rank, train.world_size = ctx.rank, ctx.world_size
     say = (lambda msg: None) if (quiet or log is None) else log
     showing = progress is not None and not quiet
-    bar = progress if showing else _NoBar()
     set_determinism(device)
     model.to(device=device, memory_format=torch.channels_last)
-    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
-    if not params:
-        raise RdmError("nothing to train: every parameter is frozen")
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if state is None:
-        state = TrainerState(signature=dict(signature or {}))
-    else:
-        model.load_state_dict(state.model)
-        opt.load_state_dict(state.optimizer)
-        torch.set_rng_state(state.rng)
-        if state.cuda_rng is not None and device.type == "cuda":
-            torch.cuda.set_rng_state_all(state.cuda_rng)
-        if state.epoch:
-            say(f"resuming after epoch {state.epoch} (best epoch {state.best_epoch})")
-
-    net = distributed.wrap(model, device) if ctx is not None else model
-
-    def step(batch: dict[str, torch.Tensor], i: int) -> tuple[torch.Tensor, dict]:
-        opt.zero_grad(set_to_none=True)
-        n = int(batch["y"].shape[0])
-        if ctx is not None and n == 0:     # a short last batch left this rank no row
-            (net(batch["x"]).sum() * 0.0).backward()
-            opt.step()
-            return torch.zeros((), device=device), {}
-        with autocast(device, precision):
-            loss, stats = objective.loss(net, batch)
-        if ctx is not None:   # DDP averages over ranks: weight by this rank's share of the global batch
-            (loss * (n * ctx.world_size / train.global_rows(i))).backward()
-        else:
-            loss.backward()
-        opt.step()
-        return loss.detach(), stats
-
+    opt, state = _start(model, params, cfg, state, signature, device, say)
+    run = _Epoch(model, distributed.wrap(model, device) if ctx is not None else model, objective, opt, train,
+                 device, precision, ctx, transform, progress if showing else _NoBar(), showing)
     train.prepare(device)
     if val is not None:
         val.prepare(device)
     while state.epoch < cfg.epochs and not state.stopped:
         ep = state.epoch + 1
         t0 = time.perf_counter()
-        model.train()
-        task = bar.add_task(f"epoch {ep}/{cfg.epochs}", total=len(train), info="")
-        # running sums stay on the device (float64, the sums a Python float would make):
-        # no host synchronisation per step; the progress line reads them at most twice a second
-        sums: dict[str, torch.Tensor] = {}
-        losses: list[torch.Tensor] = []
-        n_rows, shown = 0, time.perf_counter()
-        for i, b in enumerate(train.epoch(ep)):
-            t = to_device(b, device)
-            if transform is not None and len(t["y"]):
-                with autocast(device, precision):
-                    t = transform(model, t, ep, i)
-            loss, stats = step(t, i)
-            k = int(t["y"].shape[0])
-            losses.append(loss)
-            n_rows += k
-            for key, v in (("loss", loss.double() * k), *stats.items()):
-                sums[key] = sums[key] + v if key in sums else torch.as_tensor(v, device=device).clone()
-            if device.type == "cpu" and not math.isfinite(float(loss)):
-                _nonfinite(losses, ep)
-            now = time.perf_counter()
-            if showing and (now - shown > 0.5 or i + 1 == len(train)):
-                bar.update(task, advance=0, info=objective.running(_totals(sums, n_rows)))
-                shown = now
-            bar.update(task, advance=1)
-        if losses and not bool(torch.isfinite(torch.stack(losses)).all()):
-            _nonfinite(losses, ep)
-        totals = _totals(sums, n_rows)
-        bar.remove_task(task)
-        if ctx is not None:
-            totals = distributed.all_sum(totals, device)
+        totals = run(ep, cfg.epochs)
         rec: dict[str, Any] = {"epoch": ep, "train": objective.train_metrics(totals)}
-        improved = True
-        if val is not None:
-            vm = objective.evaluate(model, val, device)
-            rec["val"] = vm
-            improved = objective.better(vm, state.best_metrics)
-            if improved:
-                state.best_metrics = vm
-        else:
-            state.best_metrics = rec["train"]
-        if improved:
-            state.best, state.best_epoch, state.bad_epochs = _clone_sd(model), ep, 0
-        else:
-            state.bad_epochs += 1
-            if cfg.patience and state.bad_epochs >= cfg.patience:
-                state.stopped = True
+        improved = _judge(model, objective, val, device, cfg, state, rec, ep)
         dt = time.perf_counter() - t0
-        rec["time_s"] = round(dt, 3)
-        state.wall_time_s += dt
-        state.history.append(rec)
-        state.epoch = ep
-        state.model = _clone_sd(model)
-        state.optimizer = opt.state_dict()
-        state.rng = torch.get_rng_state()
-        state.cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+        _record(model, opt, device, state, rec, ep, dt)
         msg = f"epoch {ep}/{cfg.epochs}  train {objective.running(totals)}"
         if "val" in rec:
             msg += f"  | val {objective.summary(rec['val'])}" + ("  *" if improved else "")
@@ -398,3 +316,119 @@ def fit(model: nn.Module, objective, train: Batches, val: Batches | None, cfg: T
         model.load_state_dict(state.best)
     model.eval()
     return state
+
+
+def _start(model: nn.Module, params, cfg: TrainConfig, state: TrainerState | None, signature: dict | None,
+           device: torch.device, say) -> tuple[torch.optim.Optimizer, TrainerState]:
+    """The optimizer over the trainable parameters, and the state: a fresh one, or a saved run's
+    weights, optimizer, RNG and counters restored."""
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    if not params:
+        raise RdmError("nothing to train: every parameter is frozen")
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if state is None:
+        return opt, TrainerState(signature=dict(signature or {}))
+    model.load_state_dict(state.model)
+    opt.load_state_dict(state.optimizer)
+    torch.set_rng_state(state.rng)
+    if state.cuda_rng is not None and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state.cuda_rng)
+    if state.epoch:
+        say(f"resuming after epoch {state.epoch} (best epoch {state.best_epoch})")
+    return opt, state
+
+
+class _Epoch:
+    """One pass over the training batches: the steps, the running sums (kept on the device, float64,
+    the sums a Python float would make: no host synchronisation per step; the progress line reads them
+    at most twice a second) and the check for a non-finite loss."""
+
+    def __init__(self, model, net, objective, opt, train: Batches, device, precision, ctx, transform, bar,
+                 showing: bool):
+        self.model, self.net, self.objective, self.opt, self.train = model, net, objective, opt, train
+        self.device, self.precision, self.ctx, self.transform = device, precision, ctx, transform
+        self.bar, self.showing = bar, showing
+
+    def step(self, batch: dict[str, torch.Tensor], i: int) -> tuple[torch.Tensor, dict]:
+        self.opt.zero_grad(set_to_none=True)
+        n = int(batch["y"].shape[0])
+        if self.ctx is not None and n == 0:     # a short last batch left this rank no row
+            (self.net(batch["x"]).sum() * 0.0).backward()
+            self.opt.step()
+            return torch.zeros((), device=self.device), {}
+        with autocast(self.device, self.precision):
+            loss, stats = self.objective.loss(self.net, batch)
+        if self.ctx is not None:   # DDP averages over ranks: weight by this rank's share of the global batch
+            (loss * (n * self.ctx.world_size / self.train.global_rows(i))).backward()
+        else:
+            loss.backward()
+        self.opt.step()
+        return loss.detach(), stats
+
+    def __call__(self, ep: int, epochs: int) -> dict:
+        from rdm.training import distributed
+
+        device, train, bar = self.device, self.train, self.bar
+        self.model.train()
+        task = bar.add_task(f"epoch {ep}/{epochs}", total=len(train), info="")
+        sums: dict[str, torch.Tensor] = {}
+        losses: list[torch.Tensor] = []
+        n_rows, shown = 0, time.perf_counter()
+        for i, b in enumerate(train.epoch(ep)):
+            t = to_device(b, device)
+            if self.transform is not None and len(t["y"]):
+                with autocast(device, self.precision):
+                    t = self.transform(self.model, t, ep, i)
+            loss, stats = self.step(t, i)
+            k = int(t["y"].shape[0])
+            losses.append(loss)
+            n_rows += k
+            for key, v in (("loss", loss.double() * k), *stats.items()):
+                sums[key] = sums[key] + v if key in sums else torch.as_tensor(v, device=device).clone()
+            if device.type == "cpu" and not math.isfinite(float(loss)):
+                _nonfinite(losses, ep)
+            now = time.perf_counter()
+            if self.showing and (now - shown > 0.5 or i + 1 == len(train)):
+                bar.update(task, advance=0, info=self.objective.running(_totals(sums, n_rows)))
+                shown = now
+            bar.update(task, advance=1)
+        if losses and not bool(torch.isfinite(torch.stack(losses)).all()):
+            _nonfinite(losses, ep)
+        totals = _totals(sums, n_rows)
+        bar.remove_task(task)
+        if self.ctx is not None:
+            totals = distributed.all_sum(totals, device)
+        return totals
+
+
+def _judge(model, objective, val, device, cfg: TrainConfig, state: TrainerState, rec: dict, ep: int) -> bool:
+    """Whether epoch ``ep`` improved on the best so far (on the validation set, or on training alone);
+    keeps its weights if so, else counts towards early stopping."""
+    improved = True
+    if val is not None:
+        vm = objective.evaluate(model, val, device)
+        rec["val"] = vm
+        improved = objective.better(vm, state.best_metrics)
+        if improved:
+            state.best_metrics = vm
+    else:
+        state.best_metrics = rec["train"]
+    if improved:
+        state.best, state.best_epoch, state.bad_epochs = _clone_sd(model), ep, 0
+    else:
+        state.bad_epochs += 1
+        if cfg.patience and state.bad_epochs >= cfg.patience:
+            state.stopped = True
+    return improved
+
+
+def _record(model, opt, device, state: TrainerState, rec: dict, ep: int, dt: float) -> None:
+    """The epoch's line in the history, and everything a resumed run needs."""
+    rec["time_s"] = round(dt, 3)
+    state.wall_time_s += dt
+    state.history.append(rec)
+    state.epoch = ep
+    state.model = _clone_sd(model)
+    state.optimizer = opt.state_dict()
+    state.rng = torch.get_rng_state()
+    state.cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
