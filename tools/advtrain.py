@@ -1,11 +1,15 @@
 """rdm-advtrain: adversarial training, the paper's (clean ∪ adversarial sets) or on-line PGD (Madry 2018)."""
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
-from rdm import cli
+from rdm import bounds, cli
 from rdm.cli.options import AllowHeldOutOpt, OutOpt, Training, ValOpt
 
 app = cli.make_app("Adversarially train the CNN: on given adversarial sets (paper) or on-line PGD (Madry).")
@@ -26,7 +30,7 @@ def advtrain(
     online: Annotated[Optional[str], typer.Option(
         "--online", help="on-line recipe: 'pgd' attacks every batch against the current model")] = None,
     eps: Annotated[Optional[float], typer.Option("--eps", help="L∞ budget of the on-line attack")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="PGD steps of the on-line attack")] = 7,
+    steps: Annotated[int, typer.Option("--steps", max=bounds.MAX_STEPS, help="PGD steps of the on-line attack")] = 7,
     alpha: Annotated[Optional[float], typer.Option("--alpha", help="PGD step size (default 2.5·eps/steps)")] = None,
     recipe: Annotated[Optional[str], typer.Option(
         "--recipe", help="paper (with --adv), pgd (= --online pgd), fast (FGSM from a random start, step "

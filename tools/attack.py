@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rdm import cli
+from rdm import bounds, cli
 from rdm.cli.options import AttackFlags, MergeOpt, Run, ShardOpt
 
 app = cli.make_app("Craft an adversarial set (L∞, pixel space) against a cnn or purified checkpoint.")
 
 
-@app.command(epilog="Examples: rdm-attack baseline.ckpt test.h5 --attack pgd --eps 0.005 --alpha 0.002 "
-                    "--steps 3 -o test-pgd.h5  |  rdm-attack baseline.ckpt test.h5 --attack fgsm "
-                    "--eps 0.002 --eps 0.005 -o 'adv/test-fgsm-{eps}.h5'  |  rdm-attack --merge "
-                    "p0.h5 p1.h5 -o adv.h5")
+EXAMPLES = ["rdm-attack baseline.ckpt test.h5 --attack pgd --eps 0.005 --alpha 0.002 --steps 3 -o test-pgd.h5",
+            "rdm-attack baseline.ckpt test.h5 --attack fgsm --eps 0.002 --eps 0.005 -o 'adv/test-fgsm-{eps}.h5'",
+            "rdm-attack --merge p0.h5 p1.h5 -o adv.h5"]
+
+
+@app.command(epilog="Examples: " + "  |  ".join(EXAMPLES))
 def attack(
     inputs: Annotated[list[Path], typer.Argument(help="MODEL.ckpt SET.h5, or the part files with --merge",
                                                  show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="output set; with several --eps a "
+    output: Annotated[Path, typer.Option("-o", "--output", metavar=cli.OUT, help="output set (- for stdout); with several --eps a "
                                          "pattern with {eps} or a directory")],
     flags: AttackFlags,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="rows per batch")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", max=bounds.MAX_BATCH, help="rows per batch")] = 128,
     shard: ShardOpt = None,
     merge: MergeOpt = False,
     precision: cli.PrecisionOpt = "fp32",
@@ -40,7 +46,7 @@ def attack(
     with cli.guard(run.debug):
         if merge:
             cli.merge_only(flags.given or shard)
-            cli.emit(attack_api.merge_parts(inputs, output, command=command))
+            cli.emit_written([attack_api.merge_parts(inputs, output, command=command)])
             return
         if len(inputs) != 2:
             raise UsageError(f"expected MODEL.ckpt SET.h5, got {len(inputs)} argument(s)")
@@ -57,7 +63,7 @@ def attack(
                                         arguments=args, progress=prog, precision=precision)
         for line in [] if run.quiet else res.summary():
             cli.console.print(line)
-        cli.emit(res.paths)
+        cli.emit_written(res.paths)
 
 
 def main():

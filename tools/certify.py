@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from rdm import cli
+from rdm import bounds, cli
 from rdm.cli.options import MergeOpt, Report, Run, ShardOpt
 
 app = cli.make_app("Certify a checkpoint by randomized smoothing: per-row certified L2 radii (CERTIFY, "
@@ -27,12 +31,12 @@ def certify(
     sigma: Annotated[Optional[float], typer.Option(
         "--sigma", help="noise std on [0, 1] pixels (default: the σ the model was trained with; another "
                         "σ, or a model trained without noise, is warned about)")] = None,
-    n: Annotated[int, typer.Option("--n", help="noise samples for the estimate")] = 100_000,
-    n0: Annotated[int, typer.Option("--n0", help="noise samples to pick the class")] = 100,
+    n: Annotated[int, typer.Option("--n", max=bounds.MAX_SAMPLES, help="noise samples for the estimate")] = 100_000,
+    n0: Annotated[int, typer.Option("--n0", max=bounds.MAX_SAMPLES, help="noise samples to pick the class")] = 100,
     alpha: Annotated[float, typer.Option("--alpha", help="failure probability per row")] = 0.001,
     eps: Annotated[Optional[list[float]], typer.Option("--eps", help="also report the L2 radius ε·√d "
                                                        "containing this L∞ ball; repeatable")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="noisy copies per forward pass")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", max=bounds.MAX_BATCH, help="noisy copies per forward pass")] = 1000,
     shard: ShardOpt = None,
     merge: MergeOpt = False,
     report_to: Report = None,
@@ -45,11 +49,10 @@ def certify(
         from rdm.data.shards import parse_shard
         from rdm.errors import RdmError, UsageError
 
-        out = report_to.output
         if merge:
             cli.merge_only(shard or sigma is not None or eps)
             parts = [model, *(sets or [])]
-            cli.check_output_path(out, parts) if out is not None else None
+            report_to.check(parts)
             report = cert.merge_certificate_files(parts)
         else:
             if not sets or len(sets) != 1:
@@ -61,7 +64,7 @@ def certify(
             for e in eps or []:
                 if not 0 <= e <= 1:
                     raise UsageError(f"--eps must lie in [0, 1], got {e:g}")
-            cli.check_output_path(out, [model, *sets]) if out is not None else None
+            report_to.check([model, *sets])
             with cli.progress(disable=run.quiet) as prog:
                 report = cert.certify_set(model, sets[0], sigma=sigma, n0=n0, n=n, alpha=alpha,
                                           batch_size=batch_size, seed=run.seed, device=cli.resolve_device(run.device),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from rdm import cli
+from rdm import bounds, cli
 from rdm.cli.options import AttackFlags, MergeOpt, Report, Run, ShardOpt
 
 app = cli.make_app("Evaluate a checkpoint on sets: accuracy, balanced accuracy, P/R/F1, confusion, "
@@ -26,11 +30,11 @@ def evaluate(
     source: Annotated[Optional[Path], typer.Option("--source", help="clean source of the adversarial "
                                                    "sets (default: from their provenance)")] = None,
     flags: AttackFlags = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", max=bounds.MAX_BATCH)] = 256,
     shard: ShardOpt = None,
     merge: MergeOpt = False,
     report_to: Report = None,
-    rows: Annotated[Optional[Path], typer.Option("--rows", help="also write the per-row results as CSV "
+    rows: Annotated[Optional[Path], typer.Option("--rows", metavar=cli.OUT, help="also write the per-row results as CSV "
                                                  "(.parquet: Parquet, needs pyarrow)")] = None,
     precision: cli.PrecisionOpt = "fp32",
     run: Run = None,
@@ -42,11 +46,10 @@ def evaluate(
     from rdm.errors import UsageError
 
     with cli.guard(run.debug):
-        out = report_to.output
         if merge:
             cli.merge_only(flags.given or shard or source is not None)
             parts = [model, *(sets or [])]
-            cli.check_output_path(out, parts) if out is not None else None
+            report_to.check(parts, [("--rows", rows)])
             report = eval_api.merge_reports(parts)
         else:
             if not sets:
@@ -54,10 +57,9 @@ def evaluate(
             if (flags.attack is None) != (not flags.eps):
                 raise UsageError("--attack and --eps go together")
             specs, part = flags.specs(run.seed), parse_shard(shard)
-            if out is not None:
-                from rdm.data.sets import recorded_sources
+            from rdm.data.sets import recorded_sources
 
-                cli.check_output_path(out, [model, *sets, source, *recorded_sources(sets)])
+            report_to.check([model, *sets, source, *recorded_sources(sets)], [("--rows", rows)])
             with cli.progress(disable=run.quiet) as prog:
                 report = eval_api.evaluate(model, sets, source=source, specs=specs, batch_size=batch_size,
                                            device=cli.resolve_device(run.device), progress=prog, shard=part,

@@ -1,5 +1,9 @@
 """rdm-finetune: RDMAA — a CNN whose encoder starts from the pre-trained DCAE's; or the purified composite."""
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated, List, Optional
 

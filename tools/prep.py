@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -9,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rdm import cli
+from rdm import bounds, cli
 from rdm.evaluation.figures import PREVIEW_FORMATS
 from rdm.data.presets import load_preset
 
@@ -39,14 +43,15 @@ def prep(
              "slices; optional labels.csv), .mat file(s) or a "
              "folder of them, a LUNA16 folder (*.mhd + candidates.csv), or the word 'synthetic'")],
     preset: Annotated[str, typer.Option("--preset", "-p", help="brain, leukemia, lung or a .toml path")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="folder for train.h5 val.h5 test.h5")],
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", metavar=cli.OUT_DIR, help="folder for train.h5 val.h5 test.h5 (outside the source folder)")],
     group_col: Annotated[Optional[str], typer.Option(
         "--group-col", help="manifest column whose rows must share a split (default: the preset's, if present)")] = None,
     class_map: Annotated[Optional[list[str]], typer.Option(
         "--class-map", help="SRC=DST: a folder name or label SRC means class DST (repeatable)")] = None,
     candidates: Annotated[Optional[Path], typer.Option(
         "--candidates", help="LUNA16 candidates CSV (default SOURCE/candidates.csv)")] = None,
-    n: Annotated[Optional[int], typer.Option("--n", min=3, help="images for 'synthetic' (default 600)")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", min=3, max=bounds.MAX_IMAGES, help="images for 'synthetic' (default 600)")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="skip unusable inputs, list them on stderr")] = False,
     no_resize: Annotated[bool, typer.Option(
         "--no-resize", help="refuse images whose size is not the preset's (default: resize them with LANCZOS and "
@@ -58,14 +63,14 @@ def prep(
         "--group-similar", min=0.0, help="TAU: images within RMS pixel distance TAU of each other (transitively) "
                                          "share a group and so a split; for data without patient ids")] = None,
     group_cap: Annotated[Optional[int], typer.Option(
-        "--group-cap", min=1, help="K: with --group-similar, join the nearest pairs first and never past K images "
+        "--group-cap", min=1, max=bounds.MAX_IMAGES, help="K: with --group-similar, join the nearest pairs first and never past K images "
                                    "per group nor across classes (plain transitive grouping chains one patient's "
                                    "slices into most of the set once TAU reaches them)")] = None,
     audit: Annotated[bool, typer.Option(
         "--audit", help="also write OUTPUT/audit.json: test images with a training image within RMS τ, and the "
                         "shortcut baselines (1-NN on pixels, logistic regression on colour statistics)")] = False,
     preview: Annotated[Optional[Path], typer.Option(
-        "--preview", help="also write a grid of 6 random training images per class to this .png/.pdf/.svg, "
+        "--preview", metavar=cli.OUT, help="also write a grid of 6 random training images per class to this .png/.pdf/.svg, "
                           "to look at what the models will see")] = None,
     seed: cli.SeedOpt = 0,
     quiet: cli.QuietOpt = False,
@@ -79,7 +84,12 @@ def prep(
     if preview is not None and importlib.util.find_spec("matplotlib") is None:
         raise typer.BadParameter("needs matplotlib: pip install 'rdm[report]'", param_hint="--preview")
     with cli.guard(debug):
-        from rdm.prep.api import prepare, summary_table
+        from rdm.data.guard import check_outputs
+        from rdm.data.presets import preset_file
+        from rdm.prep.api import OUT_NAMES, prepare, summary_table
+
+        outs = [("-o", output / name) for name in (*OUT_NAMES, *(["audit.json"] if audit else []))]
+        check_outputs([*outs, ("--preview", preview)], [*source, preset_file(preset), candidates])
 
         with cli.progress(disable=quiet) as prog:
             res = prepare(source, load_preset(preset), output, group_col=group_col, class_map=cmap,

@@ -1,5 +1,9 @@
 """rdm-pretrain-dcae: train the DCAE to reconstruct clean images from clean and adversarial ones."""
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated, List, Optional
 

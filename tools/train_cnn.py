@@ -1,5 +1,9 @@
 """rdm-train-cnn: train the undefended CNN of a preset (paper Fig. 7) on a clean set."""
 
+from rdm.interrupts import at_startup
+
+at_startup(__name__)     # first: Ctrl-C during the imports below is one line, exit 130
+
 from pathlib import Path
 from typing import Annotated
 

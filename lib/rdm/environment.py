@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import torch
 
-from rdm.errors import RdmError
+from rdm.errors import RdmError, UsageError
 from rdm.precision import check_precision
 
 
@@ -48,11 +48,14 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "cpu":
         return torch.device("cpu")
-    if spec.startswith("cuda"):
+    if spec == "cuda" or spec.startswith("cuda:"):
+        try:
+            dev = torch.device(spec)
+        except (RuntimeError, ValueError):
+            raise UsageError(f"--device {spec}: expected auto, cpu, cuda or cuda:N") from None
         if not torch.cuda.is_available():
             raise RdmError(f"--device {spec}: CUDA is not available on this machine")
-        dev = torch.device(spec)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise RdmError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
         return dev
-    raise RdmError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")
+    raise UsageError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")   # meta, mps, ...: bad usage

@@ -215,6 +215,17 @@ def predict(logits: torch.Tensor) -> torch.Tensor:
     return as_class_logits(logits).argmax(dim=1)
 
 
+def finite_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``logits``, or one-line RdmError when any is NaN or inf: the argmax of such a model is a
+    constant class, which would read as a majority-rate accuracy and a robust (never fooled) model."""
+    bad = ~torch.isfinite(logits.detach())
+    if bool(bad.any()):
+        rows = int(bad.reshape(len(logits), -1).any(dim=1).sum()) if logits.dim() else 1
+        raise RdmError(f"the model gives NaN or inf logits on {rows} of {len(logits) if logits.dim() else 1} "
+                       "images; refused (its weights or its arithmetic overflow)")
+    return logits
+
+
 #: forward passes on CPU in pieces of this many rows: the activations stay in cache (lung CNN,
 #: one thread: 450 img/s at 64 rows, 347 at 256)
 CPU_PREDICT_ROWS = 64
@@ -231,7 +242,7 @@ def predict_rows(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         step = CPU_PREDICT_ROWS if x.device.type == "cpu" else max(len(x), 1)
-        return torch.cat([predict(model(x[i:i + step])) for i in range(0, len(x), step)]
+        return torch.cat([predict(finite_logits(model(x[i:i + step]))) for i in range(0, len(x), step)]
                          or [torch.zeros(0, dtype=torch.long, device=x.device)])
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from rdm.data.atomic import atomic_output, check_outputs, remove_stale_temps, temp_path_for
 from rdm.errors import RdmError, UsageError
-from rdm.data.sets import SetReader, SetWriter, make_provenance
+from rdm.data.sets import SetReader, SetWriter, make_provenance, sha256_file
 from helpers import BIN, TOOLS, error_line, make_ckpt, phantoms, tiny_preset, tool_env
 
 runner = CliRunner()
@@ -84,7 +84,7 @@ def _split_set(path: Path, preset: Path, split: str, seed: int) -> Path:
 def _adv_of(path: Path, clean: Path) -> Path:
     with SetReader(clean) as r:
         d, info = r.read(0, r.n), r.info
-    prov = make_provenance(command="rdm-attack", source_set={"path": str(clean), "sha256": "0" * 64, "n": info.n})
+    prov = make_provenance(command="rdm-attack", source_set={"path": str(clean), "sha256": sha256_file(clean), "n": info.n})
     with SetWriter(path, shape=info.shape, classes=info.classes, modality=info.modality, preset=info.preset,
                    provenance=prov, columns=["source_index"]) as w:
         w.append(np.clip(d["x"] + 0.01, 0, 1), d["y"], source_index=np.arange(info.n))
@@ -220,16 +220,21 @@ def test_a_second_sigterm_while_exiting_ends_quietly(tmp_path):
     assert "Traceback" not in err and "Exception ignored" not in err, err
 
 
-def test_a_discarded_partial_is_said(tmp_path):
+def test_a_partial_is_kept_unless_restart(tmp_path):
     from rdm_tools.train_cnn import app
 
     pre = tiny_preset(tmp_path)
     train = phantoms(tmp_path / "train.h5", pre, 24, 0)
     out = tmp_path / "m.ckpt"
-    (tmp_path / "m.ckpt.partial").write_bytes(b"left by a killed run")
+    partial = tmp_path / "m.ckpt.partial"
+    partial.write_bytes(b"left by a killed run")
     res = invoke(app, train, "--preset", pre, "--epochs", 1, "--device", "cpu", "-q", "-o", out)
+    line = error_line(res, 2)
+    assert "--resume" in line and "--restart" in line and str(partial) in line
+    assert partial.read_bytes() == b"left by a killed run" and not out.exists()
+    res = invoke(app, train, "--preset", pre, "--epochs", 1, "--device", "cpu", "-q", "-o", out, "--restart")
     assert res.exit_code == 0, res.stderr
-    assert f"discarding {out}.partial" in res.stderr and "--resume" in res.stderr
+    assert f"discarding {out}.partial" in res.stderr and out.exists() and not partial.exists()
 
 
 # --------------------------------------------------------------------------- 7. exit codes

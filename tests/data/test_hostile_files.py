@@ -96,6 +96,44 @@ def test_checkpoint_metadata_fuzz_one_line_bounded_memory(tmp_path):
     assert grown_mb < 400, grown_mb
 
 
+def _rezipped(src: Path, dst: Path, rng: random.Random) -> None:
+    """``src``'s archive with a random non-empty subset of its entries compressed (deflate or bzip2)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin:
+        entries = [(i.filename, zin.read(i)) for i in zin.infolist()]
+    chosen = set(rng.sample(range(len(entries)), rng.randint(1, len(entries))))
+    with zipfile.ZipFile(dst, "w") as zout:
+        for k, (name, data) in enumerate(entries):
+            kind = rng.choice([zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2]) if k in chosen else zipfile.ZIP_STORED
+            zout.writestr(name, data, compress_type=kind)
+
+
+def test_checkpoint_values_and_archive_fuzz_every_one_refused(tmp_path):
+    """Non-finite values in any weight or buffer, and compressed archive entries: every mutant is
+    refused in one line naming the file (and the tensor), none loads."""
+    path = make_ckpt(tmp_path / "m.ckpt")
+    blob = torch.load(path, weights_only=True)
+    floats = [k for k, v in blob["state_dict"].items() if v.is_floating_point()]
+    rng = random.Random(2)
+    target = tmp_path / "fuzz.ckpt"
+    for i in range(60):
+        if i % 3 == 2:
+            _rezipped(path, target, rng)
+            words = "compressed"
+        else:
+            sd = {k: v.clone() for k, v in blob["state_dict"].items()}
+            name = rng.choice(floats)
+            for _ in range(rng.choice((1, 1, 3))):
+                sd[name].view(-1)[rng.randrange(sd[name].numel())] = rng.choice(
+                    [float("nan"), float("inf"), -float("inf")])
+            torch.save({**blob, "state_dict": sd}, target)
+            words = name
+        with pytest.raises(RdmError) as e:
+            load_checkpoint(target)
+        assert str(target) in one_line(e.value) and words in str(e.value), (i, str(e.value))
+
+
 @pytest.mark.parametrize("edit, words", [
     (lambda m: m.update(arch="cnn"), "'arch' must be an object"),                 # was: 'str' … 'get'
     (lambda m: m.pop("input_shape"), "'input_shape'"),                           # was: KeyError
@@ -124,10 +162,11 @@ def test_random_bytes_and_code_are_not_checkpoints(tmp_path):
 
 
 # --------------------------------------------------------------------------- 9. malformed sets
-def _set_mutations(src: Path, dst: Path, rng: random.Random) -> None:
+def _set_mutations(src: Path, dst: Path, rng: random.Random) -> int:
+    """One random edit of a copy of ``src``; returns which (12-14 must always be refused)."""
     shutil.copy(src, dst)
     with h5py.File(dst, "r+") as f:
-        op = rng.randrange(12)
+        op = rng.randrange(15)
         names = list(f.keys())
         name = rng.choice(names)
         if op == 0:
@@ -164,8 +203,23 @@ def _set_mutations(src: Path, dst: Path, rng: random.Random) -> None:
             f["x"][0, 0, 0, 0] = rng.choice([np.nan, 7.0, -1.0])
         elif op == 10:
             f["y"][0] = rng.choice([-1, 99])
-        else:
+        elif op == 11:
             f[f"extra{rng.randrange(99)}"] = np.zeros((2, 2))
+        elif op == 12:                   # non-finite values anywhere in x
+            x = f["x"]
+            at = tuple(rng.randrange(d) for d in x.shape)
+            x[at] = rng.choice([np.nan, np.inf, -np.inf])
+        elif op == 13:                   # a dataset rebuilt with the same shape but never written
+            d = f[name]
+            shape, dtype = d.shape, d.dtype
+            del f[name]
+            f.create_dataset(name, shape=shape, dtype=dtype, chunks=rng.choice([None, True]) if shape else None)
+        else:                            # rows stored compressed by another filter, with a NaN among them
+            data = f["x"][()]
+            data.reshape(-1)[rng.randrange(data.size)] = np.nan
+            del f["x"]
+            f.create_dataset("x", data=data, chunks=True, compression=rng.choice(["lzf", "gzip"]))
+    return op
 
 
 def test_set_structure_fuzz_one_line_bounded_memory(tmp_path, phantom_set):
@@ -175,7 +229,7 @@ def test_set_structure_fuzz_one_line_bounded_memory(tmp_path, phantom_set):
     refused = 0
     for i in range(200):
         dst = tmp_path / f"f{i % 4}.h5"
-        _set_mutations(src, dst, rng)
+        op = _set_mutations(src, dst, rng)
         try:
             validate_set(dst)
             with SetReader(dst) as r:
@@ -184,6 +238,8 @@ def test_set_structure_fuzz_one_line_bounded_memory(tmp_path, phantom_set):
         except RdmError as e:
             assert str(dst) in one_line(e)
             refused += 1
+        else:
+            assert op < 12, f"mutation {op} (non-finite or never-written data) was accepted"
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     assert refused > 100 and grown_mb < 400, (refused, grown_mb)
 

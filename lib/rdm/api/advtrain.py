@@ -67,9 +67,9 @@ def advtrain(train: Path, *, output: Path, val: Path | None = None, adv: Sequenc
     (ε = ``eps``, ``steps`` steps of ``alpha``, default 2.5·ε/steps, random start), Madry
     et al. 2018. ``fast``, ``trades``, ``mart`` and ``gaussian``: see :mod:`rdm.training.recipes`.
     """
-    train, output = Path(train), _check_output(output, [train, val, *adv], c.history)
+    train, output = Path(train), _check_output(output, [train, val, *adv], c.history, c.preset)
     adv = [Path(p) for p in adv]
-    refuse_held_out_sources(adv, allow_held_out)
+    refuse_held_out_sources(adv, allow_held_out, train)
     recipe = _check_recipe(recipe, adv, online, eps, steps, beta, sigma, alpha)
     preset, _, cfg, device = _classifier_setup(train, val, adv, c)
     transform, objective, extra = None, Classification(), {}

@@ -38,7 +38,7 @@ from rdm.data.atomic import check_outputs
 from rdm.data.checkpoint import Checkpoint, input_checks, load_checkpoint
 from rdm.errors import RdmError, UsageError
 from rdm.evaluation.metrics import perturbation_norms
-from rdm.models import predict
+from rdm.models import finite_logits, predict
 from rdm.precision import autocast, check_precision
 from rdm.data.prefetch import prefetch
 from rdm.data.sets import (INHERITED_ATTRS, SetReader, SetWriter, inherited_attrs, make_provenance, sha256_file,
@@ -48,6 +48,17 @@ from rdm.data.shards import check_coverage, in_shard_order, parse_shard, shard_r
 ATTACKABLE_KINDS = ("cnn", "purified")
 EXTRAS = {"linf": np.float32, "l2": np.float32, "pred_clean": np.int64, "pred_adv": np.int64,
           "success": np.bool_}
+
+
+def source_split(info) -> str | None:
+    """The split a clean set holds (its ``split`` attribute, written by rdm-prep; else a file named
+    train/val/test): recorded in every crafted set, so that the training commands refuse sets
+    crafted from held-out images whatever the files are called later."""
+    split = info.attrs.get("split")
+    if isinstance(split, str) and split:
+        return split.lower()
+    stem = info.path.stem.lower()
+    return stem if stem in ("train", "val", "test") else None
 
 
 def load_attack_model(path: os.PathLike | str, device: torch.device | str) -> Checkpoint:
@@ -96,6 +107,10 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     names = {s.name for s in specs}
     if len(names) != 1:
         raise RdmError("all specs of one run must be the same attack")
+    paths = [Path(p) for p in outputs]
+    if len(paths) != len(specs):
+        raise RdmError(f"{len(specs)} attacks need {len(specs)} output paths, got {len(paths)}")
+    check_outputs(paths, [set_path, model_path])        # before any work: the output guard
     device = torch.device(device)
     check_precision(precision)
     ck = load_attack_model(model_path, device)
@@ -104,10 +119,6 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     input_checks(ck, info)
     if "source_index" in info.columns:
         raise RdmError(f"{set_path}: is already an adversarial set (has source_index); attack the clean set")
-    paths = [Path(p) for p in outputs]
-    if len(paths) != len(specs):
-        raise RdmError(f"{len(specs)} attacks need {len(specs)} output paths, got {len(paths)}")
-    check_outputs(paths, [set_path, model_path])
     start, stop = shard_range(info.n, shard)
     if stop <= start:
         raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows (the set has {info.n})")
@@ -125,7 +136,8 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
                 input_hashes={str(model_path): ck.sha256, str(set_path): set_sha},
                 attack=spec.to_dict(),
                 source_model={"path": str(model_path.resolve()), "sha256": ck.sha256, "kind": ck.kind},
-                source_set={"path": str(set_path.resolve()), "sha256": set_sha, "n": info.n},
+                source_set={"path": str(set_path.resolve()), "sha256": set_sha, "n": info.n,
+                            "split": source_split(info)},
                 shard=({"index": shard[0], "count": shard[1], "start": start, "stop": stop}
                        if shard else None),
             )
@@ -142,7 +154,7 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
                 x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)
                 y = torch.from_numpy(b["y"]).to(device)
                 with torch.no_grad():
-                    pc = predict(model(x))
+                    pc = predict(finite_logits(model(x)))
                 with autocast(device, precision):
                     advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
                 right = (pc == y).cpu().numpy()

@@ -43,7 +43,7 @@ from rdm.errors import RdmError, UsageError
 from rdm.models import Purified, build, cnn_arch, dcae_arch, transfer_encoder
 from rdm.environment import environment
 from rdm.precision import check_precision
-from rdm.data.presets import Preset, data_mismatch, load_preset
+from rdm.data.presets import Preset, data_mismatch, load_preset, preset_file
 from rdm.data.sets import (SetInfo, SetReader, channel_mean, check_same_prep, prep_of, set_preset, sha256_file,
                            validate_set)
 from rdm.training.loop import Batches, Classification, Reconstruction, Source, TrainConfig, TrainerState, fit
@@ -64,6 +64,7 @@ class Common:
     device: str = "auto"
     resume: bool = False
     resume_partial: bool = False     # continue OUTPUT.partial only if it matches; else start fresh
+    restart: bool = False            # discard an OUTPUT.partial left by an interrupted run (else refused)
     quiet: bool = False
     preset: str | None = None
     history: Path | None = None
@@ -143,13 +144,17 @@ def partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def _check_output(output: Path, inputs: Sequence[Path], history: Path | None = None) -> Path:
-    """The output guard: neither -o, its .partial nor --history may name an input."""
+def _check_output(output: Path, inputs: Sequence[Path], history: Path | None = None,
+                  preset: str | None = None) -> Path:
+    """The output guard (:mod:`rdm.data.guard`): neither -o, its .partial nor --history may name an
+    input (the sets, checkpoints and the preset file read) or each other; -o must be a file path
+    (OUTPUT.partial is kept beside it), --history may also be a stream."""
     output = Path(output)
-    check_outputs([output, partial_path(output), history], inputs)
-    if history is not None and Path(history) in (output, partial_path(output)):
-        raise UsageError(f"--history {history}: is the checkpoint -o writes")
+    ins = [*inputs, preset_file(preset)]
+    check_outputs([("-o", output), ("-o", partial_path(output))], ins, streams=False)
+    check_outputs([("-o", output), ("-o", partial_path(output)), ("--history", history)], ins)
     return output
+
 
 
 def _hashes(paths: Sequence[Path]) -> dict[str, str]:
@@ -205,11 +210,15 @@ def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Prese
                  "parent": (parent or {}).get("sha256")}
     if c.resume and c.resume_partial:
         raise UsageError("--resume and --resume-partial exclude each other")
+    if c.restart and (c.resume or c.resume_partial):
+        raise UsageError("--restart starts again; it excludes --resume and --resume-partial")
     state = (_load_resume(output, signature, c) if c.resume else
              _load_resume(output, signature, c, partial_only=True) if c.resume_partial else None)
     if not (c.resume or c.resume_partial) and partial_path(output).exists():
-        c.warning(f"discarding {partial_path(output)}, left by an interrupted run "
-                  "(--resume or --resume-partial would continue it)")
+        if not c.restart:
+            raise UsageError(f"{partial_path(output)} holds the progress of an interrupted run; --resume continues "
+                             "it, --restart discards it and starts again")
+        c.warning(f"--restart: discarding {partial_path(output)}, left by an interrupted run")
     meta_base = {
         "kind": kind, "arch": arch, "preset": preset.as_dict(), "classes": list(preset.classes),
         "input_shape": list(preset.shape), "recipe": recipe, "parent": parent, "datasets": datasets,
@@ -309,7 +318,7 @@ def _recipe(name: str, cfg: TrainConfig, **extra: Any) -> dict:
 # --------------------------------------------------------------------------- commands
 def train_cnn(train: Path, *, output: Path, val: Path | None = None, c: Common = Common()) -> Path:
     """The undefended CNN of the preset (paper Fig. 7), trained on the clean set."""
-    train, output = Path(train), _check_output(output, [train, val], c.history)
+    train, output = Path(train), _check_output(output, [train, val], c.history, c.preset)
     preset, _, cfg, device = _classifier_setup(train, val, [], c)
     arch = cnn_arch(preset)
     torch.manual_seed(cfg.seed)
@@ -363,17 +372,33 @@ HELD_OUT_SPLITS = ("test", "val")
 ALLOW_HELD_OUT_FLAG = "--allow-held-out-adv"
 
 
-def refuse_held_out_sources(adv: Sequence[Path], allow: bool = False) -> None:
+def refuse_held_out_sources(adv: Sequence[Path], allow: bool = False, train: Path | None = None) -> None:
     """The provenance guard of the commands that train on adversarial sets: a set crafted from a
     test or validation split would leak those images into training; refused (one line naming
-    the set and its source) unless ``allow`` (the command's --allow-held-out-adv)."""
+    the set and its source) unless ``allow`` (the command's --allow-held-out-adv). The split and
+    the source's sha256 are what rdm-attack recorded, not file names: with ``train`` given, a set
+    whose recorded source is another file than ``train`` (by sha256) is refused as well."""
     if allow:
         return
+    train_sha = sha256_file(train) if train is not None and adv else None
     for p in adv:
         split, source = held_out_source(Path(p))
         if split:
             raise RdmError(f"{p}: crafted from the {split} split ({source}); training on it leaks "
                              f"{split} images into training (pass {ALLOW_HELD_OUT_FLAG} to do it anyway)")
+        sha = recorded_source_sha(Path(p))
+        if train_sha is not None and sha is not None and sha != train_sha:
+            raise RdmError(f"{p}: crafted from {source or 'another set'} (sha256 {sha[:12]}…), not from the "
+                           f"training set {train}; its images may be held-out ones (pass {ALLOW_HELD_OUT_FLAG} "
+                           "to train on it anyway)")
+
+
+def recorded_source_sha(adv: Path) -> str | None:
+    """The sha256 of the clean set ``adv`` was crafted from, as rdm-attack recorded it (None if not)."""
+    with SetReader(adv) as r:
+        src = r.info.provenance.get("source_set")
+    sha = src.get("sha256") if isinstance(src, dict) else None
+    return sha if isinstance(sha, str) and len(sha) == 64 else None
 
 
 def held_out_source(adv: Path) -> tuple[str | None, str]:
@@ -401,7 +426,7 @@ def held_out_source(adv: Path) -> tuple[str | None, str]:
 def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: Path | None = None,
                   val_adv: Sequence[Path] = (), c: Common = Common()) -> Path:
     """The DCAE: input clean or adversarial rows, target the clean row; MSE loss."""
-    train, output = Path(train), _check_output(output, [train, val, *adv, *val_adv], c.history)
+    train, output = Path(train), _check_output(output, [train, val, *adv, *val_adv], c.history, c.preset)
     adv, val_adv = [Path(p) for p in adv], [Path(p) for p in val_adv]
     if val_adv and val is None:
         raise UsageError("--val-adv needs --val (the clean validation set it was made from)")
@@ -413,6 +438,7 @@ def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: P
     device = _device(c.device)
     check_precision(c.precision)
     datasets = _hashes([train, *adv] + ([val] if val else []) + val_adv)
+    refuse_held_out_sources(adv, False, train)
     for p in adv:
         match_source(p, train, datasets[str(train)], c.warning)
     for p in val_adv:
@@ -473,9 +499,9 @@ def finetune(train: Path, *, dcae: Path | None, output: Path, val: Path | None =
             raise UsageError("--purify puts a DCAE in front of the CNN; it needs --init dcae and --dcae")
     elif dcae is None:
         raise UsageError("--dcae is required (or --init random: the same training without the DCAE's encoder)")
-    train, output = Path(train), _check_output(output, [train, val, dcae, cnn, *adv], c.history)
+    train, output = Path(train), _check_output(output, [train, val, dcae, cnn, *adv], c.history, c.preset)
     adv = [Path(p) for p in adv]
-    refuse_held_out_sources(adv, allow_held_out)
+    refuse_held_out_sources(adv, allow_held_out, train)
     if cnn is not None and not purify:
         raise UsageError("--cnn is only used with --purify")
     preset, infos, cfg, device = _classifier_setup(train, val, adv, c)

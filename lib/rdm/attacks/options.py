@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from rdm import bounds
+
 if TYPE_CHECKING:      # the registry imports torch: only when a command runs, never for --help
     from rdm.attacks import registry as R
 
@@ -51,15 +53,15 @@ AttackOpt = Annotated[Optional[str], typer.Option(
     help="a registered attack (listed below; --list-attacks for their hyper-parameters)")]
 EpsOpt = Annotated[Optional[list[float]], typer.Option("--eps", help="L∞ budget in [0, 1]; repeat for a sweep")]
 AlphaOpt = Annotated[Optional[float], typer.Option("--alpha", help="PGD/BIM step size (default 2.5·ε/steps)")]
-StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="iterations (PGD/BIM 10, APGD 100)")]
+StepsOpt = Annotated[Optional[int], typer.Option("--steps", max=bounds.MAX_STEPS, help="iterations (PGD/BIM 10, APGD 100)")]
 RestartsOpt = Annotated[Optional[int], typer.Option(
-    "--restarts", help="random restarts (default 1); per image the first that fools is kept")]
+    "--restarts", max=bounds.MAX_RESTARTS, help="random restarts (default 1); per image the first that fools is kept")]
 RandomStartOpt = Annotated[Optional[bool], typer.Option(
     "--random-start/--no-random-start", help="PGD: start at a random point of the ε-ball (default no)")]
 KeepOpt = Annotated[Optional[str], typer.Option(
     "--keep", help="PGD: fooled (final iterate per restart; default), best (any iterate), last")]
 QueriesOpt = Annotated[Optional[int], typer.Option(
-    "--queries", help="query budget of a gradient-free attack (Square 5000)")]
+    "--queries", max=bounds.MAX_QUERIES, help="query budget of a gradient-free attack (Square 5000)")]
 ParamOpt = Annotated[Optional[list[str]], typer.Option(
     "--attack-param", help="NAME=VALUE: any other hyper-parameter of the attack; repeatable")]
 

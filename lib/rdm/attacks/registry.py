@@ -30,6 +30,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
+from rdm import bounds
 from rdm.errors import RdmError, UsageError
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ class Param:
             raise UsageError(f"{flag} must be a number, got nan")
         if self.min is not None and value < self.min:
             raise UsageError(f"{flag} must be at least {self.min:g}, got {value:g}")
+        if self.type is int and not isinstance(value, bool) and abs(value) > bounds.MAX_HYPER_INT:
+            raise UsageError(f"{flag} must be at most {bounds.MAX_HYPER_INT:,}, got {value}")
         if self.positive and not value > 0:
             raise UsageError(f"{flag} must be > 0, got {value:g}")
         if self.choices and value not in self.choices:

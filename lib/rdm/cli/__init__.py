@@ -35,7 +35,7 @@ _CLICK_ERRORS = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Cli
 
 # Shared options, one definition each (nnU-Net keeps them in one helper too); the groups of them
 # (Run, Report, AttackFlags, Training) are in rdm.cli.options
-from rdm.cli.options import DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, SeedOpt  # noqa: E402,F401
+from rdm.cli.options import OUT, OUT_DIR, DebugOpt, DeviceOpt, JsonOpt, PrecisionOpt, QuietOpt, SeedOpt  # noqa: E402,F401
 
 
 def _print_version(ctx, value: bool | None) -> None:
@@ -111,6 +111,7 @@ def run(app: typer.Typer) -> None:
 
     try:
         threads_from_env()
+        progress_seconds_from_env()
         compile_mode()
     except UsageError as e:
         sys.stderr.write(f"error: {e}\n")
@@ -158,6 +159,21 @@ def threads_from_env() -> int | None:
     return n
 
 
+def progress_seconds_from_env() -> float:
+    """RDM_PROGRESS_SECONDS (seconds between plain progress lines; default 30; 0: every update) as
+    a number ≥ 0; UsageError for anything else (``abc``, ``-1``, ``nan``) rather than silently 30."""
+    raw = os.environ.get("RDM_PROGRESS_SECONDS", "").strip()
+    if not raw:
+        return 30.0
+    try:
+        v = float(raw)
+    except ValueError:
+        v = float("nan")
+    if not (0 <= v < float("inf")):
+        raise UsageError(f"RDM_PROGRESS_SECONDS={raw!r}: expected a number of seconds ≥ 0")
+    return v
+
+
 def configure_threads() -> None:
     """Same thread settings under `python -m` and the console script."""
     n = threads_from_env()
@@ -170,7 +186,11 @@ def configure_threads() -> None:
 
 @contextmanager
 def guard(debug: bool = False) -> Iterator[None]:
-    """Turn failures into one line on stderr: exit 2 for bad usage, 1 for a failed run."""
+    """Turn failures into one line on stderr: exit 2 for bad usage, 1 for a failed run.
+
+    Until the command writes its first output, Ctrl-C ends it at once (:mod:`rdm.interrupts`);
+    from then on it raises KeyboardInterrupt, which ends here as ``error: interrupted``, 130,
+    once the temporary files are removed."""
     try:
         configure_threads()
         yield
@@ -267,11 +287,7 @@ class PlainProgress:
 
     def __init__(self, disable: bool = False, interval: float | None = None, stream=None):
         self.disable = disable
-        env = os.environ.get("RDM_PROGRESS_SECONDS", "")
-        try:
-            self.interval = float(interval if interval is not None else env or 30.0)
-        except ValueError:
-            self.interval = 30.0
+        self.interval = float(interval) if interval is not None else progress_seconds_from_env()
         self.stream = stream
         self.tasks: dict[int, dict] = {}
 
@@ -339,6 +355,7 @@ def finish_report(report: dict, where, *, text: str | None = None, warnings=(), 
     from rdm.api.eval import report_text
     from rdm.attacks.per_row import write_table
     from rdm.data.atomic import write_text
+    from rdm.data.guard import is_stdout
 
     for w in warnings:
         console.print(f"warning: {w}", style="yellow")
@@ -348,9 +365,9 @@ def finish_report(report: dict, where, *, text: str | None = None, warnings=(), 
         write_table(report, rows)
     if where.as_json:
         emit(report, as_json=True)
-    elif where.output is not None:
+    elif where.output is not None and not is_stdout(where.output):
         emit(where.output)
-    else:
+    elif where.output is None:        # with -o - the report itself went to stdout
         emit(list(summary))
 
 
@@ -360,9 +377,9 @@ def merge_only(other_options: Any) -> None:
         raise UsageError("--merge takes only the part files and -o")
 
 
-def check_output_path(path: Path, inputs=()) -> Path:
-    """The output guard (:func:`rdm.data.atomic.check_outputs`) for one ``-o`` path."""
-    from rdm.data.atomic import check_outputs
+def emit_written(paths) -> None:
+    """The paths a command wrote, one per line on stdout; ``-`` left out (the output itself went there)."""
+    from rdm.data.guard import is_stdout
 
-    check_outputs([path], inputs)
-    return Path(path)
+    emit([p for p in paths if not is_stdout(p)])
+

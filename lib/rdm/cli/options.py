@@ -21,10 +21,17 @@ from typing import Annotated, Any, Optional, get_type_hints
 
 import typer
 
+from rdm import bounds
 from rdm.attacks import options as ao
 
+# Every option that names a path the command writes has this metavar (a folder: OUT_DIR); each goes
+# through the output guard (rdm.data.guard), and tests/cli/test_hostile_outputs.py finds them by it.
+OUT = "OUT"
+OUT_DIR = "OUT_DIR"
+
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="random seed; same seed, same bytes on CPU")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=bounds.SEED_MIN, max=bounds.SEED_MAX,
+                                      help="random seed in [0, 2**63 - 1]; same seed, same bytes on CPU")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show a traceback on failure")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or log lines on stderr "
                                                                 "(results still go to stdout)")]
@@ -35,7 +42,8 @@ PrecisionOpt = Annotated[str, typer.Option(
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="i/n: rows [i·N/n, (i+1)·N/n) only; "
                                                  "writes a part for --merge")]
 MergeOpt = Annotated[bool, typer.Option("--merge", help="combine shard parts into -o")]
-ReportOpt = Annotated[Optional[Path], typer.Option("-o", "--output", help="write the JSON report here")]
+ReportOpt = Annotated[Optional[Path], typer.Option("-o", "--output", metavar=OUT,
+                                                   help="write the JSON report here (- for stdout)")]
 
 
 # --------------------------------------------------------------------------- groups
@@ -55,6 +63,17 @@ class Report:
 
     output: ReportOpt = None
     as_json: JsonOpt = False
+
+    def check(self, inputs: Any, more: Any = ()) -> None:
+        """The output guard before any work (:func:`rdm.data.guard.check_outputs`): ``-o`` and
+        ``more`` (``(option, path)`` pairs of the other outputs) never name one of ``inputs``;
+        ``-o -`` with ``--json`` (two reports on stdout) is bad usage."""
+        from rdm.data.guard import check_outputs, is_stdout
+        from rdm.errors import UsageError
+
+        if self.as_json and self.output is not None and is_stdout(self.output):
+            raise UsageError("-o - and --json both print the report on stdout; give one")
+        check_outputs([("-o", self.output), *more], inputs)
 
 
 @dataclasses.dataclass
@@ -96,10 +115,10 @@ class AttackFlags:
                              queries=self.queries, params=self.attack_param, seed=seed)
 
 
-EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="epochs (default: the preset's [train])")]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="batch size (default: the preset's [train])")]
+EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", max=bounds.MAX_EPOCHS, help="epochs (default: the preset's [train])")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", max=bounds.MAX_BATCH, help="batch size (default: the preset's [train])")]
 PatienceOpt = Annotated[Optional[int], typer.Option(
-    "--patience", help="stop after this many epochs without a better validation score (0: never stop early; "
+    "--patience", max=bounds.MAX_EPOCHS, help="stop after this many epochs without a better validation score (0: never stop early; "
                        "default: the preset's [train])")]
 LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate (default: the preset's [train])")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="preset name or .toml path (default: the set's)")]
@@ -107,8 +126,13 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from OUTPUT.
 ResumePartialOpt = Annotated[bool, typer.Option(
     "--resume-partial", help="continue OUTPUT.partial if an interrupted run with these same settings and data left "
                              "it, else start fresh (for pipelines and requeued batch jobs)")]
-HistoryOpt = Annotated[Optional[Path], typer.Option("--history", help="also write the per-epoch history as JSON")]
-OutOpt = Annotated[Path, typer.Option("-o", "--output", help="checkpoint to write")]
+RestartOpt = Annotated[bool, typer.Option(
+    "--restart", help="start again, discarding OUTPUT.partial left by an interrupted run (without --resume, "
+                      "--resume-partial or --restart such a file is kept and the run refused)")]
+HistoryOpt = Annotated[Optional[Path], typer.Option(
+    "--history", metavar=OUT, help="also write the per-epoch history as JSON (- for stdout)")]
+OutOpt = Annotated[Path, typer.Option(
+    "-o", "--output", metavar=OUT, help="checkpoint to write (a file path: OUTPUT.partial is kept beside it)")]
 ValOpt = Annotated[Optional[Path], typer.Option("--val", help="validation set: best weights and early stopping")]
 AllowHeldOutOpt = Annotated[bool, typer.Option(
     "--allow-held-out-adv", help="train on --adv sets crafted from a test or validation split anyway "
@@ -128,6 +152,7 @@ class Training:
     device: DeviceOpt = "auto"
     resume: ResumeOpt = False
     resume_partial: ResumePartialOpt = False
+    restart: RestartOpt = False
     history: HistoryOpt = None
     precision: PrecisionOpt = "fp32"
     quiet: QuietOpt = False

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from rdm.errors import RdmError, UsageError
+from rdm.errors import UsageError
 from rdm.evaluation.labels import fmt_eps   # the one spelling of ε in file names (the plan's targets use it)
 
 
@@ -26,8 +26,8 @@ def output_paths(output: os.PathLike | str, specs: Sequence, set_path: os.PathLi
         raise UsageError(f"-o {out}: several --eps need -o with '{{eps}}' in it "
                          "(e.g. adv/test-fgsm-{eps}.h5) or an existing directory")
     if len(set(paths)) != len(paths):
-        raise RdmError(f"-o {out}: two ε values map to the same file")
+        raise UsageError(f"-o {out}: two ε values map to the same file")
     for p in paths:
         if p.is_dir():
-            raise RdmError(f"{p}: is a directory, expected a file path for -o")
+            raise UsageError(f"{p}: is a directory, expected a file path for -o")
     return paths

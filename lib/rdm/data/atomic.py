@@ -5,8 +5,12 @@ and renamed into place only if the whole write succeeded, so an interrupted or f
 never leaves a half-written file that `make` would take for finished, and two processes
 writing the same folder never see each other's partial files.
 
-- :func:`check_outputs` (the output guard): ``-o`` may never name an input, whether by the
-  same path, a symlink or a hard link.
+- :func:`check_outputs` is the output guard of :mod:`rdm.data.guard` (an output may never be
+  an input, lie in a folder being read, or replace anything but a regular file).
+- A target that is a stream (``-`` for stdout, a character device, a FIFO, or a symbolic link to
+  one) is never replaced: the output is built in a temporary file in the system's temporary
+  folder and its bytes are then written into the stream. A target that is a folder, a block
+  device or a socket is refused (UsageError).
 - A write that fails for lack of space (ENOSPC, EDQUOT, EFBIG, however the library that
   wrote reports it) becomes :class:`~rdm.errors.NoSpaceError` naming the target; the
   temporary files and any folder the write created are removed.
@@ -22,11 +26,15 @@ import re
 import secrets
 import shutil
 import socket
+import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from rdm.data.guard import is_stdout, output_kind
 from rdm.errors import NoSpaceError, UsageError
+from rdm.interrupts import started
 
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
@@ -114,20 +122,34 @@ def atomic_outputs(targets: Sequence[os.PathLike | str]) -> Iterator[list[Path]]
 
     On failure the temporary files and the folders created for them are removed; a lack of
     space is re-raised as one :class:`NoSpaceError` naming the target."""
+    started()       # from the first temporary file on, Ctrl-C unwinds (and removes it) instead of ending at once
     targets = [Path(t) for t in targets]
-    created = _missing_parents(targets)
+    kinds = [output_kind(t) for t in targets]
+    for t, k in zip(targets, kinds):
+        if k in ("dir", "other"):
+            raise UsageError(f"{t}: is {'a directory' if k == 'dir' else 'not a regular file'}; "
+                             "an output is written only to a file path, a device, a pipe or - (stdout)")
+    files = [t for t, k in zip(targets, kinds) if k not in STREAM_KINDS]
+    created = _missing_parents(files)
     temps: list[Path] = []
     try:
         for d in created:
             d.mkdir(exist_ok=True)
-        for t in targets:
+        for t in files:
             remove_stale_temps(t)
-        temps = [temp_path_for(t) for t in targets]
+        temps = [temp_path_for(t) if k not in STREAM_KINDS else _stream_temp(t)
+                 for t, k in zip(targets, kinds)]
         yield temps
         for tmp in temps:
             if not tmp.exists():
                 raise FileNotFoundError(f"internal error: {tmp} was not written")
-        replace_together(temps, targets)
+        on_disk = [(tmp, t) for tmp, t, k in zip(temps, targets, kinds) if k not in STREAM_KINDS]
+        if on_disk:
+            replace_together([tmp for tmp, _ in on_disk], [t for _, t in on_disk])
+        for tmp, t, k in zip(temps, targets, kinds):
+            if k in STREAM_KINDS:
+                _copy_into_stream(tmp, t)
+                tmp.unlink(missing_ok=True)
     except BaseException as e:
         for tmp in temps:
             try:
@@ -138,6 +160,34 @@ def atomic_outputs(targets: Sequence[os.PathLike | str]) -> Iterator[list[Path]]
         if is_no_space(e):
             raise NoSpaceError(_target_named(e, temps, targets)) from None
         raise
+
+
+STREAM_KINDS = ("stdout", "stream")
+
+
+def _stream_temp(target: Path) -> Path:
+    """A temporary file for an output bound for a stream, in the system's temporary folder
+    (never beside a device: /dev is no place for a half-written set)."""
+    fd, name = tempfile.mkstemp(prefix=f".rdm-{Path(str(target)).name or 'out'}.tmp-{os.getpid()}-")
+    os.close(fd)
+    os.unlink(name)         # the writer creates it: an output that was never written is noticed
+    return Path(name)
+
+
+def _copy_into_stream(tmp: Path, target: Path) -> None:
+    """Write the finished output into stdout, a device or a FIFO (opened for writing, not replaced)."""
+    with open(tmp, "rb") as src:
+        if is_stdout(target):
+            sys.stdout.flush()
+            out = getattr(sys.stdout, "buffer", None)
+            if out is None:
+                sys.stdout.write(src.read().decode("utf-8", "replace"))
+            else:
+                shutil.copyfileobj(src, out)
+                out.flush()
+            return
+        with open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
 
 
 def replace_together(temps: Sequence[Path], targets: Sequence[Path]) -> None:
@@ -215,31 +265,5 @@ def write_text(target: os.PathLike | str, text: str) -> Path:
 
 
 # --------------------------------------------------------------------------- the output guard
-def check_outputs(outputs: Iterable[os.PathLike | str | None],
-                  inputs: Iterable[os.PathLike | str | None]) -> None:
-    """Refuse (exit 2) an output that names an input: the same path, a symlink or a hard link to
-    it; or an output that is a folder. Missing inputs and ``None`` entries are skipped."""
-    ins = []
-    for p in inputs:
-        if p is None:
-            continue
-        try:
-            st = os.stat(p)
-        except OSError:
-            continue
-        ins.append((Path(p), (st.st_dev, st.st_ino)))
-    for o in outputs:
-        if o is None:
-            continue
-        o = Path(o)
-        try:
-            st = os.stat(o)
-        except OSError:
-            continue
-        if o.is_dir():
-            raise UsageError(f"-o {o}: is a directory, expected a file path")
-        for p, key in ins:
-            if (st.st_dev, st.st_ino) == key:
-                how = ("" if os.path.abspath(o) == os.path.abspath(p) else
-                       " (a symbolic link to it)" if o.is_symlink() or p.is_symlink() else " (a hard link to it)")
-                raise UsageError(f"-o {o}: would overwrite the input {p}{how}")
+# one guard for every command (rdm.data.guard); re-exported here for the writers' callers
+from rdm.data.guard import check_outputs  # noqa: E402,F401

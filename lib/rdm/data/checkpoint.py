@@ -32,6 +32,7 @@ from torch import nn
 
 from rdm import __version__
 from rdm.data.atomic import write_bytes
+from rdm.data.guard import require_regular_file
 from rdm.errors import RdmError
 from rdm.models import build
 from rdm.data.sets import MAX_CHANNELS, MAX_SIDE, _jsonable, sha256_file
@@ -39,6 +40,10 @@ from rdm.data.sets import MAX_CHANNELS, MAX_SIDE, _jsonable, sha256_file
 FORMAT = "rdm-checkpoint/1"
 KINDS = ("cnn", "dcae", "purified")
 MAX_PARAMETERS = 50_000_000      # 200 MB of float32: far above any model here, far below harm
+# what a checkpoint may declare before a byte of it is inflated: the weights in float64 with an
+# optimiser's two moments beside them, and a bounded number of archive entries
+MAX_CHECKPOINT_BYTES = 4 * 8 * MAX_PARAMETERS + (64 << 20)
+MAX_ARCHIVE_ENTRIES = 100_000
 _BUILD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError,
                  ZeroDivisionError, OverflowError, AssertionError, RecursionError, NotImplementedError)
 
@@ -91,15 +96,13 @@ def save_checkpoint(path: os.PathLike | str, model: nn.Module, meta: Mapping[str
 
 def read_raw(path: os.PathLike | str) -> dict:
     """The checkpoint dict, loaded safely; one-line RdmError for anything else."""
-    path = Path(path)
-    if not path.exists():
-        raise RdmError(f"{path}: no such checkpoint")
-    if path.is_dir():
-        raise RdmError(f"{path}: is a directory, not a checkpoint")
+    path = require_regular_file(path, "checkpoint")     # a FIFO or a device: refused, never waited on
     with open(path, "rb") as f:
         head = f.read(2)
     if not zipfile.is_zipfile(path) and not (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
         raise RdmError(f"{path}: not a readable checkpoint (not a PyTorch file)")   # neither zip nor pickle
+    if zipfile.is_zipfile(path):
+        check_archive(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -127,6 +130,34 @@ def read_raw(path: os.PathLike | str) -> dict:
     if blob.get("trainer") is not None and not isinstance(blob["trainer"], dict):
         raise RdmError(f"{path}: checkpoint trainer state is not a mapping")
     return blob
+
+
+def check_archive(path: Path) -> None:
+    """The zip archive's declared sizes against the schema's bounds, before any tensor is read.
+
+    torch.save stores every entry uncompressed; a compressed entry could inflate a small file to
+    gigabytes inside the loader, so it is refused, as is an entry whose declared size differs
+    from its stored size or lies past the file's end, more than MAX_ARCHIVE_ENTRIES entries, or
+    more than MAX_CHECKPOINT_BYTES in all."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            entries = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise RdmError(f"{path}: not a readable checkpoint (a damaged archive: {_short(e)})") from None
+    size = path.stat().st_size
+    if len(entries) > MAX_ARCHIVE_ENTRIES:
+        raise RdmError(f"{path}: the archive has {len(entries):,} entries (at most {MAX_ARCHIVE_ENTRIES:,}); refused")
+    total = 0
+    for e in entries:
+        if e.compress_type != zipfile.ZIP_STORED:
+            raise RdmError(f"{path}: archive entry {e.filename[:80]!r} is compressed (PyTorch stores entries "
+                           "uncompressed; a compressed one can inflate without bound); refused")
+        if e.file_size != e.compress_size or e.header_offset + e.compress_size > size:
+            raise RdmError(f"{path}: archive entry {e.filename[:80]!r} declares {e.file_size:,} bytes but stores "
+                           f"{e.compress_size:,} (a tampered or truncated file); refused")
+        total += e.file_size
+    if total > MAX_CHECKPOINT_BYTES:
+        raise RdmError(f"{path}: the archive declares {total:,} bytes (at most {MAX_CHECKPOINT_BYTES:,}); refused")
 
 
 def check_meta(meta: Any, path: Path) -> None:
@@ -186,6 +217,9 @@ def _build_checked(meta: dict, state_dict: dict, path: Path) -> nn.Module:
         if state_dict[k].dtype.is_complex or (state_dict[k].dtype != ghost.state_dict()[k].dtype
                                               and not state_dict[k].dtype.is_floating_point):
             raise bad(f"weights do not fit the architecture ({k} has dtype {state_dict[k].dtype})")
+    for k, v in state_dict.items():     # parameters and buffers: one NaN makes a model answer a constant
+        if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all()):
+            raise bad(f"weight {k} has NaN or inf values; refused")
     try:
         out = ghost.eval()(torch.empty(2, *meta["input_shape"], device="meta"))
     except _BUILD_ERRORS as e:

@@ -37,6 +37,7 @@ import h5py
 import numpy as np
 
 from rdm.data.atomic import atomic_output
+from rdm.data.guard import require_regular_file
 from rdm.errors import RdmError
 # hashes and provenance live in rdm.data.provenance; re-exported for the callers of rdm.data.sets
 from rdm.data.provenance import FILE_CACHES, _identity, _jsonable, make_provenance, sha256_bytes, sha256_file  # noqa: F401
@@ -278,7 +279,7 @@ class SetReader:
     """
 
     def __init__(self, path: os.PathLike | str):
-        self.path = Path(path)
+        self.path = require_regular_file(path, "set")     # a FIFO or a device: refused, never waited on
         try:
             self._f = h5py.File(self.path, "r")
         except FileNotFoundError:
@@ -401,8 +402,12 @@ def _info(path: Path, f: h5py.File) -> SetInfo:
         raise RdmError(f"{path}: attribute 'provenance' is not a JSON object")
     columns = [k for k in f.keys() if k not in ("x", "y")]
     for col in columns:
+        if not isinstance(f.get(col, getlink=True), h5py.HardLink):
+            raise RdmError(f"{path}: '{col}' is a link to another file or name, not a dataset of this file")
         if not isinstance(f[col], h5py.Dataset):
             raise RdmError(f"{path}: '{col}' is not a dataset")
+    for name in ("x", "y", *columns):
+        _check_stored(path, name, f[name])
     attrs = {}
     for k, v in f.attrs.items():
         if k not in REQUIRED_ATTRS:
@@ -412,6 +417,24 @@ def _info(path: Path, f: h5py.File) -> SetInfo:
                 raise RdmError(f"{path}: attribute '{k}' is not UTF-8") from None
     return SetInfo(path=path, n=n, shape=(c, h, w), classes=classes, modality=modality, preset=preset,
                    provenance=prov, columns=columns, attrs=attrs)
+
+
+def _check_stored(path: Path, name: str, d: h5py.Dataset) -> None:
+    """Refuse data that is not stored in this file, or never was: a virtual dataset (its rows live
+    in other files, which may be gone), external raw storage, or rows never written (an unchunked
+    dataset with no storage, a chunked one with missing chunks). HDF5 reads all of these as the
+    fill value, which would be a blank image or label 0 instead of an error."""
+    if d.is_virtual:
+        raise RdmError(f"{path}: '{name}' is a virtual dataset (its rows live in other files); refused")
+    if d.external:
+        raise RdmError(f"{path}: '{name}' keeps its data in external files; refused")
+    if not d.size:
+        return
+    if d.chunks is None:
+        if d.id.get_storage_size() == 0:
+            raise RdmError(f"{path}: '{name}' was never written (no data stored; it would read as blank)")
+    elif d.id.get_num_chunks() * int(np.prod(d.chunks)) < d.size:
+        raise RdmError(f"{path}: '{name}' has rows that were never written (a truncated or tampered file)")
 
 
 def _attr_str(v: Any) -> str:
@@ -476,8 +499,6 @@ def _validate(path, expect_shape, expect_classes, require, check_values, batch_s
             raise RdmError(f"{path}: images are {_fmt(info.shape)}{src} {_fmt(es)}")
         if expect_classes is not None and list(expect_classes) != info.classes:
             raise RdmError(f"{path}: classes {info.classes}{src} {list(expect_classes)}")
-        if x.chunks is not None and x.id.get_num_chunks() * int(np.prod(x.chunks)) < x.size:
-            raise RdmError(f"{path}: x has rows that were never written (a truncated or tampered file)")
         yv = y[:]
         if yv.min() < 0 or yv.max() >= info.num_classes:
             bad = int(yv.min() if yv.min() < 0 else yv.max())

@@ -280,6 +280,38 @@ def summary_line(report: dict) -> str:
 _PART_KEYS = ("model_sha256", "set_sha256", "settings", "rows_of", "shard", "per_row", "certified_accuracy")
 
 
+def _check_part_rows(path, rep: dict) -> None:
+    """A part's per-row values as certify_set writes them: radius finite and ≥ 0 (0 when
+    abstaining), p_lower in [0, 1], integer labels and predictions (−1: abstain), and the
+    certified-accuracy radii finite and ≥ 0. A NaN radius would count as certified nowhere
+    and an inf one everywhere; either is a tampered part."""
+    import math
+
+    pr = rep.get("per_row")
+    keys = ("rows", "y", "pred", "radius", "p_lower")
+    if not isinstance(pr, dict) or any(not isinstance(pr.get(k), list) for k in keys) \
+            or len({len(pr[k]) for k in keys}) != 1:
+        raise RdmError(f"{path}: per_row must hold lists rows, y, pred, radius, p_lower of one length")
+    num = (int, float)
+    for i, (y, pred, r, p) in enumerate(zip(pr["y"], pr["pred"], pr["radius"], pr["p_lower"])):
+        if not (type(y) is int and y >= 0 and type(pred) is int and pred >= ABSTAIN):
+            raise RdmError(f"{path}: row {i} has label {y!r} and prediction {pred!r}; expected integers")
+        if not (isinstance(r, num) and not isinstance(r, bool) and math.isfinite(r) and r >= 0):
+            raise RdmError(f"{path}: row {i} has radius {r!r}; a certified radius is a finite number ≥ 0")
+        if not (isinstance(p, num) and not isinstance(p, bool) and 0 <= p <= 1):
+            raise RdmError(f"{path}: row {i} has p_lower {p!r}; expected a probability in [0, 1]")
+    ca = rep.get("certified_accuracy")
+    if not isinstance(ca, dict):
+        raise RdmError(f"{path}: certified_accuracy must map radii to shares")
+    for k in ca:
+        try:
+            r = float(k)
+        except ValueError:
+            r = float("nan")
+        if not (math.isfinite(r) and r >= 0):
+            raise RdmError(f"{path}: certified_accuracy has radius {k!r}; expected a finite number ≥ 0")
+
+
 def merge_certificate_files(paths: Sequence) -> dict:
     """One report from the JSON parts that ``rdm-certify --shard i/n -o …`` wrote: the same model,
     set and settings, every shard once (:mod:`rdm.data.shards`), rows in order."""
@@ -296,6 +328,7 @@ def merge_certificate_files(paths: Sequence) -> dict:
             raise RdmError(f"{p}: not a certificate part ({type(e).__name__})") from None
         if not isinstance(rep, dict) or any(k not in rep for k in _PART_KEYS) or not rep["shard"]:
             raise RdmError(f"{p}: not a certificate part of a --shard run")
+        _check_part_rows(p, rep)
         parts.append((str(p), rep))
     first = parts[0][1]
     key = lambda r: (r["model_sha256"], r["set_sha256"], json.dumps(r["settings"], sort_keys=True),  # noqa: E731

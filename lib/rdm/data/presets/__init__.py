@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rdm.errors import RdmError
+from rdm.data.guard import require_regular_file
 
 BUILTIN = ("brain", "leukemia", "lung")
 
@@ -67,8 +68,22 @@ def preset_path(name_or_path: str) -> Path:
     return Path(str(resources.files("rdm.data.presets") / f"{name_or_path}.toml"))
 
 
+def preset_file(name_or_path: str | None) -> Path | None:
+    """The user's file a ``--preset`` value reads (None for a built-in name or nothing): one of the
+    inputs a command's output guard protects."""
+    if not name_or_path:
+        return None
+    try:
+        p = preset_path(name_or_path)
+    except RdmError:
+        return None
+    return p if p.exists() and name_or_path not in BUILTIN else None
+
+
 def load_preset(name_or_path: str) -> Preset:
     path = preset_path(name_or_path)
+    if path.exists() and not path.is_dir():
+        require_regular_file(path, "preset file")       # a FIFO: refused, never waited on
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
