@@ -37,7 +37,7 @@ def old_uniform_rows(shape, seed, ids, restart, like):
     rows = [torch.rand(tuple(shape[1:]), generator=A.row_generator(seed, rid, restart),
                        dtype=torch.float32) * 2 - 1 for rid in ids]
     return torch.stack(rows).to(device=like.device, dtype=like.dtype,
-                                memory_format=A._fast_layout(like))
+                                memory_format=A.fast_layout(like))
 
 
 def best(fn, reps, device):

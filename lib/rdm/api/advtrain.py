@@ -16,7 +16,7 @@ import torch
 from rdm.errors import UsageError
 from rdm.models import build, cnn_arch
 from rdm.training.loop import Classification
-from rdm.api.train import (Common, _check_output, _classifier_setup, _hashes, _recipe, _run, _sources,
+from rdm.api.train import (Common, check_output, classifier_setup, set_hashes, recipe_of, run_training, sources_of,
                         refuse_held_out_sources)
 
 
@@ -67,11 +67,11 @@ def advtrain(train: Path, *, output: Path, val: Path | None = None, adv: Sequenc
     (ε = ``eps``, ``steps`` steps of ``alpha``, default 2.5·ε/steps, random start), Madry
     et al. 2018. ``fast``, ``trades``, ``mart`` and ``gaussian``: see :mod:`rdm.training.recipes`.
     """
-    train, output = Path(train), _check_output(output, [train, val, *adv], c.history, c.preset)
+    train, output = Path(train), check_output(output, [train, val, *adv], c.history, c.preset)
     adv = [Path(p) for p in adv]
     refuse_held_out_sources(adv, allow_held_out, train)
     recipe = _check_recipe(recipe, adv, online, eps, steps, beta, sigma, alpha)
-    preset, _, cfg, device = _classifier_setup(train, val, adv, c)
+    preset, _, cfg, device = classifier_setup(train, val, adv, c)
     transform, objective, extra = None, Classification(), {}
     if recipe != "paper":
         from rdm.training import recipes
@@ -83,7 +83,7 @@ def advtrain(train: Path, *, output: Path, val: Path | None = None, adv: Sequenc
     torch.manual_seed(cfg.seed)
     model = build(arch)
     name = {"pgd": "advtrain-online", "paper": "advtrain-paper"}.get(recipe, f"advtrain-{recipe}")
-    return _run(output=output, model=model, kind="cnn", arch=arch, preset=preset, objective=objective,
-                train_sources=_sources([train, *adv]), val_sources=_sources([val] if val else []), cfg=cfg, c=c,
-                recipe=_recipe(name, cfg, adversarial_sets=[str(p) for p in adv], **extra), parent=None,
-                datasets=_hashes([train, *adv] + ([val] if val else [])), device=device, transform=transform)
+    return run_training(output=output, model=model, kind="cnn", arch=arch, preset=preset, objective=objective,
+                train_sources=sources_of([train, *adv]), val_sources=sources_of([val] if val else []), cfg=cfg, c=c,
+                recipe=recipe_of(name, cfg, adversarial_sets=[str(p) for p in adv], **extra), parent=None,
+                datasets=set_hashes([train, *adv] + ([val] if val else [])), device=device, transform=transform)

@@ -144,7 +144,7 @@ def partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def _check_output(output: Path, inputs: Sequence[Path], history: Path | None = None,
+def check_output(output: Path, inputs: Sequence[Path], history: Path | None = None,
                   preset: str | None = None) -> Path:
     """The output guard (:mod:`rdm.data.guard`): neither -o, its .partial nor --history may name an
     input (the sets, checkpoints and the preset file read) or each other; -o must be a file path
@@ -157,7 +157,7 @@ def _check_output(output: Path, inputs: Sequence[Path], history: Path | None = N
 
 
 
-def _hashes(paths: Sequence[Path]) -> dict[str, str]:
+def set_hashes(paths: Sequence[Path]) -> dict[str, str]:
     return {str(p): sha256_file(p) for p in paths}
 
 
@@ -195,7 +195,7 @@ def _load_resume(output: Path, signature: dict, c: Common, partial_only: bool = 
     return None
 
 
-def _run(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Preset, objective,
+def run_training(*, output: Path, model: nn.Module, kind: str, arch: dict, preset: Preset, objective,
          train_sources: list[Source], val_sources: list[Source], cfg: TrainConfig, c: Common,
          recipe: dict, parent: dict | None, datasets: dict[str, str], device: torch.device,
          transform=None, params=None, wrap=None, extra_meta: dict | None = None) -> Path:
@@ -291,7 +291,7 @@ def _device(spec: str) -> torch.device:
     return resolve_device(spec)
 
 
-def _classifier_setup(train: Path, val: Path | None, adv: Sequence[Path], c: Common):
+def classifier_setup(train: Path, val: Path | None, adv: Sequence[Path], c: Common):
     preset = resolve_preset(train, c.preset)
     infos = check_sets([train, *adv, val], preset)[:1 + len(adv)]
     cfg = config(preset, c)
@@ -306,11 +306,11 @@ def _prep_record(train: Path) -> dict | None:
         return prep_of(r.info)
 
 
-def _sources(paths: Sequence[Path]) -> list[Source]:
+def sources_of(paths: Sequence[Path]) -> list[Source]:
     return [Source(Path(p)) for p in paths]
 
 
-def _recipe(name: str, cfg: TrainConfig, **extra: Any) -> dict:
+def recipe_of(name: str, cfg: TrainConfig, **extra: Any) -> dict:
     return {"name": name, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
             "patience": cfg.patience, "optimizer": "adam", **extra}
 
@@ -318,15 +318,15 @@ def _recipe(name: str, cfg: TrainConfig, **extra: Any) -> dict:
 # --------------------------------------------------------------------------- commands
 def train_cnn(train: Path, *, output: Path, val: Path | None = None, c: Common = Common()) -> Path:
     """The undefended CNN of the preset (paper Fig. 7), trained on the clean set."""
-    train, output = Path(train), _check_output(output, [train, val], c.history, c.preset)
-    preset, _, cfg, device = _classifier_setup(train, val, [], c)
+    train, output = Path(train), check_output(output, [train, val], c.history, c.preset)
+    preset, _, cfg, device = classifier_setup(train, val, [], c)
     arch = cnn_arch(preset)
     torch.manual_seed(cfg.seed)
     model = build(arch)
-    return _run(output=output, model=model, kind="cnn", arch=arch, preset=preset, objective=Classification(),
-                train_sources=_sources([train]), val_sources=_sources([val] if val else []), cfg=cfg, c=c,
-                recipe=_recipe("baseline", cfg), parent=None,
-                datasets=_hashes([train] + ([val] if val else [])), device=device)
+    return run_training(output=output, model=model, kind="cnn", arch=arch, preset=preset, objective=Classification(),
+                train_sources=sources_of([train]), val_sources=sources_of([val] if val else []), cfg=cfg, c=c,
+                recipe=recipe_of("baseline", cfg), parent=None,
+                datasets=set_hashes([train] + ([val] if val else [])), device=device)
 
 
 def match_source(adv: Path, clean: Path, clean_sha: str, warn: Callable[[str], None] | None = None) -> None:
@@ -426,7 +426,7 @@ def held_out_source(adv: Path) -> tuple[str | None, str]:
 def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: Path | None = None,
                   val_adv: Sequence[Path] = (), c: Common = Common()) -> Path:
     """The DCAE: input clean or adversarial rows, target the clean row; MSE loss."""
-    train, output = Path(train), _check_output(output, [train, val, *adv, *val_adv], c.history, c.preset)
+    train, output = Path(train), check_output(output, [train, val, *adv, *val_adv], c.history, c.preset)
     adv, val_adv = [Path(p) for p in adv], [Path(p) for p in val_adv]
     if val_adv and val is None:
         raise UsageError("--val-adv needs --val (the clean validation set it was made from)")
@@ -437,7 +437,7 @@ def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: P
     cfg = config(preset, c)
     device = _device(c.device)
     check_precision(c.precision)
-    datasets = _hashes([train, *adv] + ([val] if val else []) + val_adv)
+    datasets = set_hashes([train, *adv] + ([val] if val else []) + val_adv)
     refuse_held_out_sources(adv, False, train)
     for p in adv:
         match_source(p, train, datasets[str(train)], c.warning)
@@ -450,10 +450,10 @@ def pretrain_dcae(train: Path, adv: Sequence[Path] = (), *, output: Path, val: P
     model.start_at_mean(mean)
     tsrc = [Source(train)] + [Source(p, target=train) for p in adv]
     vsrc = ([Source(val)] + [Source(p, target=val) for p in val_adv]) if val else []
-    return _run(output=output, model=model, kind="dcae", arch=arch, preset=preset,
+    return run_training(output=output, model=model, kind="dcae", arch=arch, preset=preset,
                 objective=Reconstruction(mean),
                 train_sources=tsrc, val_sources=vsrc, cfg=cfg, c=c,
-                recipe=_recipe("dcae", cfg, adversarial_sets=[str(p) for p in adv],
+                recipe=recipe_of("dcae", cfg, adversarial_sets=[str(p) for p in adv],
                                val_adversarial_sets=[str(p) for p in val_adv]),
                 parent=None, datasets=datasets, device=device)
 
@@ -499,18 +499,18 @@ def finetune(train: Path, *, dcae: Path | None, output: Path, val: Path | None =
             raise UsageError("--purify puts a DCAE in front of the CNN; it needs --init dcae and --dcae")
     elif dcae is None:
         raise UsageError("--dcae is required (or --init random: the same training without the DCAE's encoder)")
-    train, output = Path(train), _check_output(output, [train, val, dcae, cnn, *adv], c.history, c.preset)
+    train, output = Path(train), check_output(output, [train, val, dcae, cnn, *adv], c.history, c.preset)
     adv = [Path(p) for p in adv]
     refuse_held_out_sources(adv, allow_held_out, train)
     if cnn is not None and not purify:
         raise UsageError("--cnn is only used with --purify")
-    preset, infos, cfg, device = _classifier_setup(train, val, adv, c)
+    preset, infos, cfg, device = classifier_setup(train, val, adv, c)
     dck, parent = None, None
     if dcae is not None:
         dck = load_checkpoint(dcae, device="cpu", expect_kind="dcae")
         input_checks(dck, infos[0])
         parent = {"path": str(dck.path), "sha256": dck.sha256}
-    datasets = _hashes([train, *adv] + ([val] if val else []))
+    datasets = set_hashes([train, *adv] + ([val] if val else []))
 
     if cnn is not None:   # compose two trained models, no training
         if adv or freeze_encoder:
@@ -525,7 +525,7 @@ def finetune(train: Path, *, dcae: Path | None, output: Path, val: Path | None =
     if freeze_encoder:
         for p in model.encoder.parameters():
             p.requires_grad_(False)
-    recipe = _recipe("rdmaa" if dck is not None else "scratch", cfg, freeze_encoder=bool(freeze_encoder),
+    recipe = recipe_of("rdmaa" if dck is not None else "scratch", cfg, freeze_encoder=bool(freeze_encoder),
                      adversarial_sets=[str(p) for p in adv], encoder_from=init)
     kind, out_arch, wrap = "cnn", arch, None
     if purify:
@@ -540,8 +540,8 @@ def finetune(train: Path, *, dcae: Path | None, output: Path, val: Path | None =
                 more = {"val": Classification().evaluate(composite, vb, device)}
             return composite, more
 
-    return _run(output=output, model=model, kind=kind, arch=out_arch, preset=preset, objective=Classification(),
-                train_sources=_sources([train, *adv]), val_sources=_sources([val] if val else []), cfg=cfg, c=c,
+    return run_training(output=output, model=model, kind=kind, arch=out_arch, preset=preset, objective=Classification(),
+                train_sources=sources_of([train, *adv]), val_sources=sources_of([val] if val else []), cfg=cfg, c=c,
                 recipe=recipe, parent=parent, datasets=datasets, device=device, wrap=wrap)
 
 

@@ -31,7 +31,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from rdm.attacks.functions import _prepare, _row_ids, _take, apgd, attack_mode, check_eps
+from rdm.attacks.functions import prepare_batch, row_id_list, take_rows, apgd, attack_mode, check_eps
 from rdm.errors import RdmError
 from rdm.models import as_class_logits
 from rdm.attacks.square import square_linf
@@ -60,8 +60,8 @@ def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     """APGD-T: targeted DLR (margin for 2 classes) towards each other class in turn, the most likely
     first (by the clean image's logits), each run only on the rows no earlier target fooled."""
     eps = check_eps(eps)
-    x, y = _prepare(x, y)
-    ids = _row_ids(row_ids, x.shape[0])
+    x, y = prepare_batch(x, y)
+    ids = row_id_list(row_ids, x.shape[0])
     with attack_mode(model):
         logits = _classes(model, x)
         k = logits.shape[1]
@@ -78,10 +78,10 @@ def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
             rows = (~fooled).nonzero().squeeze(1)
             if rows.numel() == 0:
                 break
-            xa = apgd(model, _take(x, rows), _take(y, rows), eps, steps, loss=loss,
+            xa = apgd(model, take_rows(x, rows), take_rows(y, rows), eps, steps, loss=loss,
                       target=order[rows, t], restarts=restarts, seed=seed,
                       row_ids=[ids[i] for i in rows.tolist()], first_restart=first_restart + t * int(restarts))
-            f = _classes(model, xa).argmax(1) != _take(y, rows)
+            f = _classes(model, xa).argmax(1) != take_rows(y, rows)
             best[rows] = xa
             fooled[rows[f]] = True
     return best.detach().contiguous()
@@ -98,8 +98,8 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise RdmError(f"unknown stage {unknown[0]!r} (choose from {', '.join(STAGES)})")
-    x, y = _prepare(x, y)
-    ids = _row_ids(row_ids, x.shape[0])
+    x, y = prepare_batch(x, y)
+    ids = row_id_list(row_ids, x.shape[0])
     best = x.clone()
     with attack_mode(model):
         by = torch.where(_classes(model, x).argmax(1) != y, CLEAN, ROBUST)
@@ -107,7 +107,7 @@ def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *
             rows = (by == ROBUST).nonzero().squeeze(1)
             if rows.numel() == 0 or eps == 0:
                 break
-            xr, yr, idr = _take(x, rows), _take(y, rows), [ids[j] for j in rows.tolist()]
+            xr, yr, idr = take_rows(x, rows), take_rows(y, rows), [ids[j] for j in rows.tolist()]
             first = RESTART_BLOCK[stage]
             if stage == "apgd-ce":
                 xa = apgd(model, xr, yr, eps, steps, loss="ce", seed=seed, row_ids=idr, first_restart=first)

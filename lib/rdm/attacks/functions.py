@@ -177,14 +177,14 @@ def _loss_and_grad(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, loss_
     return loss.detach(), grad.detach(), as_class_logits(logits.detach())
 
 
-def _fast_layout(x: torch.Tensor) -> torch.memory_format:
+def fast_layout(x: torch.Tensor) -> torch.memory_format:
     """Channels-last for image batches (faster convolutions), else as is."""
     return torch.channels_last if x.dim() == 4 else torch.contiguous_format
 
 
-def _prepare(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def prepare_batch(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A private copy of ``x`` in the fast layout (converted once per batch) and long labels."""
-    x = x.detach().clone(memory_format=_fast_layout(x))
+    x = x.detach().clone(memory_format=fast_layout(x))
     y = torch.as_tensor(y, device=x.device).detach().long().reshape(-1)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
@@ -198,10 +198,7 @@ def check_eps(eps: float) -> float:
     return eps
 
 
-_check_eps = check_eps
-
-
-def _row_ids(row_ids: Sequence[int] | torch.Tensor | np.ndarray | None, n: int) -> list[int]:
+def row_id_list(row_ids: Sequence[int] | torch.Tensor | np.ndarray | None, n: int) -> list[int]:
     if row_ids is None:
         return list(range(n))
     ids = [int(i) for i in (row_ids.tolist() if hasattr(row_ids, "tolist") else row_ids)]
@@ -301,7 +298,7 @@ def _uniform_rows(shape: torch.Size, seed: int | None, ids: list[int], restart: 
     """U[−1, 1) noise for a random start (:func:`uniform_rows` at stream ``restart``, times 2 minus
     1, exact), in ``like``'s device, dtype and layout; the same row gets the same noise anywhere."""
     u = _hashed_rows(shape, seed, ids, restart, like.device, 2.0 ** -23, -1.0,
-                     memory_format=_fast_layout(like) if len(shape) == 4 else torch.contiguous_format)
+                     memory_format=fast_layout(like) if len(shape) == 4 else torch.contiguous_format)
     return u.to(dtype=like.dtype)
 
 
@@ -329,9 +326,9 @@ def _unfooled(best_fooled: torch.Tensor) -> torch.Tensor:
     return (~best_fooled).nonzero().squeeze(1)
 
 
-def _take(t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+def take_rows(t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
     """Rows ``rows`` of ``t`` (all when None), image batches kept in the fast layout."""
-    return t if rows is None else t.index_select(0, rows).contiguous(memory_format=_fast_layout(t))
+    return t if rows is None else t.index_select(0, rows).contiguous(memory_format=fast_layout(t))
 
 
 def _select_at(rows: torch.Tensor | None, best: torch.Tensor, best_loss: torch.Tensor,
@@ -341,7 +338,7 @@ def _select_at(rows: torch.Tensor | None, best: torch.Tensor, best_loss: torch.T
     if rows is None:
         _select(best, best_loss, best_fooled, cand, cand_loss, cand_fooled)
         return
-    b, bl, bf = _take(best, rows), best_loss[rows], best_fooled[rows]
+    b, bl, bf = take_rows(best, rows), best_loss[rows], best_fooled[rows]
     _select(b, bl, bf, cand, cand_loss, cand_fooled)
     best[rows], best_loss[rows], best_fooled[rows] = b, bl, bf
 
@@ -363,7 +360,7 @@ def sign_noise(x: torch.Tensor, eps: float, *, seed: int | None = None,
     x = x.detach()
     if eps == 0:
         return x.clone(memory_format=torch.contiguous_format)
-    u = uniform_rows(x.shape, seed, _row_ids(row_ids, x.shape[0]), NOISE_RESTART, x.device)
+    u = uniform_rows(x.shape, seed, row_id_list(row_ids, x.shape[0]), NOISE_RESTART, x.device)
     lo, hi = eps_bounds(x, eps)
     return torch.where(u < 0.5, lo, hi).contiguous()
 
@@ -390,8 +387,8 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
 def fgsm_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: Sequence[float], *,
                targeted: bool = False) -> list[torch.Tensor]:
     """FGSM at several ε from ONE gradient (FGSM's direction does not depend on ε)."""
-    eps_list = [_check_eps(e) for e in eps_list]
-    x, y = _prepare(x, y)
+    eps_list = [check_eps(e) for e in eps_list]
+    x, y = prepare_batch(x, y)
     if all(e == 0 for e in eps_list):
         return [x.clone(memory_format=torch.contiguous_format) for _ in eps_list]
     with attack_mode(model):
@@ -431,7 +428,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
       highest-loss one (never weaker than "fooled").
     * ``"last"``: the final iterate of the last restart, no selection.
     """
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     if int(steps) < 1:
         raise RdmError(f"steps must be at least 1, got {steps}")
     if not float(alpha) > 0 and eps > 0:  # α is moot at ε = 0 (the default α = 2.5·ε/steps is 0)
@@ -440,10 +437,10 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
         raise RdmError(f"restarts must be at least 1, got {restarts}")
     if keep not in KEEP_CHOICES:
         raise ValueError(f"keep must be one of {KEEP_CHOICES}, got {keep!r}")
-    x, y = _prepare(x, y)
+    x, y = prepare_batch(x, y)
     if eps == 0:
         return x.contiguous()
-    ids = _row_ids(row_ids, x.shape[0])
+    ids = row_id_list(row_ids, x.shape[0])
     alpha, steps, sign = float(alpha), int(steps), (-1.0 if targeted else 1.0)
     lo, hi = eps_bounds(x, eps)
     # With one restart and keep="fooled" the selection always takes the final iterate
@@ -465,7 +462,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
             rows = None if r == 0 or keep == "last" else _unfooled(best_fooled)
             if rows is not None and rows.numel() == 0:
                 break
-            xr, yr, lor, hir = (_take(t, rows) for t in (x, y, lo, hi))
+            xr, yr, lor, hir = (take_rows(t, rows) for t in (x, y, lo, hi))
             x_adv = xr.clone()
             if random_start:
                 idr = ids if rows is None else [ids[i] for i in rows.tolist()]
@@ -480,12 +477,12 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: f
             if not final_eval:
                 best = x_adv
                 continue
-            loss, logits = _eval_logits(model, x_adv, yr)
+            loss, logits = eval_logits(model, x_adv, yr)
             _select_at(rows, best, best_loss, best_fooled, x_adv, sign * loss, fooled_of(logits.argmax(1), yr))
     return best.detach().contiguous()
 
 
-def _eval_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def eval_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         logits = model(x)
         return classification_loss(logits, y, reduction="none"), as_class_logits(logits)
@@ -530,7 +527,7 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
     """
     from rdm.attacks.losses import TARGETED, get_loss
 
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     if int(steps) < 1:
         raise RdmError(f"steps must be at least 1, got {steps}")
     if int(restarts) < 1:
@@ -538,10 +535,10 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
     if loss in TARGETED and target is None:
         raise ValueError(f"the {loss} loss needs target labels")
     get_loss(loss, target)                    # an unknown loss fails before any work
-    x, y = _prepare(x, y)
+    x, y = prepare_batch(x, y)
     if eps == 0:
         return x.contiguous()
-    ids = _row_ids(row_ids, x.shape[0])
+    ids = row_id_list(row_ids, x.shape[0])
     n = x.shape[0]
     lo, hi = eps_bounds(x, eps)
     view = (-1,) + (1,) * (x.dim() - 1)
@@ -557,9 +554,9 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
             rows = None if r == 0 else _unfooled(best_fooled)
             if rows is not None and rows.numel() == 0:
                 break
-            xr, yr, lor, hir = (_take(t, rows) for t in (x, y, lo, hi))
+            xr, yr, lor, hir = (take_rows(t, rows) for t in (x, y, lo, hi))
             idr = ids if rows is None else [ids[i] for i in rows.tolist()]
-            tr = None if target is None else _take(target, rows)
+            tr = None if target is None else take_rows(target, rows)
 
             def loss_of(idx, tr=tr):
                 return get_loss(loss, tr if tr is None or idx is None else tr[idx])
@@ -606,7 +603,7 @@ def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum, loss_
         nonlocal active, loss_fn
         active = keep if active is None else active[keep]
         for i, v in enumerate(state):
-            state[i] = _take(v, keep) if v.dim() > 1 else v[keep]
+            state[i] = take_rows(v, keep) if v.dim() > 1 else v[keep]
         loss_fn = None if loss_of is None else loss_of(active)
 
     if early_stop and bool(fooled.any()):

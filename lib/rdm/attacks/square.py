@@ -36,7 +36,7 @@ from torch import nn
 from rdm.attacks.losses import margin
 from rdm.attacks import incremental
 from rdm.attacks.compiled import query_model
-from rdm.attacks.functions import (_check_eps, _eval_logits, _fast_layout, _prepare, _row_ids, _take, attack_mode,
+from rdm.attacks.functions import (check_eps, eval_logits, fast_layout, prepare_batch, row_id_list, take_rows, attack_mode,
                       eps_bounds, row_generator)
 from rdm.errors import RdmError, UsageError
 from rdm.models import as_class_logits
@@ -94,7 +94,7 @@ def square_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     first_restart + r)``.
     ``count``, if given, gets the number of rows of every
     forward pass appended (for tests of the query budget)."""
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     if int(queries) < 1:
         raise UsageError(f"--queries must be at least 1, got {queries}")
     if not 0 < float(p_init) <= 1:
@@ -103,10 +103,10 @@ def square_linf(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
         raise RdmError(f"restarts must be at least 1, got {restarts}")
     if x.dim() != 4:
         raise RdmError(f"Square needs N×C×H×W images, got shape {tuple(x.shape)}")
-    x, y = _prepare(x, y)
+    x, y = prepare_batch(x, y)
     if eps == 0:
         return x.contiguous()
-    ids = _row_ids(row_ids, x.shape[0])
+    ids = row_id_list(row_ids, x.shape[0])
     lo, hi = eps_bounds(x, eps)
     best = x.clone()
     best_m = torch.full((x.shape[0],), math.inf, device=x.device)
@@ -134,7 +134,7 @@ def _search_in_pieces(model, x, y, lo, hi, rows, queries, p_init, seed, ids, res
     out = []
     for k in range(0, rows.numel(), step):
         sel = rows[k:k + step]
-        out.append(_search(model, _take(x, sel), _take(y, sel), _take(lo, sel), _take(hi, sel), queries, p_init,
+        out.append(_search(model, take_rows(x, sel), take_rows(y, sel), take_rows(lo, sel), take_rows(hi, sel), queries, p_init,
                            seed, [ids[i] for i in sel.tolist()], restart, count, row_queries))
     if len(out) == 1:
         return out[0]
@@ -153,7 +153,7 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count, row
         if query is not model and bool(fooled.any()):
             i = fooled.nonzero().squeeze(1)
             xs = cands(i)
-            fooled[i] = _eval_logits(model, xs, ys.index_select(0, i))[1].argmax(1) != ys.index_select(0, i)
+            fooled[i] = eval_logits(model, xs, ys.index_select(0, i))[1].argmax(1) != ys.index_select(0, i)
         return margin(logits, ys).neg(), fooled    # z_y − max other: lower is better
 
     def forward(xs, ys):
@@ -165,7 +165,7 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count, row
 
     # start: vertical stripes, one sign per (row, channel, column)
     up = torch.stack([torch.rand(c, 1, w, generator=g) for g in rnd.gens]).to(dev) < 0.5
-    cur = torch.where(up, hi, lo).contiguous(memory_format=_fast_layout(x))
+    cur = torch.where(up, hi, lo).contiguous(memory_format=fast_layout(x))
     total = n * queries if row_queries is None else row_queries
     eng = incremental.engine(model, cur, queries)            # only what the window changes, or None
     query = query_model(model, cur, total) if eng is None else eng.start
@@ -197,7 +197,7 @@ def _search(model, x, y, lo, hi, queries, p_init, seed, ids, restart, count, row
             """Whole candidate images of the alive rows ``i``: the current point with its window set, in
             the fast layout (index_select returns contiguous NCHW; channels-last convolves ≈ 3× faster
             on CPU, and a compiled copy checked on channels-last input would recompile for another)."""
-            xs = cur.index_select(0, alive.index_select(0, i)).contiguous(memory_format=_fast_layout(x))
+            xs = cur.index_select(0, alive.index_select(0, i)).contiguous(memory_format=fast_layout(x))
             xs[torch.arange(i.numel(), device=dev).view(-1, 1, 1), :, ri.index_select(0, i), ci.index_select(0, i)] = \
                 cw.index_select(0, i)
             return xs

@@ -35,7 +35,7 @@ from rdm.data.atomic import write_bytes
 from rdm.data.guard import require_regular_file
 from rdm.errors import RdmError
 from rdm.models import build
-from rdm.data.sets import MAX_CHANNELS, MAX_SIDE, _jsonable, sha256_file
+from rdm.data.sets import MAX_CHANNELS, MAX_SIDE, jsonable, sha256_file
 
 FORMAT = "rdm-checkpoint/1"
 KINDS = ("cnn", "dcae", "purified")
@@ -84,7 +84,7 @@ def save_checkpoint(path: os.PathLike | str, model: nn.Module, meta: Mapping[str
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     blob: dict[str, Any] = {
         "format": FORMAT,
-        "meta": json.dumps(_jsonable(meta)),
+        "meta": json.dumps(jsonable(meta)),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
     if trainer is not None:

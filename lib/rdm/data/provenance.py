@@ -17,14 +17,14 @@ import numpy as np
 from rdm import __version__
 
 
-def _identity(path: os.PathLike | str) -> tuple:
+def file_identity(path: os.PathLike | str) -> tuple:
     """A file's identity for the per-run caches: same path, inode, size and mtime = same bytes."""
     st = os.stat(path)
     return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 _SHA_CACHE: dict[tuple, str] = {}
-#: every per-process cache keyed by :func:`_identity` (emptied by :func:`forget_files`)
+#: every per-process cache keyed by :func:`file_identity` (emptied by :func:`forget_files`)
 FILE_CACHES: list = [_SHA_CACHE]
 
 
@@ -42,7 +42,7 @@ def sha256_bytes(data: bytes) -> str:
 
 def sha256_file(path: os.PathLike | str, bufsize: int = 1 << 20) -> str:
     """sha256 of a file's bytes; each file is read once per process while it is unchanged."""
-    key = _identity(path)
+    key = file_identity(path)
     if key not in _SHA_CACHE:
         h = hashlib.sha256()
         with open(path, "rb") as f:
@@ -70,27 +70,27 @@ def make_provenance(
     prov = {
         "command": command if command is not None else " ".join(sys.argv),
         "rdm_version": __version__,
-        "arguments": {k: _jsonable(v) for k, v in (arguments or {}).items()},
+        "arguments": {k: jsonable(v) for k, v in (arguments or {}).items()},
         "seed": seed,
         "inputs": hashes,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
     }
-    prov.update({k: _jsonable(v) for k, v in extra.items()})
+    prov.update({k: jsonable(v) for k, v in extra.items()})
     return prov
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v
     if isinstance(v, Path):
         return str(v)
     if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if hasattr(v, "value"):  # enums
-        return _jsonable(v.value)
+        return jsonable(v.value)
     if isinstance(v, np.generic):
         return v.item()
     return str(v)

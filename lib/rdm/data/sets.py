@@ -40,7 +40,7 @@ from rdm.data.atomic import atomic_output
 from rdm.data.guard import require_regular_file
 from rdm.errors import RdmError
 # hashes and provenance live in rdm.data.provenance; re-exported for the callers of rdm.data.sets
-from rdm.data.provenance import FILE_CACHES, _identity, _jsonable, make_provenance, sha256_bytes, sha256_file  # noqa: F401
+from rdm.data.provenance import FILE_CACHES, file_identity, jsonable, make_provenance, sha256_bytes, sha256_file  # noqa: F401
 
 REQUIRED_ATTRS = ("classes", "modality", "preset", "provenance")
 SPLIT_ID_ATTR = "split_id"
@@ -162,10 +162,10 @@ class SetWriter:
             self._f.attrs["classes"] = np.array(self.classes, dtype=_STR)
             self._f.attrs["modality"] = str(modality)
             self._f.attrs["preset"] = str(preset)
-            self._f.attrs["provenance"] = json.dumps(_jsonable(dict(provenance)))
+            self._f.attrs["provenance"] = json.dumps(jsonable(dict(provenance)))
             self._f.attrs["format"] = "rdm-set/1"
             for k, v in (attrs or {}).items():
-                self._f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(_jsonable(v))
+                self._f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(jsonable(v))
         except BaseException as e:
             self._abort(e)
             raise
@@ -198,7 +198,7 @@ class SetWriter:
         self.n = n1
 
     def set_attr(self, key: str, value: Any) -> None:
-        self._f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(_jsonable(value))
+        self._f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(jsonable(value))
 
     def close(self) -> Path:
         if self._closed:
@@ -503,7 +503,7 @@ def _validate(path, expect_shape, expect_classes, require, check_values, batch_s
         if yv.min() < 0 or yv.max() >= info.num_classes:
             bad = int(yv.min() if yv.min() < 0 else yv.max())
             raise RdmError(f"{path}: label {bad} out of range for {info.num_classes} classes")
-        key = _identity(path)
+        key = file_identity(path)
         if check_values and key not in _VALUES_OK:
             rows = max(1, min(int(batch_size), VALIDATE_BYTES // (4 * int(np.prod(info.shape)))))
             for b0 in range(0, info.n, rows):
