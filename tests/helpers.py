@@ -462,3 +462,28 @@ def write_audit(work: Path, m: str, **over) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(d))
     return p
+
+
+# A small CT preset (1 channel, 8×8, HU window) for the prep tests.
+CT_PRESET = """name = "ct"
+modality = "CT"
+classes = ["a", "b"]
+channels = 1
+size = [8, 8]
+split = { train = 0.5, val = 0.25, test = 0.25 }
+[intensity]
+unit = "HU"
+window = [-1000, 400]
+"""
+
+
+def png_tree(root: Path, per_class: int = 4) -> Path:
+    """A source folder for rdm-prep: classes ``a`` and ``b``, ``per_class`` random 8×8 grey PNGs each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / c / f"{c}{i}.png")
+    return root

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from typer.testing import CliRunner
 
 import rdm.data.atomic as atomic
@@ -15,6 +13,7 @@ from rdm.data.presets import load_preset
 from rdm.data.sets import SetReader
 from rdm.prep.api import prepare
 from rdm_tools.train_cnn import app as cnn_app
+from helpers import png_tree
 
 PRESET = """name = "two"
 classes = ["a", "b"]
@@ -28,12 +27,7 @@ batch_size = 8
 
 
 def tree(root: Path, per_class: int = 6) -> Path:
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / c / f"{c}{i}.png")
-    return root
+    return png_tree(root, per_class)
 
 
 def ids(out: Path) -> dict[str, set[str]]:

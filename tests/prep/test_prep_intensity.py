@@ -15,16 +15,9 @@ from typer.testing import CliRunner
 from rdm.data.sets import SetReader
 from rdm_tools.prep import app
 
-CT = """name = "ct"
-modality = "CT"
-classes = ["a", "b"]
-channels = 1
-size = [8, 8]
-split = { train = 0.5, val = 0.25, test = 0.25 }
-[intensity]
-unit = "HU"
-window = [-1000, 400]
-"""
+from helpers import CT_PRESET
+
+CT = CT_PRESET
 PLAIN = CT.split("[intensity]")[0]
 LO, HI = -1000.0, 400.0
 

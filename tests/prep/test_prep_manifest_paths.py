@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from rdm.data.sets import SetReader
 from rdm_tools.prep import app
+from helpers import png_tree
 
 PRESET = """name = "two"
 classes = ["a", "b"]
@@ -24,12 +25,7 @@ split = { train = 0.5, val = 0.25, test = 0.25 }
 
 
 def tree(root: Path, per_class: int = 4) -> Path:
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / c / f"{c}{i}.png")
-    return root
+    return png_tree(root, per_class)
 
 
 def manifest(root: Path, rows) -> None:

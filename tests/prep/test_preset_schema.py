@@ -15,17 +15,10 @@ from rdm.prep.api import prepare
 from rdm_tools.eval import app as eval_app
 from rdm_tools.train_cnn import app as cnn_app
 
+from helpers import CT_PRESET
+
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "presets.md"
-CT = """name = "ct"
-modality = "CT"
-classes = ["a", "b"]
-channels = 1
-size = [8, 8]
-split = { train = 0.5, val = 0.25, test = 0.25 }
-[intensity]
-unit = "HU"
-window = [-1000, 400]
-[train]
+CT = CT_PRESET + """[train]
 epochs = 1
 batch_size = 8
 """
