@@ -100,12 +100,15 @@ def test_the_grid_runs_aa_noise_and_the_steps_curve_for_every_model_with_rows_by
     from rdm.pipeline import config
     from rdm.pipeline import plan as P
 
-    # the shipped grid's measured throughputs: brain's 307 rows fit the budget, lung's 1,622 and
-    # leukaemia's 652 at two ε do not
-    for mode, aa_rows in (("tables", {"lung": P.SUBSET, "brain": "test", "brain-grouped": "test",
-                                      "leukemia": P.SUBSET}),
-                          ("demo", {"lung": "test", "brain": "test", "brain-grouped": "test", "leukemia": "test"})):
-        plan = P.Plan(None, mode)
+    # the shipped grid: the standard suite on the seeded subset of every seed (seeds before rows);
+    # with limit = "auto" the estimate decides at the grid's measured throughputs: brain's 307 rows fit
+    # the budget, lung's 1,622 and leukaemia's 652 at two ε do not
+    auto = _auto_aa(config.load_grid(None))
+    sub = dict.fromkeys(("lung", "brain", "brain-grouped", "leukemia"), P.SUBSET)
+    for grid, mode, aa_rows in ((None, "tables", sub), (None, "demo", sub),
+                                (auto, "tables", {**sub, "brain": "test", "brain-grouped": "test"}),
+                                (auto, "demo", dict.fromkeys(sub, "test"))):
+        plan = P.Plan(grid, mode)
         cells = list(plan.cells())
         for m, mp in plan.run.items():
             for model in plan.eval_models:
@@ -120,7 +123,7 @@ def test_the_grid_runs_aa_noise_and_the_steps_curve_for_every_model_with_rows_by
                 steps = [n for n, _ in mp.steps_curve(model)]
                 assert steps == ([10, 20, 50, 100, 200] if mode == "tables" else [5, 10])
     # the estimate decides: at a GPU's throughput the whole test set, at one pass a second the subset
-    g = config.load_grid(None)
+    g = _auto_aa(config.load_grid(None))
     g["evaluate"]["cost"] = {**g["evaluate"]["cost"], "throughput": 1e6}
     mp = P.Plan(g, "tables", ["lung"]).modality("lung")
     assert mp.whitebox("rdmaa", next(w for w in mp.plan.whitebox if w.kind == "aa"), 0.005).rows == "test"
@@ -143,6 +146,12 @@ def test_the_grid_runs_aa_noise_and_the_steps_curve_for_every_model_with_rows_by
         P.Plan(g, "tables")
 
 
+def _auto_aa(g: dict) -> dict:
+    """The grid with its standard suite on ``limit = "auto"``: the cost estimate picks the rows."""
+    next(w for w in g["evaluate"]["whitebox"] if w["attack"] == "aa")["limit"] = "auto"
+    return g
+
+
 def test_cost_printout_and_bad_cost_settings(tmp_path):
     import subprocess
     import sys
@@ -151,12 +160,17 @@ def test_cost_printout_and_bad_cost_settings(tmp_path):
     from rdm.pipeline import config
     from rdm.pipeline import plan as P
 
-    r = subprocess.run([sys.executable, "-m", "rdm.pipeline.plan", "--cost", "--modality", "lung"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    aa = next(line.split("\t") for line in r.stdout.splitlines() if line.startswith("lung\twb-aa\t"))
-    assert aa[4] == "4402" and aa[5] == "300" and aa[8].startswith("subset (auto: whole test set 3.05 h > 2 h)")
-    assert "at lung 650 passes/s" in r.stdout
+    shipped = config.DEFAULT_GRID.read_text()
+    aa_line = '{ name = "aa", attack = "aa", limit = true, square_seeds = 1 }'
+    assert aa_line in shipped
+    (tmp_path / "auto.toml").write_text(shipped.replace(aa_line, aa_line.replace("true", '"auto"')))
+    for grid, rows in ((config.DEFAULT_GRID, "subset"), (tmp_path / "auto.toml", "subset (auto: whole test set 3.05 h > 2 h)")):
+        r = subprocess.run([sys.executable, "-m", "rdm.pipeline.plan", "--cost", "--modality", "lung", "--grid", str(grid)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        aa = next(line.split("\t") for line in r.stdout.splitlines() if line.startswith("lung\twb-aa\t"))
+        assert aa[4] == "4402" and aa[5] == "300" and aa[8] == rows
+        assert "at lung 650 passes/s" in r.stdout
     g = config.load_grid(None)
     g["evaluate"]["cost"] = {"throughput": 0}
     with pytest.raises(RdmError, match="throughput must be > 0"):
