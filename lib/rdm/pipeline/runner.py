@@ -5,7 +5,7 @@ which was most of a median grid stage on a GPU. Here ``jobs`` worker processes a
 (forked from a server that imported torch and the tools once) and each step calls its tool's entry
 point in-process with the step's argument list, exactly as make would have run it:
 
-* the steps are the plan's (:func:`rdm.pipeline.render.needed_steps`, in
+* the steps are the plan's (:func:`rdm.pipeline.plan.needed_steps`, in
   :func:`~rdm.pipeline.render.dependency_order`), their arguments
   :func:`~rdm.pipeline.render.argv` with the run's settings (``OUT``, ``DEVICE`` …, make's variable
   names); a word that reads a value when the step runs (:func:`~rdm.pipeline.commands.read_key`,
@@ -48,9 +48,9 @@ from typing import Any, Callable
 from rdm.errors import RdmError, UsageError
 from rdm.pipeline import commands as C
 from rdm.pipeline.commands import Sub, Var, Word
-from rdm.pipeline.plan import Plan, source_stamp_path, subset_stamp_path
+from rdm.pipeline.plan import Plan, needed_steps, source_stamp_path, subset_stamp_path
 from rdm.pipeline.render import argv as render_argv
-from rdm.pipeline.render import dependency_order, needed_steps
+from rdm.pipeline.render import dependency_order
 
 #: the settings a step's words may name, with make's defaults (the Makefile's ``?=`` values)
 DEFAULTS = {"OUT": "work", "DEVICE": "auto", "SUBSET_N": "300", "DEMO_N": "240", "TRAIN_FLAGS": "",
