@@ -142,8 +142,7 @@ s = {"device": device, "jobs": int(jobs), "runner": runner, "rdm_threads": __imp
      "total_s": int(time.time()) - int(t0)}
 try:   # how much of the three-seed grid the runner would still have to do
     sys.path.insert(0, "lib")
-    from rdm.pipeline.plan import Plan
-    from rdm.pipeline.render import needed_steps
+    from rdm.pipeline.plan import Plan, needed_steps
     for k in (1, 3):
         steps = needed_steps(Plan(__import__("os").environ.get("GRID"), mode, modalities.split(), 0, k))
         s[f"steps_seeds{k}"] = {"needed": len(steps), "done": sum(all((Path(work) / o).exists() for o in st.outputs)

@@ -175,7 +175,7 @@ def test_the_pool_runner_writes_what_make_writes(runs):
     any two runs set aside (creation and wall times, and the sha256 of files that embed them; the
     output folder's name). Its timings.jsonl has make's stage names; a second run does nothing."""
     from helpers import output_differences
-    from rdm.pipeline.render import needed_steps
+    from rdm.pipeline.plan import needed_steps
 
     d, grid = runs["dir"], runs["grid"]
     r = _make_demo(d, d / "pool", d / "pool-results", grid, "RUNNER=pool", "JOBS=2")

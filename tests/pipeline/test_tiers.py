@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from rdm.errors import RdmError
-from rdm.pipeline import budget, config, render
+from rdm.pipeline import config, render
 from rdm.pipeline import plan as P
 
 CORE_MODELS = ["baseline", "rdmaa", "purified", "advtrain-fgsm", "advtrain-pgd", "advtrain-online", "advtrain-trades",
@@ -67,7 +67,7 @@ def test_full_holds_every_core_cell_and_step(core, full):
     full_cells = {(c.output, c.pick) for c in full.cells()}
     assert {(c.output, c.pick) for c in core.cells()} <= full_cells
     full_steps = {(s.stage, tuple(s.outputs), _words(s)) for s in full.steps()}
-    assert {(s.stage, tuple(s.outputs), _words(s)) for s in render.needed_steps(core)} <= full_steps
+    assert {(s.stage, tuple(s.outputs), _words(s)) for s in P.needed_steps(core)} <= full_steps
     assert len(full_cells) > 4 * len(list(core.cells()))
     for plan in (core, full):
         stages = Counter(s.stage for s in plan.steps())
@@ -125,7 +125,7 @@ def test_the_purifier_is_attacked_end_to_end(core, full):
 
 
 def test_the_cost_is_printed_per_stage_and_the_core_costs_less(core):
-    lines = budget.stage_lines(core)
+    lines = P.stage_lines(core)
     assert lines[0].startswith("# tier core, 3 seed(s), lung, leukemia, brain-grouped")
     rows = [line.split("\t") for line in lines if line.count("\t") == 4 and not line.startswith("modality")]
     stages = {(m, d): float(h) for m, _, d, _, h in rows}
@@ -135,10 +135,10 @@ def test_the_cost_is_printed_per_stage_and_the_core_costs_less(core):
     assert stages[("lung", "advtrain-online")] > stages[("lung", "baseline")]
     total = float(next(line for line in lines if line.startswith("all\ttotal")).split("\t")[2])
     one = P.Plan(None, "tables", seeds=1, tier="core")
-    t1 = budget.stage_table(one, render.needed_steps(one))["total"]
+    t1 = P.stage_table(one, P.needed_steps(one))["total"]
     assert t1 < total <= 3 * t1 + 1e-6
     full = P.Plan(None, "tables", seeds=1, tier="full")
-    assert budget.stage_table(full, render.needed_steps(full))["total"] > t1
+    assert P.stage_table(full, P.needed_steps(full))["total"] > t1
     r = subprocess.run([sys.executable, "-m", "rdm.pipeline.plan", "--cost", "--tier", "core", "--modality", "lung"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "lung\ttrain\tdcae-at-matched\t1\t" in r.stdout and "all\ttotal\t" in r.stdout
@@ -176,13 +176,13 @@ def test_bad_tiers_are_one_line(tmp_path):
 
 def test_the_cost_of_what_is_left_leaves_finished_steps_out(tmp_path):
     plan = P.Plan(None, "tables", ["lung"], seeds=1, tier="core")
-    steps = render.needed_steps(plan)
-    every = budget.stage_lines(plan, 2, tmp_path)[-1].split("\t")
+    steps = P.needed_steps(plan)
+    every = P.stage_lines(plan, 2, tmp_path)[-1].split("\t")
     assert every[1] == "to run" and f"{len(steps)} of {len(steps)} steps" in every[3]
     done = next(s for s in steps if s.stage == "lung/s0/advtrain-trades")
     for o in done.outputs:
         (tmp_path / o).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / o).write_text("")
-    left = budget.stage_lines(plan, 2, tmp_path)[-1].split("\t")
+    left = P.stage_lines(plan, 2, tmp_path)[-1].split("\t")
     assert f"{len(steps) - 1} of {len(steps)} steps" in left[3]
-    assert budget.step_hours(plan, done) > 0.1 and float(left[2]) < float(every[2])
+    assert P.step_hours(plan, done) > 0.1 and float(left[2]) < float(every[2])

@@ -100,16 +100,7 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
     (:mod:`rdm.precision`); the ε-ball, the stored images and the stored predictions stay float32.
     The set is read and decompressed ahead by a background thread (:mod:`rdm.data.prefetch`)."""
     set_path, model_path = Path(set_path), Path(model_path)
-    if not specs:
-        raise RdmError("no attack given")
-    if int(batch_size) < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    names = {s.name for s in specs}
-    if len(names) != 1:
-        raise RdmError("all specs of one run must be the same attack")
-    paths = [Path(p) for p in outputs]
-    if len(paths) != len(specs):
-        raise RdmError(f"{len(specs)} attacks need {len(specs)} output paths, got {len(paths)}")
+    paths = _checked_request(specs, outputs, batch_size)
     check_outputs(paths, [set_path, model_path])        # before any work: the output guard
     device = torch.device(device)
     check_precision(precision)
@@ -124,7 +115,8 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
         raise RdmError(f"--shard {shard[0]}/{shard[1]}: no rows (the set has {info.n})")
     set_sha = sha256_file(set_path)
     copy_cols = [c for c in ("group", "id") if c in info.columns]
-    model = ck.model
+    source_set = {"path": str(set_path.resolve()), "sha256": set_sha, "n": info.n, "split": source_split(info)}
+    shard_info = {"index": shard[0], "count": shard[1], "start": start, "stop": stop} if shard else None
 
     success = [0] * len(specs)
     clean_correct = 0
@@ -136,43 +128,67 @@ def attack_set(model_path: os.PathLike | str, set_path: os.PathLike | str, specs
                 input_hashes={str(model_path): ck.sha256, str(set_path): set_sha},
                 attack=spec.to_dict(),
                 source_model={"path": str(model_path.resolve()), "sha256": ck.sha256, "kind": ck.kind},
-                source_set={"path": str(set_path.resolve()), "sha256": set_sha, "n": info.n,
-                            "split": source_split(info)},
-                shard=({"index": shard[0], "count": shard[1], "start": start, "stop": stop}
-                       if shard else None),
+                source_set=source_set, shard=shard_info,
             )
-            w = SetWriter(p, shape=info.shape, classes=info.classes, modality=info.modality,
-                          preset=info.preset, provenance=prov, columns=["source_index", *copy_cols],
-                          extras=EXTRAS, chunk_rows=min(int(batch_size), 128),
-                          attrs={"attack": spec.to_dict(), "protocol_model_sha256": ck.sha256,
-                                 **inherited_attrs(info)})
-            stack.enter_context(w)
-            writers.append(w)
+            writers.append(stack.enter_context(_open_writer(p, spec, info, ck, prov, copy_cols, batch_size)))
         task = progress.add_task(f"{specs[0].name}", total=stop - start, info="") if progress else None
         with SetReader(set_path) as reader:
             for b in prefetch(reader.batches(int(batch_size), start, stop)):
-                x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)
-                y = torch.from_numpy(b["y"]).to(device)
-                with torch.no_grad():
-                    pc = predict(finite_logits(model(x)))
-                with autocast(device, precision):
-                    advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
-                right = (pc == y).cpu().numpy()
-                clean_correct += int(right.sum())
-                for j, (w, xa) in enumerate(zip(writers, advs)):
-                    with torch.no_grad():
-                        pa = predict(model(xa))
-                    xa_np = xa.cpu().numpy()
-                    linf, l2 = perturbation_norms(xa_np, b["x"])
-                    succ = right & (pa != y).cpu().numpy()
-                    success[j] += int(succ.sum())
-                    w.append(xa_np, b["y"], source_index=b["index"],
-                             **{c: b[c] for c in copy_cols},
-                             linf=linf, l2=l2, pred_clean=pc.cpu().numpy(), pred_adv=pa.cpu().numpy(),
-                             success=succ)
+                clean_correct += _attack_batch(b, specs, ck.model, writers, success, device, precision, copy_cols)
                 if progress:
                     progress.update(task, advance=len(b["y"]))
     return AttackResult(paths, stop - start, success, clean_correct, list(specs))
+
+
+def _checked_request(specs: Sequence[AttackSpec], outputs: Sequence[os.PathLike | str],
+                     batch_size: int) -> list[Path]:
+    """The output paths, one per spec, once the specs name one attack and the batch size is valid."""
+    if not specs:
+        raise RdmError("no attack given")
+    if int(batch_size) < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    names = {s.name for s in specs}
+    if len(names) != 1:
+        raise RdmError("all specs of one run must be the same attack")
+    paths = [Path(p) for p in outputs]
+    if len(paths) != len(specs):
+        raise RdmError(f"{len(specs)} attacks need {len(specs)} output paths, got {len(paths)}")
+    return paths
+
+
+def _open_writer(path: Path, spec: AttackSpec, info, ck, prov: dict, copy_cols: list[str],
+                 batch_size: int) -> SetWriter:
+    """The writer of one spec's adversarial set: the clean set's format plus :data:`EXTRAS`."""
+    return SetWriter(path, shape=info.shape, classes=info.classes, modality=info.modality,
+                     preset=info.preset, provenance=prov, columns=["source_index", *copy_cols],
+                     extras=EXTRAS, chunk_rows=min(int(batch_size), 128),
+                     attrs={"attack": spec.to_dict(), "protocol_model_sha256": ck.sha256,
+                            **inherited_attrs(info)})
+
+
+def _attack_batch(b: dict, specs: Sequence[AttackSpec], model, writers: list[SetWriter], success: list[int],
+                  device: torch.device, precision: str, copy_cols: list[str]) -> int:
+    """Attack one batch ``b`` of the clean set with every spec and append each result to its writer;
+    ``success[j]`` counts spec j's successes. Returns the batch's correctly classified clean rows."""
+    x = torch.from_numpy(np.ascontiguousarray(b["x"])).to(device)
+    y = torch.from_numpy(b["y"]).to(device)
+    with torch.no_grad():
+        pc = predict(finite_logits(model(x)))
+    with autocast(device, precision):
+        advs = run_attack_sweep(specs, model, x, y, row_ids=b["index"])
+    right = (pc == y).cpu().numpy()
+    for j, (w, xa) in enumerate(zip(writers, advs)):
+        with torch.no_grad():
+            pa = predict(model(xa))
+        xa_np = xa.cpu().numpy()
+        linf, l2 = perturbation_norms(xa_np, b["x"])
+        succ = right & (pa != y).cpu().numpy()
+        success[j] += int(succ.sum())
+        w.append(xa_np, b["y"], source_index=b["index"],
+                 **{c: b[c] for c in copy_cols},
+                 linf=linf, l2=l2, pred_clean=pc.cpu().numpy(), pred_adv=pa.cpu().numpy(),
+                 success=succ)
+    return int(right.sum())
 
 
 # --------------------------------------------------------------------------- merge shards

@@ -626,23 +626,13 @@ def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum, loss_
         with torch.no_grad():
             increases += (loss > prev_loss).float()
             prev_loss = loss.clone()
-            better = loss > loss_best
-            _put_rows(x_best, better, x_adv)
-            _put_rows(grad_best, better, grad)
-            _put_rows(loss_best, better, loss)
+            _keep_best(loss, x_adv, grad, loss_best, x_best, grad_best)
 
             since_check += 1
             if since_check == period:
-                cond1 = increases <= period * rho
-                cond2 = ~reduced_last_check & (loss_best_last_check >= loss_best)
-                reduce = cond1 | cond2
-                reduced_last_check = reduce.clone()
-                loss_best_last_check = loss_best.clone()
-                if bool(reduce.any()):
-                    step[reduce] = step[reduce] / 2.0
-                    x_adv[reduce] = x_best[reduce]
-                    grad[reduce] = grad_best[reduce]
-                increases.zero_()
+                reduced_last_check, loss_best_last_check = _apgd_checkpoint(
+                    period, rho, increases, reduced_last_check, loss_best_last_check, loss_best,
+                    step, x_adv, grad, x_best, grad_best)
                 since_check = 0
                 period = max(period - decr, min_period)
         state = [x_adv, x_prev, grad, x_best, loss_best, grad_best, step, increases, prev_loss,
@@ -650,3 +640,30 @@ def _apgd_run(model, x, y, eps, steps, lo, hi, view, noise, rho, momentum, loss_
         if early_stop and bool(fooled.any()):
             shrink((~fooled).nonzero().squeeze(1))
     return out, out_loss, out_fooled
+
+
+def _keep_best(loss, x_adv, grad, loss_best, x_best, grad_best) -> None:
+    """Where ``loss`` beats ``loss_best``, the iterate, its gradient and its loss become the row's
+    best (in place): the point a halved step restarts from."""
+    better = loss > loss_best
+    _put_rows(x_best, better, x_adv)
+    _put_rows(grad_best, better, grad)
+    _put_rows(loss_best, better, loss)
+
+
+def _apgd_checkpoint(period, rho, increases, reduced_last_check, loss_best_last_check, loss_best,
+                     step, x_adv, grad, x_best, grad_best):
+    """APGD's checkpoint, reached every ``period`` steps: a row halves its step and restarts from its
+    best point and gradient (``step``, ``x_adv``, ``grad`` changed in place) when its loss rose in at
+    most ``rho`` of those steps, or when its best loss did not rise since the last checkpoint, which
+    did not halve it. Zeroes ``increases``; returns the new ``(reduced_last_check, loss_best_last_check)``."""
+    cond1 = increases <= period * rho
+    cond2 = ~reduced_last_check & (loss_best_last_check >= loss_best)
+    reduce = cond1 | cond2
+    reduced, best_at_check = reduce.clone(), loss_best.clone()
+    if bool(reduce.any()):
+        step[reduce] = step[reduce] / 2.0
+        x_adv[reduce] = x_best[reduce]
+        grad[reduce] = grad_best[reduce]
+    increases.zero_()
+    return reduced, best_at_check

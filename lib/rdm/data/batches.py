@@ -107,32 +107,9 @@ class Batches:
         return {"row": np.arange(o + b0, o + b1, dtype=np.int64)}
 
     def _stream(self, epoch: int, read_block, keys: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
-        """The order algorithm (module notes): blocks permuted, buffers of rows permuted."""
-        order = list(range(len(self._blocks)))
-        g = None
-        if self.shuffle:
-            g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
-            order = torch.randperm(len(order), generator=g).tolist()
-        pending: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-        held = 0
-        i = 0
-        while i < len(order) or held:
-            while i < len(order) and held < self.buffer_rows:
-                d = read_block(*self._blocks[order[i]])
-                for k in keys:
-                    pending[k].append(d[k])
-                held += len(d[keys[0]])
-                i += 1
-            buf = {k: np.concatenate(v) for k, v in pending.items()}
-            if g is not None:
-                perm = torch.randperm(held, generator=g).numpy()
-                buf = {k: v[perm] for k, v in buf.items()}
-            last = i >= len(order)
-            cut = held if last else (held // self.batch_size) * self.batch_size
-            for b0 in range(0, cut, self.batch_size):
-                yield {k: v[b0:b0 + self.batch_size] for k, v in buf.items()}
-            pending = {k: [v[cut:]] for k, v in buf.items()}
-            held -= cut
+        """The epoch's batches by :func:`shuffled_batches`, its generator seeded by (seed, epoch)."""
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch)) if self.shuffle else None
+        return shuffled_batches(self._blocks, read_block, keys, g, self.batch_size, self.buffer_rows)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """The epoch's global row numbers in batch order (batch ``i`` is rows ``i·B … (i+1)·B``)."""
@@ -171,20 +148,8 @@ class Batches:
             return self
         extra = self._extra_targets()
         shape = tuple(self._readers[0].info.shape)
-        total = self.n + sum(t.n for t in extra.values())
         pin = device.type == "cuda"
-        pool = torch.empty((total, *shape), dtype=torch.float32, pin_memory=pin)
-        ys = torch.empty(self.n, dtype=torch.int64, pin_memory=pin)
-        pos: dict[Path, int] = {}
-        at = 0
-        for r in [*self._readers, *extra.values()]:
-            pos.setdefault(Path(r.path).resolve(), at)
-            for b0 in range(0, r.n, 4096):
-                d = r.read(b0, min(b0 + 4096, r.n), ["x", "y"])
-                pool[at + b0:at + b0 + len(d["y"])] = torch.from_numpy(d["x"])
-                if at < self.n:
-                    ys[at + b0:at + b0 + len(d["y"])] = torch.from_numpy(d["y"].astype(np.int64))
-            at += r.n
+        pool, ys, pos = read_pool([*self._readers, *extra.values()], self.n, shape, pin)
         mem = {"x": pool.to(device, non_blocking=pin), "y": ys.to(device, non_blocking=pin)}
         if self.with_target:
             tgt = np.arange(self.n, dtype=np.int64)
@@ -234,6 +199,60 @@ class Batches:
 
     def __exit__(self, *a) -> None:
         self.close()
+
+
+# --------------------------------------------------------------------------- helpers of Batches
+def shuffled_batches(blocks: Sequence[tuple[int, int, int]], read_block, keys: Sequence[str],
+                     g: torch.Generator | None, batch_size: int,
+                     buffer_rows: int) -> Iterator[dict[str, np.ndarray]]:
+    """The order algorithm (module notes): blocks permuted, buffers of rows permuted.
+
+    ``blocks`` are ``(source, start, stop)``, read by ``read_block`` into arrays under ``keys``;
+    ``g`` (None: no shuffling) draws the block order, then one permutation per buffer (blocks are
+    read until it holds ``buffer_rows`` rows); every batch has ``batch_size`` rows but the epoch's last."""
+    order = list(range(len(blocks)))
+    if g is not None:
+        order = torch.randperm(len(order), generator=g).tolist()
+    pending: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    held = 0
+    i = 0
+    while i < len(order) or held:
+        while i < len(order) and held < buffer_rows:
+            d = read_block(*blocks[order[i]])
+            for k in keys:
+                pending[k].append(d[k])
+            held += len(d[keys[0]])
+            i += 1
+        buf = {k: np.concatenate(v) for k, v in pending.items()}
+        if g is not None:
+            perm = torch.randperm(held, generator=g).numpy()
+            buf = {k: v[perm] for k, v in buf.items()}
+        last = i >= len(order)
+        cut = held if last else (held // batch_size) * batch_size
+        for b0 in range(0, cut, batch_size):
+            yield {k: v[b0:b0 + batch_size] for k, v in buf.items()}
+        pending = {k: [v[cut:]] for k, v in buf.items()}
+        held -= cut
+
+
+def read_pool(readers: Sequence[SetReader], n: int, shape: tuple[int, ...],
+              pin: bool) -> tuple[torch.Tensor, torch.Tensor, dict[Path, int]]:
+    """Every row of ``readers``, one after the other, in one float32 tensor (pinned when ``pin``):
+    ``(images, labels of the first n rows, first row of each set by its resolved path)``."""
+    total = sum(r.n for r in readers)
+    pool = torch.empty((total, *shape), dtype=torch.float32, pin_memory=pin)
+    ys = torch.empty(n, dtype=torch.int64, pin_memory=pin)
+    pos: dict[Path, int] = {}
+    at = 0
+    for r in readers:
+        pos.setdefault(Path(r.path).resolve(), at)
+        for b0 in range(0, r.n, 4096):
+            d = r.read(b0, min(b0 + 4096, r.n), ["x", "y"])
+            pool[at + b0:at + b0 + len(d["y"])] = torch.from_numpy(d["x"])
+            if at < n:
+                ys[at + b0:at + b0 + len(d["y"])] = torch.from_numpy(d["y"].astype(np.int64))
+        at += r.n
+    return pool, ys, pos
 
 
 def default_in_memory_bytes() -> int:

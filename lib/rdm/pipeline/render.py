@@ -20,7 +20,8 @@ from pathlib import Path
 
 from rdm.errors import RdmError
 from rdm.pipeline.commands import Sub, Var, Word
-from rdm.pipeline.plan import Plan, Step, cheap_first, modality_dir, source_stamp_path, subset_stamp_path
+from rdm.pipeline.plan import (Plan, Step, cheap_first, modality_dir, needed_steps, producers,
+                               source_stamp_path, subset_stamp_path)
 
 GENERATOR = "python -m rdm.pipeline.grid"
 
@@ -95,24 +96,6 @@ def makefile(plan: Plan) -> str:
 
 
 # --------------------------------------------------------------------------- order
-def _producers(steps: list[Step]) -> dict[str, Step]:
-    return {t: s for s in steps for t in s.outputs}
-
-
-def needed_steps(plan: Plan) -> list[Step]:
-    """The steps the report's files need (what ``make tables``/``make demo`` would run), in plan order."""
-    steps = list(plan.steps())
-    by = _producers(steps)
-    need: set[int] = set()
-    todo = [by[t] for mp in plan.run.values() for t in mp.metrics if t in by]
-    while todo:
-        s = todo.pop()
-        if id(s) not in need:
-            need.add(id(s))
-            todo += [by[d] for d in s.inputs if d in by]
-    return [s for s in steps if id(s) in need]
-
-
 def levels(plan: Plan) -> list[tuple[int, str, str]]:
     """Every needed step as ``(level, stage, target)``, in level order.
 
@@ -120,7 +103,7 @@ def levels(plan: Plan) -> list[tuple[int, str, str]]:
     highest level among the steps that make them. ``target`` is the step's first output as a make
     target (``$(OUT)/…``): ``make TARGET`` builds the whole step."""
     steps = needed_steps(plan)
-    by = _producers(steps)
+    by = producers(steps)
     level: dict[int, int] = {}
 
     def lev(s: Step, seen: tuple = ()) -> int:
@@ -135,7 +118,7 @@ def levels(plan: Plan) -> list[tuple[int, str, str]]:
 
 
 def dependency_order(steps: list[Step]) -> list[Step]:
-    by = _producers(steps)
+    by = producers(steps)
     done: set[int] = set()
     order: list[Step] = []
 

@@ -5,7 +5,7 @@ which was most of a median grid stage on a GPU. Here ``jobs`` worker processes a
 (forked from a server that imported torch and the tools once) and each step calls its tool's entry
 point in-process with the step's argument list, exactly as make would have run it:
 
-* the steps are the plan's (:func:`rdm.pipeline.render.needed_steps`, in
+* the steps are the plan's (:func:`rdm.pipeline.plan.needed_steps`, in
   :func:`~rdm.pipeline.render.dependency_order`), their arguments
   :func:`~rdm.pipeline.render.argv` with the run's settings (``OUT``, ``DEVICE`` …, make's variable
   names); a word that reads a value when the step runs (:func:`~rdm.pipeline.commands.read_key`,
@@ -48,9 +48,9 @@ from typing import Any, Callable
 from rdm.errors import RdmError, UsageError
 from rdm.pipeline import commands as C
 from rdm.pipeline.commands import Sub, Var, Word
-from rdm.pipeline.plan import Plan, source_stamp_path, subset_stamp_path
+from rdm.pipeline.plan import Plan, needed_steps, source_stamp_path, subset_stamp_path
 from rdm.pipeline.render import argv as render_argv
-from rdm.pipeline.render import dependency_order, needed_steps
+from rdm.pipeline.render import dependency_order
 
 #: the settings a step's words may name, with make's defaults (the Makefile's ``?=`` values)
 DEFAULTS = {"OUT": "work", "DEVICE": "auto", "SUBSET_N": "300", "DEMO_N": "240", "TRAIN_FLAGS": "",
@@ -369,81 +369,102 @@ def run_jobs(jobs: list[Job], settings: dict[str, str], n: int, log: str | os.Pa
     out = Outcome([], [], [], [])
     try:
         while True:
-            progressed = True
-            while progressed:               # settle every job that needs no worker
-                progressed = False
-                for j in list(pending):
-                    if any(d.state in ("failed", "blocked") for d in j.deps):
-                        j.state = "blocked"
-                    elif not all(d.state in ("ok", "skipped") for d in j.deps):
-                        continue
-                    elif missing := [i for i in j.inputs if _mtime(i) is None]:
-                        j.state, j.rc = "failed", 2
-                        j.tail = [f"no rule to make {missing[0]}, needed by {j.outputs[0]}"]
-                    elif up_to_date(j):
-                        j.state = "skipped"
-                    else:
-                        continue
-                    pending.remove(j)
-                    {"blocked": out.blocked, "failed": out.failed, "skipped": out.up_to_date}[j.state].append(j)
-                    progressed = True
-            ready = sorted((j for j in pending if all(d.state in ("ok", "skipped") for d in j.deps)),
-                           key=lambda j: (-j.weight, j.hours))
-            idle = [w for w in pool if w.job is None]
-            while ready and (idle or len(pool) < n):
-                j = ready.pop(0)
-                pending.remove(j)
-                try:
-                    args = resolve(j.words, settings)
-                except RdmError as e:
-                    j.state, j.rc, j.tail = "failed", 1, [f"error: {e}"]
-                    out.failed.append(j)
-                    _log(log, j.stage, 0.0, 1)
-                    continue
-                if not idle:
-                    ctx = ctx or _context()
-                    pool.append(_Worker(ctx))
-                    idle = [pool[-1]]
-                w = idle.pop(0)
-                for o in j.outputs:
-                    Path(o).parent.mkdir(parents=True, exist_ok=True)
-                sys.stdout.write(f"[{j.stage}] {shlex.join(args)}\n")
-                sys.stdout.flush()
-                w.conn.send(args)
-                w.job, j.state = j, "running"
+            _settle(pending, out)
+            ctx = _start_ready(pending, pool, n, settings, log, out, ctx)
             busy = [w for w in pool if w.job is not None]
             if not busy:
                 break
-            ready_objs = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
-            for w in busy:
-                if w.conn not in ready_objs and w.proc.sentinel not in ready_objs:
-                    continue
-                j, w.job = w.job, None
-                try:
-                    rc, dt, tail = w.conn.recv()
-                except (EOFError, OSError):       # the worker died (a crash, a signal): the step failed
-                    w.proc.join(5)
-                    code = w.proc.exitcode
-                    rc, dt = (128 - code if code is not None and code < 0 else code or 1), 0.0
-                    tail = [f"the worker process died (exit {w.proc.exitcode})"]
-                    pool.remove(w)
-                    w.conn.close()
-                _log(log, j.stage, dt, rc)
-                j.rc, j.tail = rc, tail
-                if rc == 0:
-                    j.state = "ok"
-                    out.ran.append(j)
-                    say(f"[{j.stage}] {dt:.1f}s")
-                else:
-                    j.state = "failed"
-                    out.failed.append(j)
-                    say(f"[{j.stage}] failed (exit {rc})")
+            _collect(busy, pool, log, out, say)
     finally:
         for w in pool:
             if w.job is not None:
                 w.proc.terminate()
             w.stop()
     return out
+
+
+def _settle(pending: list[Job], out: Outcome) -> None:
+    """Settle every pending job that needs no worker, until none is left to settle: blocked (a dep
+    failed or was blocked), failed (an input is missing and no job makes it) or up to date."""
+    progressed = True
+    while progressed:
+        progressed = False
+        for j in list(pending):
+            if any(d.state in ("failed", "blocked") for d in j.deps):
+                j.state = "blocked"
+            elif not all(d.state in ("ok", "skipped") for d in j.deps):
+                continue
+            elif missing := [i for i in j.inputs if _mtime(i) is None]:
+                j.state, j.rc = "failed", 2
+                j.tail = [f"no rule to make {missing[0]}, needed by {j.outputs[0]}"]
+            elif up_to_date(j):
+                j.state = "skipped"
+            else:
+                continue
+            pending.remove(j)
+            {"blocked": out.blocked, "failed": out.failed, "skipped": out.up_to_date}[j.state].append(j)
+            progressed = True
+
+
+def _start_ready(pending: list[Job], pool: list[_Worker], n: int, settings: dict[str, str],
+                 log: str | os.PathLike, out: Outcome, ctx):
+    """Hand the ready jobs (every dep done), heaviest first, to idle workers, starting new ones up to
+    ``n``; a job whose command cannot be resolved fails here. Returns the process context (made
+    when the first worker starts)."""
+    ready = sorted((j for j in pending if all(d.state in ("ok", "skipped") for d in j.deps)),
+                   key=lambda j: (-j.weight, j.hours))
+    idle = [w for w in pool if w.job is None]
+    while ready and (idle or len(pool) < n):
+        j = ready.pop(0)
+        pending.remove(j)
+        try:
+            args = resolve(j.words, settings)
+        except RdmError as e:
+            j.state, j.rc, j.tail = "failed", 1, [f"error: {e}"]
+            out.failed.append(j)
+            _log(log, j.stage, 0.0, 1)
+            continue
+        if not idle:
+            ctx = ctx or _context()
+            pool.append(_Worker(ctx))
+            idle = [pool[-1]]
+        w = idle.pop(0)
+        for o in j.outputs:
+            Path(o).parent.mkdir(parents=True, exist_ok=True)
+        sys.stdout.write(f"[{j.stage}] {shlex.join(args)}\n")
+        sys.stdout.flush()
+        w.conn.send(args)
+        w.job, j.state = j, "running"
+    return ctx
+
+
+def _collect(busy: list[_Worker], pool: list[_Worker], log: str | os.PathLike, out: Outcome,
+             say: Callable[[str], None]) -> None:
+    """Wait until a busy worker answers (or dies) and record the result of each one that did."""
+    ready_objs = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
+    for w in busy:
+        if w.conn not in ready_objs and w.proc.sentinel not in ready_objs:
+            continue
+        j, w.job = w.job, None
+        try:
+            rc, dt, tail = w.conn.recv()
+        except (EOFError, OSError):       # the worker died (a crash, a signal): the step failed
+            w.proc.join(5)
+            code = w.proc.exitcode
+            rc, dt = (128 - code if code is not None and code < 0 else code or 1), 0.0
+            tail = [f"the worker process died (exit {w.proc.exitcode})"]
+            pool.remove(w)
+            w.conn.close()
+        _log(log, j.stage, dt, rc)
+        j.rc, j.tail = rc, tail
+        if rc == 0:
+            j.state = "ok"
+            out.ran.append(j)
+            say(f"[{j.stage}] {dt:.1f}s")
+        else:
+            j.state = "failed"
+            out.failed.append(j)
+            say(f"[{j.stage}] failed (exit {rc})")
 
 
 def _log(log: str | os.PathLike, stage: str, seconds: float, rc: int) -> None:
