@@ -99,7 +99,7 @@ tables: $(STAMP)
 	@$(PY) -m rdm.pipeline.grid check-data --grid $(GRID) --data-root $(DATA_ROOT) $(addprefix --modality ,$(MODALITIES))
 	@mkdir -p $(OUT)
 ifeq ($(RUNNER),pool)
-	RDM_THREADS=$${RDM_THREADS:-$(JOB_THREADS)} RDM_TIER=$(TIER) $(POOL) --mode tables --tier $(TIER) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) --results $(RESULTS) \
+	RDM_THREADS=$${RDM_THREADS:-$(JOB_THREADS)} $(POOL) --mode tables --tier $(TIER) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) --results $(RESULTS) \
 	  $(POOL_VARS) OUT=$(OUT) SUBSET_N=$(SUBSET_N) TRAIN_FLAGS="$(TRAIN_FLAGS)"
 else
 	@$(PY) -m rdm.pipeline.grid makefile --mode tables --tier $(TIER) --grid $(GRID) --seed $(SEED) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
@@ -122,7 +122,7 @@ ifdef GRID_MK
 include $(GRID_MK)
 report: $(RESULTS)/REPORT.md
 $(RESULTS)/REPORT.md: $(GRID_METRICS) $(GRID)
-	RDM_TIER=$(if $(filter demo,$(MODE)),full,$(TIER)) $(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE) --seed $(SEED) --seeds $(SEEDS)
+	$(TIMED) report -- $(PY) -m rdm.report --grid $(GRID) --work $(OUT) --results $(RESULTS) --mode $(MODE) --tier $(if $(filter demo,$(MODE)),full,$(TIER)) --seed $(SEED) --seeds $(SEEDS)
 endif
 
 # the comparison libraries are installed for the benchmark only, never pulling another torch

@@ -41,7 +41,6 @@ Layout under ``$(OUT)`` (one function per path below, each with its inverse, :fu
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections import defaultdict
@@ -663,7 +662,7 @@ class Plan(Grid):
 
     def __init__(self, grid: dict[str, Any] | str | Path | None = None, mode: str = "tables",
                  modalities: list[str] | None = None, seed: int = 0, seeds: int = 1, tier: str | None = None):
-        super().__init__(grid, mode, tier or os.environ.get("RDM_TIER") or "full")
+        super().__init__(grid, mode, tier or "full")
         if int(seeds) < 1 or int(seed) < 0:
             raise RdmError(f"seeds: expected a base seed >= 0 and at least one seed, got seed {seed}, seeds {seeds}")
         self.seed = int(seed)

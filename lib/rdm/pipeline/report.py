@@ -83,14 +83,16 @@ class Parts:
 
 # --------------------------------------------------------------------------- opening a run
 def _present(full: Plan, present: list[str], mode: str) -> Plan:
-    return full if list(full.run) == present else Plan(full.raw, mode, present, full.seed, len(full.seeds))
+    return full if list(full.run) == present else Plan(full.raw, mode, present, full.seed, len(full.seeds),
+                                                         full.tier.name)
 
 
 def open_work(grid_path: str | Path, work: str | Path, mode: str = "tables", plan: Plan | None = None,
-              seed: int = 0, seeds: int = 1) -> Run:
-    """A run from the work folder the plan's graph wrote."""
+              seed: int = 0, seeds: int = 1, tier: str | None = None) -> Run:
+    """A run from the work folder the plan's graph wrote (``tier``: the part of the grid it ran,
+    default :func:`default_tier`)."""
     work = Path(work)
-    full = plan or Plan(grid_path, mode, seed=seed, seeds=seeds)
+    full = plan or Plan(grid_path, mode, seed=seed, seeds=seeds, tier=tier or default_tier(mode))
     present = [m for m in full.modalities if (work / modality_dir(m)).is_dir()]
     if not present:
         raise RdmError(f"{work}: no modality folder ({', '.join(full.modalities)}); run the graph first")
@@ -107,7 +109,7 @@ def open_shipped(results: str | Path) -> Run:
     grid = results / shipped.GRID
     if not grid.exists():
         raise RdmError(f"{results}: no {shipped.GRID}")
-    full = Plan(grid, info["mode"], seed=int(info["seed"]), seeds=int(info["seeds"]))
+    full = Plan(grid, info["mode"], seed=int(info["seed"]), seeds=int(info["seeds"]), tier=info.get("tier", "full"))
     present = [m for m in full.modalities if m in info["modalities"]]
     plan = _present(full, present, info["mode"])
     tpath = results / shipped.TIMINGS
@@ -122,12 +124,19 @@ def open_shipped(results: str | Path) -> Run:
                results / "work", shipped_figures=figs or [])
 
 
+def default_tier(mode: str) -> str:
+    """The tier a report reads when none is named: ``make tables``' default (core) for the tables, the
+    whole grid for the demo (what ``make demo`` runs)."""
+    return "full" if mode == "demo" else "core"
+
+
 def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: str = "tables",
-          figures: bool = True, plan: Plan | None = None, seed: int = 0, seeds: int = 1) -> dict[str, Any]:
+          figures: bool = True, plan: Plan | None = None, seed: int = 0, seeds: int = 1,
+          tier: str | None = None) -> dict[str, Any]:
     """Write the report under ``results`` from what the plan's graph wrote under ``work``, and ship what it
     read; returns report.json's content (with absolute paths, for callers in Python). ``plan``: an already
     built plan of ``grid_path`` (default: built here)."""
-    run = open_work(grid_path, work, mode, plan, seed, seeds)
+    run = open_work(grid_path, work, mode, plan, seed, seeds, tier)
     rep = render(run, Path(results), figures)
     rep["shipped"] = shipped.ship(run.plan, run.work, results, grid_path, run.facts, mode)
     prune(Path(results), rep, figures)
@@ -457,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=MODES, default="tables")
     ap.add_argument("--seed", type=int, default=0, help="the run's base seed (make's SEED)")
     ap.add_argument("--seeds", type=int, default=1, help="how many seeds the run trained (make's SEEDS)")
+    ap.add_argument("--tier", choices=("core", "full"), default=None,
+                    help="the part of the grid the run built (make's TIER; default: core for --mode tables, "
+                         "full for --mode demo); --from reads it from what was shipped")
     ap.add_argument("--no-figures", action="store_true", help="tables only")
     ap.add_argument("--debug", action="store_true")
     a = ap.parse_args(argv)
@@ -469,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             rep = rebuild(a.source, a.results)
         else:
             rep = build(a.grid or DEFAULT_GRID, a.work, a.results, a.mode, figures=not a.no_figures,
-                        seed=a.seed, seeds=a.seeds)
+                        seed=a.seed, seeds=a.seeds, tier=a.tier)
     except RdmError as e:
         if a.debug:
             raise

@@ -489,8 +489,8 @@ def plan_jobs(plan: Plan, settings: dict[str, str], results: str | None = None) 
             for s in dependency_order(needed_steps(plan))]
     if results is not None:
         words = [*C.module("rdm.report"), *C.lit("--grid"), C.var("GRID"), *C.lit("--work"), C.var("OUT"),
-                 *C.lit("--results", results, "--mode", plan.mode, "--seed", str(plan.seed), "--seeds",
-                        str(len(plan.seeds)))]
+                 *C.lit("--results", results, "--mode", plan.mode, "--tier", plan.tier.name, "--seed",
+                        str(plan.seed), "--seeds", str(len(plan.seeds)))]
         metrics = [_real(settings, p) for mp_ in plan.run.values() for p in mp_.metrics]
         jobs.append(Job("report", words, [*metrics, settings["GRID"]], [f"{results}/REPORT.md"]))
     return link(jobs)

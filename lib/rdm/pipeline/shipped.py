@@ -217,7 +217,7 @@ def ship(plan: Plan, work: str | Path, results: str | Path, grid_path: str | Pat
                 _dump_xz(results / cells_file(m, seed), docs)
                 written.append(cells_file(m, seed))
     _dump_xz(results / INPUTS, {"format": FORMAT, "mode": mode, "seed": plan.seed, "seeds": len(plan.seeds),
-                                "modalities": list(plan.run), "facts": facts})
+                                "tier": plan.tier.name, "modalities": list(plan.run), "facts": facts})
     written.append(INPUTS)
     grid_text = Path(grid_path).read_text() if Path(grid_path).exists() else None
     for name, text in ((GRID, grid_text), (TIMINGS, (work / "timings.jsonl").read_text()
