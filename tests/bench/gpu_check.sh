@@ -20,10 +20,12 @@
 #   the demo's, on phantoms), JOBS=12 and RDM_THREADS=1 (12 workers share the card, 12 of the 16 cores),
 #   RUNNER=pool (make: a process per step, as before), MODE=tables, DATA=.gpudata, WHL=.whl, PYTHON=python3,
 #   TRAIN_FLAGS (passed to the training commands), BENCH_T, GRID1_T, TOTAL_T,
-#   MODALITIES (default "lung brain leukemia"; .gpudata must hold their folders).
-# Writes to $OUT (flat, ≤ 9 files): summary.json (card, part times and exit codes, each grid part's wall
+#   MODALITIES (default the core tier's "lung leukemia brain-grouped"; .gpudata must hold their sources),
+#   TIER (core: what `make tables` runs; full: every cell).
+# Writes to $OUT (flat, ≤ 10 files): summary.json (card, part times and exit codes, each grid part's wall
 #   and stage time, steps done), bench-cuda.json, apgd-profile.json (tests/bench/apgd_profile.py),
-#   timings-seeds1.jsonl and timings.jsonl (per-stage times after the 1-seed part and after both), REPORT-seeds1.md and REPORT.md (the reports), gpu_check.log.
+#   timings-seeds1.jsonl and timings.jsonl (per-stage times after the 1-seed part and after both),
+#   REPORT-seeds1.md and REPORT.md (the reports), results.tgz (the results folder make tables wrote), gpu_check.log.
 set -uo pipefail        # not -e: a failed part is recorded and the next part still runs
 OUT=${OUT:?set OUT to the folder for the results}
 mkdir -p "$OUT"
@@ -42,7 +44,8 @@ BENCH_T=${BENCH_T:-100}
 GRID1_T=${GRID1_T:-200}
 TOTAL_T=${TOTAL_T:-540}
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
-MODALITIES=${MODALITIES:-lung brain leukemia}
+MODALITIES=${MODALITIES:-lung leukemia brain-grouped}
+TIER=${TIER:-core}
 SCRATCH=${SCRATCH:-$(mktemp -d)}
 SITE=$SCRATCH/site
 WORK=$SCRATCH/work
@@ -112,11 +115,11 @@ grid() {   # grid SEEDS LIMIT
       DEVICE="$DEVICE" DEMO_MODALITIES="$MODALITIES" DEMO_SEEDS="$1" DEMO_OUT="$WORK" DEMO_RESULTS="$RES"
   elif [ "$RUNNER" = pool ]; then
     part "grid-seeds$1" "$2" make --no-print-directory tables RUNNER=pool JOBS="$JOBS" NO_VENV=1 PYTHON="$PYTHON" \
-      DEVICE="$DEVICE" SEEDS="$1" MODALITIES="$MODALITIES" DATA_ROOT="$DATA" OUT="$WORK" RESULTS="$RES" \
+      DEVICE="$DEVICE" TIER="$TIER" SEEDS="$1" MODALITIES="$MODALITIES" DATA_ROOT="$DATA" OUT="$WORK" RESULTS="$RES" \
       TRAIN_FLAGS="$TRAIN_FLAGS"
   else
     part "grid-seeds$1" "$2" make -j"$JOBS" --no-print-directory tables NO_VENV=1 PYTHON="$PYTHON" DEVICE="$DEVICE" \
-      SEEDS="$1" MODALITIES="$MODALITIES" DATA_ROOT="$DATA" OUT="$WORK" RESULTS="$RES" TRAIN_FLAGS="$TRAIN_FLAGS"
+      TIER="$TIER" SEEDS="$1" MODALITIES="$MODALITIES" DATA_ROOT="$DATA" OUT="$WORK" RESULTS="$RES" TRAIN_FLAGS="$TRAIN_FLAGS"
   fi
 }
 GT=$(date +%s)
@@ -132,10 +135,12 @@ GRID3_WALL=$(( $(date +%s) - GT ))
 # ---- 4. collect (flat names)
 cp "$WORK/timings.jsonl" "$OUT/timings.jsonl" 2>/dev/null || echo "no timings.jsonl"
 cp "$RES/REPORT.md" "$OUT/REPORT.md" 2>/dev/null || echo "no REPORT.md"
-"$PYTHON" - "$OUT" "$PARTS" "$GRID1_WALL" "$GRID3_WALL" "$JOBS" "$DEVICE" "$T0" "$RUNNER" "$WORK" "$MODE" "$MODALITIES" <<'EOF' || true
+# the whole results folder make tables wrote (report, cells, cards, tables, figures), for the repository's results/
+[ -d "$RES" ] && tar czf "$OUT/results.tgz" -C "$RES" . || echo "no results folder"
+"$PYTHON" - "$OUT" "$PARTS" "$GRID1_WALL" "$GRID3_WALL" "$JOBS" "$DEVICE" "$T0" "$RUNNER" "$WORK" "$MODE" "$MODALITIES" "$TIER" <<'EOF' || true
 import json, subprocess, sys, time
 from pathlib import Path
-out, parts, wall1, wall3, jobs, device, t0, runner, work, mode, modalities = sys.argv[1:]
+out, parts, wall1, wall3, jobs, device, t0, runner, work, mode, modalities, tier = sys.argv[1:]
 s = {"device": device, "jobs": int(jobs), "runner": runner, "rdm_threads": __import__("os").environ.get("RDM_THREADS"),
      "parts": {}, "grid_wall_s": {"seeds1": int(wall1), "seeds3_after_seeds1": int(wall3),
                                   "seeds3_total": int(wall1) + int(wall3)},
@@ -144,7 +149,8 @@ try:   # how much of the three-seed grid the runner would still have to do
     sys.path.insert(0, "lib")
     from rdm.pipeline.plan import Plan, needed_steps
     for k in (1, 3):
-        steps = needed_steps(Plan(__import__("os").environ.get("GRID"), mode, modalities.split(), 0, k))
+        steps = needed_steps(Plan(__import__("os").environ.get("GRID"), mode, modalities.split(), 0, k,
+                                  tier if mode == "tables" else "full"))
         s[f"steps_seeds{k}"] = {"needed": len(steps), "done": sum(all((Path(work) / o).exists() for o in st.outputs)
                                                                    for st in steps)}
 except Exception as e:  # noqa: BLE001 - a summary, not a check
