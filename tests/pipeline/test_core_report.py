@@ -64,3 +64,26 @@ def test_the_core_report_rebuilds_from_what_it_shipped_and_the_cli_defaults_to_t
     assert R.main(["--grid", str(config.DEFAULT_GRID), "--work", str(d / "work"), "--results", str(tmp_path / "full"),
                    "--seeds", "3", "--no-figures", "--tier", "full"]) == 0
     assert "| n/a" in (tmp_path / "full" / "REPORT.md").read_text()
+
+
+def test_like_is_compared_with_like_at_each_eps(core_report):
+    """The best adversarial training of the paper's claims ranges over the models trained at the paper's
+    ε; the models trained at the matched ε meet each other in a row of their own, at the matched ε only,
+    and on the first page under the standard suite."""
+    d, plan, rep = core_report
+    assert plan.advtrain == ["advtrain-fgsm", "advtrain-pgd", "advtrain-online", "advtrain-trades", "advtrain-fast"]
+    assert plan.matched_trained == ["rdmaa-at-matched", "advtrain-online-at-matched"]
+    assert plan.trained_at_matched("dcae-at-matched") and not plan.trained_at_matched("rdmaa")
+    md = (d / "results" / "REPORT.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    best = [r for r in rows if "than the best adversarial training" in r]
+    assert best and not any("(matched ε)" in r or "matched-ε DCAE" in r for r in best)
+    both = [r for r in rows if r.startswith("| … both trained at the matched ε: RDMAA (matched-ε DCAE)")]
+    assert len(both) == 2                                  # FGSM and PGD
+    for r in both:
+        cells = [c.strip() for c in r.strip().strip("|").split("|")]
+        assert cells[1:3] == ["—", "—"]                   # not at the paper's ε
+        assert all("B = AdvTrain-online (matched ε)" in c and "× 3 seeds" in c for c in cells[3:5])
+    first = (d / "results" / "SUMMARY.md").read_text()
+    line = next(x for x in first.splitlines() if x.startswith("- Both sides trained at the matched ε"))
+    assert "RDMAA (matched-ε DCAE) more accurate than AdvTrain-online (matched ε)" in line and "× 3 seeds" in line

@@ -137,6 +137,15 @@ def claim_rows(x: View, t: Table, kind: str, c: tuple, above) -> None:
         t.add(f"RDMAA is more accurate than the best adversarial training under {name}",
               [above(rt, at, True), above(rw, aw, True) if rw_def else DASH, above(mrt, mat, True),
                above(mrw, maw, True)])
+    pair = x.matched_pair()
+    if pair is not None:
+        r, ats = pair
+        t.add(f"… both trained at the matched ε: {model_label(r)} more accurate than the best of "
+              f"{', '.join(model_label(m) for m in ats)} under {name}",
+              [DASH, DASH, above(x.matched_ref(r, kind, "transfer"),
+                                 V.best_ref(x, [x.matched_ref(m, kind, "transfer") for m in ats]), True),
+               above(x.matched_ref(r, kind, "white-box"),
+                     V.best_ref(x, [x.matched_ref(m, kind, "white-box") for m in ats]), True)])
     for ctl in getattr(x.plan, "controls", []):
         # does RDMAA resist the baseline's images better than ANY other network would?
         t.add(f"RDMAA is more accurate under {name} transfer than the seed control" +

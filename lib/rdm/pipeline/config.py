@@ -372,8 +372,24 @@ class Grid:
 
     @property
     def advtrain(self) -> list[str]:
-        """The adversarially trained models among the defended ones."""
-        return [x for x in self.defended if x.startswith("advtrain")]
+        """The models adversarially trained at the paper's ε among the defended ones (the claims' "best
+        adversarial training" ranges over these: like is compared with like)."""
+        return [x for x in self.defended if x.startswith("advtrain") and not self.trained_at_matched(x)]
+
+    @property
+    def matched_trained(self) -> list[str]:
+        """The defended models trained at the matched ε (their own training sets or on-line attack at it)."""
+        return [x for x in self.defended if self.trained_at_matched(x)]
+
+    def trained_at_matched(self, name: str) -> bool:
+        """Whether model ``name`` is trained at the matched ε: an on-line recipe with ``eps = "matched"``,
+        training sets crafted at it (``adv_eps``), or fine-tuned from a DCAE that was."""
+        ms = self.models.get(name)
+        if ms is None:
+            return False
+        if isinstance(ms.get("eps"), str) or any(isinstance(e, str) for e in ms.get("adv_eps") or []):
+            return True
+        return ms.get("dcae") is not None and self.trained_at_matched(ms.get("dcae"))
 
     @property
     def test_attacks(self) -> list[Attack]:

@@ -23,6 +23,23 @@ MARKERS = {"baseline": "o", "rdmaa": "s", "purified": "D", "advtrain-fgsm": "^",
 COLORS = {"baseline": "#222222", "rdmaa": "#d62728", "purified": "#ff7f0e", "advtrain-fgsm": "#1f77b4",
           "advtrain-pgd": "#2ca02c", "advtrain-online": "#9467bd", "advtrain-trades": "#8c564b",
           "advtrain-fast": "#17becf"}
+# models outside COLORS, in the order they are first drawn
+SPARE_COLORS = ("#bcbd22", "#e377c2", "#7f7f7f", "#aec7e8", "#98df8a", "#c5b0d5")
+MATCHED_SUFFIX = "-at-matched"
+
+
+def model_style(model: str, spare: dict[str, str] | None = None) -> tuple[str, str | None]:
+    """A model's bar colour and hatch: a model trained at the matched ε takes the colour of its
+    paper-ε recipe, hatched; one outside :data:`COLORS` a spare colour of its own (``spare``
+    remembers which, so two such models never share one)."""
+    if model.endswith(MATCHED_SUFFIX):
+        return model_style(model[: -len(MATCHED_SUFFIX)], spare)[0], "////"
+    if model in COLORS:
+        return COLORS[model], None
+    spare = {} if spare is None else spare
+    if model not in spare:
+        spare[model] = SPARE_COLORS[len(spare) % len(SPARE_COLORS)]
+    return spare[model], None
 
 
 # --------------------------------------------------------------------------- Fig. 3/4
@@ -158,10 +175,11 @@ def fig_sweep(x: View, out_dir: Path) -> list[str]:
 def _sweep_curves(ax, x: View, kind: str, proto: str, get, metric: str, seeds_drawn: set[int]) -> bool:
     """One panel's curves, each model's with its interval band; whether any was drawn."""
     drew = False
+    spare: dict[str, str] = {}
     for m in ["baseline"] + x.defended:
         if m == "baseline" and proto == "transfer":
             continue          # its transfer sets are its own (white-box) attack: left panel
-        c = COLORS.get(m)
+        c, matched = model_style(m, spare)     # a model trained at the matched ε: its recipe's colour, open marks
         pts, band = [], []
         for e in x.sweep_eps:
             r = get(m, kind, e)
@@ -178,8 +196,9 @@ def _sweep_curves(ax, x: View, kind: str, proto: str, get, metric: str, seeds_dr
         if len(band) > 1:
             be, blo, bhi = zip(*band)
             ax.fill_between(be, blo, bhi, color=c, alpha=0.13, lw=0)
-        ax.plot(*zip(*pts), ls="-" if proto == "white-box" else "--", marker=MARKERS.get(m, "o"), ms=4,
-                color=c, lw=1.4, label=model_label(m))
+        ax.plot(*zip(*pts), ls="-" if proto == "white-box" else "--",
+                marker=MARKERS.get(m.removesuffix(MATCHED_SUFFIX), "o"), ms=4, color=c, lw=1.4,
+                mfc="white" if matched else c, label=model_label(m))
     return drew
 
 
@@ -329,6 +348,8 @@ def fig_aa(points: dict[str, list[dict]], out_dir: Path, stem: str = "fig-aa-sum
         return []
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
+    spare: dict[str, str] = {}
+    legend: dict[str, object] = {}
     for ax, (m, pts) in zip(axes[0], panels):
         labels = list(dict.fromkeys(p["label"] for p in pts))
         models = list(dict.fromkeys(p["model"] for p in pts))
@@ -342,17 +363,20 @@ def fig_aa(points: dict[str, list[dict]], out_dir: Path, stem: str = "fig-aa-sum
                 err = None
                 if p.get("lo") is not None:
                     err = [[100 * (p["value"] - p["lo"])], [100 * (p["hi"] - p["value"])]]
-                ax.bar(xpos, 100 * p["value"], width * 0.9, yerr=err, capsize=2,
-                       color=COLORS.get(model, "#7f7f7f"), label=model_label(model) if i == 0 else None)
+                color, hatch = model_style(model, spare)
+                bar = ax.bar(xpos, 100 * p["value"], width * 0.9, yerr=err, error_kw={"lw": 0.8, "capsize": 2}, color=color, hatch=hatch,
+                             edgecolor="white" if hatch else None, linewidth=0)
+                legend.setdefault(model_label(model), bar)
                 if p.get("clean") is not None:
-                    ax.plot(xpos, 100 * p["clean"], "o", mfc="white", mec=COLORS.get(model, "#7f7f7f"), ms=5)
+                    ax.plot(xpos, 100 * p["clean"], "o", mfc="white", mec=color, ms=5)
         ax.set_xticks(range(len(labels)), labels)
         metric = pts[0]["metric"].replace("_", " ")
         ax.set_ylabel(f"{metric} (%)")
         ax.set_ylim(0, 100)
         ax.set_title(f"{m}: standard suite (white-box)")
         ax.grid(axis="y", alpha=0.3)
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 8), fontsize=7, frameon=False)
+    names = list(legend)
+    fig.legend([legend[n] for n in names], names, loc="lower center", ncol=min(len(names), 6), fontsize=7,
+               frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return save_figure(fig, out_dir, stem)

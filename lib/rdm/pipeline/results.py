@@ -149,6 +149,14 @@ class View:
     def advtrain(self) -> list[str]:
         return self.plan.advtrain
 
+    def matched_pair(self) -> tuple[str, list[str]] | None:
+        """Both sides trained at the matched ε: the RDMAA fine-tuned from a matched-ε DCAE and the
+        adversarial training at the matched ε (None unless the grid trains both)."""
+        ms = self.plan.matched_trained
+        r = next((m for m in ms if self.plan.models[m].recipe == "finetune"), None)
+        at = [m for m in ms if m.startswith("advtrain")]
+        return (r, at) if r is not None and at else None
+
     @property
     def paper_eps(self) -> list[float]:
         return self.plan.paper_eps

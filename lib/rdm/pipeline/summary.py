@@ -77,6 +77,13 @@ def claims_of(x: View) -> list[Claim]:
         out.append(Claim(f"… and under the standard white-box suite ({short_attack(aa[0])}, ε={eps_txt(e)}, each "
                          "model attacked itself): RDMAA more accurate than no defence",
                          x.whitebox("rdmaa", aa[0], e), x.whitebox("baseline", aa[0], e)))
+    pair = x.matched_pair()
+    if pair is not None and any(w.kind == "aa" for w in x.plan.whitebox):
+        r, ats = pair
+        best = V.best_ref(x, [x.matched_ref(m, "aa", "white-box") for m in ats])
+        out.append(Claim(f"Both sides trained at the matched ε, under the standard suite at it: {model_label(r)} "
+                         f"more accurate than {' / '.join(model_label(m) for m in ats)}",
+                         x.matched_ref(r, "aa", "white-box"), best))
     return out
 
 
