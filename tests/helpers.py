@@ -455,7 +455,7 @@ def set_rows(work: Path, cell: P.Cell, correct, classes, seed: int = 0) -> None:
         c.adv = AdvCounts(n=n, clean_correct=n, fooled=int((~correct).sum()))
     # an adversarial set's rows in its own (shuffled) order, as a crafted set may hold them
     order = np.random.default_rng(seed).permutation(n) if r.get("source") else np.arange(n)
-    r.update(counts=c.to_dict(), metrics=summarize(c),
+    r.update(counts=c.to_dict(), metrics=_summary(c),
              per_row={"index": order.tolist(), "y": y[order].tolist(), "pred": pred[order].tolist()})
     path.write_text(json.dumps(doc))
 
