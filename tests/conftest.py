@@ -18,7 +18,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # once instead of last, and the short files fill the other worker meanwhile (measured on 2 idle cores: 510 s;
 # 580 s with them last, in name order). The order within a file is kept.
 SLOW_FIRST = ("test_report.py", "test_slurm.py", "test_packaging.py", "test_masking.py", "test_controls.py",
-              "test_ddp.py")
+              "test_ddp.py", "test_report_product.py", "test_beyond.py", "test_advtrain_recipes.py")
 
 
 def pytest_collection_modifyitems(config, items):

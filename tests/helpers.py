@@ -273,6 +273,19 @@ def output_differences(a: Path, b: Path, skip: tuple[str, ...] = ()) -> list[str
 
 
 # --------------------------------------------------------------------------- the report's data, fabricated
+_SUMMARIES: dict = {}
+
+
+def _summary(c: Counts) -> dict:
+    """summarize(c), computed once per distinct counts: a fabricated grid has thousands of results but
+    few distinct confusion matrices, and summarize (scikit-learn's checks) was most of fabricate's
+    time. A fresh copy each call, so a test may edit what it gets."""
+    key = json.dumps(c.to_dict(), sort_keys=True)
+    if key not in _SUMMARIES:
+        _SUMMARIES[key] = json.dumps(summarize(c))
+    return json.loads(_SUMMARIES[key])
+
+
 def fake_result(set_path: str, protocol: str, attack: dict | None, acc: float, n: int, classes, rng,
                 y=None, right=None) -> dict:
     """One rdm-eval result with accuracy ``acc`` on ``n`` rows, with its per-row lists (rows 0..n−1 of
@@ -293,7 +306,7 @@ def fake_result(set_path: str, protocol: str, attack: dict | None, acc: float, n
     per_row = {"index": list(range(n)), "y": y.tolist(), "pred": pred.tolist()}
     if attack:      # every row right on its clean image (the masking checks read these)
         per_row.update(pred_clean=y.tolist(), fooled=(pred != y).tolist())
-    return {"set": set_path, "protocol": protocol, "attack": attack, "counts": c.to_dict(), "metrics": summarize(c),
+    return {"set": set_path, "protocol": protocol, "attack": attack, "counts": c.to_dict(), "metrics": _summary(c),
             "per_row": per_row}
 
 
@@ -442,7 +455,7 @@ def set_rows(work: Path, cell: P.Cell, correct, classes, seed: int = 0) -> None:
         c.adv = AdvCounts(n=n, clean_correct=n, fooled=int((~correct).sum()))
     # an adversarial set's rows in its own (shuffled) order, as a crafted set may hold them
     order = np.random.default_rng(seed).permutation(n) if r.get("source") else np.arange(n)
-    r.update(counts=c.to_dict(), metrics=summarize(c),
+    r.update(counts=c.to_dict(), metrics=_summary(c),
              per_row={"index": order.tolist(), "y": y[order].tolist(), "pred": pred[order].tolist()})
     path.write_text(json.dumps(doc))
 

@@ -25,12 +25,63 @@ def test_every_package_is_listed_and_scikit_image_is_core():
     assert any(d.startswith("scikit-image") for d in cfg["project"]["dependencies"])
 
 
+def _torch_closure() -> list:
+    """This interpreter's torch and the distributions it requires, when its torch is the pinned one
+    (else [], and the fresh venv installs torch itself)."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        if not Requirement(TORCH_PIN).specifier.contains(md.version("torch"), prereleases=True):
+            return []
+    except md.PackageNotFoundError:
+        return []
+    seen, todo, dists = set(), ["torch"], []
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        dist = md.distribution(name)
+        dists.append(dist)
+        for r in dist.requires or []:
+            req = Requirement(r)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return dists
+
+
+def _lend_torch(site: Path, to: Path) -> bool:
+    """Make this interpreter's torch and its requirements (and nothing else) importable in the venv
+    whose site-packages is ``to``: symbolic links in ``site``, named by a .pth file. pip sees them as
+    installed, so `pip install` does not unpack and byte-compile torch again (most of this test's time);
+    everything rdm itself requires is still installed fresh. They lie outside the venv, so pip would
+    never uninstall them; setuptools is the venv's own (pip upgrades it to what torch requires)."""
+    dists = [d for d in _torch_closure() if d.metadata["Name"].lower() != "setuptools"]
+    if not dists:
+        return False
+    site.mkdir()
+    for d in dists:
+        root = Path(d.locate_file(""))
+        for top in {f.parts[0] for f in d.files or []} - {"..", "__pycache__"}:
+            if not top.endswith(".pth") and (root / top).exists():
+                (site / top).symlink_to(root / top)
+    (to / "_rdm_test_torch.pth").write_text(f"{site}\n")
+    return True
+
+
 @pytest.mark.slow
 def test_fresh_venv_pip_install_runs_the_pipeline(tmp_path):
-    """A fresh venv, `pip install .` (torch pinned) and nothing else: prep, train, attack, eval."""
+    """A fresh venv, `pip install .` (torch pinned) and nothing else: prep, train, attack, eval. The
+    venv borrows this interpreter's torch when it is the pinned one (see _lend_torch)."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     py = venv / "bin" / "python"
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    _lend_torch(tmp_path / "torch-site", Path(purelib))
     r = subprocess.run([str(py), "-m", "pip", "install", "-v", TORCH_PIN, str(ROOT)], capture_output=True,
                        text=True, timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

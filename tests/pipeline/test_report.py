@@ -73,9 +73,21 @@ def _parts(cell_json):
         yield p
 
 
+_DOCS: dict = {}
+
+
+def _doc(path: Path) -> dict:
+    """A metrics file, parsed once while it is unchanged (a report names each file many times)."""
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+    if key not in _DOCS:
+        _DOCS[key] = json.loads(path.read_text())
+    return _DOCS[key]
+
+
 def _file_metric(file: str, index: int, metric: str, work: Path | None = None) -> float:
     """``metric`` of result ``index`` of a metrics file (report.json names it relative to the work folder)."""
-    m = json.loads(((work or Path("/")) / file).read_text())["results"][index]["metrics"]
+    m = _doc((work or Path("/")) / file)["results"][index]["metrics"]
     if metric.startswith("recall:"):
         return m["per_class"][metric[7:]]["recall"]
     return m[metric] if metric in m else m["adversarial"][metric]
