@@ -117,3 +117,35 @@ def test_attack_success_rate_counts_only_clean_correct_rows():
     for k, v in a.to_dict().items():
         assert getattr(h, k) == pytest.approx(v), k
     assert AdvCounts().merge(a).to_dict() == pytest.approx(a.to_dict())
+
+
+def test_confusion_and_scores_are_scikit_learns():
+    """rdm computes the confusion matrix, per-class precision/recall/F1 and their macro means itself
+    (no scikit-learn import at a command's start-up): the same numbers, bit for bit, as sklearn.metrics,
+    on random labels and on the undefined cases (a class never predicted, never present, absent)."""
+    from rdm.evaluation.metrics import confusion, precision_recall_f1
+
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, k, n), rng.integers(0, k, n), k) for k, n in ((2, 50), (3, 7), (4, 200), (5, 3))]
+    cases += [(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 0]), 2),      # class 1 never predicted
+              (np.array([0, 0, 0]), np.array([0, 1, 1]), 3),            # class 1 never true, class 2 absent
+              (np.array([2, 2]), np.array([2, 2]), 3)]
+    for yt, yp, k in cases:
+        labels = list(range(k))
+        cm = confusion(yt, yp, k)
+        assert cm.dtype == np.int64 and np.array_equal(cm, skm.confusion_matrix(yt, yp, labels=labels))
+        p, r, f = precision_recall_f1(cm)
+        sp, sr, sf, _ = skm.precision_recall_fscore_support(yt, yp, labels=labels, zero_division=0)
+        assert np.array_equal(p, sp) and np.array_equal(r, sr) and np.array_equal(f, sf)
+        c = Counts.empty([f"c{i}" for i in range(k)])
+        c.add_predictions(yt, yp)
+        s = summarize(c)
+        macro = skm.precision_recall_fscore_support(yt, yp, labels=labels, average="macro", zero_division=0)
+        assert [s["precision_macro"], s["recall_macro"], s["f1_macro"]] == [float(v) for v in macro[:3]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # sklearn warns of predicted classes absent from y_true
+            assert s["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(yt, yp), abs=1e-15)
+        assert s["accuracy"] == skm.accuracy_score(yt, yp)
+    # labels outside 0..k-1 are not counted, as with sklearn's labels=range(k)
+    assert np.array_equal(confusion([0, 1, 5, -1], [0, 1, 1, 0], 2),
+                          skm.confusion_matrix([0, 1, 5, -1], [0, 1, 1, 0], labels=[0, 1]))

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn import metrics as skm
 
 __all__ = ["Counts", "AdvCounts", "counts_from_predictions", "adv_counts", "summarize",
            "perturbation_norms", "ssim_psnr"]
@@ -79,9 +78,7 @@ class Counts:
         return int(self.confusion.sum())
 
     def add_predictions(self, y_true, y_pred) -> None:
-        k = len(self.classes)
-        self.confusion += skm.confusion_matrix(np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1),
-                                               labels=list(range(k))).astype(np.int64)
+        self.confusion += confusion(y_true, y_pred, len(self.classes))
 
     def merge(self, o: "Counts") -> "Counts":
         if list(o.classes) != list(self.classes):
@@ -209,31 +206,48 @@ def adv_counts(y, pred_clean, pred_adv, x_adv, x_clean) -> AdvCounts:
 
 
 # --------------------------------------------------------------------------- summary
-def _pairs(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    k = cm.shape[0]
-    t, p = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
-    return t.ravel(), p.ravel(), cm.ravel().astype(np.float64)
+# Computed from the confusion matrix by scikit-learn's definitions (tests/evaluation/test_metrics.py
+# checks them against sklearn.metrics on every case): importing scikit-learn costs every command about
+# 1.5 s of CPU at start-up, and its argument checks 12 ms a call.
+def confusion(y_true, y_pred, k: int) -> np.ndarray:
+    """The k×k confusion matrix (rows: true class, columns: predicted), int64; rows whose true or
+    predicted class is outside 0..k-1 are not counted (``sklearn.metrics.confusion_matrix`` with
+    ``labels=range(k)``)."""
+    t, p = (np.asarray(v).reshape(-1).astype(np.int64) for v in (y_true, y_pred))
+    keep = (t >= 0) & (t < k) & (p >= 0) & (p < k)
+    return np.bincount(t[keep] * k + p[keep], minlength=k * k).reshape(k, k).astype(np.int64)
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den is 0 (scikit-learn's ``zero_division=0``)."""
+    out = np.zeros_like(num, dtype=np.float64)
+    nz = den != 0
+    out[nz] = num[nz] / den[nz]
+    return out
+
+
+def precision_recall_f1(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision, recall and F1 of a confusion matrix (0 where undefined), as
+    ``sklearn.metrics.precision_recall_fscore_support(..., zero_division=0)`` computes them."""
+    c = np.asarray(cm, dtype=np.float64)
+    tp, pred, true = np.diag(c), c.sum(axis=0), c.sum(axis=1)
+    return _divide(tp, pred), _divide(tp, true), _divide(2.0 * tp, 1.0 * true + pred)
 
 
 def summarize(c: Counts) -> dict[str, Any]:
     """The reported numbers (plain floats/ints/lists: JSON-ready)."""
     cm = c.confusion
-    k = len(c.classes)
     n = int(cm.sum())
     out: dict[str, Any] = {"n": n}
     if n == 0:
         out.update(accuracy=None, balanced_accuracy=None)
         return out
-    yt, yp, w = _pairs(cm)
-    labels = list(range(k))
     support = cm.sum(axis=1)
     present = support > 0
-    # balanced accuracy: mean recall over the classes present (scikit-learn's definition)
-    yt_b, yp_b, w_b = yt[w > 0], yp[w > 0], w[w > 0]
-    p, r, f, _ = skm.precision_recall_fscore_support(yt_b, yp_b, labels=labels, sample_weight=w_b,
-                                                     zero_division=0)
-    pm, rm, fm, _ = skm.precision_recall_fscore_support(yt_b, yp_b, labels=labels, sample_weight=w_b,
-                                                        average="macro", zero_division=0)
+    # balanced accuracy: mean recall over the classes present (scikit-learn's definition); the macro
+    # averages are over every class, absent ones counting 0
+    p, r, f = precision_recall_f1(cm)
+    pm, rm, fm = (float(np.average(v)) for v in (p, r, f))
     out.update(
         accuracy=float(np.trace(cm) / n),
         balanced_accuracy=float(np.mean(np.diag(cm)[present] / support[present])),
