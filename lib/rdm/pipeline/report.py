@@ -90,9 +90,9 @@ def _present(full: Plan, present: list[str], mode: str) -> Plan:
 def open_work(grid_path: str | Path, work: str | Path, mode: str = "tables", plan: Plan | None = None,
               seed: int = 0, seeds: int = 1, tier: str | None = None) -> Run:
     """A run from the work folder the plan's graph wrote (``tier``: the part of the grid it ran,
-    default :func:`default_tier`)."""
+    default the whole grid)."""
     work = Path(work)
-    full = plan or Plan(grid_path, mode, seed=seed, seeds=seeds, tier=tier or default_tier(mode))
+    full = plan or Plan(grid_path, mode, seed=seed, seeds=seeds, tier=tier)
     present = [m for m in full.modalities if (work / modality_dir(m)).is_dir()]
     if not present:
         raise RdmError(f"{work}: no modality folder ({', '.join(full.modalities)}); run the graph first")
@@ -124,10 +124,12 @@ def open_shipped(results: str | Path) -> Run:
                results / "work", shipped_figures=figs or [])
 
 
-def default_tier(mode: str) -> str:
-    """The tier a report reads when none is named: ``make tables``' default (core) for the tables, the
-    whole grid for the demo (what ``make demo`` runs)."""
-    return "full" if mode == "demo" else "core"
+def default_tier(mode: str, grid_path: str | Path) -> str:
+    """The tier ``python -m rdm.report`` reads when none is named: what ``make`` runs by default —
+    the core tier for the tables when the grid defines one, the whole grid for the demo."""
+    from rdm.pipeline.config import load_grid
+
+    return "core" if mode == "tables" and "core" in load_grid(grid_path).get("tiers", {}) else "full"
 
 
 def build(grid_path: str | Path, work: str | Path, results: str | Path, mode: str = "tables",
@@ -467,8 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the run's base seed (make's SEED)")
     ap.add_argument("--seeds", type=int, default=1, help="how many seeds the run trained (make's SEEDS)")
     ap.add_argument("--tier", choices=("core", "full"), default=None,
-                    help="the part of the grid the run built (make's TIER; default: core for --mode tables, "
-                         "full for --mode demo); --from reads it from what was shipped")
+                    help="the part of the grid the run built (make's TIER; default: core for --mode tables when "
+                         "the grid has [tiers.core], else full); --from reads it from what was shipped")
     ap.add_argument("--no-figures", action="store_true", help="tables only")
     ap.add_argument("--debug", action="store_true")
     a = ap.parse_args(argv)
@@ -480,8 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.source is not None:
             rep = rebuild(a.source, a.results)
         else:
-            rep = build(a.grid or DEFAULT_GRID, a.work, a.results, a.mode, figures=not a.no_figures,
-                        seed=a.seed, seeds=a.seeds, tier=a.tier)
+            grid = a.grid or DEFAULT_GRID
+            rep = build(grid, a.work, a.results, a.mode, figures=not a.no_figures, seed=a.seed, seeds=a.seeds,
+                        tier=a.tier or default_tier(a.mode, grid))
     except RdmError as e:
         if a.debug:
             raise
