@@ -82,6 +82,7 @@ $(STAMP): pyproject.toml
 # built once. A Python without xdist (NO_VENV=1 on a node that lacks it) runs the suite in one process.
 TEST_JOBS ?= auto
 test: $(STAMP)
+	@$(PY) -m compileall -q lib tools >/dev/null   # bytecode once: the suite starts hundreds of commands
 	$(PY) -m pytest $$($(PY) -c "import xdist" 2>/dev/null && echo "-n $(TEST_JOBS) --dist loadfile") tests
 
 # ---------------------------------------------------------------- the experiment graph
