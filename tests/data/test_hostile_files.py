@@ -141,7 +141,15 @@ def test_checkpoint_values_and_archive_fuzz_every_one_refused(tmp_path):
     (lambda m: m["arch"]["args"].update(height=9), "weights do not fit"),
     (lambda m: m.update(input_shape=[1, 99, 99]), "input_shape"),
 ])
-def test_tampered_checkpoints_named_in_our_words(tmp_path, edit, words):
+@pytest.mark.parametrize("probe", ["real", "meta"])
+def test_tampered_checkpoints_named_in_our_words(tmp_path, monkeypatch, edit, words, probe):
+    """Refused in the same words whether the shape probe runs one real image or the meta ghost (a model
+    whose activations would be too large to run for real); an untampered one loads either way."""
+    import rdm.data.checkpoint as ck
+
+    if probe == "meta":
+        monkeypatch.setattr(ck, "PROBE_VALUES", 0)
+    load_checkpoint(make_ckpt(tmp_path / "good.ckpt"))
     path = make_ckpt(tmp_path / "m.ckpt")
     blob = torch.load(path, weights_only=True)
     meta = json.loads(blob["meta"])

@@ -221,7 +221,12 @@ def _build_checked(meta: dict, state_dict: dict, path: Path) -> nn.Module:
         if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all()):
             raise bad(f"weight {k} has NaN or inf values; refused")
     try:
-        out = ghost.eval()(torch.empty(2, *meta["input_shape"], device="meta"))
+        model = build(meta["arch"])
+        model.load_state_dict(state_dict, strict=True)
+    except _BUILD_ERRORS as e:
+        raise bad(f"weights do not fit the architecture ({_short(e)})") from None
+    try:
+        out = _shape_probe(model, ghost, meta["input_shape"])
     except _BUILD_ERRORS as e:
         raise bad(f"architecture does not take input_shape {meta['input_shape']} ({_short(e)})") from None
     if not isinstance(out, torch.Tensor):
@@ -231,12 +236,29 @@ def _build_checked(meta: dict, state_dict: dict, path: Path) -> nn.Module:
             raise bad(f"the autoencoder's output {list(out.shape[1:])} differs from its input_shape")
     elif out.dim() != 2 or out.shape[1] not in (len(meta["classes"]), 1):
         raise bad(f"the classifier gives {list(out.shape[1:])} outputs for {len(meta['classes'])} classes")
-    try:
-        model = build(meta["arch"])
-        model.load_state_dict(state_dict, strict=True)
-    except _BUILD_ERRORS as e:
-        raise bad(f"weights do not fit the architecture ({_short(e)})") from None
     return model
+
+
+# One forward pass checks that the architecture takes the input shape and gives the right output. On
+# the meta device it costs no memory, but the meta kernels import torch._dynamo (about 1.5 s of CPU at
+# every command's start); a model whose largest activation stays under this many values runs one zero
+# image for real instead (milliseconds, at most 256 MB).
+PROBE_VALUES = 1 << 26
+
+
+def _shape_probe(model: nn.Module, ghost: nn.Module, input_shape) -> torch.Tensor:
+    """The model's output for a zero batch at ``input_shape``: the real model on one image when its
+    largest activation (widest convolution × the image's pixels) is bounded, else the meta ghost."""
+    c, h, w = (int(v) for v in input_shape)
+    widest = max([c, *(m.out_channels for m in ghost.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))])
+    if widest * h * w <= PROBE_VALUES:
+        training = model.training
+        try:
+            with torch.no_grad():
+                return model.eval()(torch.zeros(1, c, h, w))      # eval: batch norm's statistics untouched
+        finally:
+            model.train(training)
+    return ghost.eval()(torch.empty(2, c, h, w, device="meta"))
 
 
 def _short(e: BaseException) -> str:
