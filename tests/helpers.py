@@ -68,6 +68,14 @@ def tiny_preset(folder: Path, text: str = TINY, name: str = "tiny.toml") -> Path
     return p
 
 
+def small_train_val(folder: Path, n_train: int = 128, n_val: int = 48) -> dict[str, Path]:
+    """The 16×16 tiny preset in ``folder`` with a train set (seed 0) and a validation set (seed 1):
+    ``{"dir", "preset", "train", "val"}``, for the training tests."""
+    pre = tiny_preset(folder, TINY.replace("size = [24, 24]", "size = [16, 16]"))
+    return {"dir": Path(folder), "preset": pre, "train": phantoms(Path(folder) / "train.h5", pre, n_train, seed=0),
+            "val": phantoms(Path(folder) / "val.h5", pre, n_val, seed=1)}
+
+
 def phantoms(path: Path, preset: Path | str, n: int, seed: int, shape=None) -> Path:
     p = load_preset(str(preset))
     shape = shape or p.shape

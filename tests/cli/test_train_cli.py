@@ -10,17 +10,14 @@ from rdm.data.checkpoint import load_checkpoint
 from rdm.data.sets import SetReader
 from rdm_tools.pretrain_dcae import app as dcae_app
 from rdm_tools.train_cnn import app as cnn_app
-from helpers import TINY, noisy_copy, phantoms, tiny_preset
+from helpers import noisy_copy, phantoms, small_train_val, tiny_preset
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cli")
-    pre = tiny_preset(d, TINY.replace("size = [24, 24]", "size = [16, 16]"))
-    return {"dir": d, "preset": pre, "train": phantoms(d / "train.h5", pre, 128, seed=0),
-            "val": phantoms(d / "val.h5", pre, 48, seed=1)}
+    return small_train_val(tmp_path_factory.mktemp("cli"))
 
 
 def run(app, args):

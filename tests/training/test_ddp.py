@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rdm.data.checkpoint import read_raw
-from helpers import TINY, phantoms, tiny_preset, weights
+from helpers import small_train_val, weights
 
 dist = pytest.importorskip("torch.distributed")
 if not (dist.is_available() and dist.is_gloo_available()):
@@ -44,11 +44,8 @@ def _single(tool: str, *args) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ddp")
-    pre = tiny_preset(d, TINY.replace("size = [24, 24]", "size = [16, 16]"))
     # 49 rows, global batch 16: batches of 16, 16, 16, 1 -> the last one leaves rank 1 empty
-    return {"dir": d, "preset": pre, "train": phantoms(d / "train.h5", pre, 49, seed=0),
-            "val": phantoms(d / "val.h5", pre, 20, seed=1)}
+    return small_train_val(tmp_path_factory.mktemp("ddp"), 49, 20)
 
 
 def test_two_ranks_match_one_process(data):

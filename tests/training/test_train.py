@@ -13,7 +13,7 @@ from rdm.data.checkpoint import load_checkpoint, read_raw
 from rdm.errors import RdmError
 from rdm.training.loop import Batches, Classification, Source
 from rdm.api.train import Common, partial_path, train_cnn
-from helpers import TINY, accuracy, noisy_copy, phantoms, same_weights, tiny_preset, weights
+from helpers import accuracy, noisy_copy, phantoms, same_weights, small_train_val, tiny_preset, weights
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """Smaller still, for the tests that compare weights and need not learn much."""
-    d = tmp_path_factory.mktemp("small")
-    pre = tiny_preset(d, TINY.replace("size = [24, 24]", "size = [16, 16]"))
-    return {"dir": d, "preset": pre, "train": phantoms(d / "train.h5", pre, 128, seed=0),
-            "val": phantoms(d / "val.h5", pre, 48, seed=1)}
+    return small_train_val(tmp_path_factory.mktemp("small"))
 
 
 def _c(data, **kw):
