@@ -52,6 +52,7 @@ JOBS ?= 2
 # torch threads per job: the cores shared out between the JOBS parallel steps. Two steps of two threads
 # each on two cores train about 1.4x slower than two steps of one thread (OpenMP threads contend).
 JOB_THREADS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 1) / $(JOBS) )); [ $$n -ge 1 ] && echo $$n || echo 1)
+THREADS_ENV = RDM_THREADS=$${RDM_THREADS:-$(JOB_THREADS)}
 # the modalities `make tables` runs (empty: every one in the grid); their data folders (the grid's
 # `source`) must exist under DATA_ROOT
 MODALITIES ?=
@@ -100,21 +101,21 @@ tables: $(STAMP)
 	@$(PY) -m rdm.pipeline.grid check-data --grid $(GRID) --data-root $(DATA_ROOT) $(addprefix --modality ,$(MODALITIES))
 	@mkdir -p $(OUT)
 ifeq ($(RUNNER),pool)
-	RDM_THREADS=$${RDM_THREADS:-$(JOB_THREADS)} $(POOL) --mode tables --tier $(TIER) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) --results $(RESULTS) \
+	$(THREADS_ENV) $(POOL) --mode tables --tier $(TIER) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) --results $(RESULTS) \
 	  $(POOL_VARS) OUT=$(OUT) SUBSET_N=$(SUBSET_N) TRAIN_FLAGS="$(TRAIN_FLAGS)"
 else
 	@$(PY) -m rdm.pipeline.grid makefile --mode tables --tier $(TIER) --grid $(GRID) --seed $(SEED) --seeds $(SEEDS) $(addprefix --modality ,$(MODALITIES)) > $(OUT)/grid.mk
-	RDM_THREADS=$${RDM_THREADS:-$(JOB_THREADS)} $(MAKE) --no-print-directory -j$(JOBS) MODE=tables TIER=$(TIER) GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) SEEDS=$(SEEDS) report
+	$(THREADS_ENV) $(MAKE) --no-print-directory -j$(JOBS) MODE=tables TIER=$(TIER) GRID_MK=$(OUT)/grid.mk OUT=$(OUT) RESULTS=$(RESULTS) SEEDS=$(SEEDS) report
 endif
 
 demo: $(STAMP)
 	@mkdir -p $(DEMO_OUT)
 ifeq ($(RUNNER),pool)
-	RDM_THREADS=$${RDM_THREADS:-$(JOB_THREADS)} $(POOL) --mode demo --seeds $(DEMO_SEEDS) $(addprefix --modality ,$(DEMO_MODALITIES)) \
+	$(THREADS_ENV) $(POOL) --mode demo --seeds $(DEMO_SEEDS) $(addprefix --modality ,$(DEMO_MODALITIES)) \
 	  --results $(DEMO_RESULTS) $(POOL_VARS) OUT=$(DEMO_OUT) SUBSET_N=$(DEMO_SUBSET_N) TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)"
 else
 	@$(PY) -m rdm.pipeline.grid makefile --mode demo --grid $(GRID) --seed $(SEED) --seeds $(DEMO_SEEDS) $(addprefix --modality ,$(DEMO_MODALITIES)) > $(DEMO_OUT)/grid.mk
-	RDM_THREADS=$${RDM_THREADS:-$(JOB_THREADS)} $(MAKE) --no-print-directory -j$(JOBS) MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) SEEDS=$(DEMO_SEEDS) \
+	$(THREADS_ENV) $(MAKE) --no-print-directory -j$(JOBS) MODE=demo GRID_MK=$(DEMO_OUT)/grid.mk OUT=$(DEMO_OUT) RESULTS=$(DEMO_RESULTS) SEEDS=$(DEMO_SEEDS) \
 	  TRAIN_FLAGS="$(DEMO_TRAIN_FLAGS)" SUBSET_N=$(DEMO_SUBSET_N) report
 endif
 	@echo "demo report: $(DEMO_RESULTS)/REPORT.md" >&2
